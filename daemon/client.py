@@ -1,0 +1,241 @@
+"""Async client for the pasd socket, shared by the CLI, pas-lsp and pas-tui.
+
+Light on purpose: asyncio, pydantic and the protocol models only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, TypeAdapter
+
+from daemon import paths, protocol as p
+from daemon.errors import DaemonUnavailable, PasError, from_rpc
+
+R = TypeVar("R", bound=BaseModel)
+
+_EVENT = TypeAdapter(p.EventEnvelope)
+
+
+class PasClient:
+    """One connection to the daemon; requests may be issued concurrently."""
+
+    def __init__(self, socket: str | os.PathLike[str] | None = None, *, name: str = "client") -> None:
+        self.socket = Path(socket) if socket else paths.socket_path()
+        self.name = name
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._ids = itertools.count(1)
+        self._read_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------ connection
+
+    async def connect(self) -> PasClient:
+        try:
+            self._reader, self._writer = await asyncio.open_unix_connection(
+                str(self.socket), limit=p.MAX_LINE_BYTES + 1
+            )
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise DaemonUnavailable(f"pasd is not running (no daemon at {self.socket}); start it with `pasd start`") from exc
+        except OSError as exc:
+            raise DaemonUnavailable(f"cannot connect to {self.socket}: {exc.strerror or exc}") from exc
+        self._read_task = asyncio.create_task(self._read_loop(), name=f"pasd-client-{self.name}")
+        return self
+
+    async def close(self) -> None:
+        if self._read_task is not None:
+            self._read_task.cancel()
+            try:
+                await self._read_task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._read_task = None
+        if self._writer is not None:
+            self._writer.close()
+            try:
+                await self._writer.wait_closed()
+            except OSError:
+                pass
+            self._writer = None
+        self._fail_pending(DaemonUnavailable("connection closed"))
+
+    async def __aenter__(self) -> PasClient:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None and self._read_task is not None and not self._read_task.done()
+
+    def _fail_pending(self, exc: Exception) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+        self._pending.clear()
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                line = await self._reader.readline()
+                if not line:
+                    break
+                msg = json.loads(line)
+                fut = self._pending.pop(msg.get("id"), None)
+                if fut is None or fut.done():
+                    continue
+                if "error" in msg:
+                    fut.set_exception(from_rpc(p.RpcError.model_validate(msg["error"])))
+                else:
+                    fut.set_result(msg.get("result"))
+        except (OSError, ValueError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._fail_pending(DaemonUnavailable("the daemon closed the connection"))
+
+    # ------------------------------------------------------------ requests
+
+    async def call(self, method: str, params: BaseModel | None = None) -> BaseModel:
+        """Send one request; returns the method's result model or raises a PasError."""
+        params_model, result_model = p.METHODS[method]
+        if params is None:
+            params = params_model()
+        if self._writer is None:
+            await self.connect()
+        assert self._writer is not None
+        req_id = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = fut
+        data = (json.dumps(p.request(method, params, req_id)) + "\n").encode()
+        try:
+            async with self._lock:
+                self._writer.write(data)
+                await self._writer.drain()
+        except OSError as exc:
+            self._pending.pop(req_id, None)
+            raise DaemonUnavailable(f"lost the daemon: {exc}") from exc
+        result = await fut
+        return result_model.model_validate(result)
+
+    async def _typed(self, method: str, params: BaseModel | None, kind: type[R]) -> R:
+        result = await self.call(method, params)
+        assert isinstance(result, kind)
+        return result
+
+    async def hello(self) -> p.HelloResult:
+        return await self._typed("hello", p.HelloParams(client=self.name), p.HelloResult)
+
+    async def status(self) -> p.PoolStatus:
+        return await self._typed("pool.status", None, p.PoolStatus)
+
+    async def submit(self, params: p.SubmitParams) -> p.TaskInfo:
+        return await self._typed("task.submit", params, p.TaskInfo)
+
+    async def get(self, task_id: str) -> p.TaskInfo:
+        return await self._typed("task.get", p.TaskRef(task_id=task_id), p.TaskInfo)
+
+    async def list(self, params: p.TaskListParams | None = None) -> list[p.TaskInfo]:
+        return (await self._typed("task.list", params or p.TaskListParams(), p.TaskList)).tasks
+
+    async def cancel(self, task_id: str) -> p.TaskInfo:
+        return await self._typed("task.cancel", p.TaskRef(task_id=task_id), p.TaskInfo)
+
+    async def diff(self, task_id: str) -> p.DiffResult:
+        return await self._typed("task.diff", p.TaskRef(task_id=task_id), p.DiffResult)
+
+    async def approve(self, params: p.ReviewParams) -> p.ReviewResult:
+        return await self._typed("task.approve", params, p.ReviewResult)
+
+    async def reject(self, params: p.ReviewParams) -> p.ReviewResult:
+        return await self._typed("task.reject", params, p.ReviewResult)
+
+    async def receipts(self, params: p.ReceiptsParams | None = None) -> list[p.Receipt]:
+        return (await self._typed("receipts.list", params or p.ReceiptsParams(), p.ReceiptList)).receipts
+
+    async def shutdown(self) -> p.ShutdownResult:
+        return await self._typed("daemon.shutdown", None, p.ShutdownResult)
+
+    async def wait(self, task_id: str, *, until: set[p.TaskState] | None = None) -> p.TaskInfo:
+        """Wait on the event stream until the task reaches a state in `until` (default: done running)."""
+        until = until or {s for s in p.TaskState if not s.active}
+        async with EventStream(self.socket, kinds=["task"]) as events:
+            task = await self.get(task_id)
+            if task.state in until:
+                return task
+            async for env in events:
+                ev = env.event
+                if isinstance(ev, p.TaskEvent) and ev.task.id == task_id and ev.task.state in until:
+                    return ev.task
+        raise DaemonUnavailable("the daemon closed the event stream")
+
+
+class EventStream:
+    """A dedicated connection that receives `event` notifications."""
+
+    def __init__(self, socket: str | os.PathLike[str] | None = None,
+                 kinds: list[Any] | None = None) -> None:
+        self.socket = Path(socket) if socket else paths.socket_path()
+        self.kinds = kinds
+        self.status: p.PoolStatus | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def __aenter__(self) -> EventStream:
+        try:
+            self._reader, self._writer = await asyncio.open_unix_connection(
+                str(self.socket), limit=p.MAX_LINE_BYTES + 1
+            )
+        except OSError as exc:
+            raise DaemonUnavailable(f"pasd is not running (no daemon at {self.socket})") from exc
+        req = p.request("events.subscribe", p.SubscribeParams(kinds=self.kinds), 1)
+        self._writer.write((json.dumps(req) + "\n").encode())
+        await self._writer.drain()
+        line = await self._reader.readline()
+        if not line:
+            raise DaemonUnavailable("the daemon closed the event stream")
+        msg = json.loads(line)
+        if "error" in msg:
+            raise from_rpc(p.RpcError.model_validate(msg["error"]))
+        self.status = p.SubscribeResult.model_validate(msg["result"]).status
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            try:
+                await self._writer.wait_closed()
+            except OSError:
+                pass
+
+    def __aiter__(self) -> AsyncIterator[p.EventEnvelope]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[p.EventEnvelope]:
+        assert self._reader is not None
+        while True:
+            try:
+                line = await self._reader.readline()
+            except OSError:
+                return
+            if not line:
+                return
+            msg = json.loads(line)
+            if msg.get("method") == "event":
+                yield _EVENT.validate_python(msg["params"])
+
+
+async def connect(socket: str | os.PathLike[str] | None = None, *, name: str = "client") -> PasClient:
+    return await PasClient(socket, name=name).connect()
+
+
+__all__ = ["PasClient", "EventStream", "connect", "PasError", "DaemonUnavailable"]

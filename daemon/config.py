@@ -1,0 +1,133 @@
+"""Settings: `~/.config/pasd/config.toml` overlaid by `<workspace>/.pas.toml`.
+
+Keys follow the editor settings (`pas.models` is `models.choices`, `pas.defaultModel` is
+`models.default`). A bad file raises ConfigError naming the file, the key and the problem.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from daemon import paths
+from daemon.errors import ConfigError
+
+OFFLINE_MODEL = "openai/pasd-offline"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class PoolConfig(Section):
+    workers: int = Field(default=4, ge=1, le=512)
+    """How many Programmers the pool runs."""
+    health_check_delay_s: float = Field(default=1.0, ge=0)
+    """How long a FAILED programmer rests before its health check."""
+    max_retries: int = Field(default=2, ge=0, le=20)
+    """How often a task is re-queued after a transient fault or a daemon crash."""
+    retry_backoff_s: float = Field(default=0.5, ge=0)
+    """First retry delay; doubles with each attempt."""
+    snapshot: Literal["worktree", "copy"] = "worktree"
+    """`worktree`: a detached git worktree with uncommitted changes; `copy`: the task's files only."""
+
+
+class ModelSettings(Section):
+    api_base: str | None = None
+    """OpenAI-compatible or provider endpoint for this model."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding this model's key (never the key itself)."""
+    input_cost_per_token: float | None = Field(default=None, ge=0)
+    """USD per input token, for models litellm has no price for."""
+    output_cost_per_token: float | None = Field(default=None, ge=0)
+    """USD per output token, for models litellm has no price for."""
+    params: dict[str, Any] = {}
+    """Extra completion parameters (temperature, max_tokens, ...)."""
+
+
+class ModelsConfig(Section):
+    default: str = "openai/gpt-4.1-mini"
+    """Model used when a task names none (`pas.defaultModel`)."""
+    choices: list[str] = ["openai/gpt-4.1-mini", "anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash"]
+    """Models offered in the editors' menus (`pas.models`)."""
+    settings: dict[str, ModelSettings] = {}
+    """Per-model settings keyed by model string."""
+
+
+class GuardrailsConfig(Section):
+    allow_files: list[str] = []
+    """Extra glob patterns, relative to the workspace, a task may change besides its own files."""
+    allow_commands: list[str] = []
+    """Check commands allowed to run, as shell-style patterns over the command line (`pytest *`)."""
+    task_timeout_s: float = Field(default=600.0, gt=0)
+    """Wall-time limit of a task: model calls, edits and checks."""
+    model_timeout_s: float = Field(default=300.0, gt=0)
+    """Limit of one model call."""
+    check_timeout_s: float = Field(default=120.0, gt=0)
+    """Limit of one check command run; the whole process group is killed past it."""
+    check_output_bytes: int = Field(default=64_000, ge=1024)
+    """How much check output is kept and sent back to the model."""
+    max_rounds: int = Field(default=2, ge=0, le=10)
+    """Repair rounds after a failed check."""
+    task_budget_usd: float | None = Field(default=None, ge=0)
+    """Cap per task in USD; None for no cap."""
+    daily_budget_usd: float | None = Field(default=None, ge=0)
+    """Cap per day in USD over all tasks; None for no cap."""
+
+
+class Settings(Section):
+    pool: PoolConfig = PoolConfig()
+    models: ModelsConfig = ModelsConfig()
+    guardrails: GuardrailsConfig = GuardrailsConfig()
+
+    def model_settings(self, model: str) -> ModelSettings:
+        return self.models.settings.get(model, ModelSettings())
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def _validate(data: dict[str, Any], source: str) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"{source}: key '{key}': {first['msg']}") from exc
+
+
+def load(workspace: Path | None = None, user_file: Path | None = None) -> Settings:
+    """The user's config, overlaid with the workspace's `.pas.toml` when one is given."""
+    user_path = user_file or paths.user_config_file()
+    data = read_toml(user_path)
+    settings = _validate(data, str(user_path))
+    if workspace is None:
+        return settings
+    project_path = workspace / paths.PROJECT_CONFIG
+    project = read_toml(project_path)
+    if not project:
+        return settings
+    _validate(project, str(project_path))  # name the project file when it alone is wrong
+    return _validate(_merge(data, project), f"{user_path} + {project_path}")

@@ -1,0 +1,413 @@
+"""The wire schema: every JSON-RPC method's params and result as pydantic models.
+
+The daemon, the CLI, pas-lsp and pas-tui all speak through these models; nobody
+builds protocol dicts by hand. This module must stay light: pydantic only.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PROTOCOL_VERSION = 1
+MAX_LINE_BYTES = 8 * 1024 * 1024
+
+
+class Model(BaseModel):
+    """Base for wire models: unknown fields are refused, so typos surface as errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- states
+
+
+class TaskState(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    REVIEW = "REVIEW"
+    APPLIED = "APPLIED"
+    REJECTED = "REJECTED"
+    CONFLICT = "CONFLICT"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def active(self) -> bool:
+        return self in (TaskState.QUEUED, TaskState.RUNNING)
+
+    @property
+    def reviewable(self) -> bool:
+        return self in (TaskState.REVIEW, TaskState.CONFLICT)
+
+    @property
+    def final(self) -> bool:
+        return self in (TaskState.APPLIED, TaskState.REJECTED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+class ProgrammerState(StrEnum):
+    IDLE = "IDLE"
+    BUSY = "BUSY"
+    FAILED = "FAILED"
+
+
+class HunkState(StrEnum):
+    PENDING = "pending"
+    APPLIED = "applied"
+    REJECTED = "rejected"
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+class Selection(Model):
+    """A range of whole lines in one file, 1-based and inclusive."""
+
+    path: str = Field(min_length=1)
+    start_line: int = Field(ge=1)
+    end_line: int = Field(ge=1)
+
+    @field_validator("end_line")
+    @classmethod
+    def _ordered(cls, v: int, info: Any) -> int:
+        start = info.data.get("start_line")
+        if start is not None and v < start:
+            raise ValueError("end_line must be >= start_line")
+        return v
+
+
+class Hunk(Model):
+    """One reviewable change; `id` is 1-based and unique within its task."""
+
+    id: int
+    path: str
+    old_start: int  # 1-based first line in the base file (0 for an insertion into an empty file)
+    old_count: int
+    new_start: int
+    new_count: int
+    old_lines: list[str]  # the base lines this hunk replaces, without line endings
+    new_lines: list[str]  # the lines it puts there instead
+    header: str  # the "@@ -a,b +c,d @@" line
+    text: str  # the hunk as it appears in the unified diff (with context)
+    state: HunkState = HunkState.PENDING
+    stale: bool = False  # the user's file changed under this hunk since the task's base
+
+
+class FileDiff(Model):
+    path: str
+    created: bool = False
+    added: int = 0
+    removed: int = 0
+    hunks: list[Hunk] = []
+
+
+class RefusedEdit(Model):
+    """An edit the guardrails refused; it was never written anywhere."""
+
+    path: str
+    reason: str
+
+
+class CheckRun(Model):
+    round: int
+    command: str
+    exit_code: int | None  # None: killed on timeout
+    timed_out: bool = False
+    output: str = ""  # size-capped
+
+
+class Conflict(Model):
+    hunk_id: int
+    path: str
+    reason: str
+
+
+class TokenUsage(Model):
+    input: int = 0
+    output: int = 0
+    reasoning: int = 0
+
+
+class ProviderSnapshot(Model):
+    provider: str
+    model: str
+    api_base: str | None = None
+    params: dict[str, Any] = {}
+    litellm_version: str | None = None
+
+
+class Receipt(Model):
+    """What one task attempt cost and changed."""
+
+    task_id: str
+    run_id: str
+    attempt: int
+    programmer: str
+    provider: ProviderSnapshot
+    tokens: TokenUsage
+    cost_usd: float  # rounded to 6 decimals
+    priced: bool  # False when the model is not in litellm's price table or the config
+    wall_s: float
+    llm_s: float
+    llm_calls: int = 0
+    files_changed: int = 0
+    lines_added: int = 0
+    lines_removed: int = 0
+    check: str | None = None  # "passed" | "failed" | None (no check command)
+    check_rounds: int = 0
+    refused: list[RefusedEdit] = []
+    outcome: str  # "review" | "no-change" | "failed: <reason>" | "cancelled"
+    created_at: float
+
+
+class TaskInfo(Model):
+    """A task as the front ends see it."""
+
+    id: str
+    state: TaskState
+    workspace: str
+    instruction: str
+    files: list[str]
+    selection: Selection | None = None
+    model: str
+    api_base: str | None = None
+    check: str | None = None
+    timeout_s: float
+    budget_usd: float | None = None
+    priority: int = 0
+    programmer: str | None = None
+    attempts: int = 0
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    reason: str | None = None  # machine-readable failure reason: timeout, budget, provider, ...
+    error: str | None = None  # human-readable
+    files_changed: int = 0
+    lines_added: int = 0
+    lines_removed: int = 0
+    cost_usd: float = 0.0
+    refused: list[RefusedEdit] = []
+    conflicts: list[Conflict] = []
+    stale_hunks: list[int] = []
+
+
+class ProgrammerInfo(Model):
+    id: str  # "Programmer-01"
+    state: ProgrammerState
+    task_id: str | None = None
+    model: str | None = None
+    busy_since: float | None = None
+    tasks_done: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    node: str = "local"
+
+
+# ---------------------------------------------------------------- methods
+
+
+class Empty(Model):
+    pass
+
+
+class HelloParams(Model):
+    client: str = "unknown"
+    protocol: int = PROTOCOL_VERSION
+
+
+class HelloResult(Model):
+    server: str = "pasd"
+    version: str
+    protocol: int = PROTOCOL_VERSION
+    pid: int
+    run_id: str
+    socket: str
+    state_dir: str
+
+
+class PoolStatus(Model):
+    programmers: list[ProgrammerInfo]
+    queued: int
+    running: int
+    review: int
+
+
+class SubmitParams(Model):
+    workspace: str = Field(min_length=1, description="absolute path of the workspace root")
+    instruction: str = Field(min_length=1)
+    files: list[str] = []
+    selection: Selection | None = None
+    model: str | None = None  # None: the configured default
+    api_base: str | None = None
+    check: str | None = None
+    timeout_s: float | None = Field(default=None, gt=0)
+    budget_usd: float | None = Field(default=None, ge=0)
+    priority: int = 0
+
+    @field_validator("instruction")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("instruction is blank")
+        return v
+
+
+class TaskRef(Model):
+    task_id: str = Field(min_length=1)
+
+
+class TaskListParams(Model):
+    states: list[TaskState] | None = None
+    workspace: str | None = None
+    limit: int = Field(default=200, ge=1, le=10_000)
+
+
+class TaskList(Model):
+    tasks: list[TaskInfo]
+
+
+class DiffResult(Model):
+    task_id: str
+    state: TaskState
+    diff: str  # unified diff of the whole task
+    files: list[FileDiff]
+
+
+class ReviewParams(Model):
+    """Approve or reject a task, or only some of its hunks."""
+
+    task_id: str = Field(min_length=1)
+    hunks: list[int] | None = None  # None: every pending hunk
+    applied_by_client: list[int] = []  # hunks an editor already applied to its buffers
+
+
+class ReviewResult(Model):
+    task: TaskInfo
+    applied: list[int] = []
+    rejected: list[int] = []
+    conflicts: list[Conflict] = []
+
+
+class ReceiptsParams(Model):
+    task_id: str | None = None
+    limit: int = Field(default=500, ge=1, le=100_000)
+
+
+class ReceiptList(Model):
+    receipts: list[Receipt]
+
+
+class SubscribeParams(Model):
+    kinds: list[Literal["programmer", "task", "progress", "receipt"]] | None = None
+
+
+class SubscribeResult(Model):
+    status: PoolStatus
+
+
+class ShutdownResult(Model):
+    stopping: bool = True
+
+
+class Ok(Model):
+    ok: bool = True
+
+
+# ---------------------------------------------------------------- events
+
+
+class ProgrammerEvent(Model):
+    kind: Literal["programmer"] = "programmer"
+    programmer: ProgrammerInfo
+
+
+class TaskEvent(Model):
+    kind: Literal["task"] = "task"
+    task: TaskInfo
+
+
+class ProgressEvent(Model):
+    kind: Literal["progress"] = "progress"
+    task_id: str
+    programmer: str | None = None
+    phase: str  # queued | snapshot | model | edit | check | diff | done
+    message: str
+
+
+class ReceiptEvent(Model):
+    kind: Literal["receipt"] = "receipt"
+    receipt: Receipt
+
+
+Event = Annotated[
+    ProgrammerEvent | TaskEvent | ProgressEvent | ReceiptEvent, Field(discriminator="kind")
+]
+
+
+class EventEnvelope(Model):
+    """The params of an `event` notification."""
+
+    seq: int
+    time: float
+    event: Event
+
+
+# ---------------------------------------------------------------- registry
+
+METHODS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+    "hello": (HelloParams, HelloResult),
+    "pool.status": (Empty, PoolStatus),
+    "task.submit": (SubmitParams, TaskInfo),
+    "task.get": (TaskRef, TaskInfo),
+    "task.list": (TaskListParams, TaskList),
+    "task.cancel": (TaskRef, TaskInfo),
+    "task.diff": (TaskRef, DiffResult),
+    "task.approve": (ReviewParams, ReviewResult),
+    "task.reject": (ReviewParams, ReviewResult),
+    "receipts.list": (ReceiptsParams, ReceiptList),
+    "events.subscribe": (SubscribeParams, SubscribeResult),
+    "daemon.shutdown": (Empty, ShutdownResult),
+}
+
+
+# ---------------------------------------------------------------- JSON-RPC envelopes
+
+
+class ErrorCode:
+    PARSE_ERROR = -32700
+    INVALID_REQUEST = -32600
+    METHOD_NOT_FOUND = -32601
+    INVALID_PARAMS = -32602
+    INTERNAL_ERROR = -32603
+    # application errors
+    NOT_FOUND = -32001  # unknown task
+    INVALID_STATE = -32002  # e.g. approving a RUNNING task
+    BAD_MODEL = -32003  # unknown provider / malformed model string
+    MISSING_CREDENTIALS = -32004
+    GUARDRAIL = -32005  # refused by an allowlist or budget
+    BAD_CONFIG = -32006
+    SHUTTING_DOWN = -32007
+
+
+class RpcError(Model):
+    code: int
+    message: str
+    data: Any = None
+
+
+def request(method: str, params: BaseModel, id: int | str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": id, "method": method, "params": params.model_dump(mode="json")}
+
+
+def notification(method: str, params: BaseModel) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": method, "params": params.model_dump(mode="json")}
+
+
+def response(id: int | str | None, result: BaseModel) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": id, "result": result.model_dump(mode="json")}
+
+
+def error_response(id: int | str | None, error: RpcError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": id, "error": error.model_dump(mode="json", exclude_none=True)}
