@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
-from daemon import paths, protocol as p
+from daemon import paths
+from daemon import protocol as p
 from daemon.errors import DaemonUnavailable, PasError, from_rpc
 
 R = TypeVar("R", bound=BaseModel)
@@ -238,4 +239,4 @@ async def connect(socket: str | os.PathLike[str] | None = None, *, name: str = "
     return await PasClient(socket, name=name).connect()
 
 
-__all__ = ["PasClient", "EventStream", "connect", "PasError", "DaemonUnavailable"]
+__all__ = ["DaemonUnavailable", "EventStream", "PasClient", "PasError", "connect"]

@@ -131,3 +131,47 @@ def load(workspace: Path | None = None, user_file: Path | None = None) -> Settin
         return settings
     _validate(project, str(project_path))  # name the project file when it alone is wrong
     return _validate(_merge(data, project), f"{user_path} + {project_path}")
+
+
+class ConfigCache:
+    """Effective settings per workspace, re-read when a config file changes.
+
+    A file that turns bad keeps the last good settings in force; the error is kept in
+    `errors` (and logged by the daemon) until the file is fixed.
+    """
+
+    def __init__(self, user_file: Path | None = None, overrides: dict[str, Any] | None = None) -> None:
+        self.user_file = user_file or paths.user_config_file()
+        self.overrides = overrides or {}
+        self._cache: dict[str | None, tuple[tuple[float, ...], Settings]] = {}
+        self.errors: dict[str | None, str] = {}
+
+    def _stamp(self, workspace: str | None) -> tuple[float, ...]:
+        files = [self.user_file] + ([Path(workspace) / paths.PROJECT_CONFIG] if workspace else [])
+        out = []
+        for f in files:
+            try:
+                st = f.stat()
+                out += [st.st_mtime_ns, st.st_size]
+            except OSError:
+                out += [-1, -1]
+        return tuple(out)
+
+    def get(self, workspace: str | None = None) -> Settings:
+        stamp = self._stamp(workspace)
+        hit = self._cache.get(workspace)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        try:
+            settings = load(Path(workspace) if workspace else None, self.user_file)
+            if self.overrides:
+                settings = _validate(_merge(settings.model_dump(), self.overrides), "command line")
+        except ConfigError as exc:
+            self.errors[workspace] = exc.message
+            if hit is not None:
+                self._cache[workspace] = (stamp, hit[1])
+                return hit[1]
+            raise
+        self.errors.pop(workspace, None)
+        self._cache[workspace] = (stamp, settings)
+        return settings

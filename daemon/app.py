@@ -1,0 +1,141 @@
+"""The daemon process: composes store, pool, scheduler, review and the socket server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import IO
+
+from daemon import paths
+from daemon import protocol as p
+from daemon.config import ConfigCache
+from daemon.errors import PasError
+from daemon.events import EventBus
+from daemon.pool import LocalBackend, Pool
+from daemon.programmer import snapshot
+from daemon.review import Reviewer
+from daemon.scheduler import Scheduler
+from daemon.server import RpcServer
+from daemon.service import Service
+from daemon.store import Store
+
+log = logging.getLogger("pasd")
+
+
+class AlreadyRunning(PasError):
+    pass
+
+
+def pasd_version() -> str:
+    try:
+        return version("pasd")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+class Lock:
+    """An exclusive flock held for the daemon's lifetime; the file records the holder's pid."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fh = self.path.open("a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            pid = fh.read().strip() or "?"
+            fh.close()
+            raise AlreadyRunning(f"pasd is already running (pid {pid})") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class Daemon:
+    def __init__(self, *, socket_path: Path | None = None, state_dir: Path | None = None,
+                 workers: int | None = None, config_file: Path | None = None) -> None:
+        self.socket_path = socket_path or paths.socket_path()
+        self.state_dir = state_dir or paths.state_dir()
+        overrides = {"pool": {"workers": workers}} if workers else {}
+        self.configs = ConfigCache(config_file, overrides)
+        self.settings = self.configs.get()  # a bad user config stops the start with its message
+        self.run_id = time.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
+        self._stop = asyncio.Event()
+        self._locks = [Lock(Path(str(self.socket_path) + ".lock")), Lock(self.state_dir / "pasd.lock")]
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        for lock in self._locks:
+            lock.acquire()
+        try:
+            await self._run()
+        finally:
+            for lock in reversed(self._locks):
+                lock.release()
+
+    async def _run(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        worktrees = self.state_dir / "worktrees"
+        cleaned = await snapshot.clean_stale(worktrees)
+        if cleaned:
+            log.info("removed %d stale snapshots", cleaned)
+        store = Store(self.state_dir)
+        bus = EventBus()
+        pool = Pool(self.settings.pool.workers, LocalBackend(worktrees), bus)
+        scheduler = Scheduler(store, pool, bus, self.configs.get, self.run_id, worktrees)
+        requeued, failed = scheduler.recover(self.settings.pool.max_retries)
+        if requeued or failed:
+            log.info("recovered after a stop: %d tasks re-queued, %d failed", requeued, failed)
+        hello = p.HelloResult(version=pasd_version(), pid=os.getpid(), run_id=self.run_id,
+                              socket=str(self.socket_path), state_dir=str(self.state_dir))
+        service = Service(store=store, pool=pool, bus=bus, scheduler=scheduler, reviewer=Reviewer(store, bus),
+                          configs=self.configs, hello=hello, on_shutdown=self.request_stop)
+        server = RpcServer(service, bus, self.socket_path)
+        await server.start()
+        scheduler.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        log.info("pasd %s serving on %s with %d programmers (run %s)", hello.version, self.socket_path,
+                 len(pool.programmers), self.run_id)
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("stopping")
+            await server.close()
+            await scheduler.close()
+            await pool.backend.close()
+            store.close()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+
+
+def serve(socket_path: Path | None, state_dir: Path | None, workers: int | None) -> int:
+    """Run the daemon in the foreground until stopped; 0 on a clean stop."""
+    state = state_dir or paths.state_dir()
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    daemon = Daemon(socket_path=socket_path, state_dir=state, workers=workers)
+    asyncio.run(daemon.run())
+    return 0

@@ -1,0 +1,195 @@
+"""The native Programmer engine: snapshot -> model -> edits -> check -> diff + receipt.
+
+`run_task` takes a self-contained TaskSpec and returns an EngineResult; it shares no state
+with the scheduler, so a remote backend can run it unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daemon.programmer import llm, snapshot
+from daemon.programmer.check import run_check
+from daemon.programmer.edits import EditFormatError, SearchNotFound, apply_edit, parse_edits
+from daemon.programmer.guard import command_allowed, normalize, refuse_path
+from daemon.programmer.prompt import build_messages, repair_message
+from daemon.programmer.spec import EngineResult, FileChange, ProviderFault, TaskFailed, TaskSpec
+from daemon.protocol import CheckRun, ProviderSnapshot, Receipt, RefusedEdit, TokenUsage
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class _Tally:
+    """What the attempt has spent so far; becomes the receipt."""
+
+    spec: TaskSpec
+    started: float = field(default_factory=time.time)
+    tokens: TokenUsage = field(default_factory=TokenUsage)
+    cost: float = 0.0
+    priced: bool = True
+    llm_s: float = 0.0
+    calls: int = 0
+    checks: list[CheckRun] = field(default_factory=list)
+    refused: list[RefusedEdit] = field(default_factory=list)
+
+    def add(self, reply: llm.Reply) -> None:
+        self.tokens = TokenUsage(input=self.tokens.input + reply.tokens.input,
+                                 output=self.tokens.output + reply.tokens.output,
+                                 reasoning=self.tokens.reasoning + reply.tokens.reasoning)
+        self.cost += reply.cost_usd
+        self.priced = self.priced and reply.priced
+        self.llm_s += reply.seconds
+        self.calls += 1
+
+    def receipt(self, outcome: str, changes: list[FileChange] | None = None) -> Receipt:
+        spec = self.spec
+        added = removed = 0
+        for ch in changes or []:
+            a, r = _line_delta(ch.base, ch.proposed)
+            added, removed = added + a, removed + r
+        check = None
+        if self.checks:
+            check = "passed" if self.checks[-1].exit_code == 0 else "failed"
+        return Receipt(
+            task_id=spec.task_id, run_id=spec.run_id, attempt=spec.attempt, programmer=spec.programmer,
+            provider=ProviderSnapshot(provider=llm.provider_of(spec.model.model), model=spec.model.model,
+                                      api_base=spec.model.api_base, params=spec.model.params,
+                                      litellm_version=llm.version()),
+            tokens=self.tokens, cost_usd=round(self.cost, 6), priced=self.priced and self.calls > 0,
+            wall_s=round(time.time() - self.started, 4), llm_s=round(self.llm_s, 4), llm_calls=self.calls,
+            files_changed=len(changes or []), lines_added=added, lines_removed=removed,
+            check=check, check_rounds=len(self.checks), refused=list(self.refused),
+            outcome=outcome, created_at=time.time(),
+        )
+
+
+def _line_delta(base: str, new: str) -> tuple[int, int]:
+    import difflib
+
+    added = removed = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+        None, base.splitlines(), new.splitlines(), autojunk=False
+    ).get_opcodes():
+        if tag in ("replace", "delete"):
+            removed += i2 - i1
+        if tag in ("replace", "insert"):
+            added += j2 - j1
+    return added, removed
+
+
+async def run_task(spec: TaskSpec, progress: Progress) -> EngineResult:
+    """Run one attempt; raises TaskFailed (a verdict) or ProviderFault (worth a retry)."""
+    tally = _Tally(spec)
+    try:
+        async with asyncio.timeout(spec.limits.timeout_s):
+            return await _attempt(spec, progress, tally)
+    except TimeoutError:
+        raise TaskFailed("timeout", f"the task ran past its {spec.limits.timeout_s:g} s limit",
+                         receipt=tally.receipt("failed: timeout")) from None
+    except TaskFailed as exc:
+        exc.receipt = exc.receipt or tally.receipt(f"failed: {exc.reason}")
+        raise
+    except ProviderFault as exc:
+        exc.receipt = tally.receipt(f"failed: {exc.reason}")
+        raise
+
+
+async def _attempt(spec: TaskSpec, progress: Progress, tally: _Tally) -> EngineResult:
+    workspace = Path(spec.workspace)
+    if spec.check and not command_allowed(spec.check, spec.allow_commands):
+        raise TaskFailed("guardrail", f"check command not in the allowlist: {spec.check}")
+    progress("snapshot", "taking a snapshot of the workspace")
+    snap = await snapshot.create(workspace, spec.files, Path(spec.worktrees_dir),
+                                 f"{spec.task_id}-{spec.attempt}", spec.snapshot)
+    try:
+        return await _rounds(spec, progress, tally, snap)
+    finally:
+        await asyncio.shield(snap.remove())
+
+
+async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snapshot.Snapshot) -> EngineResult:
+    workspace = Path(spec.workspace)
+    allowed = set(spec.files)
+    base: dict[str, str | None] = dict(snap.base)
+    contents: dict[str, str | None] = dict(snap.base)
+    messages = build_messages(spec, contents)
+    limits = spec.limits
+    problems: list[str] = []
+    for round_no in range(limits.max_rounds + 1):
+        if limits.budget_usd is not None and tally.cost >= limits.budget_usd:
+            raise TaskFailed("budget", f"stopped before the next model call: spent ${tally.cost:.6f} "
+                                       f"of a ${limits.budget_usd:g} budget")
+        note = f" (repair round {round_no})" if round_no else ""
+        progress("model", f"asking {spec.model.model}{note}")
+        reply = await llm.complete(spec.model, messages, limits.model_timeout_s)
+        tally.add(reply)
+        messages.append({"role": "assistant", "content": reply.text})
+
+        progress("edit", "applying edits")
+        problems = []
+        try:
+            edits = parse_edits(reply.text)
+        except EditFormatError as exc:
+            edits, problems = [], [f"malformed edit block: {exc}"]
+        if not edits and not problems and round_no == 0:
+            raise TaskFailed("no_edits", "the model answered without any SEARCH/REPLACE edit")
+        for edit in edits:
+            path = normalize(edit.path)
+            why = refuse_path(snap.root, path, allowed, spec.allow_files) or refuse_path(
+                workspace, path, allowed, spec.allow_files)
+            if why:
+                tally.refused.append(RefusedEdit(path=path, reason=why))
+                problems.append(f"{path}: refused, {why}")
+                continue
+            if path not in contents:
+                # a file admitted by the project's allowlist globs: its base is what the snapshot holds
+                contents[path] = base[path] = await asyncio.to_thread(_read_or_none, snap.root / path)
+            try:
+                new = apply_edit(contents[path] or "", edit)
+            except SearchNotFound as exc:
+                problems.append(str(exc))
+                continue
+            contents[path] = new
+            await asyncio.to_thread(_write, snap.root / path, new)
+
+        check_output: str | None = None
+        changed = any(contents[p] != base.get(p) for p in contents)
+        if spec.check and changed:
+            progress("check", f"running {spec.check}")
+            run = await run_check(spec.check, snap.root, round_no, limits.check_timeout_s,
+                                  limits.check_output_bytes)
+            tally.checks.append(run)
+            if run.exit_code != 0:
+                check_output = run.output or f"exit code {run.exit_code}"
+        if (problems or check_output is not None) and round_no < limits.max_rounds:
+            messages.append(repair_message(problems, check_output, contents))
+            continue
+        break
+
+    progress("diff", "computing the diff")
+    changes = [FileChange(path=p, base=base.get(p) or "", proposed=c or "", created=base.get(p) is None)
+               for p, c in sorted(contents.items()) if c is not None and c != base.get(p)]
+    if not changes:
+        if problems:
+            raise TaskFailed("edits_failed", "no edit applied: " + "; ".join(problems)[:800])
+        raise TaskFailed("no_change", "the model's edits change nothing")
+    return EngineResult(changes=changes, receipt=tally.receipt("review", changes),
+                        checks=tally.checks, refused=tally.refused)
+
+
+def _read_or_none(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        fh.write(text)

@@ -1,0 +1,202 @@
+"""The one place pasd talks to litellm: lazy import, one call, one error table.
+
+litellm costs seconds and ~170 MB to import, so it is loaded on the first task (in a
+thread, keeping the daemon responsive) and never by the CLI, LSP or TUI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from daemon.errors import BadModel, MissingCredentials
+from daemon.programmer.spec import ModelSpec, ProviderFault, TaskFailed
+from daemon.protocol import TokenUsage
+
+_litellm: ModuleType | None = None
+NO_KEY = "pasd-no-key"  # OpenAI-compatible local servers ignore it, but the client needs one
+
+
+def load() -> ModuleType:
+    """Import and configure litellm once (blocking: call through `ensure_loaded`)."""
+    global _litellm
+    if _litellm is None:
+        # The price table ships with litellm; never fetch it at run time.
+        os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        import litellm
+
+        litellm.telemetry = False
+        litellm.suppress_debug_info = True
+        litellm.drop_params = True
+        _litellm = litellm
+    return _litellm
+
+
+async def ensure_loaded() -> ModuleType:
+    return _litellm if _litellm is not None else await asyncio.to_thread(load)
+
+
+def version() -> str | None:
+    try:
+        from importlib.metadata import version as v
+
+        return v("litellm")
+    except Exception:
+        return None
+
+
+def provider_of(model: str) -> str:
+    return model.split("/", 1)[0] if "/" in model else "openai"
+
+
+def validate(spec: ModelSpec) -> None:
+    """Refuse a malformed model string or a provider whose credentials are missing."""
+    litellm = load()
+    if not spec.model or spec.model != spec.model.strip() or " " in spec.model:
+        raise BadModel(f"bad model string {spec.model!r}: expected provider/model, e.g. openai/gpt-4.1-mini")
+    try:
+        _, provider, _, _ = litellm.get_llm_provider(model=spec.model, api_base=spec.api_base)
+    except Exception as exc:
+        raise BadModel(f"unknown model {spec.model!r}: {_first_line(exc)}") from exc
+    if spec.api_base:
+        return  # a custom endpoint may need no key; a wrong one fails the task with a clear reason
+    if spec.api_key_env:
+        if not os.environ.get(spec.api_key_env):
+            raise MissingCredentials(f"{spec.model} needs a key: set {spec.api_key_env}")
+        return
+    env = litellm.validate_environment(model=spec.model)
+    missing = env.get("missing_keys") or []
+    if not env.get("keys_in_environment", True) and missing:
+        raise MissingCredentials(f"{spec.model} ({provider}) needs credentials: set {', '.join(missing)}")
+
+
+@dataclass
+class Reply:
+    text: str
+    tokens: TokenUsage
+    cost_usd: float
+    priced: bool
+    seconds: float
+
+
+def _api_key(spec: ModelSpec) -> str | None:
+    if spec.api_key_env:
+        return os.environ.get(spec.api_key_env)
+    return NO_KEY if spec.api_base else None
+
+
+async def complete(spec: ModelSpec, messages: list[dict[str, str]], timeout: float) -> Reply:
+    """One chat completion; failures come out as TaskFailed or ProviderFault, never raw."""
+    litellm = await ensure_loaded()
+    kwargs: dict[str, Any] = {**spec.params, "model": spec.model, "messages": messages, "timeout": timeout,
+                              "num_retries": 0}
+    if spec.api_base:
+        kwargs["api_base"] = spec.api_base
+    key = _api_key(spec)
+    if key:
+        kwargs["api_key"] = key
+    started = time.monotonic()
+    try:
+        response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout + 5)
+    except Exception as exc:
+        raise classify(exc, key) from None
+    seconds = time.monotonic() - started
+    try:
+        text = response.choices[0].message.content or ""
+    except (AttributeError, IndexError) as exc:
+        raise ProviderFault("malformed", "the model's answer had no message") from exc
+    usage = getattr(response, "usage", None)
+    details = getattr(usage, "completion_tokens_details", None)
+    tokens = TokenUsage(
+        input=int(getattr(usage, "prompt_tokens", 0) or 0),
+        output=int(getattr(usage, "completion_tokens", 0) or 0),
+        reasoning=int(getattr(details, "reasoning_tokens", 0) or 0),
+    )
+    cost, priced = _cost(litellm, spec, response, tokens)
+    return Reply(text=text, tokens=tokens, cost_usd=cost, priced=priced, seconds=seconds)
+
+
+def _cost(litellm: ModuleType, spec: ModelSpec, response: Any, tokens: TokenUsage) -> tuple[float, bool]:
+    if spec.input_cost_per_token is not None or spec.output_cost_per_token is not None:
+        cost = tokens.input * (spec.input_cost_per_token or 0) + tokens.output * (spec.output_cost_per_token or 0)
+        return cost, True
+    try:
+        return float(litellm.completion_cost(completion_response=response)), True
+    except Exception:
+        return 0.0, False  # not in litellm's price table: recorded as unpriced
+
+
+# ---------------------------------------------------------------- the error table
+
+# litellm exception class name -> (retryable, reason, what the user reads)
+ERRORS: dict[str, tuple[bool, str, str]] = {
+    "RateLimitError": (True, "rate_limit", "the provider is rate limiting (429)"),
+    "InternalServerError": (True, "provider", "the provider failed or could not be reached"),
+    "ServiceUnavailableError": (True, "provider", "the provider is unavailable (503)"),
+    "APIConnectionError": (True, "connection", "could not connect to the provider"),
+    "Timeout": (True, "model_timeout", "the model did not answer in time"),
+    "APIError": (True, "provider", "the provider returned an error"),
+    "JSONSchemaValidationError": (True, "malformed", "the provider's answer was malformed"),
+    "AuthenticationError": (False, "auth", "the provider refused the credentials"),
+    "PermissionDeniedError": (False, "auth", "the provider denied access"),
+    "NotFoundError": (False, "bad_model", "the provider does not know this model"),
+    "BadRequestError": (False, "bad_request", "the provider rejected the request"),
+    "ContextWindowExceededError": (False, "context", "the prompt is too long for this model"),
+    "ContentPolicyViolationError": (False, "policy", "the provider refused the content"),
+    "UnprocessableEntityError": (False, "bad_request", "the provider could not process the request"),
+    "BudgetExceededError": (False, "budget", "budget exceeded"),
+}
+
+
+def classify(exc: BaseException, secret: str | None = None) -> Exception:
+    """Map a litellm (or transport) exception to TaskFailed / ProviderFault with a clean message."""
+    if isinstance(exc, TimeoutError):
+        return ProviderFault("model_timeout", "the model did not answer in time")
+    for cls in type(exc).__mro__:
+        entry = ERRORS.get(cls.__name__)
+        if entry is not None:
+            retryable, reason, text = entry
+            detail = scrub(_first_line(exc), secret)
+            message = f"{text}: {detail}" if detail else text
+            if retryable:
+                return ProviderFault(reason, message, retry_after=_retry_after(exc))
+            return TaskFailed(reason, message)
+    return ProviderFault("provider", scrub(f"{type(exc).__name__}: {_first_line(exc)}", secret))
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    try:
+        value = headers.get("retry-after")
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+_KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+|api[_-]?key['\"]?\s*[:=]\s*['\"]?[^\s'\",}]+)", re.I)
+
+
+def scrub(text: str, secret: str | None = None) -> str:
+    """Remove anything that looks like a key from text that may reach a user or a log."""
+    if secret and secret != NO_KEY:
+        text = text.replace(secret, "[redacted]")
+    for name, value in os.environ.items():
+        if value and len(value) >= 12 and ("KEY" in name or "TOKEN" in name or "SECRET" in name):
+            text = text.replace(value, "[redacted]")
+    return _KEYLIKE.sub("[redacted]", text)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    # litellm prefixes messages with its own class path; keep the provider's words.
+    text = re.sub(r"^litellm\.\w+:\s*", "", text)
+    line = text.splitlines()[0] if text else ""
+    return line[:300]

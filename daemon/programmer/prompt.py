@@ -1,0 +1,66 @@
+"""The messages a Programmer sends: the edit format, the files, the selection, the instruction."""
+
+from __future__ import annotations
+
+import re
+
+from daemon.programmer.spec import TaskSpec
+
+SYSTEM = """You are an expert programmer working inside a code editor. You change code only \
+by answering with SEARCH/REPLACE blocks, and nothing you write outside those blocks is applied.
+
+Every block looks like this: the file's path alone on a line, then a fenced block:
+
+path/to/file.py
+```python
+<<<<<<< SEARCH
+exact existing lines, copied character for character
+=======
+the lines that replace them
+>>>>>>> REPLACE
+```
+
+Rules:
+- SEARCH must match the current file exactly, including indentation; keep it short but unique.
+- Use several blocks for several changes; each block changes the first match only.
+- To create a new file, use an empty SEARCH section.
+- Only edit the files you were given. Keep the rest of the code as it is.
+- Be brief outside the blocks."""
+
+
+def _fence(content: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`{3,}", content)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def build_messages(spec: TaskSpec, contents: dict[str, str | None]) -> list[dict[str, str]]:
+    parts: list[str] = []
+    for path in spec.files:
+        content = contents.get(path)
+        if content is None:
+            parts.append(f"### FILE: {path}\n(this file does not exist yet; create it)\n")
+            continue
+        fence = _fence(content)
+        body = content if content.endswith("\n") or not content else content + "\n"
+        parts.append(f"### FILE: {path}\n{fence}\n{body}{fence}\n")
+    sel = spec.selection
+    if sel is not None:
+        parts.append(f"### SELECTION: {sel.path}:{sel.start_line}-{sel.end_line}\n"
+                     "(apply the instruction to these lines)\n")
+    parts.append(f"### INSTRUCTION\n{spec.instruction.strip()}\n")
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(parts)}]
+
+
+def repair_message(problems: list[str], check_output: str | None,
+                   contents: dict[str, str | None]) -> dict[str, str]:
+    text = []
+    if problems:
+        text.append("Some of your edits could not be applied:\n" + "\n".join(f"- {p}" for p in problems))
+    if check_output is not None:
+        text.append("The check command failed after your edits. Its output:\n```\n" + check_output + "\n```")
+    for path, content in contents.items():
+        if content is not None:
+            fence = _fence(content)
+            text.append(f"### FILE: {path} (as it is now)\n{fence}\n{content}{fence}")
+    text.append("Answer with SEARCH/REPLACE blocks against the files as they are now.")
+    return {"role": "user", "content": "\n\n".join(text)}

@@ -1,0 +1,90 @@
+"""The engine's self-contained input and output: no shared state with the scheduler.
+
+A remote backend ships a TaskSpec to a worker and gets an EngineResult (or a failure) back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from daemon.protocol import CheckRun, Receipt, RefusedEdit, Selection
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Limits(Spec):
+    timeout_s: float = 600.0
+    model_timeout_s: float = 300.0
+    check_timeout_s: float = 120.0
+    check_output_bytes: int = 64_000
+    max_rounds: int = 2
+    budget_usd: float | None = None
+
+
+class ModelSpec(Spec):
+    model: str
+    api_base: str | None = None
+    api_key_env: str | None = None  # the variable's name; the key is read where the engine runs
+    params: dict[str, Any] = {}
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+
+
+class TaskSpec(Spec):
+    task_id: str
+    run_id: str
+    attempt: int
+    programmer: str
+    workspace: str
+    instruction: str
+    files: list[str]
+    selection: Selection | None = None
+    model: ModelSpec
+    check: str | None = None
+    allow_files: list[str] = []  # extra glob patterns from the project's config
+    allow_commands: list[str] = []
+    snapshot: Literal["worktree", "copy"] = "worktree"
+    worktrees_dir: str
+    limits: Limits = Limits()
+
+
+class FileChange(Spec):
+    path: str
+    base: str
+    proposed: str
+    created: bool = False
+
+
+class EngineResult(Spec):
+    changes: list[FileChange]
+    receipt: Receipt
+    checks: list[CheckRun] = []
+    refused: list[RefusedEdit] = []
+
+
+class TaskFailed(Exception):
+    """A verdict on the task (not the programmer): timeout, budget, no edits, bad credentials..."""
+
+    def __init__(self, reason: str, message: str, *, receipt: Receipt | None = None,
+                 retryable: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.receipt = receipt
+        self.retryable = retryable
+
+
+class ProviderFault(Exception):
+    """The model provider failed in a way worth retrying elsewhere (429, 5xx, reset, hang)."""
+
+    def __init__(self, reason: str, message: str, *, retry_after: float | None = None,
+                 receipt: Receipt | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+        self.receipt = receipt

@@ -1,0 +1,272 @@
+"""The scheduler: a priority queue, round-robin dispatch to IDLE programmers, retries,
+cancellation and crash recovery. It owns every task's asyncio task and their shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from daemon.config import Settings
+from daemon.events import EventBus
+from daemon.pool import Pool, Programmer
+from daemon.programmer.llm import scrub
+from daemon.programmer.spec import EngineResult, Limits, ModelSpec, ProviderFault, TaskFailed, TaskSpec
+from daemon.protocol import ProgressEvent, Receipt, ReceiptEvent, TaskEvent, TaskInfo, TaskState
+from daemon.store import Change, Store
+
+log = logging.getLogger(__name__)
+
+SettingsFor = Callable[[str], Settings]  # workspace -> effective settings
+
+
+class Scheduler:
+    def __init__(self, store: Store, pool: Pool, bus: EventBus, settings_for: SettingsFor,
+                 run_id: str, worktrees_dir: Path) -> None:
+        self.store = store
+        self.pool = pool
+        self.bus = bus
+        self.settings_for = settings_for
+        self.run_id = run_id
+        self.worktrees_dir = worktrees_dir
+        self._heap: list[tuple[int, int, str]] = []
+        self._wake = asyncio.Event()
+        self._jobs: set[asyncio.Task[Any]] = set()  # every background task, owned here
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        self._cancelling: set[str] = set()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self.on_review: Callable[[TaskInfo], None] | None = None
+
+    # ------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._dispatch_loop(), name="pasd-dispatch")
+
+    async def close(self) -> None:
+        """Stop dispatching; running tasks go back to QUEUED so a restart resumes them."""
+        self._stopping = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+        jobs = list(self._jobs)
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        if self._loop_task is not None:
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+
+    def _own(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        job = asyncio.create_task(coro, name=name)
+        self._jobs.add(job)
+        job.add_done_callback(self._job_done)
+        return job
+
+    def _job_done(self, job: asyncio.Task[Any]) -> None:
+        self._jobs.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            log.error("background task %s failed", job.get_name(), exc_info=job.exception())
+
+    def recover(self, max_retries: int) -> tuple[int, int]:
+        """After a restart: re-queue RUNNING tasks (or fail them past their retries); queue QUEUED ones."""
+        requeued = failed = 0
+        for task in self.store.list_tasks([TaskState.RUNNING], limit=100_000):
+            if task.attempts > max_retries:
+                self._update(task, state=TaskState.FAILED, reason="crashed", finished_at=time.time(),
+                             error=f"the daemon stopped during the task {task.attempts} times", programmer=None)
+                failed += 1
+            else:
+                self._update(task, state=TaskState.QUEUED, programmer=None)
+                requeued += 1
+        for seq, task in self.store.queued_in_order():
+            heapq.heappush(self._heap, (-task.priority, seq, task.id))
+        self._wake.set()
+        return requeued, failed
+
+    # ------------------------------------------------------------ public operations
+
+    def submit(self, task: TaskInfo) -> TaskInfo:
+        seq = self.store.next_seq()
+        self.store.save_task(task, seq=seq)
+        self.bus.publish(TaskEvent(task=task))
+        self.bus.publish(ProgressEvent(task_id=task.id, phase="queued", message="queued"))
+        heapq.heappush(self._heap, (-task.priority, seq, task.id))
+        self._wake.set()
+        return task
+
+    def cancel(self, task: TaskInfo) -> TaskInfo:
+        if task.state is TaskState.QUEUED:
+            return self._update(task, state=TaskState.CANCELLED, finished_at=time.time())
+        job = self._running.get(task.id)
+        if job is not None:
+            self._cancelling.add(task.id)
+            job.cancel()
+        return task
+
+    async def wait_cancelled(self, task_id: str) -> None:
+        job = self._running.get(task_id)
+        if job is not None:
+            await asyncio.gather(job, return_exceptions=True)
+
+    @property
+    def queued(self) -> int:
+        return len(self._heap)
+
+    # ------------------------------------------------------------ dispatch
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._heap and not self._stopping:
+                prog = self.pool.next_idle()
+                if prog is None:
+                    break
+                _, _, task_id = heapq.heappop(self._heap)
+                task = self.store.get_task(task_id)
+                if task is None or task.state is not TaskState.QUEUED:
+                    continue  # cancelled while queued
+                self._start(task, prog)
+
+    def _start(self, task: TaskInfo, prog: Programmer) -> None:
+        task = self._update(task, state=TaskState.RUNNING, programmer=prog.id, attempts=task.attempts + 1,
+                            started_at=time.time(), reason=None, error=None)
+        self.pool.busy(prog, task.id, task.model)
+        self.bus.publish(ProgressEvent(task_id=task.id, programmer=prog.id, phase="running",
+                                       message=f"running on {prog.id}"))
+        self._running[task.id] = self._own(self._run(task, prog), f"task-{task.id}")
+
+    def _spec(self, task: TaskInfo, prog: Programmer, settings: Settings) -> TaskSpec:
+        ms = settings.model_settings(task.model)
+        g = settings.guardrails
+        budget = task.budget_usd if task.budget_usd is not None else g.task_budget_usd
+        if g.daily_budget_usd is not None:
+            midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+            left = max(0.0, g.daily_budget_usd - self.store.spent_since(midnight))
+            if left <= 0:
+                raise TaskFailed("budget", f"the daily budget of ${g.daily_budget_usd:g} is spent")
+            budget = left if budget is None else min(budget, left)
+        return TaskSpec(
+            task_id=task.id, run_id=self.run_id, attempt=task.attempts, programmer=prog.id,
+            workspace=task.workspace, instruction=task.instruction, files=task.files, selection=task.selection,
+            model=ModelSpec(model=task.model, api_base=task.api_base or ms.api_base, api_key_env=ms.api_key_env,
+                            params=ms.params, input_cost_per_token=ms.input_cost_per_token,
+                            output_cost_per_token=ms.output_cost_per_token),
+            check=task.check, allow_files=g.allow_files, allow_commands=g.allow_commands,
+            snapshot=settings.pool.snapshot, worktrees_dir=str(self.worktrees_dir),
+            limits=Limits(timeout_s=task.timeout_s, model_timeout_s=min(g.model_timeout_s, task.timeout_s),
+                          check_timeout_s=g.check_timeout_s, check_output_bytes=g.check_output_bytes,
+                          max_rounds=g.max_rounds, budget_usd=budget),
+        )
+
+    async def _run(self, task: TaskInfo, prog: Programmer) -> None:
+        settings: Settings | None = None
+
+        def progress(phase: str, message: str) -> None:
+            self.bus.publish(ProgressEvent(task_id=task.id, programmer=prog.id, phase=phase, message=message))
+
+        try:
+            settings = self.settings_for(task.workspace)
+            spec = self._spec(task, prog, settings)
+            result = await self.pool.backend.run(prog.id, spec, progress)
+        except asyncio.CancelledError:
+            if task.id in self._cancelling and not self._stopping:
+                self._finish(task, state=TaskState.CANCELLED, reason="cancelled", error="cancelled by the user")
+                self.pool.idle(prog, done=False)
+            else:
+                # daemon shutdown: leave the task to be resumed by the next start
+                self._update(task, state=TaskState.QUEUED, programmer=None)
+            raise
+        except TaskFailed as exc:
+            self._record(exc.receipt)
+            self._finish(task, state=TaskState.FAILED, reason=exc.reason, error=scrub(exc.message))
+            self.pool.idle(prog)
+        except ProviderFault as exc:
+            self._record(exc.receipt)
+            self._fault(task, prog, settings, exc.reason, scrub(exc.message), exc.retry_after)
+        except Exception as exc:
+            log.exception("engine failure on %s for task %s", prog.id, task.id)
+            self._fault(task, prog, settings, "engine", scrub(f"{type(exc).__name__}: {exc}"), None)
+        else:
+            self._review(task, result)
+            self.pool.idle(prog)
+        finally:
+            self._running.pop(task.id, None)
+            self._cancelling.discard(task.id)
+            self._wake.set()
+
+    def _fault(self, task: TaskInfo, prog: Programmer, settings: Settings | None, reason: str,
+               message: str, retry_after: float | None) -> None:
+        """The programmer failed: it rests until a health check; the task retries elsewhere."""
+        self.pool.failed(prog, message)
+        self._own(self._heal(prog, settings), f"heal-{prog.id}")
+        pool_cfg = (settings or Settings()).pool
+        if task.attempts <= pool_cfg.max_retries:
+            delay = max(retry_after or 0.0, pool_cfg.retry_backoff_s * 2 ** (task.attempts - 1))
+            task = self._update(task, state=TaskState.QUEUED, programmer=None, reason=reason,
+                                error=f"attempt {task.attempts} failed: {message}; retrying in {delay:.1f} s")
+            self.bus.publish(ProgressEvent(task_id=task.id, phase="queued",
+                                           message=f"retrying after: {message}"))
+            self._own(self._requeue_later(task.id, delay), f"retry-{task.id}")
+        else:
+            self._finish(task, state=TaskState.FAILED, reason=reason,
+                         error=f"{message} (after {task.attempts} attempts)")
+
+    async def _requeue_later(self, task_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        heapq.heappush(self._heap, (0, self.store.seq_of(task_id), task_id))
+        self._wake.set()
+
+    async def _heal(self, prog: Programmer, settings: Settings | None) -> None:
+        delay = (settings or Settings()).pool.health_check_delay_s
+        while True:
+            await asyncio.sleep(delay)
+            if await self.pool.backend.health(prog.id):
+                self.pool.recovered(prog)
+                self._wake.set()
+                return
+            delay = min(max(delay, 0.5) * 2, 30.0)
+
+    # ------------------------------------------------------------ outcomes
+
+    def _review(self, task: TaskInfo, result: EngineResult) -> None:
+        changes = [Change(path=c.path, base=c.base, proposed=c.proposed, created=c.created)
+                   for c in result.changes]
+        r = result.receipt
+        task = (self.store.get_task(task.id) or task).model_copy(update=dict(
+            state=TaskState.REVIEW, finished_at=time.time(), files_changed=r.files_changed,
+            lines_added=r.lines_added, lines_removed=r.lines_removed, refused=result.refused,
+            cost_usd=round(task.cost_usd + r.cost_usd, 6),
+        ))
+        if self.store.save_result(task, changes, r):
+            self.bus.publish(ReceiptEvent(receipt=r))
+        self.bus.publish(TaskEvent(task=task))
+        self.bus.publish(ProgressEvent(task_id=task.id, programmer=task.programmer, phase="done",
+                                       message=f"ready for review: +{r.lines_added} -{r.lines_removed}"))
+        if self.on_review is not None:
+            self.on_review(task)
+
+    def _record(self, receipt: Receipt | None) -> None:
+        if receipt is not None and self.store.add_receipt(receipt):
+            self.bus.publish(ReceiptEvent(receipt=receipt))
+            task = self.store.get_task(receipt.task_id)
+            if task is not None:
+                self.store.save_task(task.model_copy(update={"cost_usd": round(task.cost_usd + receipt.cost_usd, 6)}))
+
+    def _finish(self, task: TaskInfo, **changes: Any) -> TaskInfo:
+        task = self._update(task, finished_at=time.time(), **changes)
+        self.bus.publish(ProgressEvent(task_id=task.id, programmer=task.programmer, phase="done",
+                                       message=f"{task.state.value.lower()}: {task.error or task.reason or ''}"))
+        return task
+
+    def _update(self, task: TaskInfo, **changes: Any) -> TaskInfo:
+        """Change a task from its stored state (the caller's copy may be stale), store and publish."""
+        task = (self.store.get_task(task.id) or task).model_copy(update=changes)
+        self.store.save_task(task)
+        self.bus.publish(TaskEvent(task=task))
+        return task

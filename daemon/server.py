@@ -1,0 +1,238 @@
+"""JSON-RPC 2.0 over a Unix socket, one JSON object per line.
+
+Bad input of any kind gets the standard error and the connection stays up; only peers of
+another uid are disconnected. `events.subscribe` adds an event stream to the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import struct
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from daemon import protocol as p
+from daemon.errors import PasError
+from daemon.events import EventBus, Subscription
+from daemon.programmer.llm import scrub
+from daemon.service import Service
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
+
+
+def _error(id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    return p.error_response(id, p.RpcError(code=code, message=message, data=data))
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(x) for x in err["loc"]) or "params"
+        parts.append(f"{loc}: {err['msg']}")
+    return "invalid params: " + "; ".join(parts)
+
+
+class Connection:
+    def __init__(self, server: RpcServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.lock = asyncio.Lock()
+        self.subscription: Subscription | None = None
+        self.pump: asyncio.Task[None] | None = None
+        self.requests: set[asyncio.Task[None]] = set()
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+        async with self.lock:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def lines(self) -> Any:
+        """Yield complete lines; an over-long line yields None once and is skipped."""
+        buf = bytearray()
+        skipping = False
+        while True:
+            chunk = await self.reader.read(CHUNK)
+            if not chunk:
+                return
+            buf += chunk
+            while True:
+                nl = buf.find(b"\n")
+                if nl < 0:
+                    if len(buf) > p.MAX_LINE_BYTES:
+                        if not skipping:
+                            yield None
+                        skipping = True
+                        buf.clear()
+                    break
+                line = bytes(buf[:nl])
+                del buf[: nl + 1]
+                if skipping:
+                    skipping = False  # the tail of the over-long line
+                    continue
+                if len(line) > p.MAX_LINE_BYTES:
+                    yield None
+                    continue
+                yield line
+
+    async def serve(self) -> None:
+        try:
+            async for line in self.lines():
+                if line is None:
+                    await self.send(_error(None, p.ErrorCode.PARSE_ERROR,
+                                           f"line longer than {p.MAX_LINE_BYTES} bytes"))
+                    continue
+                if not line.strip():
+                    continue
+                # Requests run concurrently: a long approve never blocks pool.status.
+                task = asyncio.create_task(self.handle(line))
+                self.requests.add(task)
+                task.add_done_callback(self.requests.discard)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        for task in list(self.requests):
+            task.cancel()
+        await asyncio.gather(*self.requests, return_exceptions=True)
+        if self.subscription is not None:
+            self.subscription.close()
+        if self.pump is not None:
+            self.pump.cancel()
+            await asyncio.gather(self.pump, return_exceptions=True)
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+    async def handle(self, line: bytes) -> None:
+        reply = await self.server.dispatch(line, self)
+        if reply is not None:
+            with contextlib.suppress(ConnectionError, OSError):
+                await self.send(reply)
+
+    async def subscribe(self, params: p.SubscribeParams) -> p.SubscribeResult:
+        if self.subscription is None:
+            self.subscription = self.server.bus.subscribe(list(params.kinds) if params.kinds else None)
+            self.pump = asyncio.create_task(self._pump(self.subscription))
+        return p.SubscribeResult(status=self.server.service.status())
+
+    async def _pump(self, sub: Subscription) -> None:
+        try:
+            while True:
+                env = await sub.get()
+                if env is None:
+                    break
+                await self.send(p.notification("event", env))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            if sub.overflowed:
+                self.writer.close()
+
+
+class RpcServer:
+    def __init__(self, service: Service, bus: EventBus, path: Path) -> None:
+        self.service = service
+        self.bus = bus
+        self.path = path
+        self._server: asyncio.base_events.Server | None = None
+        self._conns: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.path.parent, 0o700)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # the caller holds the lock: any socket here is stale
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._accept, path=str(self.path))
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._conns):
+            task.cancel()
+        await asyncio.gather(*self._conns, return_exceptions=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        uid = peer_uid(sock) if sock is not None else None
+        if uid != os.getuid():
+            log.warning("refused a connection from uid %s", uid)
+            writer.close()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
+        try:
+            await Connection(self, reader, writer).serve()
+        finally:
+            self._conns.discard(task)
+
+    async def dispatch(self, line: bytes, conn: Connection) -> dict[str, Any] | None:
+        try:
+            msg = json.loads(line)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return _error(None, p.ErrorCode.PARSE_ERROR, f"parse error: {str(exc)[:200]}")
+        if not isinstance(msg, dict):
+            return _error(None, p.ErrorCode.INVALID_REQUEST, "invalid request: expected one JSON object per line")
+        req_id = msg.get("id")
+        if not isinstance(req_id, (str, int, type(None))) or isinstance(req_id, bool):
+            return _error(None, p.ErrorCode.INVALID_REQUEST, "invalid request: id must be a string or number")
+        method = msg.get("method")
+        if msg.get("jsonrpc") != "2.0" or not isinstance(method, str):
+            return _error(req_id, p.ErrorCode.INVALID_REQUEST, "invalid request: needs jsonrpc '2.0' and a method")
+        is_notification = "id" not in msg
+        if method not in p.METHODS:
+            return None if is_notification else _error(req_id, p.ErrorCode.METHOD_NOT_FOUND,
+                                                       f"method not found: {method}")
+        params_model, _ = p.METHODS[method]
+        raw = msg.get("params", {})
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            return _error(req_id, p.ErrorCode.INVALID_PARAMS, "invalid params: expected an object")
+        try:
+            params = params_model.model_validate(raw)
+        except ValidationError as exc:
+            return _error(req_id, p.ErrorCode.INVALID_PARAMS, _describe(exc))
+        except RecursionError:
+            return _error(req_id, p.ErrorCode.INVALID_PARAMS, "invalid params: nested too deeply")
+        try:
+            if method == "events.subscribe":
+                assert isinstance(params, p.SubscribeParams)
+                result = await conn.subscribe(params)
+            else:
+                result = await self.service.handlers[method](params)
+        except PasError as exc:
+            return None if is_notification else p.error_response(req_id, exc.to_rpc())
+        except Exception as exc:
+            log.exception("internal error in %s", method)
+            return _error(req_id, p.ErrorCode.INTERNAL_ERROR, scrub(f"internal error: {type(exc).__name__}: {exc}"))
+        return None if is_notification else p.response(req_id, result)

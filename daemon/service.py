@@ -1,0 +1,184 @@
+"""The daemon's methods: one handler per protocol method, params and results as protocol models."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from daemon import protocol as p
+from daemon.config import ConfigCache
+from daemon.errors import GuardrailRefused, InvalidParams, InvalidState, NotFound
+from daemon.events import EventBus
+from daemon.pool import Pool
+from daemon.programmer import llm
+from daemon.programmer.guard import command_allowed
+from daemon.programmer.spec import ModelSpec
+from daemon.review import Reviewer
+from daemon.scheduler import Scheduler
+from daemon.store import Store
+
+Handler = Callable[[Any], Awaitable[BaseModel]]
+
+
+class Service:
+    def __init__(self, *, store: Store, pool: Pool, bus: EventBus, scheduler: Scheduler, reviewer: Reviewer,
+                 configs: ConfigCache, hello: p.HelloResult, on_shutdown: Callable[[], None]) -> None:
+        self.store = store
+        self.pool = pool
+        self.bus = bus
+        self.scheduler = scheduler
+        self.reviewer = reviewer
+        self.configs = configs
+        self._hello = hello
+        self._on_shutdown = on_shutdown
+        self.handlers: dict[str, Handler] = {
+            "hello": self.hello,
+            "pool.status": self.pool_status,
+            "task.submit": self.submit,
+            "task.get": self.get,
+            "task.list": self.list,
+            "task.cancel": self.cancel,
+            "task.diff": self.diff,
+            "task.approve": self.approve,
+            "task.reject": self.reject,
+            "receipts.list": self.receipts,
+            "daemon.shutdown": self.shutdown,
+        }
+
+    # ------------------------------------------------------------ basics
+
+    async def hello(self, params: p.HelloParams) -> p.HelloResult:
+        return self._hello
+
+    def status(self) -> p.PoolStatus:
+        running = sum(1 for prog in self.pool.programmers if prog.info.task_id)
+        review = len(self.store.list_tasks([p.TaskState.REVIEW, p.TaskState.CONFLICT], limit=100_000))
+        return p.PoolStatus(programmers=[prog.info for prog in self.pool.programmers],
+                            queued=self.scheduler.queued, running=running, review=review)
+
+    async def pool_status(self, params: p.Empty) -> p.PoolStatus:
+        return self.status()
+
+    async def shutdown(self, params: p.Empty) -> p.ShutdownResult:
+        self._on_shutdown()
+        return p.ShutdownResult()
+
+    # ------------------------------------------------------------ tasks
+
+    def task(self, ref: str) -> p.TaskInfo:
+        """A task by id or unique id prefix."""
+        task = self.store.get_task(ref)
+        if task is not None:
+            return task
+        ids = self.store.find_task_ids(ref) if len(ref) >= 2 else []
+        if len(ids) == 1:
+            found = self.store.get_task(ids[0])
+            assert found is not None
+            return found
+        if len(ids) > 1:
+            raise InvalidParams(f"task id {ref!r} is ambiguous: {', '.join(ids)}")
+        raise NotFound(f"no task {ref!r}")
+
+    def _new_id(self) -> str:
+        while True:
+            task_id = secrets.token_hex(3)
+            if not self.store.task_exists(task_id):
+                return task_id
+
+    async def submit(self, params: p.SubmitParams) -> p.TaskInfo:
+        workspace = Path(params.workspace)
+        if not workspace.is_absolute():
+            raise InvalidParams(f"workspace must be an absolute path: {params.workspace}")
+        if not workspace.is_dir():
+            raise InvalidParams(f"workspace is not a directory: {params.workspace}")
+        workspace = workspace.resolve()
+        settings = self.configs.get(str(workspace))
+        files = [self._relative(workspace, f) for f in params.files]
+        selection = params.selection
+        if selection is not None:
+            sel_path = self._relative(workspace, selection.path)
+            selection = selection.model_copy(update={"path": sel_path})
+            if sel_path not in files:
+                files.insert(0, sel_path)
+            self._check_selection(workspace, selection)
+        if not files:
+            raise InvalidParams("name at least one file (or a selection) for the task")
+        files = list(dict.fromkeys(files))
+        model = params.model or settings.models.default
+        ms = settings.model_settings(model)
+        api_base = params.api_base or ms.api_base
+        await llm.ensure_loaded()
+        llm.validate(ModelSpec(model=model, api_base=api_base, api_key_env=ms.api_key_env))
+        if params.check and not command_allowed(params.check, settings.guardrails.allow_commands):
+            raise GuardrailRefused(f"check command not allowed: {params.check!r}; add a matching pattern to "
+                                   "[guardrails] allow_commands in the config")
+        task = p.TaskInfo(
+            id=self._new_id(), state=p.TaskState.QUEUED, workspace=str(workspace),
+            instruction=params.instruction.strip(), files=files, selection=selection, model=model,
+            api_base=api_base, check=params.check,
+            timeout_s=params.timeout_s or settings.guardrails.task_timeout_s,
+            budget_usd=params.budget_usd, priority=params.priority, created_at=time.time(),
+        )
+        return self.scheduler.submit(task)
+
+    @staticmethod
+    def _relative(workspace: Path, path: str) -> str:
+        if not path.strip():
+            raise InvalidParams("empty file path")
+        full = Path(path) if os.path.isabs(path) else workspace / path
+        full = Path(os.path.normpath(full))
+        try:
+            rel = full.relative_to(workspace)
+        except ValueError:
+            raise InvalidParams(f"{path} is outside the workspace {workspace}") from None
+        if not rel.parts or rel.parts[0] == ".git":
+            raise InvalidParams(f"{path} is not a file a task may change")
+        if full.is_dir():
+            raise InvalidParams(f"{path} is a directory; name files")
+        return rel.as_posix()
+
+    @staticmethod
+    def _check_selection(workspace: Path, sel: p.Selection) -> None:
+        try:
+            lines = (workspace / sel.path).read_bytes().decode("utf-8").count("\n") + 1
+        except FileNotFoundError:
+            raise InvalidParams(f"selection is in {sel.path}, which does not exist") from None
+        except UnicodeDecodeError:
+            raise InvalidParams(f"{sel.path} is not UTF-8 text") from None
+        if sel.start_line > lines:
+            raise InvalidParams(f"selection starts at line {sel.start_line} but {sel.path} has {lines} lines")
+
+    async def get(self, params: p.TaskRef) -> p.TaskInfo:
+        return self.task(params.task_id)
+
+    async def list(self, params: p.TaskListParams) -> p.TaskList:
+        return p.TaskList(tasks=self.store.list_tasks(params.states, params.workspace, params.limit))
+
+    async def cancel(self, params: p.TaskRef) -> p.TaskInfo:
+        task = self.task(params.task_id)
+        if not task.state.active:
+            raise InvalidState(f"task {task.id} is {task.state.value}; only QUEUED or RUNNING tasks can be cancelled")
+        self.scheduler.cancel(task)
+        await self.scheduler.wait_cancelled(task.id)
+        return self.task(task.id)
+
+    async def diff(self, params: p.TaskRef) -> p.DiffResult:
+        return self.reviewer.diff(self.task(params.task_id))
+
+    async def approve(self, params: p.ReviewParams) -> p.ReviewResult:
+        task = self.task(params.task_id)
+        return await self.reviewer.approve(task, params.model_copy(update={"task_id": task.id}))
+
+    async def reject(self, params: p.ReviewParams) -> p.ReviewResult:
+        task = self.task(params.task_id)
+        return self.reviewer.reject(task, params.model_copy(update={"task_id": task.id}))
+
+    async def receipts(self, params: p.ReceiptsParams) -> p.ReceiptList:
+        task_id = self.task(params.task_id).id if params.task_id else None
+        return p.ReceiptList(receipts=self.store.receipts(task_id, params.limit))

@@ -1,0 +1,211 @@
+"""SQLite (WAL) store for tasks, proposed changes, hunk states and receipts.
+
+Receipts are also appended to `receipts/<run_id>.jsonl`. Every write is one short
+transaction, so a SIGKILL at any point leaves a consistent database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from daemon.protocol import HunkState, Receipt, TaskInfo, TaskState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    info TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state);
+CREATE TABLE IF NOT EXISTS changes (
+    task_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    base TEXT NOT NULL,
+    proposed TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    PRIMARY KEY (task_id, path)
+);
+CREATE TABLE IF NOT EXISTS hunk_states (
+    task_id TEXT NOT NULL,
+    hunk_id INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (task_id, hunk_id)
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    cost_usd REAL NOT NULL,
+    data TEXT NOT NULL,
+    UNIQUE (task_id, attempt)
+);
+CREATE INDEX IF NOT EXISTS receipts_time ON receipts(created_at);
+"""
+
+
+class Change(BaseModel):
+    """A file the task changed: its content at the task's base and as proposed."""
+
+    path: str
+    base: str
+    proposed: str
+    created: bool = False
+
+
+class Store:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.receipts_dir = state_dir / "receipts"
+        self.receipts_dir.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves; statements autocommit otherwise.
+        self.db = sqlite3.connect(state_dir / "pasd.db", isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------ tasks
+
+    def next_seq(self) -> int:
+        row = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks").fetchone()
+        return int(row[0])
+
+    def task_exists(self, task_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)).fetchone() is not None
+
+    def save_task(self, task: TaskInfo, seq: int | None = None) -> None:
+        data = task.model_dump_json()
+        if seq is None:
+            self.db.execute(
+                "UPDATE tasks SET state = ?, info = ?, updated_at = ? WHERE id = ?",
+                (task.state.value, data, time.time(), task.id),
+            )
+        else:
+            self.db.execute(
+                "INSERT INTO tasks (id, seq, state, workspace, info, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (task.id, seq, task.state.value, task.workspace, data, time.time()),
+            )
+
+    def get_task(self, task_id: str) -> TaskInfo | None:
+        row = self.db.execute("SELECT info FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return TaskInfo.model_validate_json(row[0]) if row else None
+
+    def find_task_ids(self, prefix: str) -> list[str]:
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.db.execute("SELECT id FROM tasks WHERE id LIKE ? ESCAPE '\\' LIMIT 5", (like,))
+        return [r[0] for r in rows]
+
+    def list_tasks(self, states: Iterable[TaskState] | None = None, workspace: str | None = None,
+                   limit: int = 200) -> list[TaskInfo]:
+        sql, args = "SELECT info FROM tasks WHERE 1=1", []
+        if states is not None:
+            states = list(states)
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args += [s.value for s in states]
+        if workspace is not None:
+            sql += " AND workspace = ?"
+            args.append(workspace)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        args.append(limit)
+        return [TaskInfo.model_validate_json(r[0]) for r in self.db.execute(sql, args)]
+
+    def queued_in_order(self) -> list[tuple[int, TaskInfo]]:
+        rows = self.db.execute("SELECT seq, info FROM tasks WHERE state = 'QUEUED' ORDER BY seq")
+        return [(int(seq), TaskInfo.model_validate_json(info)) for seq, info in rows]
+
+    def seq_of(self, task_id: str) -> int:
+        row = self.db.execute("SELECT seq FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------ changes and hunks
+
+    def save_result(self, task: TaskInfo, changes: list[Change], receipt: Receipt | None) -> bool:
+        """Store a finished attempt in one transaction; False if its receipt was already stored."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("DELETE FROM changes WHERE task_id = ?", (task.id,))
+            self.db.execute("DELETE FROM hunk_states WHERE task_id = ?", (task.id,))
+            self.db.executemany(
+                "INSERT INTO changes (task_id, path, base, proposed, created) VALUES (?, ?, ?, ?, ?)",
+                [(task.id, c.path, c.base, c.proposed, int(c.created)) for c in changes],
+            )
+            inserted = receipt is not None and self._insert_receipt(receipt)
+            self.save_task(task)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        if inserted and receipt is not None:
+            self._append_jsonl(receipt)
+        return inserted
+
+    def changes(self, task_id: str) -> list[Change]:
+        rows = self.db.execute(
+            "SELECT path, base, proposed, created FROM changes WHERE task_id = ? ORDER BY path", (task_id,)
+        )
+        return [Change(path=p, base=b, proposed=n, created=bool(c)) for p, b, n, c in rows]
+
+    def hunk_states(self, task_id: str) -> dict[int, HunkState]:
+        rows = self.db.execute("SELECT hunk_id, state FROM hunk_states WHERE task_id = ?", (task_id,))
+        return {int(h): HunkState(s) for h, s in rows}
+
+    def set_hunk_states(self, task: TaskInfo, states: dict[int, HunkState]) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO hunk_states (task_id, hunk_id, state) VALUES (?, ?, ?)",
+                [(task.id, h, s.value) for h, s in states.items()],
+            )
+            self.save_task(task)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    # ------------------------------------------------------------ receipts
+
+    def _insert_receipt(self, receipt: Receipt) -> bool:
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO receipts (task_id, run_id, attempt, created_at, cost_usd, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (receipt.task_id, receipt.run_id, receipt.attempt, receipt.created_at, receipt.cost_usd,
+             receipt.model_dump_json()),
+        )
+        return cur.rowcount == 1
+
+    def add_receipt(self, receipt: Receipt) -> bool:
+        """Store a receipt once; False (and nothing written) if that attempt already has one."""
+        inserted = self._insert_receipt(receipt)
+        if inserted:
+            self._append_jsonl(receipt)
+        return inserted
+
+    def _append_jsonl(self, receipt: Receipt) -> None:
+        with (self.receipts_dir / f"{receipt.run_id}.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(receipt.model_dump_json() + "\n")
+
+    def receipts(self, task_id: str | None = None, limit: int = 500) -> list[Receipt]:
+        if task_id is None:
+            rows = self.db.execute("SELECT data FROM receipts ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = self.db.execute(
+                "SELECT data FROM receipts WHERE task_id = ? ORDER BY id DESC LIMIT ?", (task_id, limit)
+            )
+        return [Receipt.model_validate_json(r[0]) for r in rows]
+
+    def spent_since(self, since: float) -> float:
+        row = self.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM receipts WHERE created_at >= ?", (since,))
+        return float(row.fetchone()[0])
