@@ -45,7 +45,8 @@ class PasClient:
                 str(self.socket), limit=p.MAX_LINE_BYTES + 1
             )
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise DaemonUnavailable(f"pasd is not running (no daemon at {self.socket}); start it with `pasd start`") from exc
+            raise DaemonUnavailable(
+                f"pasd is not running (no daemon at {self.socket}); start it with `pasd start`") from exc
         except OSError as exc:
             raise DaemonUnavailable(f"cannot connect to {self.socket}: {exc.strerror or exc}") from exc
         self._read_task = asyncio.create_task(self._read_loop(), name=f"pasd-client-{self.name}")
