@@ -1,0 +1,151 @@
+"""A real daemon on a temporary socket, for the tests, the benchmarks and `pasd demo`.
+
+Nothing here fakes anything: the daemon is a separate process started from this Python,
+and tasks reach `daemon/offline_model.py` through litellm's HTTP path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from daemon.client import PasClient
+from daemon.config import OFFLINE_MODEL
+from daemon.errors import DaemonUnavailable
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    """Write a small TOML file: {"pool": {...}, 'models.settings."openai/x"': {...}}."""
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def offline_config(api_base: str, **extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Config that makes the offline model the default, priced so receipts carry real costs."""
+    sections: dict[str, dict[str, Any]] = {
+        "models": {"default": OFFLINE_MODEL, "choices": [OFFLINE_MODEL, "openai/pasd-offline-b"]},
+        f'models.settings."{OFFLINE_MODEL}"': {"api_base": api_base, "input_cost_per_token": 1e-6,
+                                                "output_cost_per_token": 2e-6},
+        'models.settings."openai/pasd-offline-b"': {"api_base": api_base},
+        "pool": {"health_check_delay_s": 0.2, "retry_backoff_s": 0.1},
+    }
+    for name, values in extra.items():
+        sections[name] = {**sections.get(name, {}), **values}
+    return sections
+
+
+class DaemonProcess:
+    """Start, stop, kill and restart a real `pasd serve` with its own socket and state dir."""
+
+    def __init__(self, root: Path | None = None, *, workers: int = 4,
+                 config: dict[str, dict[str, Any]] | None = None, env: dict[str, str] | None = None) -> None:
+        # Unix socket paths are limited to ~107 bytes: keep the socket under a short /tmp dir.
+        self.sock_dir = Path(tempfile.mkdtemp(prefix="pasd-", dir="/tmp"))
+        self.root = root or self.sock_dir
+        self.socket = self.sock_dir / "pasd.sock"
+        self.state_dir = self.root / "state"
+        self.config_file = self.root / "config.toml"
+        self.workers = workers
+        if config is not None:
+            write_config(self.config_file, config)
+        self.env = {**os.environ, "PASD_SOCKET": str(self.socket), "PASD_STATE_DIR": str(self.state_dir),
+                    "PASD_CONFIG": str(self.config_file), "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                    **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = self.root / "daemon.log"
+
+    def start(self, timeout: float = 30.0) -> DaemonProcess:
+        argv = [sys.executable, "-m", "daemon", "serve", "--workers", str(self.workers)]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            if asyncio.run(self._answers()):
+                return self
+            time.sleep(0.02)
+        raise RuntimeError(f"daemon did not answer in {timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    async def _answers(self) -> bool:
+        try:
+            async with PasClient(self.socket) as c:
+                await c.hello()
+            return True
+        except (DaemonUnavailable, OSError):
+            return False
+
+    def client(self) -> PasClient:
+        return PasClient(self.socket, name="test")
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL the daemon (and anything in its process group), as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> DaemonProcess:
+        self.stop()
+        return self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.sock_dir, ignore_errors=True)
+
+
+def make_repo(root: Path, files: dict[str, str], *, commit: bool = True) -> Path:
+    """A git repository with these files committed (as a user's workspace)."""
+    root.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True, env=env)
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode())
+    if commit:
+        subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env)
+        subprocess.run(["git", "commit", "-q", "-m", "initial"], cwd=root, check=True, env=env)
+    return root
