@@ -1,0 +1,437 @@
+"""An OpenAI-compatible model server on loopback: scripted answers and faults for tests and demos."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+MODEL_ID = "pasd-offline"
+NO_EDITS = "I read the code and the instruction; I would leave it as it is, so there are no edits."
+_ERROR_TYPES = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error"}
+_PREFIXES = {
+    **dict.fromkeys(("js", "ts", "go", "rs", "c", "h", "cpp", "java", "kt", "swift"), "//"),
+    **dict.fromkeys(("lua", "sql"), "--"),
+}
+
+
+# ---------------------------------------------------------------- the default answer
+
+
+def parse_prompt(text: str) -> tuple[dict[str, str], tuple[str, int, int] | None, str]:
+    """Files, selection (path, start, end) and instruction from pasd's prompt layout."""
+    files: dict[str, str] = {}
+    selection: tuple[str, int, int] | None = None
+    instruction: list[str] = []
+    # Split on the section headers; each section's body runs to the next header.
+    sections = re.split(r"^### (FILE|SELECTION|INSTRUCTION)\b:?[ \t]*(.*)$", text, flags=re.M)
+    for kind, arg, body in zip(sections[1::3], sections[2::3], sections[3::3], strict=True):
+        if kind == "FILE":
+            lines = body.strip("\n").split("\n")
+            fence = re.match(r"`{3,}|~{3,}", lines[0]) if lines else None
+            if fence is None:
+                continue
+            # The last line that is the same fence closes the file, so inner ``` lines survive.
+            close = max((i for i, x in enumerate(lines) if i and x.strip() == fence.group()), default=0)
+            inner = lines[1:close] if close else lines[1:]
+            files[arg.strip()] = "".join(line + "\n" for line in inner)
+        elif kind == "SELECTION":
+            m = re.fullmatch(r"(.+):(\d+)-(\d+)", arg.strip())
+            if m:
+                selection = (m.group(1), int(m.group(2)), int(m.group(3)))
+        else:
+            instruction = [line for line in body.split("\n") if line.strip()]
+    return files, selection, instruction[0].strip() if instruction else ""
+
+
+def _comment_prefix(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    return _PREFIXES.get(name.rsplit(".", 1)[-1], "#") if "." in name else "#"
+
+
+def default_answer(prompt: str) -> str:
+    """A real, deterministic edit: a `pas:` comment above the selection (or the file's top)."""
+    files, selection, instruction = parse_prompt(prompt.replace("\r\n", "\n"))
+    if not files:
+        return NO_EDITS
+    path = selection[0] if selection and selection[0] in files else next(iter(files))
+    lines = files[path].split("\n")[:-1]
+    if selection and selection[0] == path and lines:
+        start = min(max(selection[1], 1), len(lines))
+        end = min(max(selection[2], start), len(lines))
+    else:
+        start, end = 1, min(3, len(lines))
+    chosen = lines[start - 1 : end]
+    indent = chosen[0][: len(chosen[0]) - len(chosen[0].lstrip())] if chosen else ""
+    comment = f"{indent}{_comment_prefix(path)} pas: {instruction or 'change requested'}"
+    # apply_edit takes the first match: widen SEARCH upwards until the selection is that match.
+    first = start
+    while first > 1 and _first_match(lines, lines[first - 1 : end]) != first - 1:
+        first -= 1
+    context = lines[first - 1 : start - 1]
+    search = "\n".join([*context, *chosen])
+    replace = "\n".join([*context, comment, *chosen])
+    fence = "````" if any(line.lstrip().startswith("```") for line in lines) else "```"
+    return (
+        f"I added a note above the lines in question.\n\n{path}\n{fence}\n<<<<<<< SEARCH\n"
+        + (search + "\n" if chosen else "")
+        + f"=======\n{replace}\n>>>>>>> REPLACE\n{fence}\n"
+    )
+
+
+def _first_match(lines: list[str], block: list[str]) -> int:
+    return next(i for i in range(len(lines)) if lines[i : i + len(block)] == block)
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+def _text_of(content: Any) -> str:
+    """A message's text, whether it is a string or a list of OpenAI content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _error_body(status: int, message: str) -> dict[str, Any]:
+    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": str(status)}}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    model: OfflineModel
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects from a real provider
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # tests and the demo read the request log, not stderr noise
+
+    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _read_json(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            return json.loads(raw or b"null")
+        except ValueError:
+            self._send_json(400, _error_body(400, "request body is not valid JSON"))
+            raise
+
+    def do_GET(self) -> None:
+        model = self.server.model
+        if self.path.rstrip("/") in ("/v1/models", "/models"):
+            card = {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "pasd"}
+            self._send_json(200, {"object": "list", "data": [card]})
+        elif self.path == "/control/requests":
+            with model._lock:
+                log = list(model.requests)
+            self._send_json(200, log)
+        else:
+            self._send_json(404, _error_body(404, f"no route {self.path}"))
+
+    def do_POST(self) -> None:
+        try:
+            body = self._read_json()
+        except ValueError:
+            return
+        model = self.server.model
+        path = self.path.rstrip("/")
+        if path in ("/v1/chat/completions", "/chat/completions"):
+            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+                self._send_json(400, _error_body(400, "'messages' must be a list"))
+                return
+            self._chat(body)
+        elif path in ("/control/script", "/control/rules"):
+            if not isinstance(body, list) or not all(isinstance(x, dict) for x in body):
+                self._send_json(400, _error_body(400, "expected a list of response objects"))
+                return
+            if path == "/control/script":
+                model.script(body)
+            else:
+                model.set_rules(body)
+            self._send_json(200, {"ok": True})
+        elif path == "/control/latency":
+            seconds = body.get("seconds") if isinstance(body, dict) else None
+            if not isinstance(seconds, int | float) or seconds < 0:
+                self._send_json(400, _error_body(400, "expected {\"seconds\": <number >= 0>}"))
+                return
+            model.set_latency(float(seconds))
+            self._send_json(200, {"ok": True})
+        elif path == "/control/reset":
+            model.reset()
+            self._send_json(200, {"ok": True})
+        else:
+            self._send_json(404, _error_body(404, f"no route {self.path}"))
+
+    def _chat(self, body: dict[str, Any]) -> None:
+        model = self.server.model
+        messages: list[Any] = body["messages"]
+        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        last_user = _text_of(users[-1].get("content")) if users else ""
+        spec, default_latency = model._next_spec(last_user)
+        entry: dict[str, Any] = {
+            "time": time.time(),
+            "model": body.get("model"),
+            "messages": messages,
+            "response": {},
+            "usage": {},
+        }
+        fault = spec.get("fault")
+        if fault == "hang":
+            model._stopping.wait(float(spec.get("latency", 3600)))
+            entry["response"] = {"fault": "hang"}
+            model._log(entry)
+            self.close_connection = True
+            return
+        model._stopping.wait(float(spec.get("latency", default_latency)))
+
+        if fault == "reset":
+            entry["response"] = {"fault": "reset"}
+            model._log(entry)
+            # Linger 0 makes close() send RST instead of FIN: a real dropped connection.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.rfile.close()  # the socket only really closes once its file objects are gone
+            self.connection.close()
+            return
+        if "status" in spec:
+            status = int(spec["status"])
+            err = _error_body(status, str(spec.get("content") or f"offline model answered {status}"))
+            headers = {"Retry-After": str(spec["retry_after"])} if "retry_after" in spec else {}
+            entry["response"] = {"status": status, **err}
+            model._log(entry)
+            self._send_json(status, err, headers)
+            return
+        if fault == "garbage":
+            data = b"<html>502 upstream garbage, not JSON"
+            entry["response"] = {"fault": "garbage"}
+            model._log(entry)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+
+        content = NO_EDITS if fault == "no_edits" else spec.get("content")
+        if not isinstance(content, str):
+            content = default_answer(last_user)
+        prompt_text = "".join(_text_of(m.get("content")) for m in messages if isinstance(m, dict))
+        prompt_tokens = int(spec.get("prompt_tokens", len(prompt_text) // 4 + 1))
+        completion_tokens = int(spec.get("completion_tokens", len(content) // 4 + 1))
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "completion_tokens_details": {"reasoning_tokens": int(spec.get("reasoning_tokens", 0))},
+        }
+        entry["usage"] = usage
+        head = {
+            "id": f"chatcmpl-offline-{next(model._ids)}",
+            "created": int(time.time()),
+            "model": str(body.get("model") or MODEL_ID),
+        }
+        if body.get("stream"):
+            options = body.get("stream_options") or {}
+            include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+            chunks = _chunks(head, content, usage if include_usage else None)
+            entry["response"] = {"stream": True, "chunks": chunks}
+            model._log(entry)
+            self._send_stream(chunks)
+            return
+        message = {"role": "assistant", "content": content}
+        response = {
+            **head,
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": usage,
+        }
+        entry["response"] = response
+        model._log(entry)
+        self._send_json(200, response)
+
+    def _send_stream(self, chunks: list[dict[str, Any]]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        events = [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
+        for event in events:
+            data = event.encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.write(b"0\r\n\r\n")
+
+
+def _chunks(head: dict[str, Any], content: str, usage: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The SSE chunks of one streamed answer: role, content by line, stop, then usage if asked."""
+    base = {**head, "object": "chat.completion.chunk"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    out = [chunk({"role": "assistant", "content": ""})]
+    out += [chunk({"content": piece}) for piece in content.splitlines(keepends=True)]
+    out.append(chunk({}, "stop"))
+    if usage is not None:
+        out.append({**base, "choices": [], "usage": usage})
+    return out
+
+
+# ---------------------------------------------------------------- the server object
+
+
+class OfflineModel:
+    """The server and its script, rules and request log; start() serves it on a thread."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        seed_rules: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self._address = (host, port)
+        self._initial_latency = latency
+        self._latency = latency
+        self._seed_rules = list(seed_rules or [])
+        self._rules = list(self._seed_rules)
+        self._script: deque[dict[str, Any]] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._ids = itertools.count(1)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.requests: list[dict[str, Any]] = []
+        self.url = ""
+
+    def start(self) -> OfflineModel:
+        """Bind and serve in a background thread; `url` is valid once this returns."""
+        server = _Server(self._address, _Handler)
+        server.model = self
+        host, port = server.server_address[:2]
+        self._server = server
+        self.url = f"http://{host!s}:{port}/v1"
+        self._stopping.clear()
+        self._thread = threading.Thread(target=server.serve_forever, name="offline-model", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; hung and sleeping requests are released."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> OfflineModel:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def script(self, responses: list[dict[str, Any]]) -> None:
+        """Queue responses; each chat request takes the oldest one."""
+        with self._lock:
+            self._script.extend(dict(r) for r in responses)
+
+    def set_rules(self, rules: list[dict[str, Any]]) -> None:
+        """Replace the rules answering when the script is empty; each has a `match` regex."""
+        for rule in rules:
+            re.compile(str(rule.get("match", "")))  # a bad regex fails here, not mid-request
+        with self._lock:
+            self._rules = [dict(r) for r in rules]
+
+    def set_latency(self, seconds: float) -> None:
+        """The delay before answering, for responses that set none."""
+        with self._lock:
+            self._latency = seconds
+
+    def reset(self) -> None:
+        """Back to the constructor's state: empty script and log, seed rules, initial latency."""
+        with self._lock:
+            self._script.clear()
+            self._rules = list(self._seed_rules)
+            self._latency = self._initial_latency
+            self.requests.clear()
+
+    def _next_spec(self, last_user: str) -> tuple[dict[str, Any], float]:
+        with self._lock:
+            if self._script:
+                return self._script.popleft(), self._latency
+            for rule in self._rules:
+                if re.search(str(rule.get("match", "")), last_user):
+                    return {k: v for k, v in rule.items() if k != "match"}, self._latency
+            return {}, self._latency
+
+    def _log(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(entry)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGINT/SIGTERM: `python -m daemon.offline_model --port 8765 --latency 0.2`."""
+    parser = argparse.ArgumentParser(prog="python -m daemon.offline_model", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--script", type=Path, help="JSON list of responses to queue")
+    args = parser.parse_args(argv)
+    server = OfflineModel(args.host, args.port, args.latency)
+    if args.script is not None:
+        try:
+            responses = json.loads(args.script.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"cannot read script {args.script}: {exc}", file=sys.stderr)
+            return 2
+        if not isinstance(responses, list):
+            print(f"{args.script}: expected a JSON list of responses", file=sys.stderr)
+            return 2
+        server.script(responses)
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with server:
+        print(server.url, flush=True)
+        done.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
