@@ -71,7 +71,7 @@ export class PasClient implements vscode.Disposable {
   /** Run one of the server's commands with its single object argument. */
   execute<T>(command: string, arg: object): Promise<T> {
     if (!this.client.isRunning()) {
-      return Promise.reject(new Error('the PAS language server is not running'));
+      return Promise.reject(new Error('the language server is not running (see the PAS output)'));
     }
     return this.client.sendRequest(ExecuteCommandRequest.type, { command, arguments: [arg] }) as Promise<T>;
   }
