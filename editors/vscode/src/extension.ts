@@ -1,0 +1,148 @@
+import * as vscode from 'vscode';
+import { PasClient } from './client';
+import { DIFF_SCHEME, DiffContents, DiffProvider } from './diff';
+import {
+  ApproveResult,
+  CANCELLABLE_STATES,
+  PoolStatus,
+  REVIEW_STATES,
+  TaskInfo,
+  approveMessage,
+  delegateArgs,
+  extractInstruction,
+  modelChoices,
+  orderTasks,
+  taskPickItem,
+} from './format';
+
+let pas: PasClient | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const client = new PasClient();
+  pas = client;
+  const diffs = new DiffProvider();
+  context.subscriptions.push(
+    diffs,
+    vscode.workspace.registerTextDocumentContentProvider(DIFF_SCHEME, diffs),
+    command('pas.delegateSelection', () => delegate(client, true)),
+    command('pas.delegateFile', () => delegate(client, false)),
+    command('pas.approveTask', async (arg) => {
+      const task = await chooseTask(client, REVIEW_STATES, arg, 'approve');
+      if (task) {
+        const m = approveMessage(await client.execute<ApproveResult>('pas.approve', { task }));
+        void (m.warning ? vscode.window.showWarningMessage(m.text) : vscode.window.showInformationMessage(m.text));
+      }
+    }),
+    command('pas.rejectTask', async (arg) => {
+      const task = await chooseTask(client, REVIEW_STATES, arg, 'reject');
+      if (task) {
+        const r = await client.execute<{ task_id: string; rejected: number[] }>('pas.reject', { task });
+        void vscode.window.showInformationMessage(`PAS: task ${r.task_id} rejected.`);
+      }
+    }),
+    command('pas.showDiffTask', async (arg) => {
+      const task = await chooseTask(client, REVIEW_STATES, arg, 'show');
+      if (task) {
+        await diffs.show(await client.execute<DiffContents>('pas.diffContents', { task }));
+      }
+    }),
+    command('pas.cancelTask', async (arg) => {
+      const task = await chooseTask(client, CANCELLABLE_STATES, arg, 'cancel');
+      if (task) {
+        const r = await client.execute<{ task_id: string; state: string }>('pas.cancel', { task });
+        void vscode.window.showInformationMessage(`PAS: task ${r.task_id} is ${r.state}.`);
+      }
+    }),
+    command('pas.showStatus', () => showStatus(client)),
+  );
+  // Not awaited: a server that is slow or missing must not hold up the window.
+  void client.start();
+}
+
+export async function deactivate(): Promise<void> {
+  await pas?.dispose();
+  pas = undefined;
+}
+
+/** Register a command whose errors become one error message. */
+function command(id: string, run: (arg?: unknown) => Promise<void>): vscode.Disposable {
+  return vscode.commands.registerCommand(id, async (arg?: unknown) => {
+    try {
+      await run(arg);
+    } catch (err) {
+      void vscode.window.showErrorMessage(`PAS: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
+}
+
+async function delegate(pas: PasClient, selectionOnly: boolean): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (!editor) {
+    void vscode.window.showWarningMessage('PAS: open a file to delegate.');
+    return;
+  }
+  const doc = editor.document;
+  const sel = editor.selection;
+  if (selectionOnly && sel.isEmpty) {
+    void vscode.window.showWarningMessage('PAS: select the code to delegate, or use "PAS: Delegate file".');
+    return;
+  }
+  const scope = selectionOnly ? doc.getText(sel) : doc.lineAt(sel.active.line).text;
+  const instruction = await vscode.window.showInputBox({
+    title: selectionOnly ? 'PAS: Delegate selection' : 'PAS: Delegate file',
+    prompt: 'What should the Programmer do?',
+    value: extractInstruction(scope) ?? '',
+    ignoreFocusOut: true,
+  });
+  if (!instruction?.trim()) {
+    return;
+  }
+  const config = vscode.workspace.getConfiguration('pas');
+  const models = modelChoices(config.get<string[]>('models', []), config.get<string>('defaultModel'));
+  let model: string | undefined = models[0];
+  if (models.length > 1) {
+    model = await vscode.window.showQuickPick(models, { title: 'PAS: model', placeHolder: 'Model for this task' });
+    if (!model) {
+      return;
+    }
+  }
+  const c2p = pas.client.code2ProtocolConverter;
+  const range = selectionOnly ? c2p.asRange(sel) : undefined;
+  const args = delegateArgs(c2p.asUri(doc.uri), range, model, instruction);
+  const r = await pas.execute<{ task_id: string }>('pas.delegate', args);
+  vscode.window.setStatusBarMessage(`PAS: task ${r.task_id} queued`, 15000);
+}
+
+/** The task a command acts on: its argument, the only candidate, or the user's pick. */
+async function chooseTask(pas: PasClient, states: string[], arg: unknown, verb: string): Promise<string | undefined> {
+  const given = typeof arg === 'string' ? arg : (arg as { task?: unknown } | undefined)?.task;
+  if (typeof given === 'string') {
+    return given;
+  }
+  const { tasks } = await pas.execute<{ tasks: TaskInfo[] }>('pas.tasks', { states });
+  if (tasks.length === 0) {
+    void vscode.window.showInformationMessage(`PAS: no task is ${states.join(' or ')}.`);
+    return undefined;
+  }
+  if (tasks.length === 1) {
+    return tasks[0].id;
+  }
+  const active = vscode.window.activeTextEditor?.document.uri;
+  const rel = active ? vscode.workspace.asRelativePath(active, false) : undefined;
+  const items = orderTasks(tasks, rel).map((t) => ({ ...taskPickItem(t, rel), id: t.id }));
+  const pick = await vscode.window.showQuickPick(items, { title: `PAS: task to ${verb}`, matchOnDescription: true });
+  return pick?.id;
+}
+
+async function showStatus(pas: PasClient): Promise<void> {
+  type Status = PoolStatus & { programmers: { id: string; state: string; task_id: string | null; model: string }[] };
+  const s = await pas.execute<Status>('pas.status', {});
+  const items = s.programmers.map((p) => ({
+    label: `${p.id}: ${p.state}`,
+    description: p.task_id ? `task ${p.task_id} · ${p.model}` : p.model,
+  }));
+  await vscode.window.showQuickPick(items, {
+    title: `PAS: ${s.queued} queued · ${s.running} running · ${s.review} in review · ${s.failed} failed`,
+    placeHolder: 'Programmers',
+  });
+}

@@ -1,0 +1,191 @@
+// Pure helpers: no `vscode` import, so node:test can run them without an editor.
+
+/** `pas/status` notification and the counting part of `pas.status`'s result. */
+export interface PoolStatus {
+  idle: number;
+  busy: number;
+  failed: number;
+  queued: number;
+  running: number;
+  review: number;
+}
+
+/** One entry of `pas.tasks`'s result. */
+export interface TaskInfo {
+  id: string;
+  state: string;
+  instruction: string;
+  model: string;
+  files: string[];
+}
+
+export interface Position {
+  line: number;
+  character: number;
+}
+
+export interface Range {
+  start: Position;
+  end: Position;
+}
+
+/** Argument of the server's `pas.delegate` command. */
+export interface DelegateArgs {
+  uri: string;
+  range?: Range;
+  model?: string;
+  instruction?: string;
+}
+
+/** The `pas` settings as the server wants them. */
+export interface ServerSettings {
+  models?: string[];
+  defaultModel?: string;
+  socket?: string;
+}
+
+export const REVIEW_STATES = ['REVIEW', 'CONFLICT'];
+export const CANCELLABLE_STATES = ['QUEUED', 'RUNNING'];
+
+/** Status bar text for a pool status. */
+export function statusText(s: PoolStatus): string {
+  return `$(server-process) PAS ${s.idle} idle · ${s.busy} busy · ${s.failed} failed`;
+}
+
+/** Status bar tooltip for a pool status. */
+export function statusTooltip(s: PoolStatus): string {
+  return `PAS: ${s.queued} queued · ${s.running} running · ${s.review} in review (click for details)`;
+}
+
+// The server documents `# pas:`, `// pas:` and `-- pas:` comments.
+const PAS_COMMENT = /(?:#|\/\/|--)\s*pas:\s*(.*\S)/i;
+
+/** The instruction of the first `pas: ...` comment in text, if any. */
+export function extractInstruction(text: string): string | undefined {
+  for (const line of text.split(/\r?\n/)) {
+    const m = PAS_COMMENT.exec(line);
+    if (m) {
+      return m[1];
+    }
+  }
+  return undefined;
+}
+
+/** Model choices for the quick pick: the default first, then the others, no repeats. */
+export function modelChoices(models: readonly string[], defaultModel?: string): string[] {
+  const all = defaultModel ? [defaultModel, ...models] : [...models];
+  return all.filter((m, i) => m.trim() !== '' && all.indexOf(m) === i);
+}
+
+/** The `pas.delegate` argument; empty optional values are left out so the server's defaults apply. */
+export function delegateArgs(uri: string, range?: Range, model?: string, instruction?: string): DelegateArgs {
+  const args: DelegateArgs = { uri };
+  if (range && !isEmptyRange(range)) {
+    args.range = range;
+  }
+  if (model) {
+    args.model = model;
+  }
+  if (instruction && instruction.trim()) {
+    args.instruction = instruction.trim();
+  }
+  return args;
+}
+
+function isEmptyRange(r: Range): boolean {
+  return r.start.line === r.end.line && r.start.character === r.end.character;
+}
+
+/**
+ * Settings for `initializationOptions` and `workspace/configuration`: blanks are dropped so the
+ * server falls back to the daemon's config instead of reporting them as invalid.
+ */
+export function serverSettings(raw: Record<string, unknown> | null | undefined): ServerSettings {
+  const out: ServerSettings = {};
+  if (!raw) {
+    return out;
+  }
+  const models = raw['models'];
+  if (Array.isArray(models) && models.length > 0) {
+    out.models = models.filter((m): m is string => typeof m === 'string' && m.trim() !== '');
+  }
+  for (const key of ['defaultModel', 'socket'] as const) {
+    const v = raw[key];
+    if (typeof v === 'string' && v.trim() !== '') {
+      out[key] = v.trim();
+    }
+  }
+  return out;
+}
+
+/** Split `pas.serverPath` into a command and its arguments (double or single quotes group). */
+export function splitCommand(line: string): { command: string; args: string[] } {
+  const words: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(line)) !== null) {
+    words.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (m[2] ?? m[3]));
+  }
+  const [command = '', ...args] = words;
+  return { command, args };
+}
+
+/** Whether a task touches the file at workspace-relative path `rel`. */
+export function touches(task: TaskInfo, rel: string | undefined): boolean {
+  if (!rel) {
+    return false;
+  }
+  const norm = (p: string) => p.replace(/\\/g, '/').replace(/^\.\//, '');
+  const r = norm(rel);
+  return task.files.some((f) => {
+    const n = norm(f);
+    return n === r || n.endsWith('/' + r) || r.endsWith('/' + n);
+  });
+}
+
+/** Tasks touching the active file first, otherwise in the server's order. */
+export function orderTasks(tasks: readonly TaskInfo[], activeRel?: string): TaskInfo[] {
+  const hit = tasks.filter((t) => touches(t, activeRel));
+  return [...hit, ...tasks.filter((t) => !hit.includes(t))];
+}
+
+/** Quick pick item for a task. */
+export function taskPickItem(task: TaskInfo, activeRel?: string): { label: string; description: string; detail: string } {
+  const here = touches(task, activeRel) ? ' · this file' : '';
+  return {
+    label: `${task.id}: ${oneLine(task.instruction, 60)}`,
+    description: `${task.state} · ${task.model}${here}`,
+    detail: task.files.join(', '),
+  };
+}
+
+function oneLine(text: string, max: number): string {
+  const s = text.replace(/\s+/g, ' ').trim();
+  return s.length > max ? s.slice(0, max - 1) + '…' : s;
+}
+
+/** Result of `pas.approve`. */
+export interface ApproveResult {
+  task_id: string;
+  state: string;
+  applied: number[];
+  conflicts: { hunk_id: number; path: string; reason: string }[];
+}
+
+/** The message for an approve result and whether it is a warning. */
+export function approveMessage(r: ApproveResult): { text: string; warning: boolean } {
+  const applied = `applied ${r.applied.length} hunk${r.applied.length === 1 ? '' : 's'}`;
+  if (r.conflicts.length === 0) {
+    return { text: `PAS: task ${r.task_id} approved, ${applied}.`, warning: false };
+  }
+  const why = r.conflicts.map((c) => `${c.path} hunk ${c.hunk_id}: ${c.reason}`).join('; ');
+  return {
+    text: `PAS: task ${r.task_id} ${applied}, ${r.conflicts.length} in conflict (${why}).`,
+    warning: true,
+  };
+}
+
+/** Title of the diff editor for one file of a task. */
+export function diffTitle(taskId: string, path: string): string {
+  return `PAS ${taskId}: ${path}`;
+}
