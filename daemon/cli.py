@@ -59,7 +59,7 @@ def ago(t: float | None) -> str:
 # ------------------------------------------------------------ daemon life cycle
 
 
-def _daemon_env(args: argparse.Namespace) -> dict[str, str]:
+def _daemon_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PASD_SOCKET"] = str(paths.socket_path())
     env["PASD_STATE_DIR"] = str(paths.state_dir())
@@ -87,13 +87,15 @@ async def ensure_daemon(workers: int | None = None, quiet: bool = False) -> p.He
     argv = [sys.executable, "-m", "daemon", "serve"] + (["--workers", str(workers)] if workers else [])
     with log_path.open("ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, env=_daemon_env(argparse.Namespace()))
+                                start_new_session=True, env=_daemon_env())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         hello = await _hello()
         if hello is not None:
             if not quiet:
-                print(f"pasd started (pid {hello.pid}) on {hello.socket}")
+                # another `pasd start` may have won the race for the lock
+                verb = "started" if hello.pid == proc.pid else "is already running"
+                print(f"pasd {verb} (pid {hello.pid}) on {hello.socket}")
             return hello
         code = proc.poll()
         if code is not None:
@@ -109,10 +111,6 @@ async def ensure_daemon(workers: int | None = None, quiet: bool = False) -> p.He
 
 
 async def cmd_start(args: argparse.Namespace) -> int:
-    if args.foreground:
-        from daemon.app import serve
-
-        return serve(None, None, args.workers)
     await ensure_daemon(args.workers)
     return 0
 

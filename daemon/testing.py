@@ -6,20 +6,20 @@ and tasks reach `daemon/offline_model.py` through litellm's HTTP path.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from daemon.client import PasClient
 from daemon.config import OFFLINE_MODEL
-from daemon.errors import DaemonUnavailable
 
 
 def toml_value(value: Any) -> str:
@@ -87,17 +87,20 @@ class DaemonProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            if asyncio.run(self._answers()):
+            if self.answers():
                 return self
             time.sleep(0.02)
         raise RuntimeError(f"daemon did not answer in {timeout} s:\n{self.log.read_text()[-3000:]}")
 
-    async def _answers(self) -> bool:
+    def answers(self) -> bool:
+        """Does a daemon answer `hello` on the socket? (blocking; usable inside or outside a loop)"""
         try:
-            async with PasClient(self.socket) as c:
-                await c.hello()
-            return True
-        except (DaemonUnavailable, OSError):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(5)
+                s.connect(str(self.socket))
+                s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"hello","params":{}}\n')
+                return b'"result"' in s.makefile("rb").readline()
+        except OSError:
             return False
 
     def client(self) -> PasClient:
@@ -149,3 +152,6 @@ def make_repo(root: Path, files: dict[str, str], *, commit: bool = True) -> Path
         subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env)
         subprocess.run(["git", "commit", "-q", "-m", "initial"], cwd=root, check=True, env=env)
     return root
+
+
+DaemonFactory = Callable[..., DaemonProcess]

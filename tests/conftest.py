@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess, make_repo, offline_config
+from daemon.testing import DaemonFactory, DaemonProcess, make_repo, offline_config
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -30,9 +30,6 @@ def offline() -> Iterator[OfflineModel]:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "ws", SAMPLE)
-
-
-DaemonFactory = Callable[..., DaemonProcess]
 
 
 @pytest.fixture

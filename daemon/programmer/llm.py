@@ -94,7 +94,8 @@ async def complete(spec: ModelSpec, messages: list[dict[str, str]], timeout: flo
     """One chat completion; failures come out as TaskFailed or ProviderFault, never raw."""
     litellm = await ensure_loaded()
     kwargs: dict[str, Any] = {**spec.params, "model": spec.model, "messages": messages, "timeout": timeout,
-                              "num_retries": 0}
+                              # pasd retries on another programmer itself; the provider client must not.
+                              "num_retries": 0, "max_retries": 0}
     if spec.api_base:
         kwargs["api_base"] = spec.api_base
     key = _api_key(spec)
@@ -170,8 +171,9 @@ def classify(exc: BaseException, secret: str | None = None) -> Exception:
 
 
 def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
+    headers = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
     if headers is None:
         return None
     try:
