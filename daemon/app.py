@@ -25,6 +25,7 @@ from daemon.scheduler import Scheduler
 from daemon.server import RpcServer
 from daemon.service import Service
 from daemon.store import Store
+from daemon.watcher import Watcher
 
 log = logging.getLogger("pasd")
 
@@ -100,6 +101,8 @@ class Daemon:
         if cleaned:
             log.info("removed %d stale snapshots", cleaned)
         store = Store(self.state_dir)
+        if mended := store.reconcile_jsonl():
+            log.info("restored %d receipts to their JSONL files", mended)
         bus = EventBus()
         pool = Pool(self.settings.pool.workers, LocalBackend(worktrees), bus)
         scheduler = Scheduler(store, pool, bus, self.configs.get, self.run_id, worktrees)
@@ -108,11 +111,14 @@ class Daemon:
             log.info("recovered after a stop: %d tasks re-queued, %d failed", requeued, failed)
         hello = p.HelloResult(version=pasd_version(), pid=os.getpid(), run_id=self.run_id,
                               socket=str(self.socket_path), state_dir=str(self.state_dir))
-        service = Service(store=store, pool=pool, bus=bus, scheduler=scheduler, reviewer=Reviewer(store, bus),
+        reviewer = Reviewer(store, bus)
+        watcher = Watcher(store, bus, reviewer, self.configs)
+        service = Service(store=store, pool=pool, bus=bus, scheduler=scheduler, reviewer=reviewer,
                           configs=self.configs, hello=hello, on_shutdown=self.request_stop)
         server = RpcServer(service, bus, self.socket_path)
         await server.start()
         scheduler.start()
+        watcher.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
@@ -123,6 +129,7 @@ class Daemon:
         finally:
             log.info("stopping")
             await server.close()
+            await watcher.close()
             await scheduler.close()
             await pool.backend.close()
             store.close()

@@ -138,7 +138,10 @@ async def cmd_status(args: argparse.Namespace, c: PasClient) -> int:
     rows = [[pr.id, pr.state.value, pr.task_id or "-", pr.model or "-", ago(pr.busy_since) if pr.busy_since else "-",
              str(pr.tasks_done), str(pr.failures)] for pr in st.programmers]
     text = table(rows, ["PROGRAMMER", "STATE", "TASK", "MODEL", "BUSY", "DONE", "FAILURES"])
-    out(args, st, f"{text}\nqueued {st.queued} · running {st.running} · awaiting review {st.review}")
+    text += f"\nqueued {st.queued} · running {st.running} · awaiting review {st.review}"
+    for err in st.config_errors:
+        text += f"\nconfig error (last good settings in force): {err}"
+    out(args, st, text)
     return 0
 
 

@@ -158,6 +158,7 @@ class Receipt(Model):
     check: str | None = None  # "passed" | "failed" | None (no check command)
     check_rounds: int = 0
     refused: list[RefusedEdit] = []
+    checks: list[CheckRun] = []  # every check round, output capped
     outcome: str  # "review" | "no-change" | "failed: <reason>" | "cancelled"
     created_at: float
 
@@ -232,6 +233,7 @@ class PoolStatus(Model):
     queued: int
     running: int
     review: int
+    config_errors: list[str] = []  # config files that failed to reload; the last good settings apply
 
 
 class SubmitParams(Model):

@@ -60,7 +60,8 @@ class Service:
         running = sum(1 for prog in self.pool.programmers if prog.info.task_id)
         review = len(self.store.list_tasks([p.TaskState.REVIEW, p.TaskState.CONFLICT], limit=100_000))
         return p.PoolStatus(programmers=[prog.info for prog in self.pool.programmers],
-                            queued=self.scheduler.queued, running=running, review=review)
+                            queued=self.scheduler.queued, running=running, review=review,
+                            config_errors=sorted(set(self.configs.errors.values())))
 
     async def pool_status(self, params: p.Empty) -> p.PoolStatus:
         return self.status()

@@ -197,6 +197,33 @@ class Store:
         with (self.receipts_dir / f"{receipt.run_id}.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(receipt.model_dump_json() + "\n")
 
+    def reconcile_jsonl(self) -> int:
+        """Append receipts a crash kept out of their JSONL file (SQLite is written first)."""
+        added = 0
+        runs = self.db.execute("SELECT run_id, COUNT(*) FROM receipts GROUP BY run_id").fetchall()
+        for run_id, count in runs:
+            path = self.receipts_dir / f"{run_id}.jsonl"
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except FileNotFoundError:
+                lines = []
+            if len(lines) >= count:
+                continue
+            have = set()
+            for line in lines:
+                try:
+                    r = Receipt.model_validate_json(line)
+                    have.add((r.task_id, r.attempt))
+                except ValueError:
+                    continue  # a torn last line from a crash
+            rows = self.db.execute("SELECT data FROM receipts WHERE run_id = ? ORDER BY id", (run_id,))
+            for (data,) in rows:
+                r = Receipt.model_validate_json(data)
+                if (r.task_id, r.attempt) not in have:
+                    self._append_jsonl(r)
+                    added += 1
+        return added
+
     def receipts(self, task_id: str | None = None, limit: int = 500) -> list[Receipt]:
         if task_id is None:
             rows = self.db.execute("SELECT data FROM receipts ORDER BY id DESC LIMIT ?", (limit,))

@@ -64,6 +64,7 @@ class _Tally:
             wall_s=round(time.time() - self.started, 4), llm_s=round(self.llm_s, 4), llm_calls=self.calls,
             files_changed=len(changes or []), lines_added=added, lines_removed=removed,
             check=check, check_rounds=len(self.checks), refused=list(self.refused),
+            checks=[c.model_copy(update={"output": c.output[-2000:]}) for c in self.checks],
             outcome=outcome, created_at=time.time(),
         )
 
