@@ -198,6 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
         entry: dict[str, Any] = {
             "time": time.time(),
             "model": body.get("model"),
+            "headers": {k.lower(): v for k, v in self.headers.items()},
             "messages": messages,
             "response": {},
             "usage": {},

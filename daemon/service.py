@@ -142,6 +142,9 @@ class Service:
             raise InvalidParams(f"{path} is not a file a task may change")
         if full.is_dir():
             raise InvalidParams(f"{path} is a directory; name files")
+        real = full.resolve()
+        if real != workspace and workspace not in real.parents:
+            raise InvalidParams(f"{path} is a symlink that leaves the workspace")
         return rel.as_posix()
 
     @staticmethod

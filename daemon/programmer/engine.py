@@ -148,8 +148,12 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
                 problems.append(f"{path}: refused, {why}")
                 continue
             if path not in contents:
-                # a file admitted by the project's allowlist globs: its base is what the snapshot holds
-                contents[path] = base[path] = await asyncio.to_thread(_read_or_none, snap.root / path)
+                # a file admitted by the project's allowlist globs: like the task's files, its base is
+                # the user's file as it is now (it may be untracked or edited)
+                current = await asyncio.to_thread(_read_or_none, workspace / path)
+                contents[path] = base[path] = current
+                if current is not None:
+                    await asyncio.to_thread(_write, snap.root / path, current)
             try:
                 new = apply_edit(contents[path] or "", edit)
             except SearchNotFound as exc:

@@ -74,8 +74,7 @@ async def create(workspace: Path, files: list[str], dest_parent: Path, name: str
                 with contextlib.suppress(FileNotFoundError):
                     target.unlink()
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(shutil.copyfile, workspace / rel, target)
+            await asyncio.to_thread(_copy_files, workspace, snap.root, [rel])
     except BaseException:
         await snap.remove()
         raise
@@ -94,8 +93,22 @@ async def _worktree(workspace: Path, top: Path, dest: Path) -> Snapshot | None:
         with contextlib.suppress(GitError):
             await git(top, "worktree", "prune")
     await git(top, "worktree", "add", "--detach", "--quiet", str(dest), commit)
+    # `git stash create` leaves out untracked files; a check command may need them
+    untracked = (await git(top, "ls-files", "--others", "--exclude-standard", "-z")).split("\0")
+    with contextlib.suppress(OSError):
+        await asyncio.to_thread(_copy_files, top, dest, [u for u in untracked if u])
     rel = workspace.resolve().relative_to(top.resolve())
     return Snapshot(root=dest / rel, dir=dest, repo=top)
+
+
+def _copy_files(src: Path, dest: Path, rels: list[str]) -> None:
+    """Copy files as they are; a symlink is copied as a link, never written through."""
+    for rel in rels:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        shutil.copy2(src / rel, target, follow_symlinks=False)
 
 
 async def clean_stale(worktrees_dir: Path) -> int:
