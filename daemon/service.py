@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -13,7 +14,7 @@ from pydantic import BaseModel
 
 from daemon import protocol as p
 from daemon.config import ConfigCache
-from daemon.errors import GuardrailRefused, InvalidParams, InvalidState, NotFound
+from daemon.errors import ConfigError, GuardrailRefused, InvalidParams, InvalidState, NotFound
 from daemon.events import EventBus
 from daemon.pool import Pool
 from daemon.programmer import llm
@@ -56,12 +57,19 @@ class Service:
     async def hello(self, params: p.HelloParams) -> p.HelloResult:
         return self._hello
 
+    def config_errors(self) -> list[str]:
+        """Config files that failed to load (re-checked now: a fixed file clears its error)."""
+        for ws in list(self.configs.errors):
+            with contextlib.suppress(ConfigError):
+                self.configs.get(ws)
+        return sorted(set(self.configs.errors.values()))
+
     def status(self) -> p.PoolStatus:
         running = sum(1 for prog in self.pool.programmers if prog.info.task_id)
         review = len(self.store.list_tasks([p.TaskState.REVIEW, p.TaskState.CONFLICT], limit=100_000))
         return p.PoolStatus(programmers=[prog.info for prog in self.pool.programmers],
                             queued=self.scheduler.queued, running=running, review=review,
-                            config_errors=sorted(set(self.configs.errors.values())))
+                            config_errors=self.config_errors())
 
     async def pool_status(self, params: p.Empty) -> p.PoolStatus:
         return self.status()
