@@ -6,6 +6,7 @@ Light on purpose: asyncio, pydantic and the protocol models only.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import itertools
 import json
 import os
@@ -161,7 +162,7 @@ class PasClient:
     async def reject(self, params: p.ReviewParams) -> p.ReviewResult:
         return await self._typed("task.reject", params, p.ReviewResult)
 
-    async def receipts(self, params: p.ReceiptsParams | None = None) -> list[p.Receipt]:
+    async def receipts(self, params: p.ReceiptsParams | None = None) -> builtins.list[p.Receipt]:
         return (await self._typed("receipts.list", params or p.ReceiptsParams(), p.ReceiptList)).receipts
 
     async def shutdown(self) -> p.ShutdownResult:

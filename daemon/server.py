@@ -16,7 +16,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from daemon import protocol as p
 from daemon.errors import PasError
@@ -35,7 +35,7 @@ def peer_uid(sock: socket.socket) -> int | None:
     except OSError:
         return None
     _pid, uid, _gid = struct.unpack("3i", creds)
-    return uid
+    return int(uid)
 
 
 def _error(id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
@@ -224,6 +224,7 @@ class RpcServer:
             return _error(req_id, p.ErrorCode.INVALID_PARAMS, _describe(exc))
         except RecursionError:
             return _error(req_id, p.ErrorCode.INVALID_PARAMS, "invalid params: nested too deeply")
+        result: BaseModel
         try:
             if method == "events.subscribe":
                 assert isinstance(params, p.SubscribeParams)

@@ -110,7 +110,7 @@ class Store:
 
     def list_tasks(self, states: Iterable[TaskState] | None = None, workspace: str | None = None,
                    limit: int = 200) -> list[TaskInfo]:
-        sql, args = "SELECT info FROM tasks WHERE 1=1", []
+        sql, args = "SELECT info FROM tasks WHERE 1=1", list[object]()
         if states is not None:
             states = list(states)
             sql += f" AND state IN ({','.join('?' * len(states))})"

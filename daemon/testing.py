@@ -63,9 +63,10 @@ class DaemonProcess:
     """Start, stop, kill and restart a real `pasd serve` with its own socket and state dir."""
 
     def __init__(self, root: Path | None = None, *, workers: int = 4,
-                 config: dict[str, dict[str, Any]] | None = None, env: dict[str, str] | None = None) -> None:
-        # Unix socket paths are limited to ~107 bytes: keep the socket under a short /tmp dir.
-        self.sock_dir = Path(tempfile.mkdtemp(prefix="pasd-", dir="/tmp"))
+                 config: dict[str, dict[str, Any]] | None = None, env: dict[str, str] | None = None,
+                 sock_parent: str = "/tmp") -> None:
+        # Unix socket paths are limited to ~107 bytes: keep the socket under a short dir.
+        self.sock_dir = Path(tempfile.mkdtemp(prefix="pasd-", dir=sock_parent))
         self.root = root or self.sock_dir
         self.socket = self.sock_dir / "pasd.sock"
         self.state_dir = self.root / "state"
