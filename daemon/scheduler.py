@@ -113,10 +113,6 @@ class Scheduler:
         if job is not None:
             await asyncio.gather(job, return_exceptions=True)
 
-    @property
-    def queued(self) -> int:
-        return len(self._heap)
-
     # ------------------------------------------------------------ dispatch
 
     async def _dispatch_loop(self) -> None:
@@ -212,14 +208,14 @@ class Scheduler:
                                 error=f"attempt {task.attempts} failed: {message}; retrying in {delay:.1f} s")
             self.bus.publish(ProgressEvent(task_id=task.id, phase="queued",
                                            message=f"retrying after: {message}"))
-            self._own(self._requeue_later(task.id, delay), f"retry-{task.id}")
+            self._own(self._requeue_later(task, delay), f"retry-{task.id}")
         else:
             self._finish(task, state=TaskState.FAILED, reason=reason,
                          error=f"{message} (after {task.attempts} attempts)")
 
-    async def _requeue_later(self, task_id: str, delay: float) -> None:
+    async def _requeue_later(self, task: TaskInfo, delay: float) -> None:
         await asyncio.sleep(delay)
-        heapq.heappush(self._heap, (0, self.store.seq_of(task_id), task_id))
+        heapq.heappush(self._heap, (-task.priority, self.store.seq_of(task.id), task.id))
         self._wake.set()
 
     async def _heal(self, prog: Programmer, settings: Settings | None) -> None:

@@ -66,9 +66,10 @@ class Service:
 
     def status(self) -> p.PoolStatus:
         running = sum(1 for prog in self.pool.programmers if prog.info.task_id)
-        review = len(self.store.list_tasks([p.TaskState.REVIEW, p.TaskState.CONFLICT], limit=100_000))
+        review = self.store.count_tasks([p.TaskState.REVIEW, p.TaskState.CONFLICT])
+        queued = self.store.count_tasks([p.TaskState.QUEUED])
         return p.PoolStatus(programmers=[prog.info for prog in self.pool.programmers],
-                            queued=self.scheduler.queued, running=running, review=review,
+                            queued=queued, running=running, review=review,
                             config_errors=self.config_errors())
 
     async def pool_status(self, params: p.Empty) -> p.PoolStatus:

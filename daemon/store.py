@@ -122,6 +122,12 @@ class Store:
         args.append(limit)
         return [TaskInfo.model_validate_json(r[0]) for r in self.db.execute(sql, args)]
 
+    def count_tasks(self, states: Iterable[TaskState]) -> int:
+        states = list(states)
+        row = self.db.execute(f"SELECT COUNT(*) FROM tasks WHERE state IN ({','.join('?' * len(states))})",
+                              [s.value for s in states]).fetchone()
+        return int(row[0])
+
     def queued_in_order(self) -> list[tuple[int, TaskInfo]]:
         rows = self.db.execute("SELECT seq, info FROM tasks WHERE state = 'QUEUED' ORDER BY seq")
         return [(int(seq), TaskInfo.model_validate_json(info)) for seq, info in rows]
