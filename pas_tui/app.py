@@ -31,17 +31,19 @@ class PasApp(App[None]):
     TITLE = "pas-tui"
     BINDINGS = [
         Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("n", "hunk(1)", "Next hunk"),
-        Binding("p", "hunk(-1)", "Prev hunk"),
-        Binding("space", "toggle_hunk", "Choose hunk"),
+        Binding("n", "hunk(1)", "Next hunk", show=False),  # the review pane's subtitle shows these
+        Binding("p", "hunk(-1)", "Previous hunk", show=False),
+        Binding("space", "toggle_hunk", "Choose hunk", show=False),
         Binding("a", "review('approve')", "Approve"),
         Binding("r", "review('reject')", "Reject"),
-        Binding("c", "cancel_task", "Cancel task"),
+        Binding("c", "cancel_task", "Cancel"),
         Binding("s", "submit", "Submit"),
         Binding("R", "receipts", "Receipts", key_display="R"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
+
+    MAIN_ONLY = frozenset({"filter", "hunk", "toggle_hunk", "review", "cancel_task"})
 
     def __init__(self, socket: str | os.PathLike[str] | None = None, *, client_factory: ClientFactory | None = None,
                  workspace: str | os.PathLike[str] | None = None, clock: Callable[[], float] = time.time,
@@ -63,6 +65,12 @@ class PasApp(App[None]):
         self.sub_title = str(self.link.socket)
         self.query_one("#tasks").focus()
         self.run_worker(self.link.run(self.post_message), name="events", group="events", exclusive=True)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Review keys act on the main screen only (not under the receipts screen or a form)."""
+        if action in self.MAIN_ONLY and len(self.screen_stack) > 1:
+            return False
+        return True
 
     # ------------------------------------------------------------ the link
 

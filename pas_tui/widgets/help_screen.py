@@ -16,6 +16,7 @@ def bindings_table(bindings: list[Binding]) -> Table:
     table.add_column()
     for b in bindings:
         table.add_row(b.key_display or b.key, b.description)
+    table.add_row("Esc", "Close a screen or form; clear the filter")
     return table
 
 
@@ -23,7 +24,7 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: auto; height: auto; border: round $accent; background: $surface; padding: 1 2; }
+    HelpScreen > Vertical { width: 64; height: auto; border: round $accent; background: $surface; padding: 1 2; }
     """
 
     def __init__(self, bindings: list[Binding]) -> None:
@@ -33,4 +34,3 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(bindings_table(self.bindings))
-            yield Static("Esc closes", classes="dim")
