@@ -119,7 +119,8 @@ class TaskList(Vertical):
 
     @on(DataTable.RowHighlighted, "#tasks")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._select(event.row_key.value)
+        if event.cursor_row == self.table.cursor_row:  # a rebuild queues highlights that are already stale
+            self._select(event.row_key.value)
 
     def _select(self, task_id: str | None) -> None:
         if task_id != self._selected:

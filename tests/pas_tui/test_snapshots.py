@@ -11,7 +11,7 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 from textual.widgets import Input
-from tui_support import run_to_review, wait_until
+from tui_support import review_settled, run_to_review, wait_until
 
 from daemon import protocol as p
 from daemon.offline_model import OfflineModel
@@ -56,8 +56,8 @@ def test_main_screen(snap_compare, make_daemon, offline: OfflineModel, repo: Pat
 
     async def settle(pilot: Pilot[object]) -> None:
         pane = app.query_one(ReviewPane)
-        await wait_until(pilot, lambda: pane.receipt.receipt is not None and len(pane.hunks.views) == 1,
-                         what="the review pane with its receipt")
+        await wait_until(pilot, lambda: review_settled(app) and pane.receipt.receipt is not None
+                         and len(pane.hunks.views) == 1, what="the review pane with its receipt")
         assert pane.receipt.receipt is not None
         pane.receipt.show(pinned(pane.receipt.receipt, NOON))
         app.query_one(TaskList).table.update_cell(task.id, "id", "0a1b2c")

@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from textual.app import App
 from textual.pilot import Pilot
+from textual.worker import WorkerState
 
 from daemon import protocol as p
 from daemon.client import EventStream
@@ -48,6 +50,12 @@ async def wait_until(pilot: Pilot[object], cond: Callable[[], object], timeout: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}")
         await pilot.pause()
+
+
+def review_settled(app: App[object]) -> bool:
+    """No review load is pending or running (so what the pane shows is final)."""
+    return not any(w.group == "review" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+                   for w in app.workers)
 
 
 async def run_to_review(daemon: DaemonProcess, repo: Path, instruction: str = "document add",
