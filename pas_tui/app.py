@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -122,7 +123,8 @@ class PasApp(App[None]):
                 client = self.link.client
                 if task.files_changed or task.state.reviewable or task.state is p.TaskState.APPLIED:
                     diff = await client.diff(task.id)
-                receipts = await client.receipts(p.ReceiptsParams(task_id=task.id))
+                # cast: PasClient has a method named `list`, so mypy misreads its `list[...]` annotations
+                receipts = cast("list[p.Receipt]", await client.receipts(p.ReceiptsParams(task_id=task.id)))
                 receipt = receipts[-1] if receipts else None
             except PasError:
                 pass  # gone or disconnected: show what we have; the next event or resync reloads

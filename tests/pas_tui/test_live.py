@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tui_support import wait_until
+
 from daemon import protocol as p
 from daemon.offline_model import OfflineModel
 from daemon.testing import DaemonProcess
 from pas_tui import PasApp
 from pas_tui.widgets.pool_panel import PoolPanel
-from pas_tui.widgets.review import ReviewPane
 from pas_tui.widgets.task_list import TaskList
-from tui_support import wait_until
 
 SIZE = (120, 40)
 
