@@ -22,7 +22,7 @@ from pas_tui.widgets.review import ReviewPane
 from pas_tui.widgets.task_list import TaskList
 
 SIZE = (120, 40)
-NOON = 1_780_000_000.0  # a fixed day for the per-day totals (2026-05-28 UTC, noon-ish)
+NOON = 1_779_969_600.0  # 2026-05-28 12:00 UTC: the same calendar day in every time zone from UTC-11 to UTC+11
 
 EDIT = """Type hints.
 
