@@ -104,6 +104,10 @@ class PasClient:
         except (OSError, ValueError, asyncio.IncompleteReadError):
             pass
         finally:
+            # the next call reconnects: a restarted daemon is picked up transparently
+            if self._writer is not None:
+                self._writer.close()
+            self._writer = None
             self._fail_pending(DaemonUnavailable("the daemon closed the connection"))
 
     # ------------------------------------------------------------ requests
@@ -114,6 +118,8 @@ class PasClient:
         if params is None:
             params = params_model()
         if self._writer is None:
+            if self._read_task is not None:
+                await asyncio.gather(self._read_task, return_exceptions=True)
             await self.connect()
         assert self._writer is not None
         req_id = next(self._ids)
@@ -164,6 +170,9 @@ class PasClient:
 
     async def receipts(self, params: p.ReceiptsParams | None = None) -> builtins.list[p.Receipt]:
         return (await self._typed("receipts.list", params or p.ReceiptsParams(), p.ReceiptList)).receipts
+
+    async def models(self, workspace: str | None = None) -> p.ModelsResult:
+        return await self._typed("models.list", p.ModelsParams(workspace=workspace), p.ModelsResult)
 
     async def shutdown(self) -> p.ShutdownResult:
         return await self._typed("daemon.shutdown", None, p.ShutdownResult)

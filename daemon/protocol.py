@@ -301,6 +301,15 @@ class ReceiptList(Model):
     receipts: list[Receipt]
 
 
+class ModelsParams(Model):
+    workspace: str | None = None  # apply that workspace's .pas.toml
+
+
+class ModelsResult(Model):
+    default: str
+    choices: list[str]
+
+
 class SubscribeParams(Model):
     kinds: list[Literal["programmer", "task", "progress", "receipt"]] | None = None
 
@@ -369,6 +378,7 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "task.approve": (ReviewParams, ReviewResult),
     "task.reject": (ReviewParams, ReviewResult),
     "receipts.list": (ReceiptsParams, ReceiptList),
+    "models.list": (ModelsParams, ModelsResult),
     "events.subscribe": (SubscribeParams, SubscribeResult),
     "daemon.shutdown": (Empty, ShutdownResult),
 }

@@ -49,6 +49,7 @@ class Service:
             "task.approve": self.approve,
             "task.reject": self.reject,
             "receipts.list": self.receipts,
+            "models.list": self.models,
             "daemon.shutdown": self.shutdown,
         }
 
@@ -195,3 +196,8 @@ class Service:
     async def receipts(self, params: p.ReceiptsParams) -> p.ReceiptList:
         task_id = self.task(params.task_id).id if params.task_id else None
         return p.ReceiptList(receipts=self.store.receipts(task_id, params.limit))
+
+    async def models(self, params: p.ModelsParams) -> p.ModelsResult:
+        """The model choices the editors and the TUI offer, as this daemon's config has them."""
+        settings = self.configs.get(params.workspace)
+        return p.ModelsResult(default=settings.models.default, choices=settings.models.choices)

@@ -6,7 +6,6 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -124,7 +123,7 @@ class PasApp(App[None]):
                 if task.files_changed or task.state.reviewable or task.state is p.TaskState.APPLIED:
                     diff = await client.diff(task.id)
                 # cast: PasClient has a method named `list`, so mypy misreads its `list[...]` annotations
-                receipts = cast("list[p.Receipt]", await client.receipts(p.ReceiptsParams(task_id=task.id)))
+                receipts = await client.receipts(p.ReceiptsParams(task_id=task.id))
                 receipt = receipts[-1] if receipts else None
             except PasError:
                 pass  # gone or disconnected: show what we have; the next event or resync reloads
@@ -209,11 +208,14 @@ class PasApp(App[None]):
         self.cancel_task(task.id)
 
     def action_submit(self) -> None:
-        from daemon import config  # light: tomllib + pydantic; only needed when the form opens
+        self.open_submit_form()
 
+    @work(exclusive=True, group="submit-form", exit_on_error=False)
+    async def open_submit_form(self) -> None:
+        """The submit form, offering the models the daemon's config has for this workspace."""
         try:
-            settings = config.load(Path(self.workspace))
-            choices, default, note = settings.models.choices, settings.models.default, ""
+            models = await self.link.client.models(self.workspace)
+            choices, default, note = models.choices, models.default, ""
         except PasError as exc:
             choices, default, note = [], None, exc.message
 
