@@ -30,7 +30,7 @@ class PasSettings(BaseModel):
 
 def parse_settings(raw: Any) -> tuple[PasSettings, list[str]]:
     """Settings from a client's object, field by field; returns the problems found, one per key."""
-    if raw is None:
+    if raw is None or raw == []:  # Lua's empty table arrives as []
         return PasSettings(), []
     if not isinstance(raw, dict):
         return PasSettings(), [f"pas: expected an object of settings, got {type(raw).__name__}"]
