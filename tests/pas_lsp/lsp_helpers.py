@@ -82,7 +82,7 @@ def _apply(ls: LanguageClient, uri: str, edit: lsp.TextEdit) -> None:
         return
     text = docs[uri]
     lines = text[0].splitlines(keepends=True)
-    offset = lambda pos: sum(len(x) for x in lines[: pos.line]) + pos.character  # noqa: E731
+    offset = lambda pos: sum(len(x) for x in lines[: pos.line]) + pos.character
     s, e = offset(edit.range.start), offset(edit.range.end)
     text[0] = text[0][:s] + edit.new_text + text[0][e:]
 

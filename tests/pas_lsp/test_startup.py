@@ -9,12 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from lsp_helpers import REPO_ROOT, make_client, server_env, start_client
 from lsprotocol import types as lsp
 from pytest_lsp import LanguageClient
 
 from daemon.testing import DaemonProcess
-
-from lsp_helpers import REPO_ROOT, make_client, server_env, start_client
 
 
 def test_server_never_loads_litellm_or_textual() -> None:
