@@ -109,18 +109,14 @@ async def test_closed_file_is_applied_by_the_daemon(client: LanguageClient, work
     uri = (workspace / "util.py").as_uri()
     result = await execute(client, "pas.delegate", {"uri": uri, "model": MODEL, "instruction": "document mul"})
     task_id = result["task_id"]
-    await wait_until(lambda: task_id in [t["id"] for t in _tasks(client)], "the task in review")
+    token = f"pas-task-{task_id}"
+    await wait_until(lambda: (v := client.progress_reports.get(token)) and isinstance(v[-1], lsp.WorkDoneProgressEnd),
+                     "the task to reach review")
     tasks = await execute(client, "pas.tasks", {"states": ["REVIEW"], "uri": uri})
     assert tasks["tasks"][0]["uris"] == [uri] and tasks["tasks"][0]["files"] == ["util.py"]
     result = await execute(client, "pas.approve", {"task": task_id})
     assert client.edits == [] and result["applied"] == [1]
     assert (workspace / "util.py").read_text().startswith("# pas: document mul\n")
-
-
-def _tasks(client: LanguageClient) -> list[dict]:
-    reports = [v for k, v in client.progress_reports.items() if isinstance(v[-1], lsp.WorkDoneProgressEnd)]
-    return [{"id": k.removeprefix("pas-task-")} for k, v in client.progress_reports.items()
-            if v and isinstance(v[-1], lsp.WorkDoneProgressEnd)] if reports else []
 
 
 async def test_show_diff_and_contents(client: LanguageClient, workspace: Path, offline: OfflineModel) -> None:
