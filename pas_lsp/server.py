@@ -17,7 +17,7 @@ from daemon import protocol as p
 from pas_lsp import commands, review, tasks
 from pas_lsp.config import MAX_ACTION_MODELS, Effective, PasSettings, effective, parse_settings
 from pas_lsp.daemon_link import DaemonLink
-from pas_lsp.errors import to_lsp
+from pas_lsp.errors import InvalidParams, to_lsp
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -32,7 +32,7 @@ class PasServer(LanguageServer):
         self.link = DaemonLink()
         self.settings = PasSettings()
         self.reviews = review.Reviews()
-        self.progress: dict[str, tasks.TaskProgress] = {}
+        self.task_progress: dict[str, tasks.TaskProgress] = {}
         self.follower: asyncio.Task[None] | None = None
         self._effective: dict[Path | None, Effective] = {}
         self._reported: set[str] = set()
@@ -84,7 +84,7 @@ class PasServer(LanguageServer):
         """The workspace root holding a document and the document's path relative to it."""
         fs = to_fs_path(uri) if uri.startswith("file:") else None
         if not fs:
-            raise tasks.InvalidParams(f"not a file URI: {uri}")
+            raise InvalidParams(f"not a file URI: {uri}")
         path = Path(fs).resolve()
         for root in self.roots():
             if path.is_relative_to(root):
@@ -113,7 +113,7 @@ class PasServer(LanguageServer):
     def hunks_at(self, uri: str) -> list[tuple[review.ReviewTask, p.Hunk]]:
         try:
             root, rel = self.locate(uri)
-        except tasks.InvalidParams:
+        except InvalidParams:
             return []
         return self.reviews.for_path(root, rel)
 
@@ -155,12 +155,12 @@ class PasServer(LanguageServer):
         if not (caps and caps.work_done_progress):
             return
         tp = tasks.TaskProgress(token=f"pas-task-{task.id}", title=f"PAS: {task.instruction}")
-        self.progress[task.id] = tp
+        self.task_progress[task.id] = tp
         try:
             await self.work_done_progress.create_async(tp.token)
         except Exception as exc:  # a client may refuse progress; the task goes on without it
             log.info("no progress for %s: %s", task.id, exc)
-            self.progress.pop(task.id, None)
+            self.task_progress.pop(task.id, None)
             return
         self.work_done_progress.begin(tp.token, lsp.WorkDoneProgressBegin(title=tp.title, message="queued"))
         tp.started = True
@@ -169,12 +169,12 @@ class PasServer(LanguageServer):
         tp.pending.clear()
 
     def progress_report(self, task_id: str, message: str) -> None:
-        tp = self.progress.get(task_id)
+        tp = self.task_progress.get(task_id)
         if tp is not None:
             self._progress_send(tp, "report", message)
 
     def progress_end(self, task: p.TaskInfo) -> None:
-        tp = self.progress.get(task.id)
+        tp = self.task_progress.get(task.id)
         if tp is not None:
             self._progress_send(tp, "end", tasks.outcome(task))
 
@@ -187,7 +187,7 @@ class PasServer(LanguageServer):
         if kind == "end":
             tp.ended = True
             self.work_done_progress.end(tp.token, lsp.WorkDoneProgressEnd(message=message))
-            self.progress = {k: v for k, v in self.progress.items() if v is not tp}
+            self.task_progress = {k: v for k, v in self.task_progress.items() if v is not tp}
         else:
             self.work_done_progress.report(tp.token, lsp.WorkDoneProgressReport(message=message))
 
@@ -220,7 +220,7 @@ class PasServer(LanguageServer):
             del self.reviews.tasks[task_id]
         for task in reviewable:
             await self.track(task)
-        for task_id in list(self.progress):  # tasks that ended while the daemon was away
+        for task_id in list(self.task_progress):  # tasks that ended while the daemon was away
             try:
                 await self.track(await client.get(task_id))
             except Exception as exc:
@@ -230,7 +230,7 @@ class PasServer(LanguageServer):
     async def on_event(self, env: p.EventEnvelope) -> None:
         ev = env.event
         task_id = _task_id(ev)
-        if task_id is not None and self._submitting and task_id not in self.progress:
+        if task_id is not None and self._submitting and task_id not in self.task_progress:
             self._early = [*self._early[-200:], env]
         if isinstance(ev, p.ProgressEvent):
             if ev.phase != "done":
@@ -332,7 +332,7 @@ def create_server() -> PasServer:
         uri = params.text_document.uri
         try:
             root, _ = ls.locate(uri)
-        except tasks.InvalidParams:
+        except InvalidParams:
             return []
         lines = ls.lines(uri)
         models = ls.effective(root).models[:MAX_ACTION_MODELS]
