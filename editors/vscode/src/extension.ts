@@ -4,6 +4,7 @@ import { DIFF_SCHEME, DiffContents, DiffProvider } from './diff';
 import {
   ApproveResult,
   CANCELLABLE_STATES,
+  DelegateArgs,
   PoolStatus,
   REVIEW_STATES,
   TaskInfo,
@@ -26,6 +27,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.workspace.registerTextDocumentContentProvider(DIFF_SCHEME, diffs),
     command('pas.delegateSelection', () => delegate(client, true)),
     command('pas.delegateFile', () => delegate(client, false)),
+    // Client-side half of the server's delegate code actions (docs/lsp.md): ask, then pas.delegate.
+    command('pas.promptDelegate', (arg) => promptDelegate(client, arg)),
     command('pas.approveTask', async (arg) => {
       const task = await chooseTask(client, REVIEW_STATES, arg, 'approve');
       if (task) {
@@ -110,6 +113,31 @@ async function delegate(pas: PasClient, selectionOnly: boolean): Promise<void> {
   const range = selectionOnly ? c2p.asRange(sel) : undefined;
   const args = delegateArgs(c2p.asUri(doc.uri), range, model, instruction);
   const r = await pas.execute<{ task_id: string }>('pas.delegate', args);
+  vscode.window.setStatusBarMessage(`PAS: task ${r.task_id} queued`, 15000);
+}
+
+/** `pas.promptDelegate` {uri, range?, model}: ask for the instruction, then run the server's pas.delegate. */
+async function promptDelegate(pas: PasClient, arg: unknown): Promise<void> {
+  const given = (arg ?? {}) as Partial<DelegateArgs>;
+  if (typeof given.uri !== 'string') {
+    throw new Error('pas.promptDelegate needs {uri, range?, model?}');
+  }
+  const p2c = pas.client.protocol2CodeConverter;
+  const doc = await vscode.workspace.openTextDocument(p2c.asUri(given.uri));
+  const scope = given.range ? doc.getText(p2c.asRange(given.range)) : '';
+  const instruction = await vscode.window.showInputBox({
+    title: given.range ? `PAS: Delegate selection to ${given.model ?? 'the default model'}` : 'PAS: Delegate file',
+    prompt: 'What should the Programmer do?',
+    value: extractInstruction(scope) ?? '',
+    ignoreFocusOut: true,
+  });
+  if (!instruction?.trim()) {
+    return;
+  }
+  const r = await pas.execute<{ task_id: string }>(
+    'pas.delegate',
+    delegateArgs(given.uri, given.range, given.model, instruction),
+  );
   vscode.window.setStatusBarMessage(`PAS: task ${r.task_id} queued`, 15000);
 }
 
