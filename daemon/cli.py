@@ -77,8 +77,11 @@ async def _hello() -> p.HelloResult | None:
         return None
 
 
-async def ensure_daemon(workers: int | None = None, quiet: bool = False) -> p.HelloResult:
+async def ensure_daemon(workers: int | None = None, quiet: bool = False,
+                        socket: str | None = None) -> p.HelloResult:
     """Start the daemon in the background unless one answers; returns once the socket is ready."""
+    if socket:
+        os.environ["PASD_SOCKET"] = socket
     hello = await _hello()
     if hello is not None:
         if not quiet:

@@ -162,6 +162,9 @@ class PasClient:
     async def diff(self, task_id: str) -> p.DiffResult:
         return await self._typed("task.diff", p.TaskRef(task_id=task_id), p.DiffResult)
 
+    async def contents(self, task_id: str) -> p.ContentsResult:
+        return await self._typed("task.contents", p.TaskRef(task_id=task_id), p.ContentsResult)
+
     async def approve(self, params: p.ReviewParams) -> p.ReviewResult:
         return await self._typed("task.approve", params, p.ReviewResult)
 

@@ -277,6 +277,20 @@ class DiffResult(Model):
     files: list[FileDiff]
 
 
+class FileContents(Model):
+    path: str
+    base: str  # "" for a file the task creates
+    proposed: str
+    created: bool = False
+
+
+class ContentsResult(Model):
+    """A task's files whole, before and after: for native diff views."""
+
+    task_id: str
+    files: list[FileContents]
+
+
 class ReviewParams(Model):
     """Approve or reject a task, or only some of its hunks."""
 
@@ -375,6 +389,7 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "task.list": (TaskListParams, TaskList),
     "task.cancel": (TaskRef, TaskInfo),
     "task.diff": (TaskRef, DiffResult),
+    "task.contents": (TaskRef, ContentsResult),
     "task.approve": (ReviewParams, ReviewResult),
     "task.reject": (ReviewParams, ReviewResult),
     "receipts.list": (ReceiptsParams, ReceiptList),

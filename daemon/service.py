@@ -46,6 +46,7 @@ class Service:
             "task.list": self.list,
             "task.cancel": self.cancel,
             "task.diff": self.diff,
+            "task.contents": self.contents,
             "task.approve": self.approve,
             "task.reject": self.reject,
             "receipts.list": self.receipts,
@@ -184,6 +185,12 @@ class Service:
 
     async def diff(self, params: p.TaskRef) -> p.DiffResult:
         return self.reviewer.diff(self.task(params.task_id))
+
+    async def contents(self, params: p.TaskRef) -> p.ContentsResult:
+        task = self.task(params.task_id)
+        return p.ContentsResult(task_id=task.id, files=[
+            p.FileContents(path=ch.path, base=ch.base, proposed=ch.proposed, created=ch.created)
+            for ch in self.store.changes(task.id)])
 
     async def approve(self, params: p.ReviewParams) -> p.ReviewResult:
         task = self.task(params.task_id)

@@ -130,9 +130,10 @@ async def show_diff(ls: PasServer, *args: Any) -> dict[str, Any]:
 async def diff_contents(ls: PasServer, *args: Any) -> dict[str, Any]:
     a = tasks.parse_args("pas.diffContents", tasks.TaskOnlyArgs, args)
     client = await ls.link.client()
-    info, diff = await client.get(a.task), await client.diff(a.task)
-    files = review.diff_files(review.ReviewTask(info, diff), Path(info.workspace))
-    return {"task_id": a.task, "files": files}
+    info, contents = await client.get(a.task), await client.contents(a.task)
+    files = [{"path": f.path, "uri": (Path(info.workspace) / f.path).as_uri(), "base": f.base,
+              "proposed": f.proposed} for f in contents.files]
+    return {"task_id": info.id, "files": files}
 
 
 async def cancel(ls: PasServer, *args: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -62,11 +61,8 @@ class DaemonLink:
     async def _start_daemon(self) -> None:
         from daemon.cli import ensure_daemon
 
-        if self.socket:
-            # ensure_daemon starts the daemon on $PASD_SOCKET: point it at the configured socket.
-            os.environ["PASD_SOCKET"] = str(self.socket_path())
         try:
-            await ensure_daemon(quiet=True)
+            await ensure_daemon(quiet=True, socket=str(self.socket_path()) if self.socket else None)
         except PasError as exc:
             raise DaemonUnavailable(f"pasd is not running and could not be started: {exc.message}") from exc
         except OSError as exc:

@@ -147,26 +147,3 @@ def text_edit(hunk: p.Hunk, lines: list[str], text: str, shift: int) -> lsp.Text
         return lsp.TextEdit(lsp.Range(lsp.Position(last, len(lines[last])), lsp.Position(last, len(lines[last]))),
                             eol + new[: -len(eol)])
     return lsp.TextEdit(lsp.Range(lsp.Position(start, 0), lsp.Position(end, 0)), new)
-
-
-def apply_to_text(base: str, hunks: list[p.Hunk]) -> str:
-    """Base text with the hunks applied by line position (for diff views)."""
-    lines = base.splitlines(keepends=True)
-    for h in sorted(hunks, key=lambda h: h.old_start, reverse=True):
-        start = max(h.old_start - 1, 0)
-        lines[start : start + h.old_count] = [line + "\n" for line in h.new_lines]
-    return "".join(lines)
-
-
-def diff_files(task: ReviewTask, workspace: Path) -> list[dict[str, str]]:
-    """Base and proposed text per file: the file on disk and the same with the pending hunks."""
-    out = []
-    for f in task.diff.files:
-        path = workspace / f.path
-        try:
-            base = "" if f.created else path.read_text()
-        except OSError:
-            base = ""
-        pending = [h for h in f.hunks if h.state is p.HunkState.PENDING]
-        out.append({"path": f.path, "uri": path.as_uri(), "base": base, "proposed": apply_to_text(base, pending)})
-    return out
