@@ -58,7 +58,7 @@ class Service:
 
     def status(self) -> p.PoolStatus:
         running = sum(1 for prog in self.pool.programmers if prog.info.task_id)
-        review = len(self.store.list_tasks([p.TaskState.REVIEW, p.TaskState.CONFLICT], limit=100_000))
+        review = self.store.count_tasks([p.TaskState.REVIEW, p.TaskState.CONFLICT])
         return p.PoolStatus(programmers=[prog.info for prog in self.pool.programmers],
                             queued=self.scheduler.queued, running=running, review=review,
                             config_errors=sorted(set(self.configs.errors.values())))
