@@ -25,7 +25,7 @@ from typing import Any
 from daemon import protocol as p
 from daemon.config import OFFLINE_MODEL
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess, make_repo, offline_config
+from daemon.testing import DaemonProcess, make_repo, offline_config, write_config
 
 TERMINAL = {s.value for s in p.TaskState if not s.active}
 
@@ -195,7 +195,11 @@ def bench_daemon(workers: int, *, latency: float = 0.0, warm: bool = True,
     model = OfflineModel(latency=latency).start()
     sections = offline_config(model.url, pool={"workers": workers, **(pool or {})},
                               guardrails={"allow_commands": ["true", "git status*"]})
-    daemon = DaemonProcess(tmp, workers=workers, config=sections)
+    # The config lives apart from the state dir, as in a real install: the daemon watches the
+    # config's folder, and SQLite writes under it would wake the file watcher on every task.
+    (tmp / "config").mkdir()
+    config = write_config(tmp / "config" / "config.toml", sections)
+    daemon = DaemonProcess(tmp, workers=workers, env={"PASD_CONFIG": str(config)})
     try:
         daemon.start()
         b = Bench(model, daemon, tmp)
