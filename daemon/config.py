@@ -31,8 +31,10 @@ class PoolConfig(Section):
     """How often a task is re-queued after a transient fault or a daemon crash."""
     retry_backoff_s: float = Field(default=0.5, ge=0)
     """First retry delay; doubles with each attempt."""
-    snapshot: Literal["worktree", "copy"] = "worktree"
-    """`worktree`: a detached git worktree with uncommitted changes; `copy`: the task's files only."""
+    snapshot: Literal["auto", "worktree", "reuse", "copy"] = "auto"
+    """`auto`: `copy` for tasks without a check command, else `reuse`; `worktree`: a new detached git
+    worktree (with uncommitted changes) per task; `reuse`: one such worktree per programmer, reset
+    between tasks; `copy`: the task's files only (a task with a check command gets `reuse`)."""
 
 
 class ModelSettings(Section):
