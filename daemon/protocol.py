@@ -18,7 +18,7 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 class Model(BaseModel):
     """Base for wire models: unknown fields are refused, so typos surface as errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 # ---------------------------------------------------------------- states
