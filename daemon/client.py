@@ -165,6 +165,9 @@ class PasClient:
     async def receipts(self, params: p.ReceiptsParams | None = None) -> builtins.list[p.Receipt]:
         return (await self._typed("receipts.list", params or p.ReceiptsParams(), p.ReceiptList)).receipts
 
+    async def shutdown(self) -> p.ShutdownResult:
+        return await self._typed("daemon.shutdown", None, p.ShutdownResult)
+
     async def submit_job(self, params: p.JobSubmitParams) -> p.JobInfo:
         return await self._typed("job.submit", params, p.JobInfo)
 
@@ -200,9 +203,6 @@ class PasClient:
                 if isinstance(ev, p.JobEvent) and ev.job.id == job_id and not ev.job.state.active:
                     return ev.job
         raise DaemonUnavailable("the daemon closed the event stream")
-
-    async def shutdown(self) -> p.ShutdownResult:
-        return await self._typed("daemon.shutdown", None, p.ShutdownResult)
 
     async def wait(self, task_id: str, *, until: set[p.TaskState] | None = None) -> p.TaskInfo:
         """Wait on the event stream until the task reaches a state in `until` (default: done running)."""
