@@ -180,6 +180,42 @@ class PasClient:
     async def shutdown(self) -> p.ShutdownResult:
         return await self._typed("daemon.shutdown", None, p.ShutdownResult)
 
+    async def submit_job(self, params: p.JobSubmitParams) -> p.JobInfo:
+        return await self._typed("job.submit", params, p.JobInfo)
+
+    async def job(self, job_id: str) -> p.JobInfo:
+        return await self._typed("job.get", p.JobRef(job_id=job_id), p.JobInfo)
+
+    async def jobs(self, params: p.JobListParams | None = None) -> builtins.list[p.JobInfo]:
+        return (await self._typed("job.list", params or p.JobListParams(), p.JobList)).jobs
+
+    async def cancel_job(self, job_id: str) -> p.JobInfo:
+        return await self._typed("job.cancel", p.JobRef(job_id=job_id), p.JobInfo)
+
+    async def job_diff(self, job_id: str) -> p.JobDiffResult:
+        return await self._typed("job.diff", p.JobRef(job_id=job_id), p.JobDiffResult)
+
+    async def approve_job(self, params: p.JobReviewParams) -> p.JobReviewResult:
+        return await self._typed("job.approve", params, p.JobReviewResult)
+
+    async def reject_job(self, params: p.JobReviewParams) -> p.JobReviewResult:
+        return await self._typed("job.reject", params, p.JobReviewResult)
+
+    async def receipts_summary(self, params: p.ReceiptsSummaryParams) -> p.ReceiptSummary:
+        return await self._typed("receipts.summary", params, p.ReceiptSummary)
+
+    async def wait_job(self, job_id: str) -> p.JobInfo:
+        """Wait on the event stream until the job has stopped running."""
+        async with EventStream(self.socket, kinds=["job"]) as events:
+            job = await self.job(job_id)
+            if not job.state.active:
+                return job
+            async for env in events:
+                ev = env.event
+                if isinstance(ev, p.JobEvent) and ev.job.id == job_id and not ev.job.state.active:
+                    return ev.job
+        raise DaemonUnavailable("the daemon closed the event stream")
+
     async def wait(self, task_id: str, *, until: set[p.TaskState] | None = None) -> p.TaskInfo:
         """Wait on the event stream until the task reaches a state in `until` (default: done running)."""
         until = until or {s for s in p.TaskState if not s.active}

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from daemon import protocol as p
+from daemon import routing
 from daemon.config import ConfigCache
 from daemon.errors import ConfigError, GuardrailRefused, InvalidParams, InvalidState, NotFound
 from daemon.events import EventBus
@@ -104,6 +105,10 @@ class Service:
                 return task_id
 
     async def submit(self, params: p.SubmitParams) -> p.TaskInfo:
+        return self.scheduler.submit(await self.build_task(params))
+
+    async def build_task(self, params: p.SubmitParams, *, job_id: str | None = None) -> p.TaskInfo:
+        """A checked, routed task ready to queue (jobs build theirs here too)."""
         workspace = Path(params.workspace)
         if not workspace.is_absolute():
             raise InvalidParams(f"workspace must be an absolute path: {params.workspace}")
@@ -123,6 +128,10 @@ class Service:
             raise InvalidParams("name at least one file (or a selection) for the task")
         files = list(dict.fromkeys(files))
         model = params.model or settings.models.default
+        route = None
+        if routing.is_routed(model, settings):
+            route = routing.route(settings, model, routing.scope_of(workspace, files, selection))
+            model = route.model
         ms = settings.model_settings(model)
         api_base = params.api_base or ms.api_base
         await llm.ensure_loaded()
@@ -136,8 +145,9 @@ class Service:
             api_base=api_base, check=params.check,
             timeout_s=params.timeout_s or settings.guardrails.task_timeout_s,
             budget_usd=params.budget_usd, priority=params.priority, created_at=time.time(),
+            job_id=job_id, tier=route.tier if route else None, route=route.reason if route else None,
         )
-        return self.scheduler.submit(task)
+        return task
 
     @staticmethod
     def _relative(workspace: Path, path: str) -> str:
