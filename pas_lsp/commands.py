@@ -14,7 +14,7 @@ from lsprotocol import types as lsp
 
 from daemon import protocol as p
 from daemon.errors import DaemonUnavailable
-from pas_lsp import review, tasks
+from pas_lsp import jobs, review, tasks
 from pas_lsp.errors import InvalidParams
 
 if TYPE_CHECKING:
@@ -38,6 +38,26 @@ async def delegate(ls: PasServer, *args: Any) -> dict[str, Any]:
     task = await ls.submit(p.SubmitParams(workspace=str(root), instruction=instruction, files=[rel],
                                           selection=sel, model=model))
     return {"task_id": task.id}
+
+
+async def delegate_job(ls: PasServer, *args: Any) -> dict[str, Any]:
+    """Files and folders of one workspace as a job; the daemon expands folders and globs."""
+    a = tasks.parse_args("pas.delegateJob", jobs.JobArgs, args)
+    instruction = (a.instruction or "").strip()
+    if not instruction:
+        raise InvalidParams("pas.delegateJob: instruction is missing")
+    located = [ls.locate(uri) for uri in a.uris]
+    roots = {root for root, _ in located}
+    if len(roots) > 1:
+        raise InvalidParams(f"pas.delegateJob: the files are in {len(roots)} workspaces; a job works in one")
+    root = roots.pop()
+    for (_, rel), uri in zip(located, a.uris, strict=True):
+        if not (root / rel).exists():
+            raise InvalidParams(f"pas.delegateJob: no such file or folder: {uri}")
+    model = a.model or ls.effective(root).default_model
+    job = await ls.submit_job(p.JobSubmitParams(workspace=str(root), instruction=instruction,
+                                                files=[rel for _, rel in located], split=a.split, model=model))
+    return {"job_id": job.id, "task_ids": list(job.task_ids)}
 
 
 async def approve(ls: PasServer, *args: Any) -> dict[str, Any]:
@@ -183,6 +203,7 @@ def _lsp_range(r: tasks.Range) -> lsp.Range:
 
 COMMANDS: dict[str, Command] = {
     "pas.delegate": delegate,
+    "pas.delegateJob": delegate_job,
     "pas.approve": approve,
     "pas.reject": reject,
     "pas.showDiff": show_diff,

@@ -85,7 +85,7 @@ class DaemonLink:
                 if first:
                     first = False
                     await self.client(start=True)
-                async with EventStream(self.socket_path(), kinds=["task", "progress", "programmer"]) as events:
+                async with EventStream(self.socket_path(), kinds=["task", "progress", "programmer", "job"]) as events:
                     delay = FIRST_RETRY_S
                     self.up = True
                     assert events.status is not None

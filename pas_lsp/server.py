@@ -14,7 +14,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from daemon import protocol as p
-from pas_lsp import commands, review, tasks
+from pas_lsp import commands, jobs, review, tasks
 from pas_lsp.config import MAX_ACTION_MODELS, Effective, PasSettings, effective, parse_settings
 from pas_lsp.daemon_link import DaemonLink
 from pas_lsp.errors import InvalidParams, to_lsp
@@ -33,6 +33,7 @@ class PasServer(LanguageServer):
         self.settings = PasSettings()
         self.reviews = review.Reviews()
         self.task_progress: dict[str, tasks.TaskProgress] = {}
+        self.job_progress: dict[str, tasks.TaskProgress] = {}
         self.follower: asyncio.Task[None] | None = None
         self._effective: dict[Path | None, Effective] = {}
         self._reported: set[str] = set()
@@ -151,22 +152,45 @@ class PasServer(LanguageServer):
     # ------------------------------------------------------------ progress
 
     async def progress_begin(self, task: p.TaskInfo) -> None:
-        caps = self.client_capabilities.window
-        if not (caps and caps.work_done_progress):
-            return
         tp = tasks.TaskProgress(token=f"pas-task-{task.id}", title=f"PAS: {task.instruction}")
         self.task_progress[task.id] = tp
+        if not await self._progress_start(tp, "queued"):
+            self.task_progress.pop(task.id, None)
+
+    async def job_progress_begin(self, job: p.JobInfo) -> None:
+        tp = tasks.TaskProgress(token=f"pas-job-{job.id}", title=f"PAS job: {job.instruction}")
+        self.job_progress[job.id] = tp
+        if not await self._progress_start(tp, jobs.progress(job)):
+            self.job_progress.pop(job.id, None)
+
+    def job_progress_update(self, job: p.JobInfo) -> None:
+        """One report per change of "N of M tasks done"; the end once the job stops running."""
+        tp = self.job_progress.get(job.id)
+        if tp is None:
+            return
+        if job.state.active:
+            message = jobs.progress(job)
+            if message != tp.last:
+                self._progress_send(tp, "report", message)
+        else:
+            self._progress_send(tp, "end", jobs.outcome(job))
+
+    async def _progress_start(self, tp: tasks.TaskProgress, message: str) -> bool:
+        caps = self.client_capabilities.window
+        if not (caps and caps.work_done_progress):
+            return False
         try:
             await self.work_done_progress.create_async(tp.token)
-        except Exception as exc:  # a client may refuse progress; the task goes on without it
-            log.info("no progress for %s: %s", task.id, exc)
-            self.task_progress.pop(task.id, None)
-            return
-        self.work_done_progress.begin(tp.token, lsp.WorkDoneProgressBegin(title=tp.title, message="queued"))
+        except Exception as exc:  # a client may refuse progress; the work goes on without it
+            log.info("no progress %s: %s", tp.token, exc)
+            return False
+        self.work_done_progress.begin(tp.token, lsp.WorkDoneProgressBegin(title=tp.title, message=message))
         tp.started = True
-        for kind, message in tp.pending:
-            self._progress_send(tp, kind, message)
+        tp.last = message
+        for kind, pending in tp.pending:
+            self._progress_send(tp, kind, pending)
         tp.pending.clear()
+        return True
 
     def progress_report(self, task_id: str, message: str) -> None:
         tp = self.task_progress.get(task_id)
@@ -184,10 +208,12 @@ class PasServer(LanguageServer):
         if not tp.started:
             tp.pending.append((kind, message))  # type: ignore[arg-type]
             return
+        tp.last = message
         if kind == "end":
             tp.ended = True
             self.work_done_progress.end(tp.token, lsp.WorkDoneProgressEnd(message=message))
             self.task_progress = {k: v for k, v in self.task_progress.items() if v is not tp}
+            self.job_progress = {k: v for k, v in self.job_progress.items() if v is not tp}
         else:
             self.work_done_progress.report(tp.token, lsp.WorkDoneProgressReport(message=message))
 
@@ -201,13 +227,30 @@ class PasServer(LanguageServer):
             task = await client.submit(params)
         finally:
             self._submitting -= 1
-        early = [env for env in self._early if _task_id(env.event) == task.id]
+        early = [env for env in self._early if _subject(env.event) == task.id]
         if not self._submitting:
             self._early.clear()
         await self.progress_begin(task)
         for env in early:
             await self.on_event(env)
         return task
+
+    async def submit_job(self, params: p.JobSubmitParams) -> p.JobInfo:
+        """Submit a job; one progress for the whole job, its tasks reviewed one by one as usual."""
+        client = await self.link.client()
+        self._submitting += 1
+        try:
+            job = await client.submit_job(params)
+        finally:
+            self._submitting -= 1
+        early = [env.event for env in self._early if _subject(env.event) == job.id]
+        if not self._submitting:
+            self._early.clear()
+        await self.job_progress_begin(job)
+        for ev in early:
+            if isinstance(ev, p.JobEvent):
+                self.job_progress_update(ev.job)
+        return job
 
     # ------------------------------------------------------------ daemon events
 
@@ -225,13 +268,22 @@ class PasServer(LanguageServer):
                 await self.track(await client.get(task_id))
             except Exception as exc:
                 log.info("task %s: %s", task_id, exc)
+        for job_id in list(self.job_progress):
+            try:
+                self.job_progress_update(await client.job(job_id))
+            except Exception as exc:
+                log.info("job %s: %s", job_id, exc)
         self.publish_review()
 
     async def on_event(self, env: p.EventEnvelope) -> None:
         ev = env.event
-        task_id = _task_id(ev)
-        if task_id is not None and self._submitting and task_id not in self.task_progress:
+        subject = _subject(ev)
+        if subject is not None and self._submitting and subject not in self.task_progress \
+                and subject not in self.job_progress:
             self._early = [*self._early[-200:], env]
+        if isinstance(ev, p.JobEvent):
+            self.job_progress_update(ev.job)
+            return
         if isinstance(ev, p.ProgressEvent):
             if ev.phase != "done":
                 self.progress_report(ev.task_id, ev.message)
@@ -269,11 +321,14 @@ class PasServer(LanguageServer):
             shutil.rmtree(self._diff_dir, ignore_errors=True)
 
 
-def _task_id(ev: Any) -> str | None:
+def _subject(ev: Any) -> str | None:
+    """The task or job an event is about (ids of both are unique across the two)."""
     if isinstance(ev, p.ProgressEvent):
         return ev.task_id
     if isinstance(ev, p.TaskEvent):
         return ev.task.id
+    if isinstance(ev, p.JobEvent):
+        return ev.job.id
     return None
 
 
@@ -338,7 +393,7 @@ def create_server() -> PasServer:
         models = ls.effective(root).models[:MAX_ACTION_MODELS]
         actions = [a for t, h in ls.hunks_at(uri) if review.overlaps(review.hunk_range(h, lines), params.range)
                    for a in review.hunk_actions(t, h)]
-        return actions + tasks.delegate_actions(uri, params.range, lines, models)
+        return actions + tasks.delegate_actions(uri, params.range, lines, models) + jobs.folder_actions(uri, models)
 
     @server.feature(lsp.TEXT_DOCUMENT_CODE_LENS)
     def code_lens(ls: PasServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:

@@ -148,10 +148,11 @@ def outcome(t: p.TaskInfo) -> str:
 
 @dataclass
 class TaskProgress:
-    """One task's work-done progress; events that arrive before `begin` wait in `pending`."""
+    """One task's (or job's) work-done progress; events that arrive before `begin` wait in `pending`."""
 
     token: str
     title: str
     started: bool = False
     ended: bool = False
+    last: str = ""  # the message last sent (or held back)
     pending: list[tuple[Literal["report", "end"], str]] = field(default_factory=list)

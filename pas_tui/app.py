@@ -78,7 +78,7 @@ class PasApp(App[None]):
     def _synced(self, msg: Synced) -> None:
         self.query_one(ConnectionBanner).connected()
         self.query_one(PoolPanel).show_status(msg.status)
-        self.query_one(TaskList).replace_all(msg.tasks)
+        self.query_one(TaskList).replace_all(msg.tasks, msg.jobs)
         self.synced += 1
         self._load_review()
 
@@ -97,6 +97,12 @@ class PasApp(App[None]):
             tasks.upsert(ev.task)
             if tasks.selected and tasks.selected.id == ev.task.id and (before is None or before != ev.task):
                 self._load_review()
+        elif isinstance(ev, p.JobEvent):
+            tasks = self.query_one(TaskList)
+            before_job = tasks.jobs.get(ev.job.id)
+            tasks.upsert_job(ev.job)
+            if tasks.selected_job and tasks.selected_job.id == ev.job.id and before_job != ev.job:
+                self._load_review()
         elif isinstance(ev, p.ReceiptEvent):
             pane = self.query_one(ReviewPane)
             if pane.shown_task and pane.shown_task.id == ev.receipt.task_id:
@@ -111,7 +117,21 @@ class PasApp(App[None]):
     # ------------------------------------------------------------ workers (requests to the daemon)
 
     def _load_review(self) -> None:
-        self.load_review(self.query_one(TaskList).selected)
+        tasks = self.query_one(TaskList)
+        job = tasks.selected_job
+        if job is not None:
+            self.load_job_review(job)
+        else:
+            self.load_review(tasks.selected)
+
+    @work(exclusive=True, group="review", exit_on_error=False)
+    async def load_job_review(self, job: p.JobInfo) -> None:
+        diff: p.JobDiffResult | None = None
+        try:
+            diff = await self.link.client.job_diff(job.id)
+        except PasError:
+            pass  # gone or disconnected: the next event or resync reloads
+        await self.query_one(ReviewPane).show_job(job, diff)
 
     @work(exclusive=True, group="review", exit_on_error=False)
     async def load_review(self, task: p.TaskInfo | None) -> None:
@@ -148,6 +168,34 @@ class PasApp(App[None]):
             self.notify(f"{verb}d hunk{'s' if len(done) != 1 else ''} {', '.join(map(str, done))}",
                         title=result.task.state.value)
         self._load_review()
+
+    @work(group="rpc", exit_on_error=False)
+    async def review_job(self, verb: str, job: p.JobInfo) -> None:
+        params = p.JobReviewParams(job_id=job.id)
+        try:
+            client = self.link.client
+            result = await (client.approve_job(params) if verb == "approve" else client.reject_job(params))
+        except PasError as exc:
+            self.notify(exc.message, title=f"{verb} failed", severity="error")
+            return
+        n = len(result.results)
+        if result.conflicts:
+            detail = "; ".join(f"hunk {c.hunk_id} in {c.path}: {c.reason}" for c in result.conflicts)
+            self.notify(f"job {job.id}: {verb}d {n} task{'s' if n != 1 else ''}; cannot apply {detail}",
+                        title="conflict", severity="error", timeout=10)
+        else:
+            self.notify(f"job {job.id}: {verb}d {n} task{'s' if n != 1 else ''}", title=result.job.state.value)
+        self.query_one(TaskList).upsert_job(result.job)
+        self._load_review()
+
+    @work(group="rpc", exit_on_error=False)
+    async def cancel_job(self, job_id: str) -> None:
+        try:
+            job = await self.link.client.cancel_job(job_id)
+        except PasError as exc:
+            self.notify(exc.message, title="cancel failed", severity="error")
+            return
+        self.notify(f"job {job.id} is {job.state.value}")
 
     @work(group="rpc", exit_on_error=False)
     async def cancel_task(self, task_id: str) -> None:
@@ -190,6 +238,13 @@ class PasApp(App[None]):
 
     def action_review(self, verb: str) -> None:
         pane = self.query_one(ReviewPane)
+        job = self.query_one(TaskList).selected_job
+        if job is not None:
+            if job.state is not p.JobState.REVIEW:
+                self.notify(f"job {job.id} is {job.state.value}, not awaiting review", severity="warning")
+            else:
+                self.review_job(verb, job)
+            return
         task = self.query_one(TaskList).selected
         if task is None:
             return
@@ -201,6 +256,13 @@ class PasApp(App[None]):
         self.review(verb, task, pane.hunks.chosen or None)
 
     def action_cancel_task(self) -> None:
+        job = self.query_one(TaskList).selected_job
+        if job is not None:
+            if job.state.active:
+                self.cancel_job(job.id)
+            else:
+                self.notify("only a queued or running job can be cancelled", severity="warning")
+            return
         task = self.query_one(TaskList).selected
         if task is None or not task.state.active:
             self.notify("only a queued or running task can be cancelled", severity="warning")

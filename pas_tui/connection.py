@@ -2,7 +2,7 @@
 
 `Link.run` is the body of the app's single event-stream worker. It never raises on a lost
 daemon: it reports `Lost`, waits with exponential backoff and, once the daemon answers again,
-resynchronises (`task.list` + `pool.status`) and reports `Synced`.
+resynchronises (`task.list`, `job.list` and `pool.status`) and reports `Synced`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from textual.message import Message
@@ -28,6 +28,7 @@ class Synced(Message):
 
     status: p.PoolStatus
     tasks: list[p.TaskInfo]
+    jobs: list[p.JobInfo] = field(default_factory=list)
 
 
 @dataclass
@@ -99,8 +100,9 @@ class Link:
         # Subscribe before listing, so no change falls between the snapshot and the stream.
         async with EventStream(client.socket) as stream:
             tasks = await client.list()
+            jobs = await client.jobs()
             status = await client.status()
-            post(Synced(status, tasks))
+            post(Synced(status, tasks, jobs))
             self._synced = True
             async for envelope in stream:
                 post(DaemonEvent(envelope))

@@ -1,4 +1,8 @@
-"""The task list: every task with state, instruction, model, files, cost and age; `/` filters."""
+"""The task list: every task with state, instruction, model, files, cost and age; `/` filters.
+
+A job's tasks sit indented under a row for the job (its state, instruction, task count and
+spend); tasks of no job, or of a job not heard of yet, stand alone.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
-from daemon.protocol import TaskInfo, TaskState
+from daemon.protocol import JobInfo, TaskInfo, TaskState
 from pas_tui.format import cost, duration, short, state_text
 
 COLUMNS = (("id", "Id"), ("state", "State"), ("instruction", "Instruction"), ("model", "Model"),
@@ -32,6 +36,20 @@ def matches(task: TaskInfo, query: str) -> bool:
     return True
 
 
+def job_matches(job: JobInfo, query: str) -> bool:
+    """A job matches on its state, id, instruction or model (its tasks are matched on their own)."""
+    for word in query.lower().split():
+        if word in STATES:
+            if job.state.value.lower() != word:
+                return False
+        elif not any(word in field.lower() for field in (job.id, job.instruction, job.model)):
+            return False
+    return True
+
+
+Row = TaskInfo | JobInfo
+
+
 class TaskList(Vertical):
     """Newest task first; posts `TaskList.Selected` when the highlighted task changes."""
 
@@ -44,7 +62,7 @@ class TaskList(Vertical):
 
     @dataclass
     class Selected(Message):
-        """The highlighted task changed (None: the list is empty)."""
+        """The highlighted row changed: a task id or a job id (None: the list is empty)."""
 
         task_id: str | None
 
@@ -52,6 +70,7 @@ class TaskList(Vertical):
         super().__init__(**kw)  # type: ignore[arg-type]
         self.clock = clock
         self.tasks: dict[str, TaskInfo] = {}
+        self.jobs: dict[str, JobInfo] = {}
         self.query_text = ""
         self.border_title = "Tasks"
         self._selected: str | None = None
@@ -71,28 +90,44 @@ class TaskList(Vertical):
 
     @property
     def selected(self) -> TaskInfo | None:
+        """The highlighted task (None on a job row)."""
         return self.tasks.get(self._selected) if self._selected else None
+
+    @property
+    def selected_job(self) -> JobInfo | None:
+        """The highlighted job row."""
+        return self.jobs.get(self._selected) if self._selected else None
 
     # ------------------------------------------------------------ data
 
-    def replace_all(self, tasks: list[TaskInfo]) -> None:
+    def replace_all(self, tasks: list[TaskInfo], jobs: list[JobInfo] | None = None) -> None:
         self.tasks = {t.id: t for t in tasks}
+        self.jobs = {j.id: j for j in jobs or []}
         self._rebuild()
 
     def upsert(self, task: TaskInfo) -> None:
         known = task.id in self.tasks
+        before = self.tasks.get(task.id)
         self.tasks[task.id] = task
-        shown = self.table.is_valid_row_index(self._row_index(task.id))
-        if known and shown and matches(task, self.query_text):
-            for (key, _), value in zip(COLUMNS, self._cells(task), strict=True):
-                self.table.update_cell(task.id, key, value, update_width=True)
+        if known and before is not None and before.job_id == task.job_id and self._shown(task.id) \
+                and matches(task, self.query_text):
+            self._update_row(task)
+        else:
+            self._rebuild()
+
+    def upsert_job(self, job: JobInfo) -> None:
+        before = self.jobs.get(job.id)
+        self.jobs[job.id] = job
+        if before is not None and before.task_ids == job.task_ids and self._shown(job.id) \
+                and job_matches(job, self.query_text) == job_matches(before, self.query_text):
+            self._update_row(job)
         else:
             self._rebuild()
 
     def tick(self) -> None:
         """Advance the age column."""
-        for task in self._visible():
-            self.table.update_cell(task.id, "age", self._age(task), update_width=True)
+        for row in self._visible():
+            self.table.update_cell(row.id, "age", self._age(row), update_width=True)
 
     # ------------------------------------------------------------ filter
 
@@ -127,9 +162,31 @@ class TaskList(Vertical):
             self._selected = task_id
             self.post_message(self.Selected(task_id))
 
-    def _visible(self) -> list[TaskInfo]:
-        tasks = [t for t in self.tasks.values() if matches(t, self.query_text)]
-        return sorted(tasks, key=lambda t: t.created_at, reverse=True)
+    def _visible(self) -> list[Row]:
+        """Rows in order: newest first, each job followed by its tasks in the order it queued them."""
+        grouped: dict[str, list[TaskInfo]] = {}
+        top: list[Row] = []
+        for t in self.tasks.values():
+            if t.job_id in self.jobs:
+                if matches(t, self.query_text):
+                    grouped.setdefault(t.job_id, []).append(t)
+            elif matches(t, self.query_text):
+                top.append(t)
+        top += [j for j in self.jobs.values() if j.id in grouped or job_matches(j, self.query_text)]
+        rows: list[Row] = []
+        for row in sorted(top, key=lambda r: r.created_at, reverse=True):
+            rows.append(row)
+            if isinstance(row, JobInfo):
+                order = {task_id: i for i, task_id in enumerate(row.task_ids)}
+                rows += sorted(grouped.get(row.id, []), key=lambda t: (order.get(t.id, len(order)), t.created_at))
+        return rows
+
+    def _shown(self, key: str) -> bool:
+        return self.table.is_valid_row_index(self._row_index(key))
+
+    def _update_row(self, row: Row) -> None:
+        for (key, _), value in zip(COLUMNS, self._cells(row), strict=True):
+            self.table.update_cell(row.id, key, value, update_width=True)
 
     def _row_index(self, task_id: str) -> int:
         try:
@@ -142,16 +199,23 @@ class TaskList(Vertical):
         table = self.table
         table.clear()
         visible = self._visible()
-        for task in visible:
-            table.add_row(*self._cells(task), key=task.id)
-        ids = [t.id for t in visible]
+        for row in visible:
+            table.add_row(*self._cells(row), key=row.id)
+        ids = [r.id for r in visible]
         if keep in ids:
             table.move_cursor(row=ids.index(keep), animate=False)
         self._select(keep if keep in ids else (ids[0] if ids else None))
 
-    def _age(self, task: TaskInfo) -> str:
-        return duration(self.clock() - task.created_at)
+    def _age(self, row: Row) -> str:
+        return duration(self.clock() - row.created_at)
 
-    def _cells(self, task: TaskInfo) -> tuple[str | Text, ...]:
-        return (task.id, state_text(task.state), short(task.instruction, 48), task.model.split("/")[-1],
-                short(", ".join(task.files), 24), cost(task.cost_usd), self._age(task))
+    def _cells(self, row: Row) -> tuple[str | Text, ...]:
+        if isinstance(row, JobInfo):
+            n = max(len(row.plan), len(row.task_ids))
+            return (Text(row.id, style="bold"), state_text(row.state), Text(short(row.instruction, 48), style="bold"),
+                    row.model.split("/")[-1], f"job: {n} task{'s' if n != 1 else ''}", cost(row.spent_usd),
+                    self._age(row))
+        grouped = row.job_id in self.jobs
+        return ((f"└ {row.id}" if grouped else row.id), state_text(row.state),
+                short(row.instruction, 46 if grouped else 48), row.model.split("/")[-1],
+                short(", ".join(row.files), 24), cost(row.cost_usd), self._age(row))

@@ -1,4 +1,4 @@
-"""Code actions: delegate a selection or the file to each configured model; `pas:` comments submit directly."""
+"""Code actions: delegate a selection, the file or its folder (a job) to each model; `pas:` comments submit directly."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ async def test_selection_lists_the_configured_models(client: LanguageClient, wor
     assert titles == [
         f"PAS: delegate selection to {MODEL}", "PAS: delegate selection to openai/pasd-offline-b",
         f"PAS: delegate this file to {MODEL}", "PAS: delegate this file to openai/pasd-offline-b",
+        f"PAS: delegate this file's folder as a job to {MODEL}",
+        "PAS: delegate this file's folder as a job to openai/pasd-offline-b",
     ]
     first = found[0].command
     assert first is not None and first.command == "pas.promptDelegate"
@@ -35,7 +37,9 @@ async def test_selection_lists_the_configured_models(client: LanguageClient, wor
 async def test_cursor_offers_the_file_only(client: LanguageClient, workspace: Path) -> None:
     uri = open_doc(client, workspace / "app.py")
     titles = [a.title for a in await actions(client, uri, r(1, 3, 1, 3))]
-    assert titles == [f"PAS: delegate this file to {MODEL}", "PAS: delegate this file to openai/pasd-offline-b"]
+    assert titles == [f"PAS: delegate this file to {MODEL}", "PAS: delegate this file to openai/pasd-offline-b",
+                      f"PAS: delegate this file's folder as a job to {MODEL}",
+                      "PAS: delegate this file's folder as a job to openai/pasd-offline-b"]
 
 
 async def test_pas_comment_gives_the_instruction(client: LanguageClient, workspace: Path) -> None:

@@ -55,9 +55,10 @@ async def test_initialize_result(pasd: DaemonProcess, workspace: Path) -> None:
             capabilities=lsp.ClientCapabilities(), root_uri=workspace.as_uri()))
         commands = result.capabilities.execute_command_provider
         assert commands is not None
-        assert set(commands.commands) == {"pas.delegate", "pas.approve", "pas.reject", "pas.showDiff",
-                                          "pas.diffContents", "pas.cancel", "pas.status", "pas.tasks"}
+        assert set(commands.commands) == {"pas.delegate", "pas.delegateJob", "pas.approve", "pas.reject",
+                                          "pas.showDiff", "pas.diffContents", "pas.cancel", "pas.status", "pas.tasks"}
         assert "pas.promptDelegate" not in commands.commands  # a client-side command (docs/lsp.md)
+        assert "pas.promptDelegateJob" not in commands.commands
         assert result.capabilities.code_action_provider
         assert result.capabilities.code_lens_provider is not None
     finally:

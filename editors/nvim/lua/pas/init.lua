@@ -69,6 +69,17 @@ local function prompt_delegate(command, ctx)
   end)
 end
 
+--- The client half of the folder code action: ask for the instruction, then run pas.delegateJob.
+local function prompt_delegate_job(command, ctx)
+  local args = vim.deepcopy((command.arguments or {})[1] or {})
+  M.ask_instruction(nil, function(instruction)
+    args.instruction = instruction
+    M.execute("pas.delegateJob", args, function(result)
+      notify("job " .. result.job_id .. " queued: " .. #(result.task_ids or {}) .. " task(s)")
+    end, ctx and ctx.bufnr)
+  end)
+end
+
 function M.client_config(root)
   return {
     name = "pas",
@@ -107,6 +118,7 @@ end
 function M.setup(opts)
   M.config = vim.tbl_deep_extend("force", M.config, opts or {})
   vim.lsp.commands["pas.promptDelegate"] = prompt_delegate
+  vim.lsp.commands["pas.promptDelegateJob"] = prompt_delegate_job
   local group = vim.api.nvim_create_augroup("pas", { clear = true })
   -- Without a filetype list, attach on reading any file: filetype detection may be off (nvim -u).
   local events = M.config.filetypes and { "FileType" } or { "BufReadPost", "BufNewFile" }
@@ -199,6 +211,20 @@ function M.delegate(opts)
       notify("task " .. result.task_id .. " queued")
     end, bufnr)
   end)
+end
+
+--- :PasJob [paths...]: files and folders (default: the current file's folder) as one job.
+function M.delegate_job(paths, opts)
+  opts = opts or {}
+  local bufnr = vim.api.nvim_get_current_buf()
+  if not paths or #paths == 0 then
+    paths = { vim.fn.expand("%:p:h") }
+  end
+  local uris = {}
+  for _, path in ipairs(paths) do
+    table.insert(uris, vim.uri_from_fname((vim.fn.fnamemodify(path, ":p"):gsub("/$", ""))))
+  end
+  prompt_delegate_job({ arguments = { { uris = uris, model = opts.model } } }, { bufnr = bufnr })
 end
 
 --- The task to act on: given, the only one in review, or picked with vim.ui.select.
