@@ -114,7 +114,7 @@ def buffer_text(client: LanguageClient, uri: str) -> str:
     return client.__dict__["texts"][uri][0]
 
 
-async def wait_until(check: Callable[[], T], what: str, timeout: float = 30.0) -> T:
+async def wait_until(check: Callable[[], T], what: str, timeout: float = 120.0) -> T:
     """Wait for a condition the server's messages make true (the client records each message)."""
     deadline = time.monotonic() + timeout
     while not (value := check()):

@@ -43,7 +43,7 @@ BIG = "def first():\n    return 1\n" + "".join(f"\n\ndef f{i}():\n    return {i}
       "\n\ndef last():\n    return 2\n"
 
 
-async def wait_until(pilot: Pilot[object], cond: Callable[[], object], timeout: float = 30.0, what: str = "") -> None:
+async def wait_until(pilot: Pilot[object], cond: Callable[[], object], timeout: float = 120.0, what: str = "") -> None:
     """Let the app process messages until `cond()` is true; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not cond():
