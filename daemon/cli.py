@@ -19,7 +19,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from daemon import paths
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.errors import DaemonUnavailable, PasError
@@ -62,13 +61,6 @@ def ago(t: float | None) -> str:
 # ------------------------------------------------------------ daemon life cycle
 
 
-def _daemon_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PASD_SOCKET"] = str(paths.socket_path())
-    env["PASD_STATE_DIR"] = str(paths.state_dir())
-    return env
-
-
 async def _hello() -> p.HelloResult | None:
     try:
         async with PasClient(name="cli") as c:
@@ -80,40 +72,15 @@ async def _hello() -> p.HelloResult | None:
 async def ensure_daemon(workers: int | None = None, quiet: bool = False,
                         socket: str | None = None) -> p.HelloResult:
     """Start the daemon in the background unless one answers; returns once the socket is ready."""
+    from daemon import launch
+
     if socket:
         os.environ["PASD_SOCKET"] = socket
-    hello = await _hello()
-    if hello is not None:
-        if not quiet:
-            print(f"pasd is already running (pid {hello.pid}) on {hello.socket}")
-        return hello
-    state = paths.state_dir()
-    (state / "logs").mkdir(parents=True, exist_ok=True)
-    log_path = state / "logs" / "pasd.log"
-    argv = [sys.executable, "-m", "daemon", "serve"] + (["--workers", str(workers)] if workers else [])
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, env=_daemon_env())
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        hello = await _hello()
-        if hello is not None:
-            if not quiet:
-                # another `pasd start` may have won the race for the lock
-                verb = "started" if hello.pid == proc.pid else "is already running"
-                print(f"pasd {verb} (pid {hello.pid}) on {hello.socket}")
-            return hello
-        code = proc.poll()
-        if code is not None:
-            hello = await _hello()
-            if hello is not None:  # another start won the lock
-                if not quiet:
-                    print(f"pasd is already running (pid {hello.pid}) on {hello.socket}")
-                return hello
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise PasError(f"the daemon exited during start-up: {tail[0]} (log: {log_path})")
-        await asyncio.sleep(0.02)
-    raise PasError(f"the daemon did not answer within 30 s (log: {log_path})")
+    try:
+        found = await asyncio.to_thread(launch.start, workers, quiet)
+    except launch.LaunchError as exc:
+        raise PasError(str(exc)) from None
+    return p.HelloResult.model_validate(found)
 
 
 async def cmd_start(args: argparse.Namespace) -> int:

@@ -21,3 +21,9 @@ def test_the_daemon_loads_litellm_only_in_the_engine() -> None:
     code = "import sys, daemon.app, daemon.server, daemon.scheduler; print('litellm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_pasd_start_spawns_the_daemon_before_importing_pydantic() -> None:
+    code = "import sys, daemon.launch; print(','.join(m for m in ('pydantic', 'asyncio') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
