@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -19,6 +19,15 @@ class Model(BaseModel):
     """Base for wire models: unknown fields are refused, so typos surface as errors."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("instruction is blank")
+    return v
+
+
+Instruction = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
 
 
 # ---------------------------------------------------------------- states
@@ -247,7 +256,7 @@ class PoolStatus(Model):
 
 class SubmitParams(Model):
     workspace: str = Field(min_length=1, description="absolute path of the workspace root")
-    instruction: str = Field(min_length=1)
+    instruction: Instruction
     files: list[str] = []
     selection: Selection | None = None
     model: str | None = None  # None: the configured default
@@ -256,13 +265,6 @@ class SubmitParams(Model):
     timeout_s: float | None = Field(default=None, gt=0)
     budget_usd: float | None = Field(default=None, ge=0)
     priority: int = 0
-
-    @field_validator("instruction")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("instruction is blank")
-        return v
 
 
 class TaskRef(Model):
@@ -374,13 +376,13 @@ JobSplit = Literal["per-file", "plan"]
 class PlanItem(Model):
     """One subtask of a job: an instruction and the files it may change."""
 
-    instruction: str = Field(min_length=1)
+    instruction: Instruction
     files: list[str] = Field(min_length=1)
 
 
 class JobSubmitParams(Model):
     workspace: str = Field(min_length=1, description="absolute path of the workspace root")
-    instruction: str = Field(min_length=1)
+    instruction: Instruction
     files: list[str] = Field(min_length=1, description="files, directories or glob patterns ('src/**/*.py')")
     split: JobSplit = "per-file"
     model: str | None = None  # None: the configured default; "auto": routed per task over the tiers
@@ -390,13 +392,6 @@ class JobSubmitParams(Model):
     budget_usd: float | None = Field(default=None, ge=0)  # cap for the whole job (planning included)
     task_budget_usd: float | None = Field(default=None, ge=0)
     priority: int = 0
-
-    @field_validator("instruction")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("instruction is blank")
-        return v
 
 
 class JobTotals(Model):
