@@ -161,6 +161,7 @@ class Receipt(Model):
     checks: list[CheckRun] = []  # every check round, output capped
     outcome: str  # "review" | "no-change" | "failed: <reason>" | "cancelled"
     created_at: float
+    node: str = "local"  # where the attempt ran: "local", or the Ray node's name
 
 
 class TaskInfo(Model):
