@@ -33,6 +33,14 @@ class PoolConfig(Section):
     """First retry delay; doubles with each attempt."""
     snapshot: Literal["worktree", "copy"] = "worktree"
     """`worktree`: a detached git worktree with uncommitted changes; `copy`: the task's files only."""
+    backend: Literal["local", "ray"] = "local"
+    """Where Programmers run: `local` (asyncio workers in the daemon) or `ray` (actors on a Ray cluster)."""
+    address: str | None = None
+    """The Ray cluster's address (`host:port` of its head) for backend `ray`."""
+    insecure_local: bool = False
+    """Allow a loopback Ray cluster without token auth (tests, one machine); never for other addresses."""
+    slots: int = Field(default=8, ge=1, le=256)
+    """Programmers per Ray actor; each actor takes one unit of a node's `programmer` resource."""
 
 
 class ModelSettings(Section):
