@@ -148,6 +148,8 @@ def serve(socket_path: Path | None, state_dir: Path | None, workers: int | None,
     state = state_dir or paths.state_dir()
     (state / "logs").mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # watchfiles logs every change at INFO; with the log beside a watched config file that loops forever
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     daemon = Daemon(socket_path=socket_path, state_dir=state, workers=workers, pool=pool)
     asyncio.run(daemon.run())
     return 0
