@@ -84,7 +84,11 @@ class RayBackend:
             await asyncio.to_thread(ray.init, address=self.address, namespace="pasd", log_to_driver=False,
                                     logging_level=logging.WARNING)
         except Exception as exc:
-            raise PasError(f"cannot join the Ray cluster at {self.address}: {_first_line(exc)}") from None
+            why = _first_line(exc)
+            if "No node info found" in why:  # a driver attaches through a Ray node on its own machine
+                why = ("this machine is not a node of that cluster: join it first with "
+                       f"`ray start --address={self.address} --num-cpus=0` (docs/ray.md)")
+            raise PasError(f"cannot join the Ray cluster at {self.address}: {why}") from None
         try:
             offered = (await asyncio.to_thread(ray.cluster_resources)).get(RESOURCE, 0)
             if offered < len(self.actors):
@@ -190,7 +194,8 @@ class RayBackend:
         except RayTaskError as exc:  # the actor's own code raised: a bug, not a lost node
             raise RuntimeError(f"the Programmer actor on {actor.node} failed: {_first_line(exc)}") from None
         except RayError as exc:
-            log.warning("task %s lost its actor %d on %s: %s: %s", key, actor.index, actor.node, type(exc).__name__, _first_line(exc))
+            log.warning("task %s lost actor %d on %s: %s: %s", key, actor.index, actor.node, type(exc).__name__,
+                        _first_line(exc))
             if isinstance(exc, ActorDiedError):
                 actor.dead = True
             raise ProviderFault("node_lost", f"the Programmer's Ray actor on {actor.node} was lost mid-task: "
