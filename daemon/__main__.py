@@ -1,5 +1,5 @@
 import sys
 
-from daemon.cli import main
+from daemon.launch import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -18,9 +18,11 @@ from daemon import protocol as p
 from daemon.config import ConfigCache
 from daemon.errors import PasError
 from daemon.events import EventBus
+from daemon.jobs import JobManager
 from daemon.pool import Pool
 from daemon.programmer import snapshot
 from daemon.review import Reviewer
+from daemon.routing import TierFallback
 from daemon.scheduler import Scheduler
 from daemon.server import RpcServer
 from daemon.service import Service
@@ -119,10 +121,13 @@ class Daemon:
         watcher = Watcher(store, bus, reviewer, self.configs)
         service = Service(store=store, pool=pool, bus=bus, scheduler=scheduler, reviewer=reviewer,
                           configs=self.configs, hello=hello, on_shutdown=self.request_stop)
+        scheduler.fallback = TierFallback(store, self.configs.get)
+        jobs = JobManager(service)
         server = RpcServer(service, bus, self.socket_path)
         await server.start()
         scheduler.start()
         watcher.start()
+        jobs.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
@@ -134,6 +139,7 @@ class Daemon:
             log.info("stopping")
             await server.close()
             await watcher.close()
+            await jobs.close()
             await scheduler.close()
             await pool.backend.close()
             store.close()

@@ -19,7 +19,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from daemon import paths
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.errors import DaemonUnavailable, PasError
@@ -62,13 +61,6 @@ def ago(t: float | None) -> str:
 # ------------------------------------------------------------ daemon life cycle
 
 
-def _daemon_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PASD_SOCKET"] = str(paths.socket_path())
-    env["PASD_STATE_DIR"] = str(paths.state_dir())
-    return env
-
-
 async def _hello() -> p.HelloResult | None:
     try:
         async with PasClient(name="cli") as c:
@@ -78,41 +70,17 @@ async def _hello() -> p.HelloResult | None:
 
 
 async def ensure_daemon(workers: int | None = None, quiet: bool = False,
-                        pool_argv: list[str] | None = None) -> p.HelloResult:
+                        socket: str | None = None, pool_argv: list[str] | None = None) -> p.HelloResult:
     """Start the daemon in the background unless one answers; returns once the socket is ready."""
-    hello = await _hello()
-    if hello is not None:
-        if not quiet:
-            print(f"pasd is already running (pid {hello.pid}) on {hello.socket}")
-        return hello
-    state = paths.state_dir()
-    (state / "logs").mkdir(parents=True, exist_ok=True)
-    log_path = state / "logs" / "pasd.log"
-    argv = [sys.executable, "-m", "daemon", "serve"] + (["--workers", str(workers)] if workers else [])
-    argv += pool_argv or []
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, env=_daemon_env())
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        hello = await _hello()
-        if hello is not None:
-            if not quiet:
-                # another `pasd start` may have won the race for the lock
-                verb = "started" if hello.pid == proc.pid else "is already running"
-                print(f"pasd {verb} (pid {hello.pid}) on {hello.socket}")
-            return hello
-        code = proc.poll()
-        if code is not None:
-            hello = await _hello()
-            if hello is not None:  # another start won the lock
-                if not quiet:
-                    print(f"pasd is already running (pid {hello.pid}) on {hello.socket}")
-                return hello
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise PasError(f"the daemon exited during start-up: {tail[0]} (log: {log_path})")
-        await asyncio.sleep(0.02)
-    raise PasError(f"the daemon did not answer within 30 s (log: {log_path})")
+    from daemon import launch
+
+    if socket:
+        os.environ["PASD_SOCKET"] = socket
+    try:
+        found = await asyncio.to_thread(launch.start, workers, quiet, extra=pool_argv)
+    except launch.LaunchError as exc:
+        raise PasError(str(exc)) from None
+    return p.HelloResult.model_validate(found)
 
 
 async def cmd_start(args: argparse.Namespace) -> int:
@@ -315,6 +283,8 @@ async def cmd_cancel(args: argparse.Namespace, c: PasClient) -> int:
 
 
 async def cmd_receipts(args: argparse.Namespace, c: PasClient) -> int:
+    if args.by:
+        return await cmd_receipts_by(args, c)
     rs = await c.receipts(p.ReceiptsParams(task_id=args.task, limit=args.limit))
     rows = [[r.task_id, str(r.attempt), r.provider.model, str(r.tokens.input), str(r.tokens.output),
              f"{r.cost_usd:.6f}" + ("" if r.priced else "*"), f"{r.wall_s:.2f}", str(r.files_changed),
@@ -324,6 +294,134 @@ async def cmd_receipts(args: argparse.Namespace, c: PasClient) -> int:
     if any(not r.priced for r in rs):
         text += "\n* unpriced: the model is not in litellm's price table (set prices in [models.settings])"
     out(args, rs, text)
+    return 0
+
+
+async def cmd_receipts_by(args: argparse.Namespace, c: PasClient) -> int:
+    if args.task:
+        raise PasError("--by sums every receipt; it does not take --task")
+    summary = await c.receipts_summary(p.ReceiptsSummaryParams(by=args.by))
+    rows = [[g.key, str(g.receipts), str(g.tasks), str(g.tokens_input), str(g.tokens_output),
+             f"{g.cost_usd:.6f}" + ("*" if g.unpriced else "")] for g in summary.groups]
+    text = table(rows, [args.by.upper(), "RECEIPTS", "TASKS", "TOK IN", "TOK OUT", "COST USD"])
+    text = f"{text}\ntotal ${summary.total_usd:.6f}" if rows else "no receipts"
+    if any(g.unpriced for g in summary.groups):
+        text += "\n* includes unpriced receipts (set prices in [models.settings])"
+    out(args, summary, text)
+    return 0
+
+
+# ------------------------------------------------------------ jobs
+
+JOB_VERBS = ("show", "diff", "approve", "reject", "cancel")
+
+
+def _usage(message: str) -> int:
+    print(f"pasd job: {message}", file=sys.stderr)
+    return 2
+
+
+async def cmd_job(args: argparse.Namespace, c: PasClient) -> int:
+    words: list[str] = args.words
+    if words[0] in JOB_VERBS and len(words) == 2:
+        verbs: dict[str, Callable[[argparse.Namespace, PasClient, str], Awaitable[int]]] = {
+            "show": job_show, "diff": job_diff, "approve": job_review, "reject": job_review, "cancel": job_cancel}
+        return await verbs[words[0]](args, c, words[1])
+    if words[0] in JOB_VERBS and len(words) != 2:
+        return _usage(f"{words[0]} takes one job id, e.g. pasd job {words[0]} j1a2b3c")
+    if len(words) > 1:
+        return _usage("quote the instruction: pasd job \"INSTRUCTION\" --files PATTERN")
+    if not args.files:
+        return _usage("name the files with --files, e.g. --files 'src/**/*.py'")
+    if args.task:
+        return _usage("--task is for approve and reject")
+    ws = _workspace(args.workspace)
+    # relative paths and globs are relative to where the user is; the daemon expands them in the workspace
+    cwd = os.path.realpath(os.getcwd())
+    files = [f if os.path.isabs(f) else os.path.join(cwd, f) for f in args.files]
+    job = await c.submit_job(p.JobSubmitParams(
+        workspace=ws, instruction=words[0], files=files, split=args.split, model=args.model,
+        api_base=args.api_base, check=args.check, timeout_s=args.timeout, budget_usd=args.budget,
+        task_budget_usd=args.task_budget, priority=args.priority))
+    if not args.wait:
+        out(args, job, f"submitted job {job.id} ({job.split}, {len(job.plan)} tasks, {job.model}): "
+                       f"{short(job.instruction, 60)}")
+        return 0
+    if not args.json:
+        print(f"submitted job {job.id} ({len(job.plan)} tasks); waiting…", file=sys.stderr)
+    job = await c.wait_job(job.id)
+    out(args, job, _job_text(job))
+    return 0 if job.state in (p.JobState.REVIEW, p.JobState.APPLIED) else 1
+
+
+def _job_text(j: p.JobInfo) -> str:
+    lines = [f"job {j.id}  {j.state.value}  ({j.split}, {len(j.tasks)} of {len(j.plan)} tasks queued)",
+             f"  instruction: {j.instruction}", f"  model: {j.model}", f"  workspace: {j.workspace}"]
+    budget = f" of ${j.budget_usd:g}" if j.budget_usd is not None else ""
+    lines.append(f"  spent: ${j.spent_usd:.6f}{budget}" + (f" (planning ${j.plan_cost_usd:.6f})" if j.plan_cost_usd
+                                                          else ""))
+    if j.stopped:
+        lines.append(f"  stopped: {j.stop_reason or 'yes'}")
+    if j.error:
+        lines.append(f"  error: {j.error}")
+    if j.tasks:
+        rows = [[t.id, t.state.value, t.tier or "-", t.model, short(", ".join(t.files), 30), f"${t.cost_usd:.6f}",
+                 f"+{t.lines_added} -{t.lines_removed}"] for t in j.tasks]
+        lines += ["  " + r for r in table(rows, ["TASK", "STATE", "TIER", "MODEL", "FILES", "COST", "LINES"])
+                  .splitlines()]
+    for item in j.pending:
+        lines.append(f"  not queued: {', '.join(item.files)}: {short(item.instruction, 50)}")
+    r = j.receipt
+    tiers = ", ".join(f"{k} {v}" for k, v in r.tiers.items())
+    lines.append(f"  receipt: {r.receipts} attempts, tokens {r.tokens.input} in / {r.tokens.output} out, "
+                 f"${r.cost_usd:.6f}{'' if r.priced else ' (some unpriced)'}, model {r.llm_s:.2f} s, "
+                 f"{r.files_changed} files +{r.lines_added} -{r.lines_removed}"
+                 + (f", tiers: {tiers}" if tiers else ""))
+    return "\n".join(lines)
+
+
+async def job_show(args: argparse.Namespace, c: PasClient, ref: str) -> int:
+    job = await c.job(ref)
+    text = _job_text(job)
+    d = await c.job_diff(job.id)
+    if d.diff:
+        text += "\n\n" + d.diff.rstrip("\n")
+    out(args, job, text)
+    return 0
+
+
+async def job_diff(args: argparse.Namespace, c: PasClient, ref: str) -> int:
+    d = await c.job_diff(ref)
+    out(args, d, d.diff.rstrip("\n") if d.diff else f"job {d.job_id} has no changes")
+    return 0
+
+
+async def job_review(args: argparse.Namespace, c: PasClient, ref: str) -> int:
+    params = p.JobReviewParams(job_id=ref, task_ids=args.task or None)
+    approve = args.words[0] == "approve"
+    res = await (c.approve_job(params) if approve else c.reject_job(params))
+    verb = "applied" if approve else "rejected"
+    lines = [f"job {res.job.id} {res.job.state.value}"]
+    for r in res.results:
+        hunks = r.applied if approve else r.rejected
+        lines.append(f"  task {r.task.id} {r.task.state.value}: {verb} hunks {', '.join(map(str, hunks)) or '-'}")
+    lines += [f"  conflict: task hunk {cf.hunk_id} in {cf.path}: {cf.reason}" for cf in res.conflicts]
+    out(args, res, "\n".join(lines))
+    return 1 if res.conflicts else 0
+
+
+async def job_cancel(args: argparse.Namespace, c: PasClient, ref: str) -> int:
+    job = await c.cancel_job(ref)
+    out(args, job, f"job {job.id} {job.state.value}: {job.stop_reason or ''}")
+    return 0
+
+
+async def cmd_jobs(args: argparse.Namespace, c: PasClient) -> int:
+    jobs = await c.jobs(p.JobListParams(limit=args.limit))
+    rows = [[j.id, j.state.value, j.split, short(j.instruction, 36), j.model, f"{len(j.tasks)}/{len(j.plan)}",
+             f"${j.spent_usd:.4f}", ago(j.created_at)] for j in jobs]
+    out(args, jobs, table(rows, ["JOB", "STATE", "SPLIT", "INSTRUCTION", "MODEL", "TASKS", "SPENT", "AGE"])
+        if jobs else "no jobs")
     return 0
 
 
@@ -380,6 +478,26 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--hunks", help="only these hunks, e.g. 1,3")
     sp = cmd("receipts", "what tasks cost and changed")
     sp.add_argument("--task", help="only this task's receipts")
+    sp.add_argument("--by", choices=["model", "day", "job", "tier"], help="sum the receipts by model, day, job or tier")
+    sp.add_argument("--limit", type=int, default=50)
+    sp = cmd("job", "split work into tasks across the pool; or show, diff, approve, reject, cancel a job")
+    sp.add_argument("words", nargs="+", metavar="INSTRUCTION | {show,diff,approve,reject,cancel} JOB",
+                    help="what to do (quoted), or a verb and a job id")
+    sp.add_argument("--files", "-f", action="extend", nargs="+", default=[],
+                    help="files, directories or quoted globs ('src/**/*.py') in scope")
+    sp.add_argument("--split", choices=["per-file", "plan"], default="per-file",
+                    help="one task per file, or let the model plan the subtasks")
+    sp.add_argument("--model", "-m", help='model for every task, a tier name, or "auto" to route by size')
+    sp.add_argument("--api-base", help="endpoint for the model")
+    sp.add_argument("--check", help="check command for every task (must be allowlisted)")
+    sp.add_argument("--timeout", type=float, help="time limit per task in seconds")
+    sp.add_argument("--budget", type=float, help="cost cap for the whole job in USD")
+    sp.add_argument("--task-budget", type=float, help="cost cap per task in USD")
+    sp.add_argument("--priority", type=int, default=0, help="higher runs first")
+    sp.add_argument("--workspace", help="workspace root (default: the git top level, else .)")
+    sp.add_argument("--wait", "-w", action="store_true", help="wait until the job has run")
+    sp.add_argument("--task", "-t", action="append", help="approve/reject only this task (repeatable)")
+    sp = cmd("jobs", "list jobs")
     sp.add_argument("--limit", type=int, default=50)
     sp = cmd("demo", "run the whole flow against the offline model (no API key needed)", json_flag=False)
     sp.add_argument("--keep", action="store_true", help="keep the demo repository")
@@ -389,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS: dict[str, Command] = {
     "status": cmd_status, "submit": cmd_submit, "tasks": cmd_tasks, "show": cmd_show, "diff": cmd_diff,
     "approve": cmd_approve, "reject": cmd_reject, "cancel": cmd_cancel, "receipts": cmd_receipts,
+    "job": cmd_job, "jobs": cmd_jobs,
 }
 
 

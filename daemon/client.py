@@ -104,6 +104,10 @@ class PasClient:
         except (OSError, ValueError, asyncio.IncompleteReadError):
             pass
         finally:
+            # the next call reconnects: a restarted daemon is picked up transparently
+            if self._writer is not None:
+                self._writer.close()
+            self._writer = None
             self._fail_pending(DaemonUnavailable("the daemon closed the connection"))
 
     # ------------------------------------------------------------ requests
@@ -114,6 +118,8 @@ class PasClient:
         if params is None:
             params = params_model()
         if self._writer is None:
+            if self._read_task is not None:
+                await asyncio.gather(self._read_task, return_exceptions=True)
             await self.connect()
         assert self._writer is not None
         req_id = next(self._ids)
@@ -156,6 +162,9 @@ class PasClient:
     async def diff(self, task_id: str) -> p.DiffResult:
         return await self._typed("task.diff", p.TaskRef(task_id=task_id), p.DiffResult)
 
+    async def contents(self, task_id: str) -> p.ContentsResult:
+        return await self._typed("task.contents", p.TaskRef(task_id=task_id), p.ContentsResult)
+
     async def approve(self, params: p.ReviewParams) -> p.ReviewResult:
         return await self._typed("task.approve", params, p.ReviewResult)
 
@@ -165,8 +174,47 @@ class PasClient:
     async def receipts(self, params: p.ReceiptsParams | None = None) -> builtins.list[p.Receipt]:
         return (await self._typed("receipts.list", params or p.ReceiptsParams(), p.ReceiptList)).receipts
 
+    async def models(self, workspace: str | None = None) -> p.ModelsResult:
+        return await self._typed("models.list", p.ModelsParams(workspace=workspace), p.ModelsResult)
+
     async def shutdown(self) -> p.ShutdownResult:
         return await self._typed("daemon.shutdown", None, p.ShutdownResult)
+
+    async def submit_job(self, params: p.JobSubmitParams) -> p.JobInfo:
+        return await self._typed("job.submit", params, p.JobInfo)
+
+    async def job(self, job_id: str) -> p.JobInfo:
+        return await self._typed("job.get", p.JobRef(job_id=job_id), p.JobInfo)
+
+    async def jobs(self, params: p.JobListParams | None = None) -> builtins.list[p.JobInfo]:
+        return (await self._typed("job.list", params or p.JobListParams(), p.JobList)).jobs
+
+    async def cancel_job(self, job_id: str) -> p.JobInfo:
+        return await self._typed("job.cancel", p.JobRef(job_id=job_id), p.JobInfo)
+
+    async def job_diff(self, job_id: str) -> p.JobDiffResult:
+        return await self._typed("job.diff", p.JobRef(job_id=job_id), p.JobDiffResult)
+
+    async def approve_job(self, params: p.JobReviewParams) -> p.JobReviewResult:
+        return await self._typed("job.approve", params, p.JobReviewResult)
+
+    async def reject_job(self, params: p.JobReviewParams) -> p.JobReviewResult:
+        return await self._typed("job.reject", params, p.JobReviewResult)
+
+    async def receipts_summary(self, params: p.ReceiptsSummaryParams) -> p.ReceiptSummary:
+        return await self._typed("receipts.summary", params, p.ReceiptSummary)
+
+    async def wait_job(self, job_id: str) -> p.JobInfo:
+        """Wait on the event stream until the job has stopped running."""
+        async with EventStream(self.socket, kinds=["job"]) as events:
+            job = await self.job(job_id)
+            if not job.state.active:
+                return job
+            async for env in events:
+                ev = env.event
+                if isinstance(ev, p.JobEvent) and ev.job.id == job_id and not ev.job.state.active:
+                    return ev.job
+        raise DaemonUnavailable("the daemon closed the event stream")
 
     async def wait(self, task_id: str, *, until: set[p.TaskState] | None = None) -> p.TaskInfo:
         """Wait on the event stream until the task reaches a state in `until` (default: done running)."""

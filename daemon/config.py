@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from daemon import paths
 from daemon.errors import ConfigError
@@ -31,8 +31,10 @@ class PoolConfig(Section):
     """How often a task is re-queued after a transient fault or a daemon crash."""
     retry_backoff_s: float = Field(default=0.5, ge=0)
     """First retry delay; doubles with each attempt."""
-    snapshot: Literal["worktree", "copy"] = "worktree"
-    """`worktree`: a detached git worktree with uncommitted changes; `copy`: the task's files only."""
+    snapshot: Literal["auto", "worktree", "reuse", "copy"] = "auto"
+    """`auto`: `copy` for tasks without a check command, else `reuse`; `worktree`: a new detached git
+    worktree (with uncommitted changes) per task; `reuse`: one such worktree per programmer, reset
+    between tasks; `copy`: the task's files only (a task with a check command gets `reuse`)."""
     backend: Literal["local", "ray"] = "local"
     """Where Programmers run: `local` (asyncio workers in the daemon) or `ray` (actors on a Ray cluster)."""
     address: str | None = None
@@ -56,13 +58,53 @@ class ModelSettings(Section):
     """Extra completion parameters (temperature, max_tokens, ...)."""
 
 
+class RouteRule(Section):
+    """A task goes to `tier` when it fits every limit this rule sets (the first rule that fits wins)."""
+
+    tier: str
+    """Tier name from [models.tiers]."""
+    max_lines: int | None = Field(default=None, ge=0)
+    """Most lines in scope: the selection's lines, else the files' lines together."""
+    max_files: int | None = Field(default=None, ge=0)
+    """Most files in scope."""
+    kinds: list[Literal["selection", "files", "plan"]] | None = None
+    """Kinds of work this rule takes: a selection, whole files, or planning a job; None: any."""
+
+
+class RoutingConfig(Section):
+    rules: list[RouteRule] = [
+        RouteRule(tier="local", max_lines=50, max_files=1, kinds=["selection", "files"]),
+        RouteRule(tier="fast", max_lines=300, max_files=4, kinds=["selection", "files"]),
+    ]
+    """Tried in order for `model = "auto"`; rules naming an unconfigured tier are skipped, and work
+    that fits no rule goes to the last tier."""
+    fallback: bool = True
+    """Move a routed task to the next tier when its model is unavailable (auth error, repeated 5xx)."""
+    fallback_after_faults: int = Field(default=2, ge=1, le=20)
+    """Transient provider faults (5xx, connection, timeout) on one tier before moving to the next."""
+
+
 class ModelsConfig(Section):
     default: str = "openai/gpt-4.1-mini"
-    """Model used when a task names none (`pas.defaultModel`)."""
+    """Model used when a task names none (`pas.defaultModel`); "auto" routes over the tiers."""
+    tiers: dict[str, str] = {}
+    """Tier name -> model string, cheapest first: `model = "auto"` picks one, fallback takes the next."""
+    routing: RoutingConfig = RoutingConfig()
+    """How `auto` picks a tier, and whether it falls back."""
     choices: list[str] = ["openai/gpt-4.1-mini", "anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash"]
     """Models offered in the editors' menus (`pas.models`)."""
     settings: dict[str, ModelSettings] = {}
     """Per-model settings keyed by model string."""
+
+    @model_validator(mode="after")
+    def _rules_name_tiers(self) -> ModelsConfig:
+        # the built-in rules name tiers that may not exist (they are skipped); rules a user wrote must not
+        if self.tiers and self.routing.rules != RoutingConfig().rules:
+            for i, rule in enumerate(self.routing.rules):
+                if rule.tier not in self.tiers:
+                    raise ValueError(f"routing rule {i + 1} names tier {rule.tier!r}, which is not in "
+                                     f"[models.tiers] ({', '.join(self.tiers)})")
+        return self
 
 
 class GuardrailsConfig(Section):
@@ -84,12 +126,24 @@ class GuardrailsConfig(Section):
     """Cap per task in USD; None for no cap."""
     daily_budget_usd: float | None = Field(default=None, ge=0)
     """Cap per day in USD over all tasks; None for no cap."""
+    job_budget_usd: float | None = Field(default=None, ge=0)
+    """Cap per job in USD (planning and tasks); a job that would pass it stops queuing. None: no cap."""
+
+
+class JobsConfig(Section):
+    max_tasks: int = Field(default=50, ge=1, le=1000)
+    """Most tasks one job may split into; a bigger job is refused."""
+    parallel: int = Field(default=0, ge=0)
+    """Most tasks of one job queued or running at once; 0: the pool's size."""
+    plan_max_bytes: int = Field(default=200_000, ge=1000)
+    """How much file content the planning prompt carries; past it, only the file names."""
 
 
 class Settings(Section):
     pool: PoolConfig = PoolConfig()
     models: ModelsConfig = ModelsConfig()
     guardrails: GuardrailsConfig = GuardrailsConfig()
+    jobs: JobsConfig = JobsConfig()
 
     def model_settings(self, model: str) -> ModelSettings:
         return self.models.settings.get(model, ModelSettings())

@@ -4,36 +4,68 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import time
 
-from daemon.protocol import Event, EventEnvelope
+from daemon.protocol import Event, EventEnvelope, notification
 
 log = logging.getLogger(__name__)
+
+
+class Published:
+    """One event as published: the envelope, and its wire line encoded once for every subscriber."""
+
+    __slots__ = ("_line", "env")
+
+    def __init__(self, env: EventEnvelope) -> None:
+        self.env = env
+        self._line: bytes | None = None
+
+    @property
+    def line(self) -> bytes:
+        if self._line is None:
+            self._line = (json.dumps(notification("event", self.env), separators=(",", ":")) + "\n").encode()
+        return self._line
 
 
 class Subscription:
     def __init__(self, bus: EventBus, kinds: set[str] | None, maxsize: int) -> None:
         self.bus = bus
         self.kinds = kinds
-        self.queue: asyncio.Queue[EventEnvelope | None] = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[Published | None] = asyncio.Queue(maxsize)
         self.overflowed = False
 
-    def offer(self, env: EventEnvelope) -> None:
-        if self.kinds is not None and env.event.kind not in self.kinds:
+    def offer(self, pub: Published) -> None:
+        if self.kinds is not None and pub.env.event.kind not in self.kinds:
             return
         try:
-            self.queue.put_nowait(env)
+            self.queue.put_nowait(pub)
         except asyncio.QueueFull:
             # A subscriber that cannot keep up is dropped rather than slowing the daemon down.
             self.overflowed = True
             self.bus.unsubscribe(self)
 
-    async def get(self) -> EventEnvelope | None:
+    async def next(self) -> Published | None:
         """Next event, or None once the subscription has ended."""
         if self.overflowed and self.queue.empty():
             return None
         return await self.queue.get()
+
+    async def get(self) -> EventEnvelope | None:
+        pub = await self.next()
+        return None if pub is None else pub.env
+
+    def ready(self) -> list[Published]:
+        """Events already queued, without waiting (for batching writes)."""
+        out = []
+        while not self.queue.empty():
+            pub = self.queue.get_nowait()
+            if pub is None:
+                self.queue.put_nowait(None)  # keep the end marker for the next wait
+                break
+            out.append(pub)
+        return out
 
     def close(self) -> None:
         self.bus.unsubscribe(self)
@@ -61,9 +93,9 @@ class EventBus:
                 log.warning("dropped a subscriber that fell %d events behind", self._maxsize)
 
     def publish(self, event: Event) -> None:
-        env = EventEnvelope(seq=next(self._seq), time=time.time(), event=event)
+        pub = Published(EventEnvelope(seq=next(self._seq), time=time.time(), event=event))
         for sub in list(self._subs):
-            sub.offer(env)
+            sub.offer(pub)
 
     @property
     def subscribers(self) -> int:

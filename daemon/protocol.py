@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -18,7 +18,16 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 class Model(BaseModel):
     """Base for wire models: unknown fields are refused, so typos surface as errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("instruction is blank")
+    return v
+
+
+Instruction = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
 
 
 # ---------------------------------------------------------------- states
@@ -161,6 +170,10 @@ class Receipt(Model):
     checks: list[CheckRun] = []  # every check round, output capped
     outcome: str  # "review" | "no-change" | "failed: <reason>" | "cancelled"
     created_at: float
+    job_id: str | None = None
+    tier: str | None = None
+    route: str | None = None  # why the tier was chosen
+    fallback: str | None = None  # set when this attempt runs on a tier the task fell back to
     node: str = "local"  # where the attempt ran: "local", or the Ray node's name
 
 
@@ -193,6 +206,11 @@ class TaskInfo(Model):
     refused: list[RefusedEdit] = []
     conflicts: list[Conflict] = []
     stale_hunks: list[int] = []
+    job_id: str | None = None  # the job this task is part of
+    tier: str | None = None  # the routing tier the model came from (`model = "auto"` or a tier name)
+    route: str | None = None  # why that tier was chosen
+    fallbacks: list[str] = []  # each move to the next tier, and why
+    attempts_before_fallback: int = 0  # fault retries count again from here on a new tier
 
 
 class ProgrammerInfo(Model):
@@ -239,7 +257,7 @@ class PoolStatus(Model):
 
 class SubmitParams(Model):
     workspace: str = Field(min_length=1, description="absolute path of the workspace root")
-    instruction: str = Field(min_length=1)
+    instruction: Instruction
     files: list[str] = []
     selection: Selection | None = None
     model: str | None = None  # None: the configured default
@@ -248,13 +266,6 @@ class SubmitParams(Model):
     timeout_s: float | None = Field(default=None, gt=0)
     budget_usd: float | None = Field(default=None, ge=0)
     priority: int = 0
-
-    @field_validator("instruction")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("instruction is blank")
-        return v
 
 
 class TaskRef(Model):
@@ -276,6 +287,20 @@ class DiffResult(Model):
     state: TaskState
     diff: str  # unified diff of the whole task
     files: list[FileDiff]
+
+
+class FileContents(Model):
+    path: str
+    base: str  # "" for a file the task creates
+    proposed: str
+    created: bool = False
+
+
+class ContentsResult(Model):
+    """A task's files whole, before and after: for native diff views."""
+
+    task_id: str
+    files: list[FileContents]
 
 
 class ReviewParams(Model):
@@ -302,8 +327,17 @@ class ReceiptList(Model):
     receipts: list[Receipt]
 
 
+class ModelsParams(Model):
+    workspace: str | None = None  # apply that workspace's .pas.toml
+
+
+class ModelsResult(Model):
+    default: str
+    choices: list[str]
+
+
 class SubscribeParams(Model):
-    kinds: list[Literal["programmer", "task", "progress", "receipt"]] | None = None
+    kinds: list[Literal["programmer", "task", "progress", "receipt", "job"]] | None = None
 
 
 class SubscribeResult(Model):
@@ -316,6 +350,147 @@ class ShutdownResult(Model):
 
 class Ok(Model):
     ok: bool = True
+
+
+# ---------------------------------------------------------------- jobs
+
+
+class JobState(StrEnum):
+    """Derived from the job's tasks (see daemon/jobs.py: `job_state`)."""
+
+    QUEUED = "QUEUED"  # nothing started yet
+    RUNNING = "RUNNING"  # a task is queued or running, or subtasks wait for their turn
+    REVIEW = "REVIEW"  # all done running; some task awaits review
+    APPLIED = "APPLIED"  # reviewed; at least one task applied
+    REJECTED = "REJECTED"  # reviewed; nothing applied
+    FAILED = "FAILED"  # no task reached review (or the plan was refused)
+    CANCELLED = "CANCELLED"
+
+    @property
+    def active(self) -> bool:
+        return self in (JobState.QUEUED, JobState.RUNNING)
+
+
+JobSplit = Literal["per-file", "plan"]
+
+
+class PlanItem(Model):
+    """One subtask of a job: an instruction and the files it may change."""
+
+    instruction: Instruction
+    files: list[str] = Field(min_length=1)
+
+
+class JobSubmitParams(Model):
+    workspace: str = Field(min_length=1, description="absolute path of the workspace root")
+    instruction: Instruction
+    files: list[str] = Field(min_length=1, description="files, directories or glob patterns ('src/**/*.py')")
+    split: JobSplit = "per-file"
+    model: str | None = None  # None: the configured default; "auto": routed per task over the tiers
+    api_base: str | None = None
+    check: str | None = None
+    timeout_s: float | None = Field(default=None, gt=0)  # per task
+    budget_usd: float | None = Field(default=None, ge=0)  # cap for the whole job (planning included)
+    task_budget_usd: float | None = Field(default=None, ge=0)
+    priority: int = 0
+
+
+class JobTotals(Model):
+    """The job's summed receipt: every attempt of every task, plus the planning call."""
+
+    receipts: int = 0
+    tokens: TokenUsage = TokenUsage()
+    cost_usd: float = 0.0
+    priced: bool = True  # False if any receipt was unpriced
+    llm_s: float = 0.0
+    wall_s: float = 0.0  # summed over attempts: work done, not time elapsed
+    files_changed: int = 0
+    lines_added: int = 0
+    lines_removed: int = 0
+    tiers: dict[str, int] = {}  # attempts per tier (routed tasks only)
+
+
+class JobInfo(Model):
+    """A job as the front ends see it: its tasks, what is still to queue, what it spent."""
+
+    id: str
+    state: JobState
+    workspace: str
+    instruction: str
+    split: JobSplit
+    model: str
+    files: list[str]  # the job's scope (globs expanded)
+    plan: list[PlanItem] = []  # every subtask, in order
+    pending: list[PlanItem] = []  # subtasks not queued yet (waiting for a file, a programmer or stopped)
+    task_ids: list[str] = []
+    tasks: list[TaskInfo] = []
+    budget_usd: float | None = None
+    spent_usd: float = 0.0  # tasks plus planning
+    plan_cost_usd: float = 0.0
+    receipt: JobTotals = JobTotals()
+    stopped: bool = False  # no further subtasks will be queued
+    stop_reason: str | None = None
+    error: str | None = None
+    created_at: float
+    finished_at: float | None = None
+
+
+class JobRef(Model):
+    job_id: str = Field(min_length=1)
+
+
+class JobListParams(Model):
+    workspace: str | None = None
+    limit: int = Field(default=100, ge=1, le=10_000)
+
+
+class JobList(Model):
+    jobs: list[JobInfo]
+
+
+class JobDiffResult(Model):
+    job_id: str
+    state: JobState
+    diff: str  # every task's diff, one after the other, each headed by a `# task ID: ...` line
+    tasks: list[DiffResult]
+
+
+class JobReviewParams(Model):
+    """Approve or reject a whole job, or only some of its tasks."""
+
+    job_id: str = Field(min_length=1)
+    task_ids: list[str] | None = None  # None: every task awaiting review
+
+
+class JobReviewResult(Model):
+    job: JobInfo
+    results: list[ReviewResult] = []
+    conflicts: list[Conflict] = []
+
+
+ReceiptGrouping = Literal["model", "day", "job", "tier"]
+
+
+class ReceiptsSummaryParams(Model):
+    by: ReceiptGrouping = "model"
+    since: float | None = None  # epoch seconds; None: all receipts
+    limit: int = Field(default=100_000, ge=1, le=1_000_000)  # receipts read, newest first
+
+
+class ReceiptGroup(Model):
+    key: str  # model string, YYYY-MM-DD (local time), job id or tier; "-" for none
+    receipts: int
+    tasks: int
+    tokens_input: int
+    tokens_output: int
+    cost_usd: float
+    unpriced: int = 0  # receipts whose model had no price
+
+
+class ReceiptSummary(Model):
+    by: ReceiptGrouping
+    groups: list[ReceiptGroup]
+    total_usd: float
 
 
 # ---------------------------------------------------------------- events
@@ -344,8 +519,13 @@ class ReceiptEvent(Model):
     receipt: Receipt
 
 
+class JobEvent(Model):
+    kind: Literal["job"] = "job"
+    job: JobInfo
+
+
 Event = Annotated[
-    ProgrammerEvent | TaskEvent | ProgressEvent | ReceiptEvent, Field(discriminator="kind")
+    ProgrammerEvent | TaskEvent | ProgressEvent | ReceiptEvent | JobEvent, Field(discriminator="kind")
 ]
 
 
@@ -367,11 +547,22 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "task.list": (TaskListParams, TaskList),
     "task.cancel": (TaskRef, TaskInfo),
     "task.diff": (TaskRef, DiffResult),
+    "task.contents": (TaskRef, ContentsResult),
     "task.approve": (ReviewParams, ReviewResult),
     "task.reject": (ReviewParams, ReviewResult),
     "receipts.list": (ReceiptsParams, ReceiptList),
+    "models.list": (ModelsParams, ModelsResult),
     "events.subscribe": (SubscribeParams, SubscribeResult),
     "daemon.shutdown": (Empty, ShutdownResult),
+    # jobs (daemon/jobs.py)
+    "job.submit": (JobSubmitParams, JobInfo),
+    "job.get": (JobRef, JobInfo),
+    "job.list": (JobListParams, JobList),
+    "job.cancel": (JobRef, JobInfo),
+    "job.diff": (JobRef, JobDiffResult),
+    "job.approve": (JobReviewParams, JobReviewResult),
+    "job.reject": (JobReviewParams, JobReviewResult),
+    "receipts.summary": (ReceiptsSummaryParams, ReceiptSummary),
 }
 
 

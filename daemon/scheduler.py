@@ -19,11 +19,14 @@ from daemon.pool import Pool, Programmer
 from daemon.programmer.llm import scrub
 from daemon.programmer.spec import EngineResult, Limits, ModelSpec, ProviderFault, TaskFailed, TaskSpec
 from daemon.protocol import ProgressEvent, Receipt, ReceiptEvent, TaskEvent, TaskInfo, TaskState
+from daemon.routing import stamp
 from daemon.store import Change, Store
 
 log = logging.getLogger(__name__)
 
 SettingsFor = Callable[[str], Settings]  # workspace -> effective settings
+# (task, failure reason, message) -> task changes that move it to another model, or None
+Fallback = Callable[[TaskInfo, str, str], dict[str, Any] | None]
 
 
 class Scheduler:
@@ -43,6 +46,7 @@ class Scheduler:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self.on_review: Callable[[TaskInfo], None] | None = None
+        self.fallback: Fallback | None = None  # daemon/routing.py: next tier when a model is unavailable
 
     # ------------------------------------------------------------ life cycle
 
@@ -113,10 +117,6 @@ class Scheduler:
         if job is not None:
             await asyncio.gather(job, return_exceptions=True)
 
-    @property
-    def queued(self) -> int:
-        return len(self._heap)
-
     # ------------------------------------------------------------ dispatch
 
     async def _dispatch_loop(self) -> None:
@@ -184,7 +184,8 @@ class Scheduler:
             raise
         except TaskFailed as exc:
             self._record(exc.receipt)
-            self._finish(task, state=TaskState.FAILED, reason=exc.reason, error=scrub(exc.message))
+            if not self._fall_back(task, exc.reason, scrub(exc.message)):
+                self._finish(task, state=TaskState.FAILED, reason=exc.reason, error=scrub(exc.message))
             self.pool.idle(prog)
         except ProviderFault as exc:
             self._record(exc.receipt)
@@ -205,21 +206,24 @@ class Scheduler:
         """The programmer failed: it rests until a health check; the task retries elsewhere."""
         self.pool.failed(prog, message)
         self._own(self._heal(prog, settings), f"heal-{prog.id}")
+        if self._fall_back(task, reason, message):
+            return
         pool_cfg = (settings or Settings()).pool
-        if task.attempts <= pool_cfg.max_retries:
-            delay = max(retry_after or 0.0, pool_cfg.retry_backoff_s * 2 ** (task.attempts - 1))
+        tries = task.attempts - task.attempts_before_fallback  # a new tier gets its own retries
+        if tries <= pool_cfg.max_retries:
+            delay = max(retry_after or 0.0, pool_cfg.retry_backoff_s * 2 ** (tries - 1))
             task = self._update(task, state=TaskState.QUEUED, programmer=None, reason=reason,
                                 error=f"attempt {task.attempts} failed: {message}; retrying in {delay:.1f} s")
             self.bus.publish(ProgressEvent(task_id=task.id, phase="queued",
                                            message=f"retrying after: {message}"))
-            self._own(self._requeue_later(task.id, delay), f"retry-{task.id}")
+            self._own(self._requeue_later(task, delay), f"retry-{task.id}")
         else:
             self._finish(task, state=TaskState.FAILED, reason=reason,
                          error=f"{message} (after {task.attempts} attempts)")
 
-    async def _requeue_later(self, task_id: str, delay: float) -> None:
+    async def _requeue_later(self, task: TaskInfo, delay: float) -> None:
         await asyncio.sleep(delay)
-        heapq.heappush(self._heap, (0, self.store.seq_of(task_id), task_id))
+        heapq.heappush(self._heap, (-task.priority, self.store.seq_of(task.id), task.id))
         self._wake.set()
 
     async def _heal(self, prog: Programmer, settings: Settings | None) -> None:
@@ -232,12 +236,29 @@ class Scheduler:
                 return
             delay = min(max(delay, 0.5) * 2, 30.0)
 
+    def _fall_back(self, task: TaskInfo, reason: str, message: str) -> bool:
+        """Re-queue the task at once on the model the fallback hook names; False if it names none."""
+        if self.fallback is None or self._stopping:
+            return False
+        current = self.store.get_task(task.id) or task
+        changes = self.fallback(current, reason, message)
+        if not changes:
+            return False
+        task = self._update(current, state=TaskState.QUEUED, programmer=None, reason=reason,
+                            error=f"attempt {current.attempts} failed: {message}; moved to {changes['model']}",
+                            **changes)
+        self.bus.publish(ProgressEvent(task_id=task.id, phase="queued",
+                                       message=f"falling back to {task.tier or task.model} ({task.model})"))
+        heapq.heappush(self._heap, (-task.priority, self.store.seq_of(task.id), task.id))
+        self._wake.set()
+        return True
+
     # ------------------------------------------------------------ outcomes
 
     def _review(self, task: TaskInfo, result: EngineResult) -> None:
         changes = [Change(path=c.path, base=c.base, proposed=c.proposed, created=c.created)
                    for c in result.changes]
-        r = result.receipt
+        r = stamp(result.receipt, self.store.get_task(task.id) or task)
         task = (self.store.get_task(task.id) or task).model_copy(update=dict(
             state=TaskState.REVIEW, finished_at=time.time(), files_changed=r.files_changed,
             lines_added=r.lines_added, lines_removed=r.lines_removed, refused=result.refused,
@@ -252,6 +273,8 @@ class Scheduler:
             self.on_review(task)
 
     def _record(self, receipt: Receipt | None) -> None:
+        if receipt is not None:
+            receipt = stamp(receipt, self.store.get_task(receipt.task_id))
         if receipt is not None and self.store.add_receipt(receipt):
             self.bus.publish(ReceiptEvent(receipt=receipt))
             task = self.store.get_task(receipt.task_id)

@@ -139,11 +139,12 @@ class Connection:
 
     async def _pump(self, sub: Subscription) -> None:
         try:
-            while True:
-                env = await sub.get()
-                if env is None:
-                    break
-                await self.send(p.notification("event", env))
+            while (first := await sub.next()) is not None:
+                # one write for a burst of events, each encoded once for all subscribers
+                data = b"".join(pub.line for pub in [first, *sub.ready()])
+                async with self.lock:
+                    self.writer.write(data)
+                    await self.writer.drain()
         except (ConnectionError, OSError):
             pass
         finally:

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from daemon import protocol as p
+from daemon import routing
 from daemon.config import ConfigCache
 from daemon.errors import ConfigError, GuardrailRefused, InvalidParams, InvalidState, NotFound
 from daemon.events import EventBus
@@ -46,9 +47,11 @@ class Service:
             "task.list": self.list,
             "task.cancel": self.cancel,
             "task.diff": self.diff,
+            "task.contents": self.contents,
             "task.approve": self.approve,
             "task.reject": self.reject,
             "receipts.list": self.receipts,
+            "models.list": self.models,
             "daemon.shutdown": self.shutdown,
         }
 
@@ -66,9 +69,10 @@ class Service:
 
     def status(self) -> p.PoolStatus:
         running = sum(1 for prog in self.pool.programmers if prog.info.task_id)
-        review = len(self.store.list_tasks([p.TaskState.REVIEW, p.TaskState.CONFLICT], limit=100_000))
+        review = self.store.count_tasks([p.TaskState.REVIEW, p.TaskState.CONFLICT])
+        queued = self.store.count_tasks([p.TaskState.QUEUED])
         return p.PoolStatus(programmers=[prog.info for prog in self.pool.programmers],
-                            queued=self.scheduler.queued, running=running, review=review,
+                            queued=queued, running=running, review=review,
                             config_errors=self.config_errors())
 
     async def pool_status(self, params: p.Empty) -> p.PoolStatus:
@@ -101,6 +105,10 @@ class Service:
                 return task_id
 
     async def submit(self, params: p.SubmitParams) -> p.TaskInfo:
+        return self.scheduler.submit(await self.build_task(params))
+
+    async def build_task(self, params: p.SubmitParams, *, job_id: str | None = None) -> p.TaskInfo:
+        """A checked, routed task ready to queue (jobs build theirs here too)."""
         workspace = Path(params.workspace)
         if not workspace.is_absolute():
             raise InvalidParams(f"workspace must be an absolute path: {params.workspace}")
@@ -120,6 +128,10 @@ class Service:
             raise InvalidParams("name at least one file (or a selection) for the task")
         files = list(dict.fromkeys(files))
         model = params.model or settings.models.default
+        route = None
+        if routing.is_routed(model, settings):
+            route = routing.route(settings, model, routing.scope_of(workspace, files, selection))
+            model = route.model
         ms = settings.model_settings(model)
         api_base = params.api_base or ms.api_base
         await llm.ensure_loaded()
@@ -135,8 +147,9 @@ class Service:
             api_base=api_base, check=params.check,
             timeout_s=params.timeout_s or settings.guardrails.task_timeout_s,
             budget_usd=params.budget_usd, priority=params.priority, created_at=time.time(),
+            job_id=job_id, tier=route.tier if route else None, route=route.reason if route else None,
         )
-        return self.scheduler.submit(task)
+        return task
 
     @staticmethod
     def _relative(workspace: Path, path: str) -> str:
@@ -185,6 +198,12 @@ class Service:
     async def diff(self, params: p.TaskRef) -> p.DiffResult:
         return self.reviewer.diff(self.task(params.task_id))
 
+    async def contents(self, params: p.TaskRef) -> p.ContentsResult:
+        task = self.task(params.task_id)
+        return p.ContentsResult(task_id=task.id, files=[
+            p.FileContents(path=ch.path, base=ch.base, proposed=ch.proposed, created=ch.created)
+            for ch in self.store.changes(task.id)])
+
     async def approve(self, params: p.ReviewParams) -> p.ReviewResult:
         task = self.task(params.task_id)
         return await self.reviewer.approve(task, params.model_copy(update={"task_id": task.id}))
@@ -196,3 +215,8 @@ class Service:
     async def receipts(self, params: p.ReceiptsParams) -> p.ReceiptList:
         task_id = self.task(params.task_id).id if params.task_id else None
         return p.ReceiptList(receipts=self.store.receipts(task_id, params.limit))
+
+    async def models(self, params: p.ModelsParams) -> p.ModelsResult:
+        """The model choices the editors and the TUI offer, as this daemon's config has them."""
+        settings = self.configs.get(params.workspace)
+        return p.ModelsResult(default=settings.models.default, choices=settings.models.choices)

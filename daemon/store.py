@@ -122,6 +122,18 @@ class Store:
         args.append(limit)
         return [TaskInfo.model_validate_json(r[0]) for r in self.db.execute(sql, args)]
 
+    def count_tasks(self, states: Iterable[TaskState]) -> int:
+        """How many tasks are in these states, without reading them (pool.status asks often)."""
+        states = list(states)
+        sql = f"SELECT COUNT(*) FROM tasks WHERE state IN ({','.join('?' * len(states))})"
+        return int(self.db.execute(sql, [s.value for s in states]).fetchone()[0])
+
+    def workspaces(self, states: Iterable[TaskState]) -> set[str]:
+        """The workspaces of tasks in these states, without reading the tasks."""
+        states = list(states)
+        sql = f"SELECT DISTINCT workspace FROM tasks WHERE state IN ({','.join('?' * len(states))})"
+        return {r[0] for r in self.db.execute(sql, [s.value for s in states])}
+
     def queued_in_order(self) -> list[tuple[int, TaskInfo]]:
         rows = self.db.execute("SELECT seq, info FROM tasks WHERE state = 'QUEUED' ORDER BY seq")
         return [(int(seq), TaskInfo.model_validate_json(info)) for seq, info in rows]

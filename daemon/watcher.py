@@ -87,7 +87,7 @@ class Watcher:
             sub.close()
 
     def _roots(self) -> set[str]:
-        roots = {t.workspace for t in self.store.list_tasks(REVIEW_STATES, limit=100_000)}
+        roots = self.store.workspaces(REVIEW_STATES)
         config_dir = self.configs.user_file.parent
         if config_dir.is_dir():
             roots.add(str(config_dir))

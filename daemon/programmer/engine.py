@@ -106,7 +106,8 @@ async def _attempt(spec: TaskSpec, progress: Progress, tally: _Tally) -> EngineR
         raise TaskFailed("guardrail", f"check command not in the allowlist: {spec.check}")
     progress("snapshot", "taking a snapshot of the workspace")
     snap = await snapshot.create(workspace, spec.files, Path(spec.worktrees_dir),
-                                 f"{spec.task_id}-{spec.attempt}", spec.snapshot)
+                                 f"{spec.task_id}-{spec.attempt}",
+                                 snapshot.effective_mode(spec.snapshot, bool(spec.check)), slot=spec.programmer)
     try:
         return await _rounds(spec, progress, tally, snap)
     finally:

@@ -7,6 +7,8 @@ thread, keeping the daemon responsive) and never by the CLI, LSP or TUI.
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import os
 import re
 import time
@@ -33,6 +35,8 @@ def load() -> ModuleType:
         litellm.telemetry = False
         litellm.suppress_debug_info = True
         litellm.drop_params = True
+        # litellm logs every call at INFO; under a busy pool that is a measurable share of the CPU
+        logging.getLogger("LiteLLM").setLevel(logging.WARNING)
         _litellm = litellm
     return _litellm
 
@@ -41,6 +45,7 @@ async def ensure_loaded() -> ModuleType:
     return _litellm if _litellm is not None else await asyncio.to_thread(load)
 
 
+@functools.cache  # read from package metadata: ~1 ms, and every receipt asks
 def version() -> str | None:
     try:
         from importlib.metadata import version as v

@@ -2,13 +2,19 @@
 
 `worktree`: a detached git worktree of `git stash create` (HEAD plus uncommitted changes),
 with the task's files copied over from the user's tree so untracked files are seen too.
-`copy`: a temp dir holding only the task's files (also the fallback outside git).
+`reuse`: the same tree, but each programmer keeps one worktree per repository and resets it
+(checkout + clean) between tasks instead of adding and removing one: no cost that grows with
+the size of the checkout beyond git's stat of it.
+`copy`: a temp dir holding only the task's files (also the fallback outside git); the
+cheapest by far, but a check command needs the whole tree, so a task with one gets `reuse`.
+`auto` (the default): `copy` for tasks without a check command, `reuse` for the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -27,13 +33,16 @@ class Snapshot:
     async def remove(self) -> None:
         if self.dir is None:
             return
+        removed = False
         if self.repo is not None:
             with contextlib.suppress(GitError, OSError):
                 await git(self.repo, "worktree", "remove", "--force", str(self.dir))
-        await asyncio.to_thread(shutil.rmtree, self.dir, True)
-        if self.repo is not None:
-            with contextlib.suppress(GitError, OSError):
-                await git(self.repo, "worktree", "prune")
+                removed = True
+        if not removed:
+            await asyncio.to_thread(shutil.rmtree, self.dir, True)
+            if self.repo is not None:
+                with contextlib.suppress(GitError, OSError):
+                    await git(self.repo, "worktree", "prune")
         self.dir = None
 
 
@@ -54,51 +63,108 @@ async def _git_toplevel(workspace: Path) -> Path | None:
     return Path(out.strip())
 
 
+def effective_mode(mode: str, has_check: bool) -> str:
+    """The strategy a task gets: a files-only copy cannot run a check command."""
+    if mode == "auto":
+        return "reuse" if has_check else "copy"
+    if mode == "copy" and has_check:
+        return "reuse"
+    return mode
+
+
 async def create(workspace: Path, files: list[str], dest_parent: Path, name: str,
-                 mode: str = "worktree") -> Snapshot:
-    """Make the task's snapshot under dest_parent/name; files are workspace-relative."""
+                 mode: str = "worktree", *, slot: str | None = None) -> Snapshot:
+    """Make the task's snapshot under dest_parent; files are workspace-relative.
+
+    `name` is unique per attempt; `slot` (the programmer) names the worktree `reuse` keeps.
+    """
     dest_parent.mkdir(parents=True, exist_ok=True)
-    top = await _git_toplevel(workspace) if mode == "worktree" else None
+    top = await _git_toplevel(workspace) if mode in ("worktree", "reuse") else None
     snap: Snapshot | None = None
-    if top is not None:
+    if top is not None and mode == "reuse" and slot:
+        key = hashlib.sha1(str(top.resolve()).encode()).hexdigest()[:10]
+        snap = await _reused(workspace, top, dest_parent / f"{slot}-{key}")
+    elif top is not None:
         snap = await _worktree(workspace, top, dest_parent / name)
     if snap is None:
-        tmp = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=dest_parent))
+        tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f"{name}-", dir=dest_parent))
         snap = Snapshot(root=tmp, dir=tmp)
     try:
-        for rel in files:
-            content = await asyncio.to_thread(_read, workspace / rel)
-            snap.base[rel] = content
-            target = snap.root / rel
-            if content is None:
-                with contextlib.suppress(FileNotFoundError):
-                    target.unlink()
-                continue
-            await asyncio.to_thread(_copy_files, workspace, snap.root, [rel])
+        # one thread hop for all the files: under a busy pool each hop costs more than a small copy
+        snap.base.update(await asyncio.to_thread(_fill, workspace, snap.root, files))
     except BaseException:
         await snap.remove()
         raise
     return snap
 
 
-async def _worktree(workspace: Path, top: Path, dest: Path) -> Snapshot | None:
+async def _base(top: Path) -> tuple[str, list[str]] | None:
+    """The commit holding HEAD plus uncommitted changes, and the untracked files."""
+    async def commit() -> str:
+        made = (await git(top, "stash", "create")).strip()
+        return made or (await git(top, "rev-parse", "--verify", "HEAD")).strip()
+
     try:
-        commit = (await git(top, "stash", "create")).strip()
-        if not commit:
-            commit = (await git(top, "rev-parse", "--verify", "HEAD")).strip()
+        made, others = await asyncio.gather(commit(), git(top, "ls-files", "--others", "--exclude-standard", "-z"))
     except GitError:
         return None  # a repository without commits: fall back to a copy
+    return made, [u for u in others.split("\0") if u]
+
+
+async def _reused(workspace: Path, top: Path, dest: Path) -> Snapshot | None:
+    """The programmer's own worktree of this repository, reset to the user's tree."""
+    base = await _base(top)
+    if base is None:
+        return None
+    commit, untracked = base
+    fresh = True
+    if (dest / ".git").is_file():
+        try:
+            await git(dest, "checkout", "--force", "--detach", "--quiet", commit)
+            await git(dest, "clean", "-fdxq")  # the last task's edits and untracked copies
+            fresh = False
+        except GitError:
+            pass  # e.g. a lock left by a cancelled task: start this slot again
+    if fresh:
+        await _add_worktree(top, dest, commit)
+    with contextlib.suppress(OSError):
+        await asyncio.to_thread(_copy_files, top, dest, untracked)
+    rel = workspace.resolve().relative_to(top.resolve())
+    return Snapshot(root=dest / rel, repo=top)  # no dir: kept for the programmer's next task
+
+
+async def _add_worktree(top: Path, dest: Path, commit: str) -> None:
     if dest.exists():
         await asyncio.to_thread(shutil.rmtree, dest, True)
         with contextlib.suppress(GitError):
             await git(top, "worktree", "prune")
     await git(top, "worktree", "add", "--detach", "--quiet", str(dest), commit)
+
+
+async def _worktree(workspace: Path, top: Path, dest: Path) -> Snapshot | None:
+    base = await _base(top)
+    if base is None:
+        return None
+    commit, untracked = base
+    await _add_worktree(top, dest, commit)
     # `git stash create` leaves out untracked files; a check command may need them
-    untracked = (await git(top, "ls-files", "--others", "--exclude-standard", "-z")).split("\0")
     with contextlib.suppress(OSError):
-        await asyncio.to_thread(_copy_files, top, dest, [u for u in untracked if u])
+        await asyncio.to_thread(_copy_files, top, dest, untracked)
     rel = workspace.resolve().relative_to(top.resolve())
     return Snapshot(root=dest / rel, dir=dest, repo=top)
+
+
+def _fill(workspace: Path, root: Path, files: list[str]) -> dict[str, str | None]:
+    """Copy the task's files from the user's tree into the snapshot; their contents (None: absent)."""
+    base: dict[str, str | None] = {}
+    for rel in files:
+        content = base[rel] = _read(workspace / rel)
+        if content is None:
+            with contextlib.suppress(FileNotFoundError):
+                (root / rel).unlink()
+        else:
+            _copy_files(workspace, root, [rel])
+    return base
 
 
 def _copy_files(src: Path, dest: Path, rels: list[str]) -> None:

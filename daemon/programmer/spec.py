@@ -47,7 +47,7 @@ class TaskSpec(Spec):
     check: str | None = None
     allow_files: list[str] = []  # extra glob patterns from the project's config
     allow_commands: list[str] = []
-    snapshot: Literal["worktree", "copy"] = "worktree"
+    snapshot: Literal["auto", "worktree", "reuse", "copy"] = "auto"
     worktrees_dir: str
     limits: Limits = Limits()
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import stat
 
+from daemon.errors import DaemonUnavailable
 from daemon.testing import DaemonProcess
 
 
@@ -53,3 +55,19 @@ def test_oversized_line_is_refused_and_next_request_served(daemon: DaemonProcess
 def test_socket_and_dir_permissions(daemon: DaemonProcess) -> None:
     assert stat.S_IMODE(os.stat(daemon.socket).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(daemon.socket.parent).st_mode) == 0o700
+
+
+async def test_models_list_and_client_reconnects_after_restart(daemon: DaemonProcess) -> None:
+    async with daemon.client() as c:
+        models = await c.models()
+        assert models.default == "openai/pasd-offline" and models.choices[0] == "openai/pasd-offline"
+        daemon.restart()
+        # the same client object reconnects on its next call
+        for _ in range(100):
+            try:
+                assert (await c.hello()).server == "pasd"
+                break
+            except DaemonUnavailable:
+                await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the client did not reconnect")

@@ -4,12 +4,15 @@ import { DIFF_SCHEME, DiffContents, DiffProvider } from './diff';
 import {
   ApproveResult,
   CANCELLABLE_STATES,
+  DelegateArgs,
+  JobArgs,
   PoolStatus,
   REVIEW_STATES,
   TaskInfo,
   approveMessage,
   delegateArgs,
   extractInstruction,
+  jobUris,
   modelChoices,
   orderTasks,
   taskPickItem,
@@ -26,6 +29,19 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.workspace.registerTextDocumentContentProvider(DIFF_SCHEME, diffs),
     command('pas.delegateSelection', () => delegate(client, true)),
     command('pas.delegateFile', () => delegate(client, false)),
+    // Client-side half of the server's delegate code actions (docs/lsp.md): ask, then pas.delegate.
+    command('pas.promptDelegate', (arg) => promptDelegate(client, arg)),
+    // Client-side half of the folder code action; and the explorer's menu on folders or a multi-selection.
+    command('pas.promptDelegateJob', (arg) => promptDelegateJob(client, arg as Partial<JobArgs> | undefined)),
+    vscode.commands.registerCommand('pas.delegateJob', async (clicked?: vscode.Uri, selected?: vscode.Uri[]) => {
+      const c2p = client.client.code2ProtocolConverter;
+      const uris = jobUris(clicked && c2p.asUri(clicked), selected?.map((u) => c2p.asUri(u)));
+      try {
+        await promptDelegateJob(client, { uris });
+      } catch (err) {
+        void vscode.window.showErrorMessage(`PAS: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }),
     command('pas.approveTask', async (arg) => {
       const task = await chooseTask(client, REVIEW_STATES, arg, 'approve');
       if (task) {
@@ -111,6 +127,60 @@ async function delegate(pas: PasClient, selectionOnly: boolean): Promise<void> {
   const args = delegateArgs(c2p.asUri(doc.uri), range, model, instruction);
   const r = await pas.execute<{ task_id: string }>('pas.delegate', args);
   vscode.window.setStatusBarMessage(`PAS: task ${r.task_id} queued`, 15000);
+}
+
+/** `pas.promptDelegate` {uri, range?, model}: ask for the instruction, then run the server's pas.delegate. */
+async function promptDelegate(pas: PasClient, arg: unknown): Promise<void> {
+  const given = (arg ?? {}) as Partial<DelegateArgs>;
+  if (typeof given.uri !== 'string') {
+    throw new Error('pas.promptDelegate needs {uri, range?, model?}');
+  }
+  const p2c = pas.client.protocol2CodeConverter;
+  const doc = await vscode.workspace.openTextDocument(p2c.asUri(given.uri));
+  const scope = given.range ? doc.getText(p2c.asRange(given.range)) : '';
+  const instruction = await vscode.window.showInputBox({
+    title: given.range ? `PAS: Delegate selection to ${given.model ?? 'the default model'}` : 'PAS: Delegate file',
+    prompt: 'What should the Programmer do?',
+    value: extractInstruction(scope) ?? '',
+    ignoreFocusOut: true,
+  });
+  if (!instruction?.trim()) {
+    return;
+  }
+  const r = await pas.execute<{ task_id: string }>(
+    'pas.delegate',
+    delegateArgs(given.uri, given.range, given.model, instruction),
+  );
+  vscode.window.setStatusBarMessage(`PAS: task ${r.task_id} queued`, 15000);
+}
+
+/** `pas.promptDelegateJob` {uris, model?}: ask for the instruction (and a model), then run pas.delegateJob. */
+async function promptDelegateJob(pas: PasClient, given: Partial<JobArgs> | undefined): Promise<void> {
+  const uris = given?.uris;
+  if (!Array.isArray(uris) || uris.length === 0) {
+    throw new Error('pas.promptDelegateJob needs {uris: [...], model?}');
+  }
+  const what = uris.length === 1 ? vscode.workspace.asRelativePath(vscode.Uri.parse(uris[0]), false) : `${uris.length} items`;
+  const instruction = await vscode.window.showInputBox({
+    title: `PAS: Delegate ${what} as a job`,
+    prompt: 'What should each Programmer do? (one task per file)',
+    ignoreFocusOut: true,
+  });
+  if (!instruction?.trim()) {
+    return;
+  }
+  let model = given?.model;
+  if (!model) {
+    const config = vscode.workspace.getConfiguration('pas');
+    const models = modelChoices(config.get<string[]>('models', []), config.get<string>('defaultModel'));
+    model = models.length > 1 ? await vscode.window.showQuickPick(models, { title: 'PAS: model' }) : models[0];
+    if (models.length > 1 && !model) {
+      return;
+    }
+  }
+  const args: JobArgs = { uris, instruction: instruction.trim(), ...(model ? { model } : {}) };
+  const r = await pas.execute<{ job_id: string; task_ids: string[] }>('pas.delegateJob', args);
+  vscode.window.setStatusBarMessage(`PAS: job ${r.job_id} queued (${r.task_ids.length} tasks)`, 15000);
 }
 
 /** The task a command acts on: its argument, the only candidate, or the user's pick. */

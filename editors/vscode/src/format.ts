@@ -37,6 +37,14 @@ export interface DelegateArgs {
   instruction?: string;
 }
 
+/** `pas.delegateJob`'s argument: files and folders of one workspace. */
+export interface JobArgs {
+  uris: string[];
+  model?: string;
+  instruction?: string;
+  split?: 'per-file' | 'plan';
+}
+
 /** The `pas` settings as the server wants them. */
 export interface ServerSettings {
   models?: string[];
@@ -90,6 +98,12 @@ export function delegateArgs(uri: string, range?: Range, model?: string, instruc
     args.instruction = instruction.trim();
   }
   return args;
+}
+
+/** What the explorer passes a context-menu command: the clicked item, then the whole selection. */
+export function jobUris(clicked: string | undefined, selected: string[] | undefined): string[] {
+  const all = selected && selected.length > 0 ? selected : clicked ? [clicked] : [];
+  return [...new Set(all)];
 }
 
 function isEmptyRange(r: Range): boolean {

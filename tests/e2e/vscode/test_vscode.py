@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from daemon.offline_model import OfflineModel
+from daemon.testing import DaemonProcess, make_repo, offline_config
 
 if TYPE_CHECKING:
     from conftest import CodeServer
@@ -67,135 +67,112 @@ def test_extension_loads_without_a_server(code_server: Callable[..., CodeServer]
     assert shot.stat().st_size > 0
 
 
-# --- Full flows: need pas_lsp and the daemon (with its offline model) -----------------------
+# --- Full flows: pas-lsp, a real daemon and the offline model ------------------------------
 
-HAVE_STACK = all(
-    importlib.util.find_spec(m) is not None for m in ("pas_lsp", "daemon.service", "daemon.offline_model")
-)
-needs_stack = pytest.mark.skipif(
-    not HAVE_STACK, reason="pas_lsp / daemon.service / daemon.offline_model not in this tree yet"
-)
+SUM = ("I used sum().\n\napp.py\n```\n<<<<<<< SEARCH\n    return len(items)\n=======\n"
+       "    return sum(items)\n>>>>>>> REPLACE\n```\n")
+MODELS = ["openai/pasd-offline", "openai/pasd-offline-b"]
 
 
 @pytest.fixture
-def pas_stack(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Offline model + daemon on a private socket; yields the env and settings the editor needs.
-
-    Assumed interfaces (to be confirmed when they land): `python -m daemon.offline_model --port N`
-    serves an OpenAI-compatible API on 127.0.0.1, and `python -m daemon serve` runs the daemon
-    in the foreground on $PASD_SOCKET with state in $PASD_STATE_DIR.
-    """
-    sock = tmp_path / "pasd.sock"
-    env = {**os.environ, "PASD_SOCKET": str(sock), "PASD_STATE_DIR": str(tmp_path / "state")}
-    model = subprocess.Popen(
-        [sys.executable, "-m", "daemon.offline_model", "--port", "0", "--print-url"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    assert model.stdout is not None
-    api_base = model.stdout.readline().strip()  # the model prints its URL once it listens
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "daemon", "serve"], cwd=REPO, env=env, start_new_session=True
-    )
-    try:
-        yield {
-            "PASD_SOCKET": env["PASD_SOCKET"],
-            "PASD_STATE_DIR": env["PASD_STATE_DIR"],
-            "api_base": api_base,
-        }
-    finally:
-        for p in (daemon, model):
-            p.terminate()
-            p.wait(timeout=10)
+def pas_stack(tmp_path: Path) -> Iterator[tuple[DaemonProcess, OfflineModel]]:
+    """The offline model (in this process) and a real daemon on a private socket and config."""
+    with OfflineModel() as model:
+        root = tmp_path / "daemon"
+        root.mkdir()
+        daemon = DaemonProcess(root, workers=2, config=offline_config(model.url), env={"PYTHONPATH": str(REPO)})
+        daemon.start()
+        try:
+            yield daemon, model
+        finally:
+            daemon.cleanup()
 
 
-def _workspace(tmp_path: Path, api_base: str) -> Path:
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "app.py").write_text(SAMPLE)
-    (ws / ".pas.toml").write_text(
-        '[models]\ndefault = "openai/pasd-offline"\nchoices = ["openai/pasd-offline"]\n'
-        f'[models.settings."openai/pasd-offline"]\napi_base = "{api_base}"\n'
-    )
-    subprocess.run(["git", "init", "-q"], cwd=ws, check=True)
-    subprocess.run(["git", "add", "."], cwd=ws, check=True)
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"], cwd=ws, check=True
-    )
-    return ws
+def _workspace(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "ws", {"app.py": SAMPLE})
 
 
-def _editor(code_server: Callable[..., CodeServer], tmp_path: Path, stack: dict[str, str]) -> CodeServer:
-    ws = _workspace(tmp_path, stack["api_base"])
+def _editor(code_server: Callable[..., CodeServer], tmp_path: Path, daemon: DaemonProcess) -> CodeServer:
     settings = {
         "pas.serverPath": f"{sys.executable} -m pas_lsp",
-        "pas.models": ["openai/pasd-offline"],
-        "pas.defaultModel": "openai/pasd-offline",
-        "pas.socket": stack["PASD_SOCKET"],
+        "pas.models": MODELS,
+        "pas.socket": str(daemon.socket),
     }
-    env = {
-        "PASD_SOCKET": stack["PASD_SOCKET"],
-        "PASD_STATE_DIR": stack["PASD_STATE_DIR"],
-        "PYTHONPATH": str(REPO),
-    }
-    return code_server(ws, settings, env)
+    # The extension host passes its environment to the server it spawns: the daemon's socket, state
+    # and config (pas-lsp reads models.* from it) and this tree on PYTHONPATH.
+    env = {k: daemon.env[k] for k in ("PASD_SOCKET", "PASD_STATE_DIR", "PASD_CONFIG")}
+    env["PYTHONPATH"] = str(REPO)
+    return code_server(_workspace(tmp_path), settings, env)
 
 
-DELEGATE: list[dict[str, Any]] = [
-    {"do": "statusBar", "match": r"PAS \d+ idle"},
-    {"do": "openFile", "path": "app.py"},
-    {"do": "selectLines", "from": 2, "to": 3},
-    {"do": "command", "title": "PAS: Delegate selection"},
-    {"do": "inputValue"},
-    {"do": "type", "text": "return the sum of the prices, not the count"},
-    # One model configured: no quick pick. Then the pool gets busy and the task reaches review.
-    {"do": "statusBar", "match": r"PAS: task \S+ queued"},
-    {"do": "statusBar", "match": r"[1-9]\d* busy", "timeoutMs": 30000},
-    {"do": "statusBar", "match": r"PAS \d+ idle · 0 busy", "timeoutMs": 60000},
-    # Review in place: the hunk is an Information diagnostic and carries the code lenses.
-    {"do": "wait", "selector": ".codelens-decoration a:text('Approve')"},
-]
+def _delegate(shot: Path) -> list[dict[str, Any]]:
+    return [
+        {"do": "statusBar", "match": r"PAS \d+ idle"},
+        {"do": "openFile", "path": "app.py"},
+        {"do": "selectLines", "from": 2, "to": 3},
+        {"do": "command", "title": "PAS: Delegate selection"},
+        {"do": "inputValue"},
+        {"do": "type", "text": "return the sum of the prices, not the count"},
+        {"do": "pick", "label": "openai/pasd-offline"},
+        {"do": "statusBar", "match": r"PAS: task \S+ queued"},
+        # The offline model answers after a delay, so the busy pool is visible in the status bar.
+        {"do": "statusBar", "match": r"[1-9]\d* busy", "timeoutMs": 30000},
+        {"do": "statusBar", "match": r"PAS \d+ idle · 0 busy", "timeoutMs": 60000},
+        # Review in place: the hunk carries the code lenses; the Problems count shows the diagnostic.
+        {"do": "wait", "selector": ".codelens-decoration a:text('Approve')"},
+        {"do": "wait", "selector": ".codelens-decoration a:text('Show diff')"},
+        {"do": "screenshot", "path": str(shot)},
+    ]
 
 
-@needs_stack
 def test_delegate_review_approve(
-    code_server: Callable[..., CodeServer], tmp_path: Path, pas_stack: dict[str, str]
+    code_server: Callable[..., CodeServer], tmp_path: Path, pas_stack: tuple[DaemonProcess, OfflineModel]
 ) -> None:
-    cs = _editor(code_server, tmp_path, pas_stack)
-    shot = tmp_path / "approve.png"
+    daemon, model = pas_stack
+    model.script([{"content": SUM}])
+    model.set_latency(2.0)
+    started = time.monotonic()
+    cs = _editor(code_server, tmp_path, daemon)
+    shot = tmp_path / "review.png"
     result = cs.drive(
         [
-            *DELEGATE,
+            *_delegate(shot),
             {"do": "command", "title": "PAS: Show diff"},
             {"do": "waitDiff", "title": "PAS "},
-            {"do": "openFile", "path": "app.py"},
+            # Back to the file itself (its tab title is a substring of the diff editor's).
+            {"do": "command", "title": "View: Close Editor"},
+            {"do": "wait", "selector": ".tab.active:not(:has-text('PAS '))"},
             {"do": "command", "title": "PAS: Approve"},
             {"do": "notification", "text": "approved"},
             {"do": "editorText", "contains": "sum("},
             {"do": "save"},
-            {"do": "screenshot", "path": str(shot)},
         ],
         timeout_ms=30_000,
     )
-    print(f"screenshot: {shot}")
+    print(f"screenshot of the review state: {shot}")
+    print(f"approve flow: {time.monotonic() - started:.1f} s")
     assert cs.value(result, "inputValue") == "return the sum of the prices, not the count"
+    assert cs.value(result, "pick")[:2] == MODELS
     diff = cs.value(result, "waitDiff")
     assert "len(items)" in diff["original"] and "len(items)" not in diff["modified"]
+    assert "sum(items)" in diff["modified"]
     saved = (cs.workspace / "app.py").read_text()
-    assert "len(items)" not in saved and "sum(" in saved
+    assert "len(items)" not in saved and "return sum(items)" in saved
+    assert shot.stat().st_size > 0
 
 
-@needs_stack
 def test_delegate_review_reject(
-    code_server: Callable[..., CodeServer], tmp_path: Path, pas_stack: dict[str, str]
+    code_server: Callable[..., CodeServer], tmp_path: Path, pas_stack: tuple[DaemonProcess, OfflineModel]
 ) -> None:
-    cs = _editor(code_server, tmp_path, pas_stack)
+    daemon, model = pas_stack
+    model.script([{"content": SUM}])
+    model.set_latency(2.0)
+    started = time.monotonic()
+    cs = _editor(code_server, tmp_path, daemon)
+    shot = tmp_path / "review.png"
     result = cs.drive(
         [
-            *DELEGATE,
+            *_delegate(shot),
             {"do": "command", "title": "PAS: Reject"},
             {"do": "notification", "text": "rejected"},
             {"do": "wait", "selector": ".codelens-decoration a:text('Approve')", "state": "detached"},
@@ -203,5 +180,7 @@ def test_delegate_review_reject(
         ],
         timeout_ms=30_000,
     )
+    print(f"screenshot of the review state: {shot}")
+    print(f"reject flow: {time.monotonic() - started:.1f} s")
     assert "return len(items)" in cs.value(result, "editorText")
     assert (cs.workspace / "app.py").read_text() == SAMPLE

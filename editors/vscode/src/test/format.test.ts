@@ -6,6 +6,7 @@ import {
   delegateArgs,
   diffTitle,
   extractInstruction,
+  jobUris,
   modelChoices,
   orderTasks,
   serverSettings,
@@ -119,4 +120,10 @@ test('approve message warns about conflicts only', () => {
 
 test('diff title names task and path', () => {
   assert.equal(diffTitle('t1', 'src/a.py'), 'PAS t1: src/a.py');
+});
+
+test('a job from the explorer takes the whole selection, else the clicked item', () => {
+  assert.deepEqual(jobUris('file:///w/a', ['file:///w/a', 'file:///w/b', 'file:///w/a']), ['file:///w/a', 'file:///w/b']);
+  assert.deepEqual(jobUris('file:///w/src', undefined), ['file:///w/src']);
+  assert.deepEqual(jobUris(undefined, []), []);
 });

@@ -1,0 +1,51 @@
+"""Parallel speedup: 64 tasks against a model that takes 1.0 s, pool sizes 1 to 32.
+
+Speedup is over pool size 1 measured in the same run; efficiency is speedup / size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from common import Report, bench_daemon, failures, run_script, run_tasks
+
+TARGETS = {8: 0.95, 32: 0.90}
+
+
+def main(args: argparse.Namespace) -> Report:
+    quick = args.quick
+    sizes, n_tasks, latency = ([1, 4], 8, 0.25) if quick else ([1, 2, 4, 8, 16, 32], 64, 1.0)
+    r = Report(f"parallel: {n_tasks} tasks, model latency {latency} s, pool sizes {sizes}")
+    walls: dict[int, float] = {}
+    if quick:
+        # CI time: one daemon; the pool-1 baseline runs the same tasks one at a time on it.
+        with bench_daemon(sizes[-1], latency=latency) as b:
+            ws, files = b.workspace(10)
+            walls[1] = sum(asyncio.run(run_tasks(b.daemon.socket, ws, files[i:i + 1], 1))[0]
+                           for i in range(n_tasks))
+            r.add("wall time, one task at a time", walls[1], "s", note=f"ideal {n_tasks * latency:.2f} s")
+            wall, traces = asyncio.run(run_tasks(b.daemon.socket, ws, files, n_tasks))
+            failures(traces)
+            walls[sizes[-1]] = wall
+            r.add(f"wall time, pool {sizes[-1]}", wall, "s", note=f"ideal {n_tasks * latency / sizes[-1]:.2f} s")
+    for size in sizes if not quick else []:
+        with bench_daemon(size, latency=latency) as b:
+            ws, files = b.workspace(10)
+            wall, traces = asyncio.run(run_tasks(b.daemon.socket, ws, files, n_tasks))
+            failures(traces)
+        walls[size] = wall
+        ideal = n_tasks * latency / size
+        r.add(f"wall time, pool {size}", wall, "s", note=f"ideal {ideal:.2f} s, litellm warm-up {b.warmup_s:.1f} s")
+    for size in sizes[1:]:
+        speedup = walls[sizes[0]] / walls[size]
+        r.add(f"speedup, pool {size}", speedup, "x")
+        target = TARGETS.get(size)
+        if quick and target is None:
+            target = 0.90  # the small run still holds itself to the pool-32 bar
+        r.add(f"efficiency, pool {size}", speedup / size, "", (">=", target) if target else None)
+    return r
+
+
+if __name__ == "__main__":
+    run_script(__doc__.splitlines()[0], main)

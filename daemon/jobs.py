@@ -1,0 +1,440 @@
+"""Jobs: one instruction split into tasks (per file, or by a planning model) that run across the pool.
+
+The job feeds its tasks to the scheduler a window at a time (`[jobs] parallel`, default the pool
+size). Before queuing each one it checks two things:
+- files: a subtask whose files overlap a running task of the same job (or an earlier subtask still
+  waiting) waits. So tasks of one job on one file never overlap; the later one starts once the
+  earlier one has finished, on the user's tree as it is then: its diff is against that tree, and
+  approving both merges them 3-way like any two tasks on one file.
+- money: if what the job has spent, plus what its running and next task are expected to cost (the
+  mean of its finished tasks), would pass the job's cap or the day's, the job stops queuing and
+  reports what it spent. Subtasks not queued stay listed under `pending`.
+
+A job's state is derived from its tasks; nothing about a task is stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import sqlite3
+import time
+from datetime import datetime
+from pathlib import Path
+
+from daemon import planning, routing
+from daemon import protocol as p
+from daemon.config import Settings
+from daemon.errors import GuardrailRefused, InvalidParams, InvalidState, NotFound, PasError
+from daemon.programmer import llm
+from daemon.programmer.guard import command_allowed
+from daemon.programmer.spec import ModelSpec, ProviderFault, TaskFailed
+from daemon.receipts import totals
+from daemon.service import Service
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    open INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_open ON jobs(open);
+"""
+
+
+class JobRecord(p.Model):
+    """What a job stores; the rest of JobInfo is derived from its tasks and receipts."""
+
+    id: str
+    workspace: str
+    instruction: str
+    split: p.JobSplit
+    model: str
+    api_base: str | None = None
+    check: str | None = None
+    timeout_s: float | None = None
+    task_budget_usd: float | None = None
+    priority: int = 0
+    files: list[str]
+    plan: list[p.PlanItem] = []
+    pending: list[p.PlanItem] = []
+    task_ids: list[str] = []
+    budget_usd: float | None = None
+    plan_cost_usd: float = 0.0
+    stopped: bool = False
+    stop_reason: str | None = None
+    cancelled: bool = False
+    error: str | None = None
+    created_at: float
+
+    @property
+    def open(self) -> bool:
+        return bool(self.pending) and not self.stopped
+
+
+class JobStore:
+    """Jobs in their own SQLite file next to the daemon's database."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def save(self, job: JobRecord) -> None:
+        self.db.execute("INSERT OR REPLACE INTO jobs (id, workspace, open, created_at, record) VALUES (?, ?, ?, ?, ?)",
+                        (job.id, job.workspace, int(job.open), job.created_at, job.model_dump_json()))
+
+    def get(self, job_id: str) -> JobRecord | None:
+        row = self.db.execute("SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return JobRecord.model_validate_json(row[0]) if row else None
+
+    def find_ids(self, prefix: str) -> list[str]:
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return [r[0] for r in self.db.execute("SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\\' LIMIT 5", (like,))]
+
+    def query(self, workspace: str | None, limit: int, open_only: bool = False) -> list[JobRecord]:
+        sql, args = "SELECT record FROM jobs WHERE 1=1", list[object]()
+        if workspace is not None:
+            sql += " AND workspace = ?"
+            args.append(workspace)
+        if open_only:
+            sql += " AND open = 1"
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        args.append(limit)
+        return [JobRecord.model_validate_json(r[0]) for r in self.db.execute(sql, args)]
+
+
+def job_state(job: JobRecord, tasks: list[p.TaskInfo]) -> p.JobState:
+    """A job is as far along as its tasks: running while any runs or waits, then review, then done."""
+    states = [t.state for t in tasks]
+    if any(s.active for s in states) or job.open:
+        return p.JobState.RUNNING if any(s is not p.TaskState.QUEUED for s in states) else p.JobState.QUEUED
+    if any(s.reviewable for s in states):
+        return p.JobState.REVIEW
+    if p.TaskState.APPLIED in states:
+        return p.JobState.APPLIED
+    if p.TaskState.REJECTED in states:
+        return p.JobState.REJECTED
+    if job.cancelled or (states and all(s is p.TaskState.CANCELLED for s in states)):
+        return p.JobState.CANCELLED
+    return p.JobState.FAILED
+
+
+class JobManager:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.store = service.store
+        self.bus = service.bus
+        self.scheduler = service.scheduler
+        self.jobs = JobStore(service.store.state_dir / "jobs.db")
+        self._lock = asyncio.Lock()  # one job advances at a time: queuing decisions see each other
+        self._watch_task: asyncio.Task[None] | None = None
+        service.handlers.update({
+            "job.submit": self.submit, "job.get": self.get, "job.list": self.list_jobs, "job.cancel": self.cancel,
+            "job.diff": self.diff, "job.approve": self.approve, "job.reject": self.reject,
+            "receipts.summary": self.summary,
+        })
+
+    # ------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        self._watch_task = asyncio.create_task(self._watch(), name="pasd-jobs")
+
+    async def close(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
+        self.jobs.close()
+
+    async def _watch(self) -> None:
+        """Advance a job whenever one of its tasks stops running; catch up after (re)subscribing."""
+        while True:
+            sub = self.bus.subscribe(["task"])
+            try:
+                for job in self.jobs.query(None, 10_000, open_only=True):
+                    await self._advance(job.id)
+                while (env := await sub.get()) is not None:
+                    ev = env.event
+                    if isinstance(ev, p.TaskEvent) and ev.task.job_id:
+                        try:
+                            if not ev.task.state.active:
+                                await self._advance(ev.task.job_id)
+                            self._publish(ev.task.job_id)
+                        except Exception:
+                            log.exception("job %s: could not advance", ev.task.job_id)
+            finally:
+                sub.close()
+
+    # ------------------------------------------------------------ reading
+
+    def record(self, ref: str) -> JobRecord:
+        job = self.jobs.get(ref)
+        if job is not None:
+            return job
+        ids = self.jobs.find_ids(ref) if len(ref) >= 2 else []
+        if len(ids) == 1:
+            found = self.jobs.get(ids[0])
+            assert found is not None
+            return found
+        if len(ids) > 1:
+            raise InvalidParams(f"job id {ref!r} is ambiguous: {', '.join(ids)}")
+        raise NotFound(f"no job {ref!r}")
+
+    def tasks(self, job: JobRecord) -> list[p.TaskInfo]:
+        return [t for t in (self.store.get_task(i) for i in job.task_ids) if t is not None]
+
+    def info(self, job: JobRecord) -> p.JobInfo:
+        tasks = self.tasks(job)
+        receipts = [r for t in [job.id, *job.task_ids] for r in self.store.receipts(t, 10_000)]
+        state = job_state(job, tasks)
+        finished = [t.finished_at for t in tasks if t.finished_at is not None]
+        return p.JobInfo(
+            id=job.id, state=state, workspace=job.workspace, instruction=job.instruction, split=job.split,
+            model=job.model, files=job.files, plan=job.plan, pending=job.pending, task_ids=job.task_ids,
+            tasks=tasks, budget_usd=job.budget_usd, plan_cost_usd=job.plan_cost_usd,
+            spent_usd=round(job.plan_cost_usd + sum(t.cost_usd for t in tasks), 6), receipt=totals(receipts),
+            stopped=job.stopped, stop_reason=job.stop_reason, error=job.error, created_at=job.created_at,
+            finished_at=(max(finished) if finished else None) if not state.active else None,
+        )
+
+    def _publish(self, job_id: str) -> None:
+        job = self.jobs.get(job_id)
+        if job is not None:
+            self.bus.publish(p.JobEvent(job=self.info(job)))
+
+    async def get(self, params: p.JobRef) -> p.JobInfo:
+        return self.info(self.record(params.job_id))
+
+    async def list_jobs(self, params: p.JobListParams) -> p.JobList:
+        return p.JobList(jobs=[self.info(j) for j in self.jobs.query(params.workspace, params.limit)])
+
+    async def diff(self, params: p.JobRef) -> p.JobDiffResult:
+        job = self.record(params.job_id)
+        diffs, text = [], []
+        for task in self.tasks(job):
+            if task.state.reviewable or task.state in (p.TaskState.APPLIED, p.TaskState.REJECTED):
+                d = self.service.reviewer.diff(task)
+                diffs.append(d)
+                if d.diff:
+                    text.append(f"# task {task.id} ({task.state.value}): {task.instruction.splitlines()[0][:100]}\n"
+                                + d.diff)
+        return p.JobDiffResult(job_id=job.id, state=job_state(job, self.tasks(job)), diff="".join(text), tasks=diffs)
+
+    # ------------------------------------------------------------ submit and advance
+
+    def _new_id(self) -> str:
+        while True:
+            job_id = "j" + secrets.token_hex(3)
+            if self.jobs.get(job_id) is None:
+                return job_id
+
+    async def submit(self, params: p.JobSubmitParams) -> p.JobInfo:
+        workspace = Path(params.workspace)
+        if not workspace.is_absolute() or not workspace.is_dir():
+            raise InvalidParams(f"workspace must be an absolute path to a directory: {params.workspace}")
+        workspace = workspace.resolve()
+        settings = self.service.configs.get(str(workspace))
+        files = [self.service._relative(workspace, f) for f in planning.expand_scope(workspace, params.files)]
+        files = list(dict.fromkeys(files))
+        limit = settings.jobs.max_tasks
+        if params.split == "per-file" and len(files) > limit:
+            raise InvalidParams(f"the job names {len(files)} files; a job may have at most {limit} tasks "
+                                "([jobs] max_tasks)")
+        if params.check and not command_allowed(params.check, settings.guardrails.allow_commands):
+            raise GuardrailRefused(f"check command not allowed: {params.check!r}; add a matching pattern to "
+                                   "[guardrails] allow_commands in the config")
+        model = params.model or settings.models.default
+        job = JobRecord(id=self._new_id(), workspace=str(workspace), instruction=params.instruction.strip(),
+                        split=params.split, model=model, api_base=params.api_base, check=params.check,
+                        timeout_s=params.timeout_s, task_budget_usd=params.task_budget_usd, priority=params.priority,
+                        files=files, budget_usd=params.budget_usd if params.budget_usd is not None
+                        else settings.guardrails.job_budget_usd, created_at=time.time())
+        if params.split == "plan":
+            items, job = await self._plan(job, settings, workspace)
+        else:
+            items = planning.per_file(job.instruction, files)
+        await self._validate_models(job, settings, workspace, items)
+        job = job.model_copy(update={"plan": items, "pending": items})
+        self.jobs.save(job)
+        await self._advance(job.id)
+        self._publish(job.id)
+        return self.info(self.record(job.id))
+
+    async def _validate_models(self, job: JobRecord, settings: Settings, workspace: Path,
+                               items: list[p.PlanItem]) -> None:
+        """Refuse the job now if a model its tasks would use cannot be (bad string, no credentials)."""
+        await llm.ensure_loaded()
+        models = {job.model}
+        if routing.is_routed(job.model, settings):
+            models = {routing.route(settings, job.model, routing.scope_of(workspace, i.files, None)).model
+                      for i in items}
+        for model in sorted(models):
+            ms = settings.model_settings(model)
+            llm.validate(ModelSpec(model=model, api_base=job.api_base or ms.api_base, api_key_env=ms.api_key_env))
+
+    async def _plan(self, job: JobRecord, settings: Settings,
+                    workspace: Path) -> tuple[list[p.PlanItem], JobRecord]:
+        """Ask the model for subtasks; a failed or refused plan leaves a FAILED job that shows its cost."""
+        model, tier, why = job.model, None, None
+        if routing.is_routed(model, settings):
+            r = routing.route(settings, model, routing.scope_of(workspace, job.files, None, kind="plan"))
+            model, tier, why = r.model, r.tier, r.reason
+        ms = settings.model_settings(model)
+        spec = ModelSpec(model=model, api_base=job.api_base or ms.api_base, api_key_env=ms.api_key_env,
+                         params=ms.params, input_cost_per_token=ms.input_cost_per_token,
+                         output_cost_per_token=ms.output_cost_per_token)
+        await llm.ensure_loaded()
+        llm.validate(spec)
+        messages = planning.plan_messages(workspace, job.instruction, job.files, settings.jobs.max_tasks,
+                                          settings.jobs.plan_max_bytes)
+        started = time.time()
+        outcome, cost = "plan", 0.0
+        try:
+            reply = await llm.complete(spec, messages, settings.guardrails.model_timeout_s)
+        except (TaskFailed, ProviderFault) as exc:
+            job = job.model_copy(update={"error": f"planning failed: {exc.message}", "stopped": True})
+            self.jobs.save(job)
+            raise InvalidState(f"job {job.id}: planning with {model} failed: {exc.message}") from None
+        cost = reply.cost_usd
+        try:
+            items = planning.parse_plan(reply.text, settings.jobs.max_tasks)
+            planning.check_plan(workspace, items, job.files, settings.guardrails.allow_files)
+        except PasError as exc:
+            outcome = "failed: plan refused" if isinstance(exc, GuardrailRefused) else "failed: bad plan"
+            job = job.model_copy(update={"error": exc.message, "stopped": True, "plan_cost_usd": round(cost, 6)})
+            raise type(exc)(f"job {job.id}: {exc.message}") from None
+        finally:
+            self._record(planning.plan_receipt(
+                job.id, self.scheduler.run_id, model, spec.api_base, spec.params, reply.tokens, cost, reply.priced,
+                started, reply.seconds, outcome, tier, why))
+            job = job.model_copy(update={"plan_cost_usd": round(cost, 6)})
+            self.jobs.save(job)
+        return [i.model_copy(update={"instruction": f"{i.instruction}\n\n(one part of the job: {job.instruction})"})
+                for i in items], job
+
+    def _record(self, receipt: p.Receipt) -> None:
+        if self.store.add_receipt(receipt):
+            self.bus.publish(p.ReceiptEvent(receipt=receipt))
+
+    def _budget_left(self, job: JobRecord, settings: Settings, spent: float) -> tuple[float | None, str]:
+        left, what = None, ""
+        if job.budget_usd is not None:
+            left, what = job.budget_usd - spent, f"the job's budget of ${job.budget_usd:g}"
+        daily = settings.guardrails.daily_budget_usd
+        if daily is not None:
+            midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+            day_left = daily - self.store.spent_since(midnight)
+            if left is None or day_left < left:
+                left, what = day_left, f"the daily budget of ${daily:g}"
+        return left, what
+
+    async def _advance(self, job_id: str) -> None:
+        """Queue the job's next subtasks that may run now; stop the job if the next would overspend."""
+        async with self._lock:
+            job = self.jobs.get(job_id)
+            if job is None or not job.open:
+                return
+            settings = self.service.configs.get(job.workspace)
+            tasks = self.tasks(job)
+            active = [t for t in tasks if t.state.active]
+            window = settings.jobs.parallel or len(self.service.pool.programmers)
+            busy = {f for t in active for f in t.files}
+            spent = job.plan_cost_usd + sum(t.cost_usd for t in tasks)
+            done = [t.cost_usd for t in tasks if not t.state.active and t.cost_usd > 0]
+            expected = sum(done) / len(done) if done else 0.0
+            pending: list[p.PlanItem] = []
+            new_ids: list[str] = []
+            errors: list[str] = []
+            for n, item in enumerate(job.pending):
+                if len(active) + len(new_ids) >= window or busy.intersection(item.files):
+                    pending.append(item)
+                    busy.update(item.files)  # later subtasks on these files keep their order
+                    continue
+                left, what = self._budget_left(job, settings, spent)
+                if left is not None and (left <= 0 or (len(active) + len(new_ids) + 1) * expected > left):
+                    rest = len(job.pending) - n + len(pending)
+                    job = job.model_copy(update={"stopped": True, "stop_reason": (
+                        f"budget: spent ${spent:.6f}; the next task (about ${expected:.6f}) would pass {what}; "
+                        f"{rest} subtask{'s' if rest != 1 else ''} not queued")})
+                    pending += job.pending[n:]
+                    break
+                task_budget = job.task_budget_usd
+                if left is not None:
+                    task_budget = left if task_budget is None else min(task_budget, left)
+                try:
+                    task = await self.service.build_task(p.SubmitParams(
+                        workspace=job.workspace, instruction=item.instruction, files=item.files, model=job.model,
+                        api_base=job.api_base, check=job.check, timeout_s=job.timeout_s, budget_usd=task_budget,
+                        priority=job.priority), job_id=job.id)
+                except PasError as exc:
+                    errors.append(f"{', '.join(item.files)}: {exc.message}")
+                    continue
+                self.scheduler.submit(task)
+                new_ids.append(task.id)
+                busy.update(task.files)
+            error = "; ".join(filter(None, [job.error, *errors])) or None
+            self.jobs.save(job.model_copy(update={"pending": pending, "task_ids": [*job.task_ids, *new_ids],
+                                                  "error": error}))
+
+    # ------------------------------------------------------------ cancel and review
+
+    async def cancel(self, params: p.JobRef) -> p.JobInfo:
+        async with self._lock:
+            job = self.record(params.job_id)
+            self.jobs.save(job.model_copy(update={"stopped": True, "cancelled": True,
+                                                  "stop_reason": job.stop_reason or "cancelled by the user"}))
+        for task in self.tasks(job):
+            if task.state.active:
+                self.scheduler.cancel(task)
+                await self.scheduler.wait_cancelled(task.id)
+        self._publish(job.id)
+        return self.info(self.record(job.id))
+
+    def _targets(self, job: JobRecord, task_ids: list[str] | None) -> list[p.TaskInfo]:
+        tasks = self.tasks(job)
+        if task_ids is None:
+            chosen = [t for t in tasks if t.state.reviewable]
+            if not chosen:
+                raise InvalidState(f"job {job.id} has no task awaiting review")
+            return chosen
+        by_id = {t.id: t for t in tasks}
+        chosen = []
+        for ref in task_ids:
+            matches = [t for i, t in by_id.items() if i == ref or (len(ref) >= 2 and i.startswith(ref))]
+            if len(matches) != 1:
+                raise InvalidParams(f"job {job.id} has {'no' if not matches else 'more than one'} task {ref!r}")
+            if not matches[0].state.reviewable:
+                raise InvalidState(f"task {matches[0].id} is {matches[0].state.value}, not awaiting review")
+            chosen.append(matches[0])
+        return chosen
+
+    async def approve(self, params: p.JobReviewParams) -> p.JobReviewResult:
+        job = self.record(params.job_id)
+        results = []
+        for task in self._targets(job, params.task_ids):
+            results.append(await self.service.reviewer.approve(task, p.ReviewParams(task_id=task.id)))
+        self._publish(job.id)
+        return p.JobReviewResult(job=self.info(self.record(job.id)), results=results,
+                                 conflicts=[c for r in results for c in r.conflicts])
+
+    async def reject(self, params: p.JobReviewParams) -> p.JobReviewResult:
+        job = self.record(params.job_id)
+        results = [self.service.reviewer.reject(t, p.ReviewParams(task_id=t.id))
+                   for t in self._targets(job, params.task_ids)]
+        self._publish(job.id)
+        return p.JobReviewResult(job=self.info(self.record(job.id)), results=results)
+
+    async def summary(self, params: p.ReceiptsSummaryParams) -> p.ReceiptSummary:
+        from daemon.receipts import summarize
+
+        return summarize(self.store.receipts(None, params.limit), params.by, params.since)
+

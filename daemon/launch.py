@@ -1,0 +1,103 @@
+"""Start the daemon in the background: standard library only, so `pasd start` spawns the daemon
+before anything heavy is imported, and the two processes start up side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from daemon import paths
+
+
+class LaunchError(Exception):
+    pass
+
+
+def hello(sock_path: Path, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The daemon's `hello` result, or None when nothing answers on the socket."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(sock_path))
+            s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"hello","params":{"client":"launch"}}\n')
+            line = s.makefile("rb").readline()
+        result = json.loads(line).get("result")
+        return result if isinstance(result, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def start(workers: int | None = None, quiet: bool = False, timeout: float = 30.0,
+          extra: list[str] | None = None) -> dict[str, Any]:
+    """Start `pasd serve` unless a daemon answers; returns its hello once the socket is ready."""
+    sock_path = paths.socket_path()
+    found = hello(sock_path)
+    if found is not None:
+        _say(quiet, f"pasd is already running (pid {found['pid']}) on {found['socket']}")
+        return found
+    state = paths.state_dir()
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    log_path = state / "logs" / "pasd.log"
+    env = {**os.environ, "PASD_SOCKET": str(sock_path), "PASD_STATE_DIR": str(state)}
+    argv = [sys.executable, "-m", "daemon", "serve"] + (["--workers", str(workers)] if workers else [])
+    argv += extra or []  # more `serve` flags (--backend, --address, ...)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True, env=env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = hello(sock_path)
+        if found is not None:
+            # another `pasd start` may have won the race for the lock
+            verb = "started" if found.get("pid") == proc.pid else "is already running"
+            _say(quiet, f"pasd {verb} (pid {found['pid']}) on {found['socket']}")
+            return found
+        if proc.poll() is not None:
+            found = hello(sock_path)
+            if found is not None:
+                _say(quiet, f"pasd is already running (pid {found['pid']}) on {found['socket']}")
+                return found
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise LaunchError(f"the daemon exited during start-up: {tail[0]} (log: {log_path})")
+        time.sleep(0.01)
+    raise LaunchError(f"the daemon did not answer within {timeout:g} s (log: {log_path})")
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(text, flush=True)
+
+
+def main(argv: list[str]) -> int | None:
+    """`pasd start [--workers N]` without importing the rest of pasd; None: not this fast path."""
+    workers: int | None = None
+    if argv[:1] != ["start"]:
+        return None
+    rest = argv[1:]
+    if rest[:1] == ["--workers"] and len(rest) == 2 and rest[1].isdigit() and int(rest[1]) > 0:
+        workers = int(rest[1])
+    elif rest:
+        return None  # anything else (--help, --foreground, a usage error) goes through argparse
+    try:
+        start(workers)
+    except LaunchError as exc:
+        print(f"pasd: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def entry() -> int:
+    """The `pasd` command: the fast start path, else the full CLI."""
+    code = main(sys.argv[1:])
+    if code is None:
+        from daemon.cli import main as cli_main
+
+        code = cli_main()
+    return code

@@ -1,0 +1,430 @@
+"""The pas-lsp server: state on `PasServer`, thin handlers registered by `create_server()`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from daemon import protocol as p
+from pas_lsp import commands, jobs, review, tasks
+from pas_lsp.config import MAX_ACTION_MODELS, Effective, PasSettings, effective, parse_settings
+from pas_lsp.daemon_link import DaemonLink
+from pas_lsp.errors import InvalidParams, to_lsp
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+STATUS_NOTIFICATION = "pas/status"
+
+
+class PasServer(LanguageServer):
+    """Holds the link to the daemon, the settings, the tasks in review and per-task progress."""
+
+    def __init__(self) -> None:
+        super().__init__("pas-lsp", VERSION)
+        self.link = DaemonLink()
+        self.settings = PasSettings()
+        self.reviews = review.Reviews()
+        self.task_progress: dict[str, tasks.TaskProgress] = {}
+        self.job_progress: dict[str, tasks.TaskProgress] = {}
+        self.follower: asyncio.Task[None] | None = None
+        self._effective: dict[Path | None, Effective] = {}
+        self._reported: set[str] = set()
+        self._published: set[str] = set()
+        self._submitting = 0
+        self._early: list[p.EventEnvelope] = []
+        self._diff_dir: Path | None = None
+
+    # ------------------------------------------------------------ settings
+
+    async def use_settings(self, raw: Any) -> None:
+        settings, problems = parse_settings(raw)
+        for problem in problems:
+            self.tell_once(problem, lsp.MessageType.Warning)
+        self.settings = settings
+        self._effective.clear()
+        await self.link.set_socket(settings.socket or None)
+
+    def effective(self, workspace: Path | None) -> Effective:
+        if workspace not in self._effective:
+            eff, error = effective(self.settings, workspace)
+            if error:
+                self.tell_once(f"PAS: {error}", lsp.MessageType.Warning)
+            self._effective[workspace] = eff
+        return self._effective[workspace]
+
+    def tell(self, message: str, kind: lsp.MessageType = lsp.MessageType.Info) -> None:
+        self.window_show_message(lsp.ShowMessageParams(type=kind, message=message))
+
+    def tell_once(self, message: str, kind: lsp.MessageType) -> None:
+        if message not in self._reported:
+            self._reported.add(message)
+            self.tell(message, kind)
+
+    # ------------------------------------------------------------ workspace
+
+    def roots(self) -> list[Path]:
+        uris = [f.uri for f in self.workspace.folders.values()]
+        if self.workspace.root_uri:
+            uris.append(self.workspace.root_uri)
+        out = []
+        for uri in uris:
+            path = to_fs_path(uri)
+            if path:
+                out.append(Path(path).resolve())
+        return sorted(set(out), key=lambda r: len(r.parts), reverse=True)
+
+    def locate(self, uri: str) -> tuple[Path, str]:
+        """The workspace root holding a document and the document's path relative to it."""
+        fs = to_fs_path(uri) if uri.startswith("file:") else None
+        if not fs:
+            raise InvalidParams(f"not a file URI: {uri}")
+        path = Path(fs).resolve()
+        for root in self.roots():
+            if path.is_relative_to(root):
+                return root, path.relative_to(root).as_posix()
+        root = next((d for d in path.parents if (d / ".git").exists()), path.parent)
+        return root, path.relative_to(root).as_posix()
+
+    def owns(self, workspace: str) -> bool:
+        roots = self.roots()
+        return not roots or Path(workspace).resolve() in roots
+
+    def open_documents(self) -> dict[Path, str]:
+        """Open documents by file path, to their URIs as the client spelled them."""
+        out = {}
+        for uri in self.workspace.text_documents:
+            fs = to_fs_path(uri) if uri.startswith("file:") else None
+            if fs:
+                out[Path(fs).resolve()] = uri
+        return out
+
+    def lines(self, uri: str) -> list[str]:
+        return review.split_lines(self.workspace.get_text_document(uri).source)
+
+    # ------------------------------------------------------------ review in place
+
+    def hunks_at(self, uri: str) -> list[tuple[review.ReviewTask, p.Hunk]]:
+        try:
+            root, rel = self.locate(uri)
+        except InvalidParams:
+            return []
+        return self.reviews.for_path(root, rel)
+
+    def publish_review(self) -> None:
+        """Diagnostics for every open document (and empty lists where they went away)."""
+        now: set[str] = set()
+        for uri in list(self.workspace.text_documents):
+            found = self.hunks_at(uri)
+            if not found and uri not in self._published:
+                continue
+            lines = self.lines(uri)
+            diags = [review.diagnostic(t, h, lines) for t, h in found]
+            self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diags))
+            if diags:
+                now.add(uri)
+        self._published = now
+        caps = self.client_capabilities.workspace
+        if caps and caps.code_lens and caps.code_lens.refresh_support:
+            self.workspace_code_lens_refresh(None)
+
+    async def track(self, task: p.TaskInfo) -> None:
+        """Follow a task's state: keep its diff while it awaits review, end its progress when done."""
+        changed = False
+        if task.state.reviewable and self.owns(task.workspace):
+            client = await self.link.client(start=False)
+            self.reviews.tasks[task.id] = review.ReviewTask(task, await client.diff(task.id))
+            changed = True
+        elif self.reviews.tasks.pop(task.id, None) is not None:
+            changed = True
+        if changed:
+            self.publish_review()
+        if not task.state.active:
+            self.progress_end(task)
+
+    # ------------------------------------------------------------ progress
+
+    async def progress_begin(self, task: p.TaskInfo) -> None:
+        tp = tasks.TaskProgress(token=f"pas-task-{task.id}", title=f"PAS: {task.instruction}")
+        self.task_progress[task.id] = tp
+        if not await self._progress_start(tp, "queued"):
+            self.task_progress.pop(task.id, None)
+
+    async def job_progress_begin(self, job: p.JobInfo) -> None:
+        tp = tasks.TaskProgress(token=f"pas-job-{job.id}", title=f"PAS job: {job.instruction}")
+        self.job_progress[job.id] = tp
+        if not await self._progress_start(tp, jobs.progress(job)):
+            self.job_progress.pop(job.id, None)
+
+    def job_progress_update(self, job: p.JobInfo) -> None:
+        """One report per change of "N of M tasks done"; the end once the job stops running."""
+        tp = self.job_progress.get(job.id)
+        if tp is None:
+            return
+        if job.state.active:
+            message = jobs.progress(job)
+            if message != tp.last:
+                self._progress_send(tp, "report", message)
+        else:
+            self._progress_send(tp, "end", jobs.outcome(job))
+
+    async def _progress_start(self, tp: tasks.TaskProgress, message: str) -> bool:
+        caps = self.client_capabilities.window
+        if not (caps and caps.work_done_progress):
+            return False
+        try:
+            await self.work_done_progress.create_async(tp.token)
+        except Exception as exc:  # a client may refuse progress; the work goes on without it
+            log.info("no progress %s: %s", tp.token, exc)
+            return False
+        self.work_done_progress.begin(tp.token, lsp.WorkDoneProgressBegin(title=tp.title, message=message))
+        tp.started = True
+        tp.last = message
+        for kind, pending in tp.pending:
+            self._progress_send(tp, kind, pending)
+        tp.pending.clear()
+        return True
+
+    def progress_report(self, task_id: str, message: str) -> None:
+        tp = self.task_progress.get(task_id)
+        if tp is not None:
+            self._progress_send(tp, "report", message)
+
+    def progress_end(self, task: p.TaskInfo) -> None:
+        tp = self.task_progress.get(task.id)
+        if tp is not None:
+            self._progress_send(tp, "end", tasks.outcome(task))
+
+    def _progress_send(self, tp: tasks.TaskProgress, kind: str, message: str) -> None:
+        if tp.ended:
+            return
+        if not tp.started:
+            tp.pending.append((kind, message))  # type: ignore[arg-type]
+            return
+        tp.last = message
+        if kind == "end":
+            tp.ended = True
+            self.work_done_progress.end(tp.token, lsp.WorkDoneProgressEnd(message=message))
+            self.task_progress = {k: v for k, v in self.task_progress.items() if v is not tp}
+            self.job_progress = {k: v for k, v in self.job_progress.items() if v is not tp}
+        else:
+            self.work_done_progress.report(tp.token, lsp.WorkDoneProgressReport(message=message))
+
+    # ------------------------------------------------------------ submitting
+
+    async def submit(self, params: p.SubmitParams) -> p.TaskInfo:
+        """Submit a task; events that race ahead of the answer are replayed once its id is known."""
+        client = await self.link.client()
+        self._submitting += 1
+        try:
+            task = await client.submit(params)
+        finally:
+            self._submitting -= 1
+        early = [env for env in self._early if _subject(env.event) == task.id]
+        if not self._submitting:
+            self._early.clear()
+        await self.progress_begin(task)
+        for env in early:
+            await self.on_event(env)
+        return task
+
+    async def submit_job(self, params: p.JobSubmitParams) -> p.JobInfo:
+        """Submit a job; one progress for the whole job, its tasks reviewed one by one as usual."""
+        client = await self.link.client()
+        self._submitting += 1
+        try:
+            job = await client.submit_job(params)
+        finally:
+            self._submitting -= 1
+        early = [env.event for env in self._early if _subject(env.event) == job.id]
+        if not self._submitting:
+            self._early.clear()
+        await self.job_progress_begin(job)
+        for ev in early:
+            if isinstance(ev, p.JobEvent):
+                self.job_progress_update(ev.job)
+        return job
+
+    # ------------------------------------------------------------ daemon events
+
+    async def on_up(self, status: p.PoolStatus) -> None:
+        self.publish_status(status)
+        client = await self.link.client(start=False)
+        reviewable = await client.list(p.TaskListParams(states=[p.TaskState.REVIEW, p.TaskState.CONFLICT]))
+        keep = {t.id for t in reviewable}
+        for task_id in [t for t in self.reviews.tasks if t not in keep]:
+            del self.reviews.tasks[task_id]
+        for task in reviewable:
+            await self.track(task)
+        for task_id in list(self.task_progress):  # tasks that ended while the daemon was away
+            try:
+                await self.track(await client.get(task_id))
+            except Exception as exc:
+                log.info("task %s: %s", task_id, exc)
+        for job_id in list(self.job_progress):
+            try:
+                self.job_progress_update(await client.job(job_id))
+            except Exception as exc:
+                log.info("job %s: %s", job_id, exc)
+        self.publish_review()
+
+    async def on_event(self, env: p.EventEnvelope) -> None:
+        ev = env.event
+        subject = _subject(ev)
+        if subject is not None and self._submitting and subject not in self.task_progress \
+                and subject not in self.job_progress:
+            self._early = [*self._early[-200:], env]
+        if isinstance(ev, p.JobEvent):
+            self.job_progress_update(ev.job)
+            return
+        if isinstance(ev, p.ProgressEvent):
+            if ev.phase != "done":
+                self.progress_report(ev.task_id, ev.message)
+            return
+        if isinstance(ev, p.TaskEvent):
+            await self.track(ev.task)
+        if isinstance(ev, (p.TaskEvent, p.ProgrammerEvent)):
+            client = await self.link.client(start=False)
+            self.publish_status(await client.status())
+
+    async def on_down(self, reason: str) -> None:
+        log.info("daemon down: %s", reason)
+        self.protocol.notify(STATUS_NOTIFICATION, {"daemon": "down", "idle": 0, "busy": 0, "failed": 0,
+                                                   "queued": 0, "running": 0, "review": 0})
+
+    def publish_status(self, status: p.PoolStatus) -> None:
+        self.protocol.notify(STATUS_NOTIFICATION, status_counts(status))
+
+    def diff_dir(self) -> Path:
+        if self._diff_dir is None:
+            self._diff_dir = Path(tempfile.mkdtemp(prefix="pas-lsp-diffs-"))
+        return self._diff_dir
+
+    async def stop(self) -> None:
+        """Cancel the follower and close the daemon connection (on `shutdown`)."""
+        if self.follower is not None:
+            self.follower.cancel()
+            try:
+                await self.follower
+            except (asyncio.CancelledError, Exception):
+                pass
+            self.follower = None
+        await self.link.close()
+        if self._diff_dir is not None:
+            shutil.rmtree(self._diff_dir, ignore_errors=True)
+
+
+def _subject(ev: Any) -> str | None:
+    """The task or job an event is about (ids of both are unique across the two)."""
+    if isinstance(ev, p.ProgressEvent):
+        return ev.task_id
+    if isinstance(ev, p.TaskEvent):
+        return ev.task.id
+    if isinstance(ev, p.JobEvent):
+        return ev.job.id
+    return None
+
+
+def status_counts(status: p.PoolStatus) -> dict[str, Any]:
+    states = [prog.state for prog in status.programmers]
+    return {"daemon": "up", "idle": states.count(p.ProgrammerState.IDLE),
+            "busy": states.count(p.ProgrammerState.BUSY), "failed": states.count(p.ProgrammerState.FAILED),
+            "queued": status.queued, "running": status.running, "review": status.review}
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def create_server() -> PasServer:
+    """Build the server and register its handlers; nothing runs until `start_io()`."""
+    server = PasServer()
+
+    @server.feature(lsp.INITIALIZE)
+    async def initialize(ls: PasServer, params: lsp.InitializeParams) -> None:
+        await ls.use_settings(params.initialization_options)
+
+    @server.feature(lsp.INITIALIZED)
+    async def initialized(ls: PasServer, params: lsp.InitializedParams) -> None:
+        caps = ls.client_capabilities.workspace
+        if caps and caps.configuration:
+            await pull_configuration(ls)
+        ls.follower = asyncio.get_running_loop().create_task(
+            ls.link.follow(ls.on_up, ls.on_event, ls.on_down), name="pas-lsp-follower")
+
+    @server.feature(lsp.SHUTDOWN)
+    async def shutdown(ls: PasServer, params: None) -> None:
+        await ls.stop()
+
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(ls: PasServer, params: lsp.DidChangeConfigurationParams) -> None:
+        caps = ls.client_capabilities.workspace
+        if caps and caps.configuration:
+            await pull_configuration(ls)
+        elif isinstance(params.settings, dict) and "pas" in params.settings:
+            await ls.use_settings(params.settings["pas"])
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: PasServer, params: lsp.DidOpenTextDocumentParams) -> None:
+        ls.publish_review()
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: PasServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        if uri in ls._published:
+            ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+            ls._published.discard(uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION, lsp.CodeActionOptions(
+        code_action_kinds=[lsp.CodeActionKind.RefactorRewrite, lsp.CodeActionKind.QuickFix]))
+    def code_action(ls: PasServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+        uri = params.text_document.uri
+        try:
+            root, _ = ls.locate(uri)
+        except InvalidParams:
+            return []
+        lines = ls.lines(uri)
+        models = ls.effective(root).models[:MAX_ACTION_MODELS]
+        actions = [a for t, h in ls.hunks_at(uri) if review.overlaps(review.hunk_range(h, lines), params.range)
+                   for a in review.hunk_actions(t, h)]
+        return actions + tasks.delegate_actions(uri, params.range, lines, models) + jobs.folder_actions(uri, models)
+
+    @server.feature(lsp.TEXT_DOCUMENT_CODE_LENS)
+    def code_lens(ls: PasServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
+        uri = params.text_document.uri
+        lines = ls.lines(uri)
+        return [lens for t, h in ls.hunks_at(uri) for lens in review.code_lenses(t, h, lines)]
+
+    for name, run in commands.COMMANDS.items():
+        _register(server, name, run)
+    return server
+
+
+async def pull_configuration(ls: PasServer) -> None:
+    try:
+        result = await ls.workspace_configuration_async(
+            lsp.ConfigurationParams(items=[lsp.ConfigurationItem(section="pas")]))
+    except Exception as exc:
+        log.info("workspace/configuration failed: %s", exc)
+        return
+    if result and isinstance(result[0], dict):
+        await ls.use_settings(result[0])
+
+
+def _register(server: PasServer, name: str, run: commands.Command) -> None:
+    async def handler(ls: PasServer, *args: Any) -> Any:
+        try:
+            return await run(ls, *args)
+        except Exception as exc:
+            err = to_lsp(exc)
+            ls.tell(f"PAS: {err.message}", lsp.MessageType.Error)
+            raise err from exc
+
+    handler.__name__ = name.replace(".", "_")
+    server.command(name)(handler)

@@ -1,0 +1,113 @@
+"""The link to the daemon: one event stream, one request client, reconnect with backoff.
+
+`Link.run` is the body of the app's single event-stream worker. It never raises on a lost
+daemon: it reports `Lost`, waits with exponential backoff and, once the daemon answers again,
+resynchronises (`task.list`, `job.list` and `pool.status`) and reports `Synced`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textual.message import Message
+
+from daemon import protocol as p
+from daemon.client import EventStream, PasClient
+from daemon.errors import DaemonUnavailable, PasError
+
+ClientFactory = Callable[[], PasClient]
+
+
+@dataclass
+class Synced(Message):
+    """Connected (or reconnected): the full state to replace whatever was shown."""
+
+    status: p.PoolStatus
+    tasks: list[p.TaskInfo]
+    jobs: list[p.JobInfo] = field(default_factory=list)
+
+
+@dataclass
+class Lost(Message):
+    """The daemon went away; the link retries after `retry_in` seconds."""
+
+    reason: str
+    retry_in: float
+
+
+@dataclass
+class DaemonEvent(Message):
+    """One event from the daemon's stream."""
+
+    envelope: p.EventEnvelope
+
+
+@dataclass
+class Backoff:
+    """Exponential reconnect delays; reset once a connection succeeds."""
+
+    initial: float = 0.2
+    maximum: float = 5.0
+    factor: float = 2.0
+
+
+class Link:
+    """Owns the request client; the app's event worker runs `run`."""
+
+    def __init__(self, socket: str | os.PathLike[str] | None = None, *,
+                 client_factory: ClientFactory | None = None, backoff: Backoff | None = None) -> None:
+        self._factory = client_factory or (lambda: PasClient(socket, name="pas-tui"))
+        self.backoff = backoff or Backoff()
+        self._client: PasClient | None = None
+        self._synced = False
+        self.socket: Path = self._factory().socket
+
+    @property
+    def client(self) -> PasClient:
+        """The connected request client; DaemonUnavailable while disconnected."""
+        if self._client is None or not self._client.connected:
+            raise DaemonUnavailable("disconnected from pasd — retrying")
+        return self._client
+
+    async def run(self, post: Callable[[Message], object]) -> None:
+        """Follow the daemon forever: stream events, and reconnect when it goes away."""
+        delay = self.backoff.initial
+        try:
+            while True:
+                try:
+                    await self._session(post)
+                    reason = "the daemon closed the connection"
+                except PasError as exc:
+                    reason = exc.message
+                except (OSError, ValueError) as exc:  # socket errors, a torn JSON line
+                    reason = str(exc) or type(exc).__name__
+                await self._drop_client()
+                if self._synced:  # it was up: retry soon, then back off again
+                    delay, self._synced = self.backoff.initial, False
+                post(Lost(reason, delay))
+                await asyncio.sleep(delay)
+                delay = min(delay * self.backoff.factor, self.backoff.maximum)
+        finally:
+            await self._drop_client()
+
+    async def _session(self, post: Callable[[Message], object]) -> None:
+        client = await self._factory().connect()
+        self._client = client
+        # Subscribe before listing, so no change falls between the snapshot and the stream.
+        async with EventStream(client.socket) as stream:
+            tasks = await client.list()
+            jobs = await client.jobs()
+            status = await client.status()
+            post(Synced(status, tasks, jobs))
+            self._synced = True
+            async for envelope in stream:
+                post(DaemonEvent(envelope))
+
+    async def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()

@@ -1,0 +1,67 @@
+"""The pool panel: every Programmer, its state, task, model, elapsed time and counters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from daemon.protocol import PoolStatus, ProgrammerInfo, ProgrammerState
+from pas_tui.format import duration, state_text
+
+COLUMNS = (("programmer", "Programmer"), ("state", "State"), ("task", "Task"), ("model", "Model"),
+           ("elapsed", "Elapsed"), ("done", "Done"), ("failures", "Failures"))
+
+
+class PoolPanel(DataTable[str | Text]):
+    """A row per Programmer, kept current from programmer events."""
+
+    DEFAULT_CSS = """
+    PoolPanel { height: auto; max-height: 12; border: round $primary; }
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, **kw: object) -> None:
+        super().__init__(cursor_type="none", zebra_stripes=True, **kw)  # type: ignore[arg-type]
+        self.clock = clock
+        self.programmers: dict[str, ProgrammerInfo] = {}
+        self.border_title = "Pool"
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+        self.set_interval(1.0, self.tick)
+
+    def show_status(self, status: PoolStatus) -> None:
+        """Replace every row with the daemon's snapshot."""
+        self.clear()
+        self.programmers = {}
+        for info in status.programmers:
+            self.update_programmer(info)
+        self.border_subtitle = f"{status.queued} queued · {status.running} running · {status.review} in review"
+
+    def update_programmer(self, info: ProgrammerInfo) -> None:
+        cells = self._cells(info)
+        if info.id in self.programmers:
+            for (key, _), value in zip(COLUMNS, cells, strict=True):
+                self.update_cell(info.id, key, value, update_width=True)
+        else:
+            self.add_row(*cells, key=info.id)
+        self.programmers[info.id] = info
+
+    def tick(self) -> None:
+        """Advance the elapsed column of busy Programmers (a clock, not a poll of the daemon)."""
+        for info in self.programmers.values():
+            if info.state is ProgrammerState.BUSY:
+                self.update_cell(info.id, "elapsed", self._elapsed(info), update_width=True)
+
+    def _elapsed(self, info: ProgrammerInfo) -> str:
+        if info.state is not ProgrammerState.BUSY or info.busy_since is None:
+            return ""
+        return duration(self.clock() - info.busy_since)
+
+    def _cells(self, info: ProgrammerInfo) -> tuple[str | Text, ...]:
+        failures = Text(str(info.failures), style="red" if info.failures else "")
+        return (info.id, state_text(info.state), info.task_id or "", info.model or "", self._elapsed(info),
+                str(info.tasks_done), failures)

@@ -1,0 +1,101 @@
+"""The diff, one syntax-highlighted block per hunk; `n`/`p` move, `space` selects."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from daemon.protocol import DiffResult, Hunk, HunkState
+
+
+class HunkView(Static):
+    """One hunk: a header line (file, number, state, selection) and the highlighted hunk text."""
+
+    DEFAULT_CSS = """
+    HunkView { border-left: blank; padding: 0 1; margin-bottom: 1; }
+    HunkView.-current { border-left: thick $accent; background: $boost; }
+    """
+
+    def __init__(self, hunk: Hunk) -> None:
+        super().__init__()
+        self.hunk = hunk
+        self.chosen = False
+
+    def on_mount(self) -> None:
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        h = self.hunk
+        mark = "[x]" if self.chosen else "[ ]"
+        head = Text.assemble((f"{mark} ", "bold green" if self.chosen else "dim"),
+                             (h.path, "bold"), f"  hunk {h.id}  ", (h.state.value, _HUNK_STYLE[h.state]))
+        if h.stale:
+            head.append("  stale: the file changed under this hunk", style="yellow")
+        self.update(Group(head, Syntax(h.text.rstrip("\n"), "diff", theme="ansi_dark", background_color="default",
+                                       word_wrap=False)))
+
+
+_HUNK_STYLE = {HunkState.PENDING: "magenta", HunkState.APPLIED: "green", HunkState.REJECTED: "dim"}
+
+
+class HunkList(VerticalScroll):
+    """The hunks of one task; tracks the current hunk and which hunks are chosen."""
+
+    DEFAULT_CSS = """
+    HunkList { width: 2fr; height: 1fr; }
+    """
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.current = 0
+
+    @property
+    def views(self) -> list[HunkView]:
+        return list(self.query(HunkView))
+
+    async def show(self, diff: DiffResult | None, keep_choice: bool = False) -> None:
+        """Show a task's hunks; keeps the current hunk and choices when it is the same task."""
+        chosen = {v.hunk.id for v in self.views if v.chosen} if keep_choice else set()
+        await self.remove_children()
+        if diff is None:
+            return
+        views = [HunkView(h) for f in diff.files for h in f.hunks]
+        for v in views:
+            v.chosen = v.hunk.id in chosen and v.hunk.state is HunkState.PENDING
+        if not views:
+            await self.mount(Static(Text("no changes", style="dim")))
+            return
+        await self.mount_all(views)
+        self.current = min(self.current, len(views) - 1) if keep_choice else 0
+        self._mark()
+
+    def move(self, step: int) -> None:
+        views = self.views
+        if views:
+            self.current = max(0, min(len(views) - 1, self.current + step))
+            self._mark()
+
+    def toggle(self) -> HunkView | None:
+        """Choose or un-choose the current hunk (only pending hunks can be chosen)."""
+        views = self.views
+        if not views:
+            return None
+        view = views[self.current]
+        if view.hunk.state is HunkState.PENDING:
+            view.chosen = not view.chosen
+            view.refresh_view()
+        return view
+
+    @property
+    def chosen(self) -> list[int]:
+        return [v.hunk.id for v in self.views if v.chosen]
+
+    def _mark(self) -> None:
+        for i, v in enumerate(self.views):
+            v.set_class(i == self.current, "-current")
+        views = self.views
+        if views:
+            views[self.current].scroll_visible(animate=False)

@@ -1,0 +1,221 @@
+"""The task list: every task with state, instruction, model, files, cost and age; `/` filters.
+
+A job's tasks sit indented under a row for the job (its state, instruction, task count and
+spend); tasks of no job, or of a job not heard of yet, stand alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input
+
+from daemon.protocol import JobInfo, TaskInfo, TaskState
+from pas_tui.format import cost, duration, short, state_text
+
+COLUMNS = (("id", "Id"), ("state", "State"), ("instruction", "Instruction"), ("model", "Model"),
+           ("files", "Files"), ("cost", "Cost"), ("age", "Age"))
+STATES = {s.value.lower(): s for s in TaskState}
+
+
+def matches(task: TaskInfo, query: str) -> bool:
+    """Every word must match: a state name matches the state, anything else is a substring."""
+    for word in query.lower().split():
+        if word in STATES:
+            if task.state is not STATES[word]:
+                return False
+        elif not any(word in field.lower() for field in (task.id, task.instruction, task.model, *task.files)):
+            return False
+    return True
+
+
+def job_matches(job: JobInfo, query: str) -> bool:
+    """A job matches on its state, id, instruction or model (its tasks are matched on their own)."""
+    for word in query.lower().split():
+        if word in STATES:
+            if job.state.value.lower() != word:
+                return False
+        elif not any(word in field.lower() for field in (job.id, job.instruction, job.model)):
+            return False
+    return True
+
+
+Row = TaskInfo | JobInfo
+
+
+class TaskList(Vertical):
+    """Newest task first; posts `TaskList.Selected` when the highlighted task changes."""
+
+    DEFAULT_CSS = """
+    TaskList { height: 1fr; border: round $primary; }
+    TaskList > Input { display: none; }
+    TaskList.-filtering > Input { display: block; }
+    TaskList > DataTable { height: 1fr; }
+    """
+
+    @dataclass
+    class Selected(Message):
+        """The highlighted row changed: a task id or a job id (None: the list is empty)."""
+
+        task_id: str | None
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.clock = clock
+        self.tasks: dict[str, TaskInfo] = {}
+        self.jobs: dict[str, JobInfo] = {}
+        self.query_text = ""
+        self.border_title = "Tasks"
+        self._selected: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter: a state (review, running…) and/or words; Esc clears", id="task-filter")
+        yield DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
+
+    @property
+    def table(self) -> DataTable[str | Text]:
+        return self.query_one("#tasks", DataTable)
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.table.add_column(label, key=key)
+        self.set_interval(1.0, self.tick)
+
+    @property
+    def selected(self) -> TaskInfo | None:
+        """The highlighted task (None on a job row)."""
+        return self.tasks.get(self._selected) if self._selected else None
+
+    @property
+    def selected_job(self) -> JobInfo | None:
+        """The highlighted job row."""
+        return self.jobs.get(self._selected) if self._selected else None
+
+    # ------------------------------------------------------------ data
+
+    def replace_all(self, tasks: list[TaskInfo], jobs: list[JobInfo] | None = None) -> None:
+        self.tasks = {t.id: t for t in tasks}
+        self.jobs = {j.id: j for j in jobs or []}
+        self._rebuild()
+
+    def upsert(self, task: TaskInfo) -> None:
+        known = task.id in self.tasks
+        before = self.tasks.get(task.id)
+        self.tasks[task.id] = task
+        if known and before is not None and before.job_id == task.job_id and self._shown(task.id) \
+                and matches(task, self.query_text):
+            self._update_row(task)
+        else:
+            self._rebuild()
+
+    def upsert_job(self, job: JobInfo) -> None:
+        before = self.jobs.get(job.id)
+        self.jobs[job.id] = job
+        if before is not None and before.task_ids == job.task_ids and self._shown(job.id) \
+                and job_matches(job, self.query_text) == job_matches(before, self.query_text):
+            self._update_row(job)
+        else:
+            self._rebuild()
+
+    def tick(self) -> None:
+        """Advance the age column."""
+        for row in self._visible():
+            self.table.update_cell(row.id, "age", self._age(row), update_width=True)
+
+    # ------------------------------------------------------------ filter
+
+    def open_filter(self) -> None:
+        self.add_class("-filtering")
+        self.query_one(Input).focus()
+
+    @on(Input.Changed, "#task-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_text = event.value
+        self._rebuild()
+        self.border_subtitle = f"filter: {event.value}" if event.value else ""
+
+    @on(Input.Submitted, "#task-filter")
+    def _filter_done(self) -> None:
+        self.table.focus()
+
+    def key_escape(self) -> None:
+        self.query_one(Input).value = ""
+        self.remove_class("-filtering")
+        self.table.focus()
+
+    # ------------------------------------------------------------ table
+
+    @on(DataTable.RowHighlighted, "#tasks")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row == self.table.cursor_row:  # a rebuild queues highlights that are already stale
+            self._select(event.row_key.value)
+
+    def _select(self, task_id: str | None) -> None:
+        if task_id != self._selected:
+            self._selected = task_id
+            self.post_message(self.Selected(task_id))
+
+    def _visible(self) -> list[Row]:
+        """Rows in order: newest first, each job followed by its tasks in the order it queued them."""
+        grouped: dict[str, list[TaskInfo]] = {}
+        top: list[Row] = []
+        for t in self.tasks.values():
+            if t.job_id in self.jobs:
+                if matches(t, self.query_text):
+                    grouped.setdefault(t.job_id, []).append(t)
+            elif matches(t, self.query_text):
+                top.append(t)
+        top += [j for j in self.jobs.values() if j.id in grouped or job_matches(j, self.query_text)]
+        rows: list[Row] = []
+        for row in sorted(top, key=lambda r: r.created_at, reverse=True):
+            rows.append(row)
+            if isinstance(row, JobInfo):
+                order = {task_id: i for i, task_id in enumerate(row.task_ids)}
+                rows += sorted(grouped.get(row.id, []), key=lambda t: (order.get(t.id, len(order)), t.created_at))
+        return rows
+
+    def _shown(self, key: str) -> bool:
+        return self.table.is_valid_row_index(self._row_index(key))
+
+    def _update_row(self, row: Row) -> None:
+        for (key, _), value in zip(COLUMNS, self._cells(row), strict=True):
+            self.table.update_cell(row.id, key, value, update_width=True)
+
+    def _row_index(self, task_id: str) -> int:
+        try:
+            return self.table.get_row_index(task_id)
+        except Exception:  # RowDoesNotExist
+            return -1
+
+    def _rebuild(self) -> None:
+        keep = self._selected
+        table = self.table
+        table.clear()
+        visible = self._visible()
+        for row in visible:
+            table.add_row(*self._cells(row), key=row.id)
+        ids = [r.id for r in visible]
+        if keep in ids:
+            table.move_cursor(row=ids.index(keep), animate=False)
+        self._select(keep if keep in ids else (ids[0] if ids else None))
+
+    def _age(self, row: Row) -> str:
+        return duration(self.clock() - row.created_at)
+
+    def _cells(self, row: Row) -> tuple[str | Text, ...]:
+        if isinstance(row, JobInfo):
+            n = max(len(row.plan), len(row.task_ids))
+            return (Text(row.id, style="bold"), state_text(row.state), Text(short(row.instruction, 48), style="bold"),
+                    row.model.split("/")[-1], f"job: {n} task{'s' if n != 1 else ''}", cost(row.spent_usd),
+                    self._age(row))
+        grouped = row.job_id in self.jobs
+        return ((f"└ {row.id}" if grouped else row.id), state_text(row.state),
+                short(row.instruction, 46 if grouped else 48), row.model.split("/")[-1],
+                short(", ".join(row.files), 24), cost(row.cost_usd), self._age(row))

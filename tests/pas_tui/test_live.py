@@ -1,0 +1,36 @@
+"""PasApp with the Pilot against the real daemon and the offline model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tui_support import wait_until
+
+from daemon import protocol as p
+from daemon.offline_model import OfflineModel
+from daemon.testing import DaemonProcess
+from pas_tui import PasApp
+from pas_tui.widgets.pool_panel import PoolPanel
+from pas_tui.widgets.task_list import TaskList
+
+SIZE = (120, 40)
+
+
+async def test_pool_goes_busy_then_idle_as_a_task_runs(make_daemon, offline: OfflineModel, repo: Path) -> None:
+    daemon: DaemonProcess = make_daemon(workers=2)
+    offline.set_latency(1.0)
+    app = PasApp(daemon.socket, workspace=repo)
+    async with app.run_test(size=SIZE) as pilot:
+        pool = app.query_one(PoolPanel)
+        await wait_until(pilot, lambda: len(pool.programmers) == 2, what="the pool snapshot")
+        assert all(i.state is p.ProgrammerState.IDLE for i in pool.programmers.values())
+        async with daemon.client() as c:
+            task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="explain", files=["app.py"]))
+        await wait_until(pilot, lambda: any(i.state is p.ProgrammerState.BUSY and i.task_id == task.id
+                                            for i in pool.programmers.values()), what="a BUSY programmer")
+        tasks = app.query_one(TaskList)
+        await wait_until(pilot, lambda: tasks.tasks[task.id].state is p.TaskState.RUNNING, what="RUNNING")
+        await wait_until(pilot, lambda: all(i.state is p.ProgrammerState.IDLE for i in pool.programmers.values()),
+                         what="every programmer IDLE again")
+        await wait_until(pilot, lambda: tasks.tasks[task.id].state is p.TaskState.REVIEW, what="REVIEW")
+        assert sum(i.tasks_done for i in pool.programmers.values()) == 1

@@ -1,0 +1,58 @@
+"""pas-tui in a real terminal (tmux), and its first paint time headless."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tui_support import wait_until
+
+from daemon.testing import DaemonProcess
+from pas_tui import PasApp
+from pas_tui.widgets.pool_panel import PoolPanel
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_pas_tui_in_tmux_shows_the_pool_panel(daemon: DaemonProcess, tmp_path: Path) -> None:
+    session = f"pas-tui-{os.getpid()}"
+    env = {**daemon.env, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+    cmd = f"{sys.executable} -m pas_tui --socket {daemon.socket}"
+    subprocess.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd],
+                   env=env, check=True)
+    try:
+        screen, deadline = "", time.monotonic() + 30
+        while time.monotonic() < deadline:  # poll the terminal: tmux has no "painted" event to wait on
+            screen = subprocess.run(["tmux", "-L", session, "capture-pane", "-p", "-t", session],
+                                    capture_output=True, text=True).stdout
+            if "Programmer-04" in screen:
+                break
+            time.sleep(0.1)
+        assert "Pool" in screen and "Programmer-01" in screen and "IDLE" in screen, screen
+        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "q"], check=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and subprocess.run(
+                ["tmux", "-L", session, "has-session", "-t", session], capture_output=True).returncode == 0:
+            time.sleep(0.1)
+    finally:
+        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
+
+
+async def test_first_paint_time(daemon: DaemonProcess, tmp_path: Path) -> None:
+    """Headless: from constructing the app to the pool panel painted with the daemon's data."""
+    start = time.perf_counter()
+    app = PasApp(daemon.socket, workspace=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        mounted = time.perf_counter() - start
+        pool = app.query_one(PoolPanel)
+        await wait_until(pilot, lambda: len(pool.programmers) == daemon.workers, what="the pool")
+        await pilot.pause()
+        painted = time.perf_counter() - start
+    print(f"\nfirst paint (headless): screen mounted {mounted * 1000:.0f} ms, pool data shown {painted * 1000:.0f} ms")
+    assert painted < 5.0
