@@ -138,7 +138,7 @@ class ProgrammerNode:
         key = f"{spec.task_id}-{spec.attempt}"
         progress("snapshot", f"rebuilding the workspace on {self.node}")
         try:
-            staged: Staged = await self.mirrors.unpack(ship, self.work / "stage" / key)
+            staged: Staged = await self.mirrors.unpack(ship, self.work / "stage", spec.programmer, key)
         except NeedsFullBundle:
             return Message(kind="stale")
         try:

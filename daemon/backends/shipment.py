@@ -1,12 +1,13 @@
 """A workspace as it is now, packed to travel to another node and unpacked there.
 
-A git workspace travels as the commit the local snapshot would use (`git stash create`, else
-HEAD) in an incremental `git bundle` against commits the node already has, plus the task's
-files as they are now and, when a check or an allowlist may read them, the untracked files.
-The node fetches the bundle into a bare mirror of its own and checks the commit out as a
-detached worktree. Other workspaces (and `copy` snapshots) travel as file contents. Either way
-the node gets a directory the engine can take as the workspace, so `run_task` runs unchanged.
-No Ray here: the backend moves a Shipment through the object store.
+When the engine will snapshot a git tree (a `worktree` or `reuse` snapshot: a task with a check
+command, by default), the workspace travels as the commit the local snapshot would use (`git
+stash create`, else HEAD) in an incremental `git bundle` against commits the node already has,
+plus the task's files as they are now and, when a check or an allowlist may read them, the
+untracked files. The node fetches the bundle into a bare mirror of its own and checks the
+commit out. Otherwise (a `copy` snapshot, or no git) the task's files travel as contents.
+Either way the node gets a directory the engine can take as the workspace, so `run_task` runs
+unchanged. No Ray here: the backend moves a Shipment through the object store.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, ConfigDict
 
 from daemon.programmer.proc import GitError, git
+from daemon.programmer.snapshot import effective_mode
 from daemon.programmer.spec import TaskFailed, TaskSpec
 
 MAX_BYTES = 256 * 2**20  # files beyond the bundle; a workspace past this is refused, not truncated
@@ -78,10 +80,11 @@ class Packer:
         """The task's workspace as a Shipment; `known` maps a mirror to commits the node has."""
         workspace = Path(spec.workspace)
         files = {rel: await asyncio.to_thread(read_file, workspace / rel) for rel in spec.files}
-        found = await self._repo(workspace) if spec.snapshot == "worktree" else None
-        commit = await _commit(found[0]) if found is not None else None
+        tree = effective_mode(spec.snapshot, bool(spec.check)) in ("worktree", "reuse")
+        found = await self._repo(workspace) if tree or spec.allow_files else None
+        commit = await _commit(found[0]) if found is not None and tree else None
         if found is None or commit is None:
-            extra = await asyncio.to_thread(_matching_files, workspace, spec.allow_files)
+            extra = await self._allowed(workspace, found is not None, spec.allow_files)
             ship = Shipment(files={**extra, **files})
         else:
             top, common = found
@@ -100,6 +103,17 @@ class Packer:
             raise TaskFailed("too_big", f"the workspace is {ship.size // 2**20} MiB to ship to a node, past the "
                                         f"{MAX_BYTES // 2**20} MiB limit: commit or ignore large untracked files")
         return ship
+
+    async def _allowed(self, workspace: Path, in_git: bool, patterns: list[str]) -> dict[str, FileData]:
+        """Files an allowlist glob admits (matched as the guard does): the engine may read them."""
+        if not patterns:
+            return {}
+        if in_git:  # what git lists, rather than a walk through build output and dependencies
+            names = (await git(workspace, "ls-files", "-co", "--exclude-standard", "-z")).split("\0")
+        else:
+            names = await asyncio.to_thread(_walk, workspace)
+        matched = [n for n in names if n and any(fnmatch.fnmatchcase(n, g) for g in patterns)]
+        return {n: await asyncio.to_thread(read_file, workspace / n) for n in matched}
 
     async def _repo(self, workspace: Path) -> tuple[Path, str] | None:
         hit = self._repos.get(workspace)
@@ -176,17 +190,11 @@ async def _bundle(common: str, shadow: Path, commit: str, bases: list[str]) -> t
         out.unlink(missing_ok=True)
 
 
-def _matching_files(workspace: Path, patterns: list[str]) -> dict[str, FileData]:
-    """Files an allowlist glob admits (matched like the guard does), for workspaces without git."""
-    if not patterns:
-        return {}
-    out: dict[str, FileData] = {}
+def _walk(workspace: Path) -> list[str]:
+    out = []
     for dirpath, dirnames, filenames in os.walk(workspace):
         dirnames[:] = [d for d in dirnames if d != ".git"]
-        for name in filenames:
-            rel = (Path(dirpath) / name).relative_to(workspace).as_posix()
-            if any(fnmatch.fnmatchcase(rel, g) for g in patterns):
-                out[rel] = read_file(workspace / rel)
+        out += [(Path(dirpath) / name).relative_to(workspace).as_posix() for name in filenames]
     return out
 
 
@@ -195,54 +203,73 @@ def _matching_files(workspace: Path, patterns: list[str]) -> dict[str, FileData]
 
 @dataclass
 class Staged:
-    """The rebuilt workspace on the node; `remove` leaves nothing behind."""
+    """The rebuilt workspace on the node; `remove` takes away what belongs to this attempt only."""
 
     workspace: Path
     dir: Path
+    kept: bool = False  # a programmer's staged repository, reset by its next task
 
     async def remove(self) -> None:
-        await asyncio.to_thread(shutil.rmtree, self.dir, True)
+        if not self.kept:
+            await asyncio.to_thread(shutil.rmtree, self.dir, True)
 
 
 class Mirrors:
     """The node's bare mirrors, one per repository, and the workspaces staged from them.
 
     A staged workspace is a repository of its own that borrows the mirror's objects
-    (alternates): the engine's snapshot worktrees then register there, never in the shared
-    mirror, and concurrent tasks cannot trip over each other's worktree bookkeeping.
+    (alternates), one per programmer and repository, reset between its tasks: the engine's
+    snapshot worktrees register there, never in the shared mirror, and its `reuse` snapshot
+    finds the same repository again on the programmer's next task.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def unpack(self, ship: Shipment, dest: Path) -> Staged:
-        """Rebuild the workspace at `dest`; raises NeedsFullBundle when the mirror lacks the commit."""
-        if dest.exists():
+    async def unpack(self, ship: Shipment, stages: Path, slot: str, name: str) -> Staged:
+        """Rebuild the workspace under `stages`, for programmer `slot` and attempt `name`.
+
+        Raises NeedsFullBundle when the mirror lacks the commit.
+        """
+        if ship.repo is None or ship.commit is None:
+            dest = stages / name
             await asyncio.to_thread(shutil.rmtree, dest, True)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staged = Staged(workspace=dest / ship.subdir if ship.subdir else dest, dir=dest)
-        try:
-            if ship.repo is None or ship.commit is None:
-                dest.mkdir()
-                await asyncio.to_thread(_write_all, dest, ship.files)
-                return staged
-            mirror = self.root / f"{ship.repo}.git"
-            if ship.bundle is not None and ship.ref is not None:
-                async with self._locked(ship.repo):
-                    await _fetch(mirror, ship.bundle, ship.ref, ship.commit)
-            await git(dest.parent, "init", "--quiet", "--template=", str(dest))
-            await asyncio.to_thread(_borrow, dest / ".git", mirror)
+            dest.mkdir(parents=True)
+            staged = Staged(workspace=dest, dir=dest)
             try:
-                await git(dest, "checkout", "--quiet", "--detach", ship.commit)
+                await asyncio.to_thread(_write_all, dest, ship.files)
+            except BaseException:
+                await staged.remove()
+                raise
+            return staged
+        mirror = self.root / f"{ship.repo}.git"
+        if ship.bundle is not None and ship.ref is not None:
+            async with self._locked(ship.repo):
+                await _fetch(mirror, ship.bundle, ship.ref, ship.commit)
+        dest = stages / f"{slot}-{ship.repo}"
+        staged = Staged(workspace=dest / ship.subdir if ship.subdir else dest, dir=dest, kept=True)
+        try:
+            fresh = not (dest / ".git").is_dir()
+            if fresh:
+                await asyncio.to_thread(shutil.rmtree, dest, True)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                await git(dest.parent, "init", "--quiet", "--template=", str(dest))
+                await asyncio.to_thread(_borrow, dest / ".git", mirror)
+            try:
+                await git(dest, "checkout", "--quiet", "--force", "--detach", ship.commit)
             except GitError as exc:
                 if ship.bundle is None:  # the daemon thought this node had the commit
                     raise NeedsFullBundle(str(exc)) from None
                 raise
+            if not fresh:
+                await git(dest, "clean", "-ffdxq")  # the last task's files
             await asyncio.to_thread(_write_all, dest, ship.untracked)
             await asyncio.to_thread(_write_all, staged.workspace, ship.files)
+        except NeedsFullBundle:
+            raise
         except BaseException:
-            await staged.remove()
+            await asyncio.to_thread(shutil.rmtree, dest, True)  # start this slot again next time
             raise
         return staged
 

@@ -56,60 +56,76 @@ def dirty(tmp_path: Path) -> Path:
     return repo
 
 
-async def stage(ship: Shipment, mirrors: Mirrors, dest: Path) -> Staged:
-    return await mirrors.unpack(ship, dest)
+async def stage(ship: Shipment, mirrors: Mirrors, dest: Path, slot: str = "Programmer-01") -> Staged:
+    return await mirrors.unpack(ship, dest.parent, slot, dest.name)
 
 
 async def test_the_node_rebuilds_the_workspace_as_the_user_has_it(dirty: Path, tmp_path: Path) -> None:
     before = git_state(dirty)
     packer, mirrors = Packer(tmp_path / "ship"), Mirrors(tmp_path / "node")
-    ship = await packer.pack(spec(dirty, tmp_path, ["app.py", "lib/gone.py"], check="sh run.sh"), {})
+    task = spec(dirty, tmp_path, ["app.py", "lib/gone.py"], check="sh run.sh")  # a check needs the tree
+    ship = await packer.pack(task, {})
     assert ship.bundle and ship.repo and ship.commit
-    staged = await stage(ship, mirrors, tmp_path / "stage")
+    staged = await stage(ship, mirrors, tmp_path / "stages" / "t1-1")
     expected = {k: v for k, v in tree(dirty).items() if k != "debug.log"}  # ignored files stay home
     assert tree(staged.workspace) == expected
     assert os.access(staged.workspace / "run.sh", os.X_OK) and (staged.workspace / "link.py").is_symlink()
     await staged.remove()
-    assert not (tmp_path / "stage").exists()
+    assert staged.dir.exists()  # the programmer's staged repository waits for its next task
+    # that next task finds it reset to the user's tree as it is then
+    (dirty / "lib" / "new.py").unlink()
+    (dirty / "lib" / "util.py").write_text("X = 2\n")
+    (dirty / "later.txt").write_text("later\n")
+    again = await stage(await packer.pack(task, {ship.repo: [ship.commit]}), mirrors, tmp_path / "stages" / "t2-1")
+    assert again.dir == staged.dir
+    assert tree(again.workspace) == {k: v for k, v in tree(dirty).items() if k != "debug.log"}
     assert git_state(dirty) == before  # no ref, no worktree left in the user's repository
 
 
 async def test_untracked_files_travel_only_when_a_check_or_an_allowlist_may_read_them(dirty: Path,
                                                                                       tmp_path: Path) -> None:
-    ship = await Packer(tmp_path / "ship").pack(spec(dirty, tmp_path, ["app.py"]), {})
-    assert ship.untracked == {} and set(ship.files) == {"app.py"}
+    ship = await Packer(tmp_path / "ship").pack(spec(dirty, tmp_path, ["app.py"], snapshot="worktree"), {})
+    assert ship.repo and ship.untracked == {} and set(ship.files) == {"app.py"}
+
+
+async def test_a_task_the_engine_copies_travels_as_files(dirty: Path, tmp_path: Path) -> None:
+    # `auto` without a check is a files-only copy: no history to ship; allowlisted files as git lists them
+    ship = await Packer(tmp_path / "ship").pack(spec(dirty, tmp_path, ["app.py"], allow_files=["lib/*", "*.log"]), {})
+    assert ship.repo is None and ship.bundle is None
+    assert set(ship.files) == {"app.py", "lib/util.py", "lib/new.py"}  # debug.log is ignored
+    assert ship.files["app.py"].data == (dirty / "app.py").read_bytes()
 
 
 async def test_bundles_are_incremental_and_a_wiped_node_asks_for_everything(dirty: Path, tmp_path: Path) -> None:
     packer, mirrors = Packer(tmp_path / "ship"), Mirrors(tmp_path / "node")
-    first = await packer.pack(spec(dirty, tmp_path, ["app.py"]), {})
+    task = spec(dirty, tmp_path, ["app.py"], snapshot="reuse")
+    first = await packer.pack(task, {})
     assert first.repo and first.commit
     await (await stage(first, mirrors, tmp_path / "s1")).remove()
     (dirty / "app.py").write_text("changed again\n")
-    second = await packer.pack(spec(dirty, tmp_path, ["app.py"]), {first.repo: [first.commit]})
+    second = await packer.pack(task, {first.repo: [first.commit]})
     assert second.bundle and first.bundle and second.commit != first.commit
     assert b"\n-" in second.bundle.split(b"\n\n", 1)[0]  # the bundle names prerequisites
     staged = await stage(second, mirrors, tmp_path / "s2")
     assert (staged.workspace / "app.py").read_text() == "changed again\n"
     await staged.remove()
     with pytest.raises(NeedsFullBundle):
-        await stage(second, Mirrors(tmp_path / "other-node"), tmp_path / "s3")
+        await stage(second, Mirrors(tmp_path / "other-node" / "mirrors"), tmp_path / "other-node" / "s3")
     # a clean tree ships HEAD; once the node has it, only the files travel, and a node without it asks
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qam", "more"], cwd=dirty,
                    check=True)
-    full = await packer.pack(spec(dirty, tmp_path, ["app.py"]), {})
+    full = await packer.pack(task, {})
     await (await stage(full, mirrors, tmp_path / "s3")).remove()
-    light = await packer.pack(spec(dirty, tmp_path, ["app.py"]), {full.repo or "": [full.commit or ""]})
+    light = await packer.pack(task, {full.repo or "": [full.commit or ""]})
     assert light.commit == full.commit and light.bundle is None
     await (await stage(light, mirrors, tmp_path / "s4")).remove()
     with pytest.raises(NeedsFullBundle):
-        await stage(light, Mirrors(tmp_path / "third-node"), tmp_path / "s5")
-    assert not any((tmp_path / f"s{i}").exists() for i in range(1, 6))
+        await stage(light, Mirrors(tmp_path / "third-node" / "mirrors"), tmp_path / "third-node" / "s5")
 
 
 async def test_a_workspace_in_a_subdirectory_of_the_repository(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "ws", {"pkg/a.py": "A = 1\n", "top.py": "T = 1\n"})
-    ship = await Packer(tmp_path / "ship").pack(spec(repo / "pkg", tmp_path, ["a.py"]), {})
+    ship = await Packer(tmp_path / "ship").pack(spec(repo / "pkg", tmp_path, ["a.py"], snapshot="worktree"), {})
     assert ship.subdir == "pkg"
     staged = await stage(ship, Mirrors(tmp_path / "node"), tmp_path / "stage")
     assert (staged.workspace / "a.py").read_text() == "A = 1\n" and (staged.dir / "top.py").exists()
@@ -127,6 +143,7 @@ async def test_a_workspace_without_git_travels_as_its_task_and_allowlisted_files
     staged = await stage(ship, Mirrors(tmp_path / "node"), tmp_path / "stage")
     assert tree(staged.workspace) == {"a.txt": b"a\n", "docs/b.md": b"b\n"}
     await staged.remove()
+    assert not staged.dir.exists()  # a files-only stage belongs to its attempt
 
 
 async def test_the_engine_gives_the_same_result_on_the_rebuilt_workspace(dirty: Path, tmp_path: Path,

@@ -188,10 +188,11 @@ def local(model: OfflineModel, tmp_path_factory: pytest.TempPathFactory) -> Iter
     d.cleanup()
 
 
-def node_leftovers(cluster: RayCluster) -> list[str]:
-    """Task directories still on the node (the mirrors stay, by design)."""
+def node_leftovers(cluster: RayCluster, task_ids: list[str]) -> list[str]:
+    """What these tasks' attempts left on the node; mirrors, the programmers' staged repositories and
+    their reused snapshot worktrees stay by design."""
     work = cluster.node_dir / "work"
-    return [str(p.relative_to(work)) for p in work.glob("*/*/*")] if work.is_dir() else []
+    return [str(p.relative_to(work)) for p in work.glob("*/*/*") if any(t in p.name for t in task_ids)]
 
 
 # ---------------------------------------------------------------- tests
@@ -244,7 +245,7 @@ async def test_tasks_run_on_the_worker_node_with_the_local_backends_diffs_and_re
     shown = subprocess.run([sys.executable, "-m", "daemon", "status"], env=remote.env, capture_output=True,
                            text=True, timeout=60).stdout
     assert shown.splitlines()[0].split()[-1] == "NODE" and shown.count(WORKER) == 8
-    assert node_leftovers(cluster) == []
+    assert node_leftovers(cluster, [t.id for t, _, _ in there]) == []
     # review is unchanged: approving a remote task's diff writes the user's file
     async with remote.client() as c:
         res = await c.approve(p.ReviewParams(task_id=there[1][0].id))
@@ -326,11 +327,11 @@ async def test_cancelling_a_remote_task_stops_it_on_the_node(
             ev = env.event
             if isinstance(ev, p.ProgressEvent) and ev.task_id == task.id and ev.phase == "model":
                 break
-        assert node_leftovers(cluster)  # the staged workspace and the snapshot exist mid-task
+        assert node_leftovers(cluster, [task.id])  # the staged workspace and the snapshot exist mid-task
         assert (await c.cancel(task.id)).state is p.TaskState.CANCELLED
         st = await c.status()
     assert all(pr.state is p.ProgrammerState.IDLE for pr in st.programmers)
-    assert node_leftovers(cluster) == []  # the cancel returned once the node had cleaned up
+    assert node_leftovers(cluster, [task.id]) == []  # the cancel returned once the node had cleaned up
 
 
 async def test_provider_keys_are_the_nodes_and_checked_there(remote: DaemonProcess, local: DaemonProcess,
