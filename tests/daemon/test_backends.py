@@ -50,16 +50,18 @@ def test_token_auth_is_required_except_for_an_insecure_loopback_cluster(
 
 
 @pytest.mark.parametrize(("argv", "words"), [
-    (["--backend", "ray", "--address", "ray-head:6379"], "refusing to join the Ray cluster at ray-head:6379"),
-    (["--backend", "ray", "--address", "ray-head:6379", "--insecure-local"], "only for a Ray cluster on this machine"),
-    (["--backend", "ray"], "needs the cluster's address"),
+    (["serve", "--backend", "ray", "--address", "ray-head:6379"], "refusing to join the Ray cluster at ray-head:6379"),
+    (["serve", "--backend", "ray", "--address", "ray-head:6379", "--insecure-local"],
+     "only for a Ray cluster on this machine"),
+    (["serve", "--backend", "ray"], "needs the cluster's address"),
+    # `pasd start` hands the flags to the daemon it starts in the background, which says why it stopped
+    (["start", "--backend", "ray", "--address", "ray-head:6379"], "refusing to join the Ray cluster at ray-head"),
 ])
 def test_the_daemon_refuses_to_start_on_a_cluster_it_may_not_join(tmp_path: Path, argv: list[str],
                                                                    words: str) -> None:
     d = DaemonProcess(tmp_path)
     env = {k: v for k, v in d.env.items() if not k.startswith("RAY_")} | {"HOME": str(tmp_path)}
-    res = subprocess.run([sys.executable, "-m", "daemon", "serve", *argv], env=env, capture_output=True, text=True,
-                         timeout=60)
+    res = subprocess.run([sys.executable, "-m", "daemon", *argv], env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 1 and words in res.stderr, res.stderr[-2000:]
     assert not d.answers()
 
