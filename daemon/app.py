@@ -13,13 +13,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO
 
-from daemon import paths
+from daemon import backends, paths
 from daemon import protocol as p
 from daemon.config import ConfigCache
 from daemon.errors import PasError
 from daemon.events import EventBus
 from daemon.jobs import JobManager
-from daemon.pool import LocalBackend, Pool
+from daemon.pool import Pool
 from daemon.programmer import snapshot
 from daemon.review import Reviewer
 from daemon.routing import TierFallback
@@ -74,10 +74,12 @@ class Lock:
 
 class Daemon:
     def __init__(self, *, socket_path: Path | None = None, state_dir: Path | None = None,
-                 workers: int | None = None, config_file: Path | None = None) -> None:
+                 workers: int | None = None, config_file: Path | None = None,
+                 pool: dict[str, object] | None = None) -> None:
         self.socket_path = socket_path or paths.socket_path()
         self.state_dir = state_dir or paths.state_dir()
-        overrides = {"pool": {"workers": workers}} if workers else {}
+        pool_overrides = {**({"workers": workers} if workers else {}), **(pool or {})}
+        overrides = {"pool": pool_overrides} if pool_overrides else {}
         self.configs = ConfigCache(config_file, overrides)
         self.settings = self.configs.get()  # a bad user config stops the start with its message
         self.run_id = time.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
@@ -106,7 +108,9 @@ class Daemon:
         if mended := store.reconcile_jsonl():
             log.info("restored %d receipts to their JSONL files", mended)
         bus = EventBus()
-        pool = Pool(self.settings.pool.workers, LocalBackend(worktrees), bus)
+        backend = await backends.create(self.settings.pool, worktrees, self.state_dir)
+        pool = Pool(self.settings.pool.workers, backend, bus)
+        backends.attach(backend, pool)
         scheduler = Scheduler(store, pool, bus, self.configs.get, self.run_id, worktrees)
         requeued, failed = scheduler.recover(self.settings.pool.max_retries)
         if requeued or failed:
@@ -144,11 +148,14 @@ class Daemon:
                     loop.remove_signal_handler(sig)
 
 
-def serve(socket_path: Path | None, state_dir: Path | None, workers: int | None) -> int:
-    """Run the daemon in the foreground until stopped; 0 on a clean stop."""
+def serve(socket_path: Path | None, state_dir: Path | None, workers: int | None,
+          pool: dict[str, object] | None = None) -> int:
+    """Run the daemon in the foreground until stopped; 0 on a clean stop. `pool`: [pool] overrides."""
     state = state_dir or paths.state_dir()
     (state / "logs").mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    daemon = Daemon(socket_path=socket_path, state_dir=state, workers=workers)
+    # watchfiles logs every change at INFO; with the log beside a watched config file that loops forever
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
+    daemon = Daemon(socket_path=socket_path, state_dir=state, workers=workers, pool=pool)
     asyncio.run(daemon.run())
     return 0

@@ -70,22 +70,47 @@ async def _hello() -> p.HelloResult | None:
 
 
 async def ensure_daemon(workers: int | None = None, quiet: bool = False,
-                        socket: str | None = None) -> p.HelloResult:
+                        socket: str | None = None, pool_argv: list[str] | None = None) -> p.HelloResult:
     """Start the daemon in the background unless one answers; returns once the socket is ready."""
     from daemon import launch
 
     if socket:
         os.environ["PASD_SOCKET"] = socket
     try:
-        found = await asyncio.to_thread(launch.start, workers, quiet)
+        found = await asyncio.to_thread(launch.start, workers, quiet, extra=pool_argv)
     except launch.LaunchError as exc:
         raise PasError(str(exc)) from None
     return p.HelloResult.model_validate(found)
 
 
 async def cmd_start(args: argparse.Namespace) -> int:
-    await ensure_daemon(args.workers)
+    await ensure_daemon(args.workers, pool_argv=_pool_argv(args))
     return 0
+
+
+def _pool_flags(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--backend", choices=["local", "ray"], help="where programmers run (default: config pool.backend)")
+    sp.add_argument("--address", help="Ray cluster address host:port for --backend ray (config pool.address)")
+    sp.add_argument("--insecure-local", action="store_true",
+                    help="join a loopback Ray cluster without token auth (never for other addresses)")
+
+
+def _pool_overrides(args: argparse.Namespace) -> dict[str, object]:
+    out: dict[str, object] = {}
+    if args.backend:
+        out["backend"] = args.backend
+    if args.address:
+        out["address"] = args.address
+    if args.insecure_local:
+        out["insecure_local"] = True
+    return out
+
+
+def _pool_argv(args: argparse.Namespace) -> list[str]:
+    """The same flags for the background `serve`."""
+    argv = [f"--backend={args.backend}"] if args.backend else []
+    argv += [f"--address={args.address}"] if args.address else []
+    return argv + (["--insecure-local"] if args.insecure_local else [])
 
 
 async def cmd_stop(args: argparse.Namespace) -> int:
@@ -110,7 +135,11 @@ async def cmd_status(args: argparse.Namespace, c: PasClient) -> int:
     st = await c.status()
     rows = [[pr.id, pr.state.value, pr.task_id or "-", pr.model or "-", ago(pr.busy_since) if pr.busy_since else "-",
              str(pr.tasks_done), str(pr.failures)] for pr in st.programmers]
-    text = table(rows, ["PROGRAMMER", "STATE", "TASK", "MODEL", "BUSY", "DONE", "FAILURES"])
+    headers = ["PROGRAMMER", "STATE", "TASK", "MODEL", "BUSY", "DONE", "FAILURES"]
+    if any(pr.node != "local" for pr in st.programmers):  # a remote backend: say where each one runs
+        rows = [[*r, pr.node] for r, pr in zip(rows, st.programmers, strict=True)]
+        headers.append("NODE")
+    text = table(rows, headers)
     text += f"\nqueued {st.queued} · running {st.running} · awaiting review {st.review}"
     for err in st.config_errors:
         text += f"\nconfig error (last good settings in force): {err}"
@@ -418,8 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("start", "start the daemon in the background", json_flag=False)
     sp.add_argument("--workers", type=int, help="number of programmers (default: config pool.workers)")
     sp.add_argument("--foreground", action="store_true", help="run in the foreground")
+    _pool_flags(sp)
     sp = cmd("serve", "run the daemon in the foreground", json_flag=False)
     sp.add_argument("--workers", type=int)
+    _pool_flags(sp)
     cmd("stop", "stop the daemon", json_flag=False)
     cmd("status", "the programmers and what they are doing")
     sp = cmd("submit", "submit a task")
@@ -497,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         from daemon.app import serve
 
         try:
-            return serve(None, None, args.workers)
+            return serve(None, None, args.workers, _pool_overrides(args))
         except PasError as exc:
             print(f"pasd: {exc.message}", file=sys.stderr)
             return 1

@@ -35,6 +35,14 @@ class PoolConfig(Section):
     """`auto`: `copy` for tasks without a check command, else `reuse`; `worktree`: a new detached git
     worktree (with uncommitted changes) per task; `reuse`: one such worktree per programmer, reset
     between tasks; `copy`: the task's files only (a task with a check command gets `reuse`)."""
+    backend: Literal["local", "ray"] = "local"
+    """Where Programmers run: `local` (asyncio workers in the daemon) or `ray` (actors on a Ray cluster)."""
+    address: str | None = None
+    """The Ray cluster's address (`host:port` of its head) for backend `ray`."""
+    insecure_local: bool = False
+    """Allow a loopback Ray cluster without token auth (tests, one machine); never for other addresses."""
+    slots: int = Field(default=8, ge=1, le=256)
+    """Programmers per Ray actor; each actor takes one unit of a node's `programmer` resource."""
 
 
 class ModelSettings(Section):

@@ -279,7 +279,9 @@ class JobManager:
                       for i in items}
         for model in sorted(models):
             ms = settings.model_settings(model)
-            llm.validate(ModelSpec(model=model, api_base=job.api_base or ms.api_base, api_key_env=ms.api_key_env))
+            # the job's tasks may run on remote nodes, which hold and check their own keys
+            llm.validate(ModelSpec(model=model, api_base=job.api_base or ms.api_base, api_key_env=ms.api_key_env),
+                         keys=self.service.pool.backend.name == "local")
 
     async def _plan(self, job: JobRecord, settings: Settings,
                     workspace: Path) -> tuple[list[p.PlanItem], JobRecord]:

@@ -34,7 +34,8 @@ def hello(sock_path: Path, timeout: float = 2.0) -> dict[str, Any] | None:
         return None
 
 
-def start(workers: int | None = None, quiet: bool = False, timeout: float = 30.0) -> dict[str, Any]:
+def start(workers: int | None = None, quiet: bool = False, timeout: float = 30.0,
+          extra: list[str] | None = None) -> dict[str, Any]:
     """Start `pasd serve` unless a daemon answers; returns its hello once the socket is ready."""
     sock_path = paths.socket_path()
     found = hello(sock_path)
@@ -46,6 +47,7 @@ def start(workers: int | None = None, quiet: bool = False, timeout: float = 30.0
     log_path = state / "logs" / "pasd.log"
     env = {**os.environ, "PASD_SOCKET": str(sock_path), "PASD_STATE_DIR": str(state)}
     argv = [sys.executable, "-m", "daemon", "serve"] + (["--workers", str(workers)] if workers else [])
+    argv += extra or []  # more `serve` flags (--backend, --address, ...)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True, env=env)

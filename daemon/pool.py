@@ -107,6 +107,12 @@ class Pool:
     def recovered(self, prog: Programmer) -> None:
         self._set(prog, state=ProgrammerState.IDLE)
 
+    def place(self, programmer: str, node: str) -> None:
+        """A remote backend reports the node a programmer now runs on."""
+        for prog in self.programmers:
+            if prog.id == programmer and prog.info.node != node:
+                self._set(prog, node=node)
+
     def _set(self, prog: Programmer, **changes: object) -> None:
         prog.info = prog.info.model_copy(update=changes)
         self.bus.publish(ProgrammerEvent(programmer=prog.info))

@@ -174,6 +174,7 @@ class Receipt(Model):
     tier: str | None = None
     route: str | None = None  # why the tier was chosen
     fallback: str | None = None  # set when this attempt runs on a tier the task fell back to
+    node: str = "local"  # where the attempt ran: "local", or the Ray node's name
 
 
 class TaskInfo(Model):

@@ -135,7 +135,9 @@ class Service:
         ms = settings.model_settings(model)
         api_base = params.api_base or ms.api_base
         await llm.ensure_loaded()
-        llm.validate(ModelSpec(model=model, api_base=api_base, api_key_env=ms.api_key_env))
+        # a remote backend's nodes hold the provider keys and check them; this machine may have none
+        llm.validate(ModelSpec(model=model, api_base=api_base, api_key_env=ms.api_key_env),
+                     keys=self.pool.backend.name == "local")
         if params.check and not command_allowed(params.check, settings.guardrails.allow_commands):
             raise GuardrailRefused(f"check command not allowed: {params.check!r}; add a matching pattern to "
                                    "[guardrails] allow_commands in the config")

@@ -59,8 +59,8 @@ def provider_of(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else "openai"
 
 
-def validate(spec: ModelSpec) -> None:
-    """Refuse a malformed model string or a provider whose credentials are missing."""
+def validate(spec: ModelSpec, *, keys: bool = True) -> None:
+    """Refuse a malformed model string or (with `keys`) a provider whose credentials are missing here."""
     litellm = load()
     if not spec.model or spec.model != spec.model.strip() or " " in spec.model:
         raise BadModel(f"bad model string {spec.model!r}: expected provider/model, e.g. openai/gpt-4.1-mini")
@@ -68,7 +68,7 @@ def validate(spec: ModelSpec) -> None:
         _, provider, _, _ = litellm.get_llm_provider(model=spec.model, api_base=spec.api_base)
     except Exception as exc:
         raise BadModel(f"unknown model {spec.model!r}: {_first_line(exc)}") from exc
-    if spec.api_base:
+    if spec.api_base or not keys:
         return  # a custom endpoint may need no key; a wrong one fails the task with a clear reason
     if spec.api_key_env:
         if not os.environ.get(spec.api_key_env):
