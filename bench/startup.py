@@ -19,11 +19,10 @@ from common import Report, env_with_path, run_script
 TUI_PROBE = r"""
 import asyncio, sys, time
 t0 = time.perf_counter()
-from daemon.client import PasClient
 from pas_tui.app import PasApp
 
 async def main():
-    app = PasApp(client=PasClient(sys.argv[1], name="bench"))
+    app = PasApp(sys.argv[1])
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         print(time.perf_counter() - t0)
