@@ -39,7 +39,6 @@ async def test_initialize_advertises_the_commands(pasd: DaemonProcess, workspace
         await client.shutdown_session()
     print(f"pas-lsp: process start to initialize result: {elapsed * 1000:.0f} ms")
     assert caps is None or caps.execute_command_provider is not None
-    assert elapsed < 5
 
 
 async def test_initialize_result(pasd: DaemonProcess, workspace: Path) -> None:
