@@ -231,8 +231,8 @@ class PasServer(LanguageServer):
         if not self._submitting:
             self._early.clear()
         await self.progress_begin(task)
-        for env in early:
-            await self.on_event(env)
+        for env in early:  # progress only: the review already follows the live events, and these are older
+            self.follow_progress(env.event)
         return task
 
     async def submit_job(self, params: p.JobSubmitParams) -> p.JobInfo:
@@ -243,13 +243,12 @@ class PasServer(LanguageServer):
             job = await client.submit_job(params)
         finally:
             self._submitting -= 1
-        early = [env.event for env in self._early if _subject(env.event) == job.id]
+        early = [env for env in self._early if _subject(env.event) == job.id]
         if not self._submitting:
             self._early.clear()
         await self.job_progress_begin(job)
-        for ev in early:
-            if isinstance(ev, p.JobEvent):
-                self.job_progress_update(ev.job)
+        for env in early:
+            self.follow_progress(env.event)
         return job
 
     # ------------------------------------------------------------ daemon events
@@ -281,18 +280,22 @@ class PasServer(LanguageServer):
         if subject is not None and self._submitting and subject not in self.task_progress \
                 and subject not in self.job_progress:
             self._early = [*self._early[-200:], env]
-        if isinstance(ev, p.JobEvent):
-            self.job_progress_update(ev.job)
-            return
-        if isinstance(ev, p.ProgressEvent):
-            if ev.phase != "done":
-                self.progress_report(ev.task_id, ev.message)
-            return
         if isinstance(ev, p.TaskEvent):
             await self.track(ev.task)
+        self.follow_progress(ev)
         if isinstance(ev, (p.TaskEvent, p.ProgrammerEvent)):
             client = await self.link.client(start=False)
             self.publish_status(await client.status())
+
+    def follow_progress(self, ev: p.Event) -> None:
+        """What an event means for the progress shown: a job's count, a task's phase or its end."""
+        if isinstance(ev, p.JobEvent):
+            self.job_progress_update(ev.job)
+        elif isinstance(ev, p.ProgressEvent):
+            if ev.phase != "done":
+                self.progress_report(ev.task_id, ev.message)
+        elif isinstance(ev, p.TaskEvent) and not ev.task.state.active:
+            self.progress_end(ev.task)
 
     async def on_down(self, reason: str) -> None:
         log.info("daemon down: %s", reason)

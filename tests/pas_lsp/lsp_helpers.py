@@ -32,12 +32,23 @@ class Client(LanguageClient):
 
 
 def make_client() -> LanguageClient:
-    from pytest_lsp.client import make_test_lsp_client
+    from pygls.protocol import default_converter
+    from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
-    client = make_test_lsp_client()
+    create = lsp.WINDOW_WORK_DONE_PROGRESS_CREATE
+    client = LanguageClient(converter_factory=default_converter)
+    register_lsp_features(client, {k: v for k, v in DEFAULT_CLIENT_FEATURES.items() if k != create})
     client.statuses = []  # type: ignore[attr-defined]
     client.edits = []  # type: ignore[attr-defined]
     client.apply_result = True  # type: ignore[attr-defined]
+    client.progress_gate = asyncio.Event()  # type: ignore[attr-defined]
+    client.progress_gate.set()  # type: ignore[attr-defined]
+
+    @client.feature(create)
+    async def on_progress_create(ls: LanguageClient, params: lsp.WorkDoneProgressCreateParams) -> None:
+        # A test may hold the answer back, as a busy editor does, to let the task run ahead of it.
+        await ls.progress_gate.wait()  # type: ignore[attr-defined]
+        DEFAULT_CLIENT_FEATURES[create](ls, params)
 
     @client.feature("pas/status")
     def on_status(ls: LanguageClient, params: Any) -> None:

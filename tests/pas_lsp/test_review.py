@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from lsp_helpers import MODEL, buffer_text, delegate_and_review, execute, open_doc, r, wait_until
@@ -25,6 +26,24 @@ async def test_delegate_reports_progress(client: LanguageClient, workspace: Path
     messages = [x.message for x in reports[1:-1]]
     assert any(m and m.startswith("running on Programmer-") for m in messages), messages
     assert reports[-1].message == "ready for review: +1 -0"
+
+
+async def test_review_survives_a_slow_progress_answer(client: LanguageClient, workspace: Path) -> None:
+    """The task reaches review before the editor answers the progress request; its diagnostics stay."""
+    uri = open_doc(client, workspace / "app.py")
+    client.progress_gate.clear()  # type: ignore[attr-defined]
+    delegated = asyncio.create_task(execute(client, "pas.delegate", {
+        "uri": uri, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 16}},
+        "model": MODEL, "instruction": "explain add"}))
+    [diag] = await wait_until(lambda: client.diagnostics.get(uri), "review diagnostics")
+    client.progress_gate.set()  # type: ignore[attr-defined]
+    result = await delegated
+    assert diag.code == result["task_id"]
+    token = f"pas-task-{diag.code}"
+    reports = await wait_until(lambda: (v := client.progress_reports.get(token)) and
+                               isinstance(v[-1], lsp.WorkDoneProgressEnd) and v, "progress end")
+    assert reports[-1].message == "ready for review: +1 -0"
+    assert [d.code for d in client.diagnostics[uri]] == [diag.code]
 
 
 async def test_review_shows_diagnostics_and_lenses(client: LanguageClient, workspace: Path) -> None:
