@@ -42,4 +42,15 @@ if [ "$code" = 5 ]; then
   echo "pytest collected no tests: that is a failure here" >&2
   exit 1
 fi
-exit "$code"
+
+step "Ray backend: a two-node cluster in a private network namespace"
+set +e
+bash scripts/test-ray.sh
+ray_code=$?
+set -e
+if [ "$ray_code" = 5 ]; then
+  echo "the Ray tests collected nothing: that is a failure here" >&2
+  exit 1
+fi
+[ "$code" = 0 ] || exit "$code"
+exit "$ray_code"

@@ -63,3 +63,13 @@ async def test_initialize_result(pasd: DaemonProcess, workspace: Path) -> None:
         assert result.capabilities.code_lens_provider is not None
     finally:
         await client.shutdown_session()
+
+
+def test_vscode_commands_do_not_collide_with_server_commands() -> None:
+    # vscode-languageclient registers every server command itself; a duplicate id stops the client
+
+    from pas_lsp.commands import COMMANDS
+
+    package = json.loads((Path(__file__).parents[2] / "editors/vscode/package.json").read_text())
+    contributed = {c["command"] for c in package["contributes"]["commands"]}
+    assert contributed.isdisjoint(COMMANDS), contributed & set(COMMANDS)

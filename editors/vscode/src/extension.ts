@@ -33,7 +33,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     command('pas.promptDelegate', (arg) => promptDelegate(client, arg)),
     // Client-side half of the folder code action; and the explorer's menu on folders or a multi-selection.
     command('pas.promptDelegateJob', (arg) => promptDelegateJob(client, arg as Partial<JobArgs> | undefined)),
-    vscode.commands.registerCommand('pas.delegateJob', async (clicked?: vscode.Uri, selected?: vscode.Uri[]) => {
+    vscode.commands.registerCommand('pas.delegateFilesAsJob', async (clicked?: vscode.Uri, selected?: vscode.Uri[]) => {
       const c2p = client.client.code2ProtocolConverter;
       const uris = jobUris(clicked && c2p.asUri(clicked), selected?.map((u) => c2p.asUri(u)));
       try {
