@@ -190,6 +190,8 @@ class RayBackend:
                     if await actor.handle.cancel.remote(key):
                         async for item in stream:
                             await item
+                    else:  # not started on the actor yet: drop the queued call
+                        ray.cancel(stream)
             raise
         except RayTaskError as exc:  # the actor's own code raised: a bug, not a lost node
             raise RuntimeError(f"the Programmer actor on {actor.node} failed: {_first_line(exc)}") from None
