@@ -23,7 +23,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from daemon import planning, routing
+from daemon import crashpoints, planning, routing
 from daemon import protocol as p
 from daemon.config import Settings
 from daemon.errors import GuardrailRefused, InvalidParams, InvalidState, NotFound, PasError
@@ -147,6 +147,7 @@ class JobManager:
     # ------------------------------------------------------------ life cycle
 
     def start(self) -> None:
+        self._adopt_orphans()
         self._watch_task = asyncio.create_task(self._watch(), name="pasd-jobs")
 
     async def close(self) -> None:
@@ -154,6 +155,28 @@ class JobManager:
             self._watch_task.cancel()
             await asyncio.gather(self._watch_task, return_exceptions=True)
         self.jobs.close()
+
+    def _adopt_orphans(self) -> None:
+        """Give back to their jobs the tasks queued just before a crash, before their job record was saved.
+
+        Such a task is in the store (and the scheduler runs it again after the restart) while its job
+        still lists its subtask as pending: without this the subtask would be queued a second time.
+        """
+        for job in self.jobs.query(None, 10_000, open_only=True):
+            listed = set(job.task_ids)
+            orphans = [t for t in (self.store.get_task(i) for i in self.store.job_task_ids(job.id))
+                       if t is not None and t.id not in listed]
+            if not orphans:
+                continue
+            pending = list(job.pending)
+            for task in orphans:
+                same = [i for i, item in enumerate(pending)
+                        if item.files == task.files and item.instruction.strip() == task.instruction]
+                if same:
+                    del pending[same[0]]
+            log.info("job %s: adopted %d task(s) queued before a crash", job.id, len(orphans))
+            self.jobs.save(job.model_copy(update={"pending": pending,
+                                                  "task_ids": [*job.task_ids, *(t.id for t in orphans)]}))
 
     async def _watch(self) -> None:
         """Advance a job whenever one of its tasks stops running; catch up after (re)subscribing."""
@@ -381,6 +404,7 @@ class JobManager:
                     errors.append(f"{', '.join(item.files)}: {exc.message}")
                     continue
                 self.scheduler.submit(task)
+                crashpoints.reach("job.task-queued")
                 new_ids.append(task.id)
                 busy.update(task.files)
             error = "; ".join(filter(None, [job.error, *errors])) or None

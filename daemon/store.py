@@ -122,6 +122,12 @@ class Store:
         args.append(limit)
         return [TaskInfo.model_validate_json(r[0]) for r in self.db.execute(sql, args)]
 
+    def job_task_ids(self, job_id: str) -> list[str]:
+        """The ids of a job's tasks in the order they were queued, as the tasks themselves record it."""
+        rows = self.db.execute("SELECT id FROM tasks WHERE json_extract(info, '$.job_id') = ? ORDER BY seq",
+                               (job_id,))
+        return [r[0] for r in rows]
+
     def count_tasks(self, states: Iterable[TaskState]) -> int:
         """How many tasks are in these states, without reading them (pool.status asks often)."""
         states = list(states)

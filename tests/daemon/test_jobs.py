@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from daemon import protocol as p
-from daemon.errors import BadModel, GuardrailRefused
+from daemon.errors import BadModel, DaemonUnavailable, GuardrailRefused
 from daemon.offline_model import OfflineModel
 from daemon.testing import DaemonFactory, DaemonProcess
 
@@ -85,6 +86,26 @@ async def test_per_file_job_runs_in_parallel_and_its_receipt_sums_its_tasks(
         assert res.job.state is p.JobState.APPLIED and not res.conflicts
     for f in files:
         assert (repo / f).read_text().startswith("# pas: add a note\n")
+
+
+async def test_a_task_queued_just_before_a_crash_stays_in_its_job(make_daemon: DaemonFactory,
+                                                                  offline: OfflineModel, repo: Path) -> None:
+    files = add_sources(repo, 3)
+    d = make_daemon(workers=3, env={"PASD_CRASH_AT": "job.task-queued"})
+    async with d.client() as c:
+        with pytest.raises(DaemonUnavailable):  # killed right after queuing the job's first task
+            await c.submit_job(job_params(repo, ["src/*.py"]))
+    assert d.proc is not None and d.proc.wait(30) == -signal.SIGKILL
+    del d.env["PASD_CRASH_AT"]
+    d.start()
+    async with d.client() as c:
+        [job] = await c.jobs()
+        job = await c.wait_job(job.id)
+        assert job.state is p.JobState.REVIEW and job.pending == []
+        # each file got one task: the one queued before the crash was not queued a second time
+        assert sorted(t.files[0] for t in job.tasks) == files and len(job.task_ids) == 3
+        every = await c.list(p.TaskListParams())
+        assert sorted(t.id for t in every) == sorted(job.task_ids)
 
 
 async def test_plan_job_naming_a_file_outside_its_allowlist_is_refused(
