@@ -18,6 +18,7 @@ from pas_lsp import commands, jobs, review, tasks
 from pas_lsp.config import MAX_ACTION_MODELS, Effective, PasSettings, effective, parse_settings
 from pas_lsp.daemon_link import DaemonLink
 from pas_lsp.errors import InvalidParams, to_lsp
+from pas_lsp.progress import Progress
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -32,8 +33,7 @@ class PasServer(LanguageServer):
         self.link = DaemonLink()
         self.settings = PasSettings()
         self.reviews = review.Reviews()
-        self.task_progress: dict[str, tasks.TaskProgress] = {}
-        self.job_progress: dict[str, tasks.TaskProgress] = {}
+        self.tracker = Progress(self)
         self.follower: asyncio.Task[None] | None = None
         self._effective: dict[Path | None, Effective] = {}
         self._reported: set[str] = set()
@@ -147,75 +147,7 @@ class PasServer(LanguageServer):
         if changed:
             self.publish_review()
         if not task.state.active:
-            self.progress_end(task)
-
-    # ------------------------------------------------------------ progress
-
-    async def progress_begin(self, task: p.TaskInfo) -> None:
-        tp = tasks.TaskProgress(token=f"pas-task-{task.id}", title=f"PAS: {task.instruction}")
-        self.task_progress[task.id] = tp
-        if not await self._progress_start(tp, "queued"):
-            self.task_progress.pop(task.id, None)
-
-    async def job_progress_begin(self, job: p.JobInfo) -> None:
-        tp = tasks.TaskProgress(token=f"pas-job-{job.id}", title=f"PAS job: {job.instruction}")
-        self.job_progress[job.id] = tp
-        if not await self._progress_start(tp, jobs.progress(job)):
-            self.job_progress.pop(job.id, None)
-
-    def job_progress_update(self, job: p.JobInfo) -> None:
-        """One report per change of "N of M tasks done"; the end once the job stops running."""
-        tp = self.job_progress.get(job.id)
-        if tp is None:
-            return
-        if job.state.active:
-            message = jobs.progress(job)
-            if message != tp.last:
-                self._progress_send(tp, "report", message)
-        else:
-            self._progress_send(tp, "end", jobs.outcome(job))
-
-    async def _progress_start(self, tp: tasks.TaskProgress, message: str) -> bool:
-        caps = self.client_capabilities.window
-        if not (caps and caps.work_done_progress):
-            return False
-        try:
-            await self.work_done_progress.create_async(tp.token)
-        except Exception as exc:  # a client may refuse progress; the work goes on without it
-            log.info("no progress %s: %s", tp.token, exc)
-            return False
-        self.work_done_progress.begin(tp.token, lsp.WorkDoneProgressBegin(title=tp.title, message=message))
-        tp.started = True
-        tp.last = message
-        for kind, pending in tp.pending:
-            self._progress_send(tp, kind, pending)
-        tp.pending.clear()
-        return True
-
-    def progress_report(self, task_id: str, message: str) -> None:
-        tp = self.task_progress.get(task_id)
-        if tp is not None:
-            self._progress_send(tp, "report", message)
-
-    def progress_end(self, task: p.TaskInfo) -> None:
-        tp = self.task_progress.get(task.id)
-        if tp is not None:
-            self._progress_send(tp, "end", tasks.outcome(task))
-
-    def _progress_send(self, tp: tasks.TaskProgress, kind: str, message: str) -> None:
-        if tp.ended:
-            return
-        if not tp.started:
-            tp.pending.append((kind, message))  # type: ignore[arg-type]
-            return
-        tp.last = message
-        if kind == "end":
-            tp.ended = True
-            self.work_done_progress.end(tp.token, lsp.WorkDoneProgressEnd(message=message))
-            self.task_progress = {k: v for k, v in self.task_progress.items() if v is not tp}
-            self.job_progress = {k: v for k, v in self.job_progress.items() if v is not tp}
-        else:
-            self.work_done_progress.report(tp.token, lsp.WorkDoneProgressReport(message=message))
+            self.tracker.task_ended(task)
 
     # ------------------------------------------------------------ submitting
 
@@ -230,9 +162,9 @@ class PasServer(LanguageServer):
         early = [env for env in self._early if _subject(env.event) == task.id]
         if not self._submitting:
             self._early.clear()
-        await self.progress_begin(task)
+        await self.tracker.begin_task(task)
         for env in early:  # progress only: the review already follows the live events, and these are older
-            self.follow_progress(env.event)
+            self.tracker.follow(env.event)
         return task
 
     async def submit_job(self, params: p.JobSubmitParams) -> p.JobInfo:
@@ -246,9 +178,9 @@ class PasServer(LanguageServer):
         early = [env for env in self._early if _subject(env.event) == job.id]
         if not self._submitting:
             self._early.clear()
-        await self.job_progress_begin(job)
+        await self.tracker.begin_job(job)
         for env in early:
-            self.follow_progress(env.event)
+            self.tracker.follow(env.event)
         return job
 
     # ------------------------------------------------------------ daemon events
@@ -262,14 +194,14 @@ class PasServer(LanguageServer):
             del self.reviews.tasks[task_id]
         for task in reviewable:
             await self.track(task)
-        for task_id in list(self.task_progress):  # tasks that ended while the daemon was away
+        for task_id in list(self.tracker.tasks):  # tasks that ended while the daemon was away
             try:
                 await self.track(await client.get(task_id))
             except Exception as exc:
                 log.info("task %s: %s", task_id, exc)
-        for job_id in list(self.job_progress):
+        for job_id in list(self.tracker.jobs):
             try:
-                self.job_progress_update(await client.job(job_id))
+                self.tracker.job_changed(await client.job(job_id))
             except Exception as exc:
                 log.info("job %s: %s", job_id, exc)
         self.publish_review()
@@ -277,25 +209,14 @@ class PasServer(LanguageServer):
     async def on_event(self, env: p.EventEnvelope) -> None:
         ev = env.event
         subject = _subject(ev)
-        if subject is not None and self._submitting and subject not in self.task_progress \
-                and subject not in self.job_progress:
+        if subject is not None and self._submitting and not self.tracker.follows(subject):
             self._early = [*self._early[-200:], env]
         if isinstance(ev, p.TaskEvent):
             await self.track(ev.task)
-        self.follow_progress(ev)
+        self.tracker.follow(ev)
         if isinstance(ev, (p.TaskEvent, p.ProgrammerEvent)):
             client = await self.link.client(start=False)
             self.publish_status(await client.status())
-
-    def follow_progress(self, ev: p.Event) -> None:
-        """What an event means for the progress shown: a job's count, a task's phase or its end."""
-        if isinstance(ev, p.JobEvent):
-            self.job_progress_update(ev.job)
-        elif isinstance(ev, p.ProgressEvent):
-            if ev.phase != "done":
-                self.progress_report(ev.task_id, ev.message)
-        elif isinstance(ev, p.TaskEvent) and not ev.task.state.active:
-            self.progress_end(ev.task)
 
     async def on_down(self, reason: str) -> None:
         log.info("daemon down: %s", reason)

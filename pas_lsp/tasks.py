@@ -1,11 +1,10 @@
-"""Delegating: command arguments, `pas:` comments, delegate code actions, per-task progress."""
+"""Delegating: command arguments, `pas:` comments, delegate code actions, task outcomes."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from lsprotocol import types as lsp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -144,15 +143,3 @@ def outcome(t: p.TaskInfo) -> str:
     if t.state is p.TaskState.APPLIED and t.files_changed == 0:
         return "no change"
     return t.state.value.lower()
-
-
-@dataclass
-class TaskProgress:
-    """One task's (or job's) work-done progress; events that arrive before `begin` wait in `pending`."""
-
-    token: str
-    title: str
-    started: bool = False
-    ended: bool = False
-    last: str = ""  # the message last sent (or held back)
-    pending: list[tuple[Literal["report", "end"], str]] = field(default_factory=list)
