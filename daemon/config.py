@@ -19,7 +19,7 @@ OFFLINE_MODEL = "openai/pasd-offline"
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class PoolConfig(Section):

@@ -35,8 +35,13 @@ def hello(sock_path: Path, timeout: float = 2.0) -> dict[str, Any] | None:
 
 
 def start(workers: int | None = None, quiet: bool = False, timeout: float = 30.0,
-          extra: list[str] | None = None) -> dict[str, Any]:
-    """Start `pasd serve` unless a daemon answers; returns its hello once the socket is ready."""
+          extra: list[str] | None = None, fork: bool = False) -> dict[str, Any]:
+    """Start `pasd serve` unless a daemon answers; returns its hello once the socket is ready.
+
+    `fork`: the daemon is this process's child by `fork()` rather than a new interpreter, which
+    saves a Python start-up. Only for a process with one thread and nothing else to do (the
+    `pasd start` command); a library caller gets a fresh `python -m daemon serve`.
+    """
     sock_path = paths.socket_path()
     found = hello(sock_path)
     if found is not None:
@@ -48,18 +53,29 @@ def start(workers: int | None = None, quiet: bool = False, timeout: float = 30.0
     env = {**os.environ, "PASD_SOCKET": str(sock_path), "PASD_STATE_DIR": str(state)}
     argv = [sys.executable, "-m", "daemon", "serve"] + (["--workers", str(workers)] if workers else [])
     argv += extra or []  # more `serve` flags (--backend, --address, ...)
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, env=env)
+    proc: subprocess.Popen[bytes] | None = None
+    if fork and not extra:
+        pid = os.fork()
+        if pid == 0:
+            _serve_here(log_path, env, workers)
+    else:
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    start_new_session=True, env=env)
+        pid = proc.pid
+
+    def exited() -> bool:
+        return proc.poll() is not None if proc is not None else os.waitpid(pid, os.WNOHANG)[0] != 0
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = hello(sock_path)
         if found is not None:
             # another `pasd start` may have won the race for the lock
-            verb = "started" if found.get("pid") == proc.pid else "is already running"
+            verb = "started" if found.get("pid") == pid else "is already running"
             _say(quiet, f"pasd {verb} (pid {found['pid']}) on {found['socket']}")
             return found
-        if proc.poll() is not None:
+        if exited():
             found = hello(sock_path)
             if found is not None:
                 _say(quiet, f"pasd is already running (pid {found['pid']}) on {found['socket']}")
@@ -68,6 +84,36 @@ def start(workers: int | None = None, quiet: bool = False, timeout: float = 30.0
             raise LaunchError(f"the daemon exited during start-up: {tail[0]} (log: {log_path})")
         time.sleep(0.01)
     raise LaunchError(f"the daemon did not answer within {timeout:g} s (log: {log_path})")
+
+
+def _serve_here(log_path: Path, env: dict[str, str], workers: int | None) -> None:
+    """In the forked child: detach from the terminal, log to the file, serve, and never return."""
+    code = 1
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDONLY)
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(null)
+        os.close(log)
+        os.environ.update(env)
+        serve = ["serve"] + (["--workers", str(workers)] if workers else [])
+        sys.argv = [sys.argv[0], *serve]
+        from daemon.cli import main
+
+        code = main(serve)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _say(quiet: bool, text: str) -> None:
@@ -86,7 +132,7 @@ def main(argv: list[str]) -> int | None:
     elif rest:
         return None  # anything else (--help, --foreground, a usage error) goes through argparse
     try:
-        start(workers)
+        start(workers, fork=hasattr(os, "fork"))
     except LaunchError as exc:
         print(f"pasd: {exc}", file=sys.stderr)
         return 1

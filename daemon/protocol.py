@@ -4,7 +4,6 @@ The daemon, the CLI, pas-lsp and pas-tui all speak through these models; nobody
 builds protocol dicts by hand. This module must stay light: pydantic only.
 """
 
-from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated, Any, Literal

@@ -193,6 +193,10 @@ class RpcServer:
         self._conns.add(task)
         try:
             await Connection(self, reader, writer).serve()
+        except asyncio.CancelledError:
+            # close() ends every connection this way; asyncio 3.11 logs a handler task that ends
+            # cancelled as an error, so the handler ends normally instead (the transport closes).
+            writer.close()
         finally:
             self._conns.discard(task)
 

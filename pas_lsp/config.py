@@ -18,7 +18,7 @@ MAX_ACTION_MODELS = 5
 class PasSettings(BaseModel):
     """The `pas` section as the editor sends it; empty values mean "not set"."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     models: list[str] = []
     """Model choices offered in code actions (the first 5); empty: the daemon's `models.choices`."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +84,10 @@ def test_start_twice_at_once_runs_one_daemon(daemon: DaemonProcess) -> None:
     assert text.count("pasd started") == 1 and text.count("already running") == 1, outs
     status = json.loads(pasd(daemon, "status", "--json").stdout)
     assert len(status["programmers"]) == 2
+    # the daemon left the starting terminal: its own session, its output in the log
+    pid = int(re.search(r"pasd started \(pid (\d+)\)", text).group(1))  # type: ignore[union-attr]
+    assert os.getsid(pid) == pid
+    assert "with 2 programmers" in (daemon.state_dir / "logs" / "pasd.log").read_text()
     r = pasd(daemon, "stop")
     assert r.returncode == 0 and "stopped" in r.stdout
     assert not daemon.answers()
