@@ -129,7 +129,7 @@ def _action(title: str, command: str, args: dict[str, Any]) -> lsp.CodeAction:
 def task_summary(t: p.TaskInfo) -> dict[str, Any]:
     root = Path(t.workspace)
     return {"id": t.id, "state": t.state.value, "instruction": t.instruction, "model": t.model,
-            "files": list(t.files), "uris": [(root / f).as_uri() for f in t.files]}
+            "files": list(t.files), "uris": [(root / f).as_uri() for f in t.files], "job": t.job_id}
 
 
 def outcome(t: p.TaskInfo) -> str:
