@@ -2,28 +2,11 @@
 -- open a file, list code actions, delegate via the code action's client-side command, wait for
 -- the review diagnostic, :PasApprove, check the buffer. Exits 0 on success, :cq (1) on failure.
 local env = vim.env
-vim.opt.runtimepath:prepend(env.PAS_NVIM_RTP)
-vim.opt.swapfile = false
-vim.cmd("runtime! plugin/pas.lua") -- plugins load after -u init; this flow runs inside it
-
-local log = {}
-local function say(msg)
-  table.insert(log, msg)
-  vim.fn.writefile(log, env.PAS_TEST_LOG)
-end
-
-local function wait(ms, what, cond)
-  if not vim.wait(ms, cond, 20) then
-    error("timed out waiting for " .. what)
-  end
-end
+local flow = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/flow.lua")
+local say, wait = flow.say, flow.wait
 
 local function run()
-  local pas = require("pas")
-  pas.setup({
-    cmd = { env.PAS_PYTHON, "-m", "pas_lsp" },
-    models = { "openai/pasd-offline", "openai/pasd-offline-b" },
-  })
+  local pas = flow.pas({ "openai/pasd-offline", "openai/pasd-offline-b" })
   vim.cmd("edit " .. vim.fn.fnameescape(env.PAS_TEST_FILE))
   local bufnr = vim.api.nvim_get_current_buf()
   wait(20000, "pas-lsp to attach", function()
@@ -79,9 +62,4 @@ local function run()
   say("ok")
 end
 
-local ok, err = xpcall(run, debug.traceback)
-if not ok then
-  say("FAILED: " .. tostring(err))
-  vim.cmd("cq")
-end
-vim.cmd("qa!")
+flow.run(run)

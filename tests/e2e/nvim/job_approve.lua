@@ -3,28 +3,11 @@
 -- tasks are in review, open one file, see its review diagnostic, :PasApprove there. Only that
 -- file's buffer changes. Exits 0 on success, :cq (1) on failure.
 local env = vim.env
-vim.opt.runtimepath:prepend(env.PAS_NVIM_RTP)
-vim.opt.swapfile = false
-vim.cmd("runtime! plugin/pas.lua")
-
-local log = {}
-local function say(msg)
-  table.insert(log, msg)
-  vim.fn.writefile(log, env.PAS_TEST_LOG)
-end
-
-local function wait(ms, what, cond)
-  if not vim.wait(ms, cond, 20) then
-    error("timed out waiting for " .. what)
-  end
-end
+local flow = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/flow.lua")
+local say, wait = flow.say, flow.wait
 
 local function run()
-  local pas = require("pas")
-  pas.setup({
-    cmd = { env.PAS_PYTHON, "-m", "pas_lsp" },
-    models = { "openai/pasd-offline" },
-  })
+  local pas = flow.pas({ "openai/pasd-offline" })
   local folder = env.PAS_TEST_FOLDER
   local first, second = folder .. "/a.py", folder .. "/b.py"
   vim.cmd("edit " .. vim.fn.fnameescape(first))
@@ -84,9 +67,4 @@ local function run()
   say("ok")
 end
 
-local ok, err = xpcall(run, debug.traceback)
-if not ok then
-  say("FAILED: " .. tostring(err))
-  vim.cmd("cq")
-end
-vim.cmd("qa!")
+flow.run(run)

@@ -1,0 +1,37 @@
+-- What every headless Neovim flow shares: the plugin on the runtimepath, a log the Python test
+-- reads, waits with a reason, and the exit code (0 on success, :cq (1) on failure).
+local M = {}
+local env = vim.env
+vim.opt.runtimepath:prepend(env.PAS_NVIM_RTP)
+vim.opt.swapfile = false
+vim.cmd("runtime! plugin/pas.lua") -- plugins load after -u init; the flow runs inside it
+
+local log = {}
+function M.say(msg)
+  table.insert(log, msg)
+  vim.fn.writefile(log, env.PAS_TEST_LOG)
+end
+
+function M.wait(ms, what, cond)
+  if not vim.wait(ms, cond, 20) then
+    error("timed out waiting for " .. what)
+  end
+end
+
+--- The plugin, set up to start pas-lsp from this checkout with these model choices.
+function M.pas(models)
+  local pas = require("pas")
+  pas.setup({ cmd = { env.PAS_PYTHON, "-m", "pas_lsp" }, models = models })
+  return pas
+end
+
+function M.run(flow)
+  local ok, err = xpcall(flow, debug.traceback)
+  if not ok then
+    M.say("FAILED: " .. tostring(err))
+    vim.cmd("cq")
+  end
+  vim.cmd("qa!")
+end
+
+return M
