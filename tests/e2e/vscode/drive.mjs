@@ -190,6 +190,22 @@ const STEPS = {
     await loc.waitFor({ state: s.state ?? 'visible', timeout: t });
     return s.state === 'hidden' || s.state === 'detached' ? null : loc.textContent();
   },
+  /** Right-click `item` in the Explorer and choose `action` from its context menu. */
+  async explorerMenu(page, s, t) {
+    await page.keyboard.press('Control+Shift+E');
+    const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: s.item }).first();
+    await row.waitFor({ timeout: t });
+    await row.click({ button: 'right' });
+    const entry = page.locator('.context-view .action-label', { hasText: s.action }).first();
+    await entry.waitFor({ timeout: t });
+    await entry.click();
+  },
+  /** Click the first element matching `selector` (a code lens, a button). */
+  async click(page, s, t) {
+    const loc = page.locator(s.selector).first();
+    await loc.waitFor({ timeout: t });
+    await loc.click();
+  },
   async key(page, s) {
     await page.keyboard.press(s.key);
   },

@@ -88,11 +88,12 @@ def pas_stack(tmp_path: Path) -> Iterator[tuple[DaemonProcess, OfflineModel]]:
             daemon.cleanup()
 
 
-def _workspace(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "ws", {"app.py": SAMPLE})
+def _workspace(tmp_path: Path, files: dict[str, str] | None) -> Path:
+    return make_repo(tmp_path / "ws", {"app.py": SAMPLE, **(files or {})})
 
 
-def _editor(code_server: Callable[..., CodeServer], tmp_path: Path, daemon: DaemonProcess) -> CodeServer:
+def _editor(code_server: Callable[..., CodeServer], tmp_path: Path, daemon: DaemonProcess,
+            files: dict[str, str] | None = None) -> CodeServer:
     settings = {
         "pas.serverPath": f"{sys.executable} -m pas_lsp",
         "pas.models": MODELS,
@@ -102,7 +103,7 @@ def _editor(code_server: Callable[..., CodeServer], tmp_path: Path, daemon: Daem
     # and config (pas-lsp reads models.* from it) and this tree on PYTHONPATH.
     env = {k: daemon.env[k] for k in ("PASD_SOCKET", "PASD_STATE_DIR", "PASD_CONFIG")}
     env["PYTHONPATH"] = str(REPO)
-    return code_server(_workspace(tmp_path), settings, env)
+    return code_server(_workspace(tmp_path, files), settings, env)
 
 
 def _delegate(shot: Path) -> list[dict[str, Any]]:
@@ -184,3 +185,36 @@ def test_delegate_review_reject(
     print(f"reject flow: {time.monotonic() - started:.1f} s")
     assert "return len(items)" in cs.value(result, "editorText")
     assert (cs.workspace / "app.py").read_text() == SAMPLE
+
+
+def test_job_from_the_explorer_review_approve_one_task(
+    code_server: Callable[..., CodeServer], tmp_path: Path, pas_stack: tuple[DaemonProcess, OfflineModel]
+) -> None:
+    """A folder delegated from the Explorer's menu becomes a job of one task per file, reviewed per file."""
+    daemon, model = pas_stack
+    model.set_latency(1.5)
+    started = time.monotonic()
+    a, b = "def a():\n    return 1\n", "def b():\n    return 2\n"
+    cs = _editor(code_server, tmp_path, daemon, {"src/a.py": a, "src/b.py": b})
+    result = cs.drive(
+        [
+            {"do": "statusBar", "match": r"PAS \d+ idle"},
+            {"do": "explorerMenu", "item": "src", "action": "PAS: Delegate these files as a job"},
+            {"do": "type", "text": "note the job"},
+            {"do": "pick", "label": "openai/pasd-offline"},
+            {"do": "statusBar", "match": r"PAS: job \S+ queued \(2 tasks\)"},
+            {"do": "statusBar", "match": r"[1-9] busy", "timeoutMs": 30000},
+            {"do": "statusBar", "match": r"PAS 2 idle · 0 busy", "timeoutMs": 60000},
+            {"do": "openFile", "path": "src/a.py"},
+            # The lens runs the server's pas.approve: the hunk lands in the buffer, unsaved.
+            {"do": "click", "selector": ".codelens-decoration a:text('Approve')"},
+            {"do": "editorText", "contains": "# pas: note the job"},
+            {"do": "wait", "selector": ".tab.active.dirty"},
+            {"do": "save"},
+        ],
+        timeout_ms=30_000,
+    )
+    print(f"job flow: {time.monotonic() - started:.1f} s")
+    assert cs.value(result, "pick")[:2] == MODELS
+    assert (cs.workspace / "src" / "a.py").read_text() == "# pas: note the job\n" + a
+    assert (cs.workspace / "src" / "b.py").read_text() == b
