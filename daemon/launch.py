@@ -98,6 +98,9 @@ def _serve_here(log_path: Path, env: dict[str, str], workers: int | None) -> Non
         os.dup2(log, 2)
         os.close(null)
         os.close(log)
+        # What a spawned process would not inherit: pipes of whoever ran `pasd start` stay
+        # open otherwise, and a caller reading one to its end would wait for the daemon to exit.
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         os.environ.update(env)
         serve = ["serve"] + (["--workers", str(workers)] if workers else [])
         sys.argv = [sys.argv[0], *serve]

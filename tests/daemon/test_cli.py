@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,19 @@ def test_start_twice_at_once_runs_one_daemon(daemon: DaemonProcess) -> None:
     r = pasd(daemon, "stop")
     assert r.returncode == 0 and "stopped" in r.stdout
     assert not daemon.answers()
+
+
+def test_start_leaves_the_callers_pipes_alone(daemon: DaemonProcess) -> None:
+    """A caller reading a pipe it gave `pasd start` reaches its end once the command is done."""
+    daemon.stop()
+    r, w = os.pipe()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "daemon", "start", "--workers", "1"], env=daemon.env,
+                              pass_fds=(w,), capture_output=True, text=True, timeout=60)
+        os.close(w)
+        assert proc.returncode == 0, proc.stderr
+        assert daemon.answers()
+        assert select.select([r], [], [], 10)[0] == [r] and os.read(r, 1) == b""
+    finally:
+        os.close(r)
+        pasd(daemon, "stop")
