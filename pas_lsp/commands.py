@@ -126,6 +126,28 @@ def _path_of(hunks: list[p.Hunk], hunk_id: int) -> str:
     return next(h.path for h in hunks if h.id == hunk_id)
 
 
+async def approve_job(ls: PasServer, *args: Any) -> dict[str, Any]:
+    """Every task of the job still in review, each as `pas.approve` does it (open documents via applyEdit)."""
+    a = tasks.parse_args("pas.approveJob", jobs.JobRefArgs, args)
+    client = await ls.link.client()
+    job = await client.job(a.job)
+    pending = [t for t in job.tasks if t.state.reviewable]
+    if not pending:
+        raise InvalidParams(f"pas.approveJob: job {job.id} has no task in review (it is {job.state.value})")
+    results = [await approve(ls, {"task": t.id}) for t in pending]
+    job = await client.job(job.id)
+    return {"job_id": job.id, "state": job.state.value, "tasks": results}
+
+
+async def reject_job(ls: PasServer, *args: Any) -> dict[str, Any]:
+    a = tasks.parse_args("pas.rejectJob", jobs.JobRefArgs, args)
+    client = await ls.link.client()
+    r = await client.reject_job(p.JobReviewParams(job_id=a.job))
+    for t in r.job.tasks:
+        await ls.track(t)
+    return {"job_id": r.job.id, "state": r.job.state.value}
+
+
 async def reject(ls: PasServer, *args: Any) -> dict[str, Any]:
     a = tasks.parse_args("pas.reject", tasks.TaskArgs, args)
     client = await ls.link.client()
@@ -206,6 +228,8 @@ COMMANDS: dict[str, Command] = {
     "pas.delegateJob": delegate_job,
     "pas.approve": approve,
     "pas.reject": reject,
+    "pas.approveJob": approve_job,
+    "pas.rejectJob": reject_job,
     "pas.showDiff": show_diff,
     "pas.diffContents": diff_contents,
     "pas.cancel": cancel,

@@ -20,6 +20,10 @@ class JobArgs(_Args):
     split: Literal["per-file", "plan"] = "per-file"
 
 
+class JobRefArgs(_Args):
+    job: str = Field(min_length=1)
+
+
 def folder_actions(uri: str, models: list[str]) -> list[lsp.CodeAction]:
     """Per document, the job a code action can name is the document's folder; clients pass other selections."""
     fs = to_fs_path(uri) if uri.startswith("file:") else None

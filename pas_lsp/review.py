@@ -87,6 +87,10 @@ def code_lenses(task: ReviewTask, hunk: p.Hunk, lines: list[str]) -> list[lsp.Co
         lsp.CodeLens(range=at, command=lsp.Command(title="Reject", command="pas.reject", arguments=[one])),
         lsp.CodeLens(range=at, command=lsp.Command(title="Show diff", command="pas.showDiff",
                                                    arguments=[{"task": task.id}])),
+        *([lsp.CodeLens(range=at, command=lsp.Command(title=f"Approve job {task.info.job_id}",
+                                                      command="pas.approveJob",
+                                                      arguments=[{"job": task.info.job_id}]))]
+          if task.info.job_id else []),
     ]
 
 

@@ -82,6 +82,49 @@ async def test_folder_action_prompts_for_a_job(client: LanguageClient, workspace
     assert list(cmd.arguments) == [{"uris": [workspace.as_uri()], "model": MODEL}]
 
 
+async def delegated_job(client: LanguageClient, workspace: Path, files: list[str]) -> str:
+    """Delegate the src folder as a job and wait until its progress ends (all tasks in review)."""
+    result = await execute(client, "pas.delegateJob", {"uris": [(workspace / "src").as_uri()],
+                                                       "instruction": "add a note", "model": MODEL})
+    job_id = result["job_id"]
+    await wait_until(lambda: (v := client.progress_reports.get(f"pas-job-{job_id}")) and
+                     isinstance(v[-1], lsp.WorkDoneProgressEnd), "the job's progress end", 60)
+    return str(job_id)
+
+
+async def test_approve_job_puts_open_files_in_the_buffer_and_writes_the_others(
+        client: LanguageClient, workspace: Path) -> None:
+    files = add_folder(workspace, 2)
+    uri = open_doc(client, workspace / files[0])
+    job_id = await delegated_job(client, workspace, files)
+    await wait_until(lambda: client.diagnostics.get(uri), "review diagnostics in the open file")
+    lenses = await client.text_document_code_lens_async(
+        lsp.CodeLensParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
+    job_lens = lenses[-1].command
+    assert job_lens.title == f"Approve job {job_id}" and job_lens.command == "pas.approveJob"
+
+    result = await execute(client, job_lens.command, *job_lens.arguments)
+    assert result["job_id"] == job_id and result["state"] == "APPLIED"
+    assert [t["applied"] for t in result["tasks"]] == [[1], [1]]
+    # the open file changed in the editor's buffer only; the closed one on disk
+    [params] = client.edits  # type: ignore[attr-defined]
+    assert list(params.edit.changes) == [uri]
+    assert (workspace / files[0]).read_text().startswith("def f0")
+    assert (workspace / files[1]).read_text().startswith("# pas: add a note\n")
+    await wait_until(lambda: uri in client.diagnostics and len(client.diagnostics[uri]) == 0, "diagnostics cleared")
+
+
+async def test_reject_job_leaves_every_file_as_it_was(client: LanguageClient, workspace: Path) -> None:
+    files = add_folder(workspace, 2)
+    job_id = await delegated_job(client, workspace, files)
+    result = await execute(client, "pas.rejectJob", {"job": job_id})
+    assert result == {"job_id": job_id, "state": "REJECTED"}
+    assert all((workspace / f).read_text().startswith("def f") for f in files)
+    with pytest.raises(JsonRpcException) as err:
+        await execute(client, "pas.approveJob", {"job": job_id})
+    assert "no task in review" in err.value.message
+
+
 BAD = [
     [{}],
     [{"uris": []}],
