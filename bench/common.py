@@ -201,7 +201,7 @@ def bench_daemon(workers: int, *, latency: float = 0.0, warm: bool = True,
     config = write_config(tmp / "config" / "config.toml", sections)
     daemon = DaemonProcess(tmp, workers=workers, env={"PASD_CONFIG": str(config)})
     try:
-        daemon.start()
+        daemon.start(timeout=90 if (pool or {}).get("backend") == "ray" else 30)  # Ray: the actor starts too
         b = Bench(model, daemon, tmp)
         if warm:
             ws, files = b.workspace(10)

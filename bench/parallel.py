@@ -1,19 +1,52 @@
 """Parallel speedup: 64 tasks against a model that takes 1.0 s, pool sizes 1 to 32.
 
 Speedup is over pool size 1 measured in the same run; efficiency is speedup / size.
+`--backend ray` runs the same on the Ray backend: on the cluster at `--address` (with
+RAY_AUTH_TOKEN set), else on a two-node cluster it starts on this machine, which must run inside
+a private network namespace (scripts/bench-ray.sh does both).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 from common import Report, bench_daemon, failures, run_script, run_tasks
+
+from daemon.testing import ray_cluster
 
 TARGETS = {8: 0.95, 32: 0.90}
 
 
+def add_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--backend", choices=["local", "ray"], default="local", help="where the programmers run")
+    ap.add_argument("--address", help="with --backend ray: the cluster's address (default: start one here)")
+
+
+@contextlib.contextmanager
+def ray_pool(address: str | None) -> Iterator[dict[str, Any]]:
+    """The [pool] settings of a daemon on Ray; starts a local two-node cluster unless given an address."""
+    if address:
+        yield {"backend": "ray", "address": address}
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="pb-", dir="/tmp"))  # short: Ray's socket paths are length-limited
+    try:
+        with ray_cluster(tmp) as (cluster, _):
+            yield {"backend": "ray", "address": cluster.address}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(args: argparse.Namespace) -> Report:
+    if args.backend == "ray":
+        with ray_pool(args.address) as pool:
+            return on_ray(args, pool)
     quick = args.quick
     sizes, n_tasks, latency = ([1, 4], 8, 0.25) if quick else ([1, 2, 4, 8, 16, 32], 64, 1.0)
     r = Report(f"parallel: {n_tasks} tasks, model latency {latency} s, pool sizes {sizes}")
@@ -47,5 +80,27 @@ def main(args: argparse.Namespace) -> Report:
     return r
 
 
+def on_ray(args: argparse.Namespace, pool: dict[str, Any]) -> Report:
+    """The same tasks on Ray: one actor on the worker node holds all the pool's programmers (slots)."""
+    sizes, n_tasks, latency = ([1, 4], 8, 0.25) if args.quick else ([1, 2, 4, 8, 16, 32], 64, 1.0)
+    r = Report(f"parallel on Ray: {n_tasks} tasks, model latency {latency} s, pool sizes {sizes}, "
+               "one worker node")
+    walls: dict[int, float] = {}
+    for size in sizes:
+        with bench_daemon(size, latency=latency, pool={**pool, "slots": size}) as b:
+            ws, files = b.workspace(10)
+            wall, traces = asyncio.run(run_tasks(b.daemon.socket, ws, files, n_tasks))
+            failures(traces)
+        walls[size] = wall
+        ideal = n_tasks * latency / size
+        r.add(f"wall time on Ray, pool {size}", wall, "s",
+              note=f"ideal {ideal:.2f} s, litellm warm-up {b.warmup_s:.1f} s")
+    for size in sizes[1:]:
+        speedup = walls[sizes[0]] / walls[size]
+        r.add(f"speedup on Ray, pool {size}", speedup, "x")
+        r.add(f"efficiency on Ray, pool {size}", speedup / size, "")
+    return r
+
+
 if __name__ == "__main__":
-    run_script(__doc__.splitlines()[0], main)
+    run_script(__doc__.splitlines()[0], main, add_args)

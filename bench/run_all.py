@@ -1,5 +1,7 @@
 """Run every benchmark and write bench/RESULTS.md (machine, versions, date, each figure
-against its target). `--quick` runs small sizes for CI and prints instead of writing."""
+against its target). `--quick` runs small sizes for CI and prints instead of writing.
+`--backend ray` runs the scale figures (parallel.py) on the Ray backend instead and writes
+bench/RESULTS-ray.md (scripts/bench-ray.sh runs it on a cluster of two local nodes)."""
 
 from __future__ import annotations
 
@@ -67,7 +69,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (< 60 s), print only")
     ap.add_argument("--out", type=Path, help="where to write the report (default: bench/RESULTS.md; "
                                             "with --quick nothing is written unless given)")
+    ap.add_argument("--backend", choices=["local", "ray"], default="local",
+                    help="ray: only the parallel figures, on the Ray backend (see parallel.py --help)")
     args = ap.parse_args()
+    scripts, extra = (["parallel.py"], ["--backend", "ray"]) if args.backend == "ray" else (SCRIPTS, [])
     started = time.monotonic()
     sections: list[tuple[str, list[Figure], float]] = []
     failed = []
@@ -75,7 +80,8 @@ def main() -> int:
 
         def run(script: str) -> tuple[str, dict[str, Any] | None, float, str]:
             out = Path(tmp) / (script + ".json")
-            argv = [sys.executable, str(HERE / script), "--json", str(out)] + (["--quick"] if args.quick else [])
+            argv = [sys.executable, str(HERE / script), "--json", str(out), *extra]
+            argv += ["--quick"] if args.quick else []
             t0 = time.monotonic()
             if args.quick:
                 proc = subprocess.run(argv, env=env_with_path(), capture_output=True, text=True)
@@ -86,13 +92,13 @@ def main() -> int:
             data = json.loads(out.read_text()) if proc.returncode == 0 and out.exists() else None
             return script, data, time.monotonic() - t0, printed
 
-        if args.quick:
+        if args.quick and args.backend == "local":
             with concurrent.futures.ThreadPoolExecutor(len(QUICK_LANES)) as ex:
                 lanes = ex.map(lambda lane: [run(s) for s in lane], QUICK_LANES)
                 results = {r[0]: r for lane in lanes for r in lane}
         else:
-            results = {s: run(s) for s in SCRIPTS}
-        for script in SCRIPTS:
+            results = {s: run(s) for s in scripts}
+        for script in scripts:
             _, data, secs, printed = results[script]
             print(printed, end="", flush=True)
             if data is None:
@@ -107,8 +113,10 @@ def main() -> int:
     info["load average (1, 5, 15 min) at the end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     if args.quick:
         info["note"] = "quick: small sizes, two scripts at a time; a smoke test, not a measurement"
-    lines = ["# pasd benchmarks" + (" (quick sizes)" if args.quick else ""), "",
-             "Produced by `python bench/run_all.py`" + (" --quick" if args.quick else "") + f" in {total:.0f} s.",
+    flags = (" --backend ray" if args.backend == "ray" else "") + (" --quick" if args.quick else "")
+    lines = ["# pasd benchmarks" + (" on the Ray backend" if args.backend == "ray" else "")
+             + (" (quick sizes)" if args.quick else ""), "",
+             f"Produced by `python bench/run_all.py{flags}` in {total:.0f} s.",
              "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in info.items()], ""]
     verdicts = [f.verdict for _, figs, _ in sections for f in figs if f.target]
     lines += [f"**{verdicts.count('PASS')} of {len(verdicts)} targets met.**", ""]
@@ -117,7 +125,8 @@ def main() -> int:
     if failed:
         lines += ["## Scripts that failed", "", *[f"- {s}" for s in failed], ""]
     text = "\n".join(lines)
-    dest = args.out or (None if args.quick else HERE / "RESULTS.md")
+    default = HERE / ("RESULTS-ray.md" if args.backend == "ray" else "RESULTS.md")
+    dest = args.out or (None if args.quick else default)
     if dest is not None:
         dest.write_text(text)
         print(f"\nwrote {dest}")

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,42 @@ def make_repo(root: Path, files: dict[str, str], *, commit: bool = True) -> Path
 
 
 DaemonFactory = Callable[..., DaemonProcess]
+
+
+RAY_NODE_ARGS: dict[str, Any] = {"num_cpus": 1, "memory": 2 * 2**30, "object_store_memory": 100 * 2**20}
+
+
+@contextmanager
+def ray_cluster(tmp: Path, worker: str = "worker-1") -> Iterator[tuple[Any, Any]]:
+    """A Ray head and one worker node offering the `programmer` resource, token auth on; yields
+    (cluster, worker node). Run it inside a private network namespace (scripts/test-ray.sh): a
+    starting Ray head probes outside addresses. `tmp` should be short, as Ray's socket paths are
+    length-limited. The settings go into this process's environment, where the daemons started
+    meanwhile (and Ray's own processes) find them, and are restored afterwards.
+    """
+    import secrets
+
+    env = {
+        "RAY_TMPDIR": str(tmp), "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "PASD_NODE_DIR": str(tmp / "node"),  # the nodes' own setting, inherited by their workers
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                    os.environ.get("PYTHONPATH")])),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        # Ray reads its settings (token auth among them) from the environment when first imported.
+        from ray.cluster_utils import Cluster
+
+        cluster = Cluster(initialize_head=True, head_node_args={**RAY_NODE_ARGS, "include_dashboard": False})
+        try:
+            yield cluster, cluster.add_node(**RAY_NODE_ARGS, resources={"programmer": 1}, node_name=worker)
+        finally:
+            cluster.shutdown()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

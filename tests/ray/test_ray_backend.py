@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -28,7 +27,7 @@ from daemon import protocol as p
 from daemon.client import EventStream
 from daemon.errors import MissingCredentials
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess, make_repo, offline_config
+from daemon.testing import DaemonProcess, make_repo, offline_config, ray_cluster
 
 pytestmark = pytest.mark.ray
 
@@ -39,7 +38,6 @@ SAMPLE = {
     "util.py": "def mul(a, b):\n    return a * b\n",
     "README.md": "# sample\n",
 }
-NODE_ARGS = {"num_cpus": 1, "memory": 2 * 2**30, "object_store_memory": 100 * 2**20}
 
 
 # ---------------------------------------------------------------- processes
@@ -118,34 +116,20 @@ def cluster() -> Iterator[RayCluster]:
     # Orphans of Ray's processes become our children, so none can escape the check at the end.
     ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     tmp = Path(tempfile.mkdtemp(prefix="pr-", dir="/tmp"))  # short: Ray's socket paths are length-limited
-    env = {
-        "RAY_TMPDIR": str(tmp), "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
-        "PASD_NODE_DIR": str(tmp / "node"),  # the nodes' own setting, inherited by their workers
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        # Ray reads its settings (token auth among them) from the environment when first imported.
-        from ray.cluster_utils import Cluster
-
-        started = time.monotonic()
-        c = Cluster(initialize_head=True, head_node_args={**NODE_ARGS, "include_dashboard": False})
-        try:
-            worker = c.add_node(**NODE_ARGS, resources={"programmer": 1}, node_name=WORKER)
+    started = time.monotonic()
+    try:
+        with ray_cluster(tmp, WORKER) as (c, worker):
             print(f"\ncluster up in {time.monotonic() - started:.1f} s at {c.address}")
             yield RayCluster(c, worker.all_processes["raylet"][0].process.pid, tmp / "node")
-        finally:
             ours = descendants(os.getpid())
-            c.shutdown()
-            deadline = time.monotonic() + 15
-            while (left := live(ours + descendants(os.getpid()))) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            for pid in left:
-                os.kill(pid, signal.SIGKILL)
-            live(left)
-            shutil.rmtree(tmp, ignore_errors=True)
+        deadline = time.monotonic() + 15
+        while (left := live(ours + descendants(os.getpid()))) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        live(left)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     assert not left, "processes left after the cluster's shutdown: " + "; ".join(cmdline(p) for p in left)
 
 
