@@ -119,7 +119,8 @@ def main() -> int:
              f"Produced by `python bench/run_all.py{flags}` in {total:.0f} s.",
              "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in info.items()], ""]
     verdicts = [f.verdict for _, figs, _ in sections for f in figs if f.target]
-    lines += [f"**{verdicts.count('PASS')} of {len(verdicts)} targets met.**", ""]
+    met = f"{verdicts.count('PASS')} of {len(verdicts)} targets met" if verdicts else "no targets: context figures"
+    lines += [f"**{met}.**", ""]
     for title, figs, secs in sections:
         lines += [f"## {title}", "", f"({secs:.0f} s)", "", *table(figs), ""]
     if failed:
@@ -130,7 +131,7 @@ def main() -> int:
     if dest is not None:
         dest.write_text(text)
         print(f"\nwrote {dest}")
-    print(f"\n{verdicts.count('PASS')} of {len(verdicts)} targets met; run_all took {total:.1f} s")
+    print(f"\n{met}; run_all took {total:.1f} s")
     return 1 if failed else 0
 
 
