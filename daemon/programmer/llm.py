@@ -131,6 +131,10 @@ def _cost(litellm: ModuleType, spec: ModelSpec, response: Any, tokens: TokenUsag
     if spec.input_cost_per_token is not None or spec.output_cost_per_token is not None:
         cost = tokens.input * (spec.input_cost_per_token or 0) + tokens.output * (spec.output_cost_per_token or 0)
         return cost, True
+    # litellm prices every reply it returns (None where its table does not know the model)
+    known = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+    if isinstance(known, (int, float)):
+        return float(known), True
     try:
         return float(litellm.completion_cost(completion_response=response)), True
     except Exception:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import subprocess
 from pathlib import Path
 
 from daemon import protocol as p
 from daemon.client import EventStream
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess
+from daemon.testing import DaemonFactory, DaemonProcess
 
 EDIT = """Here is the change.
 
@@ -72,6 +74,29 @@ async def test_submit_runs_to_review_with_diff_and_receipt(daemon: DaemonProcess
         hello = await c.hello()
         jsonl = Path(hello.state_dir) / "receipts" / f"{hello.run_id}.jsonl"
         assert task.id in jsonl.read_text()
+
+
+def table_price(model: str) -> tuple[float, float]:
+    """(input, output) USD per token from litellm's bundled price table, read without importing litellm."""
+    spec = importlib.util.find_spec("litellm")
+    assert spec is not None and spec.origin is not None
+    entry = json.loads((Path(spec.origin).parent / "model_prices_and_context_window_backup.json").read_text())[model]
+    return entry["input_cost_per_token"], entry["output_cost_per_token"]
+
+
+async def test_a_model_in_litellms_price_table_is_priced_from_it(make_daemon: DaemonFactory,
+                                                                 offline: OfflineModel, repo: Path) -> None:
+    """No price in the config: the receipt's cost comes from litellm's table, as for a real provider."""
+    model = "openai/gpt-4.1-mini"
+    d = make_daemon(env={"PASD_TEST_TABLE_KEY": "sk-test"}, **{f'models.settings."{model}"': {
+        "api_base": offline.url, "api_key_env": "PASD_TEST_TABLE_KEY"}})
+    offline.script([{"content": EDIT, "prompt_tokens": 1000, "completion_tokens": 200}])
+    async with d.client() as c:
+        task = await c.wait((await c.submit(submit_params(repo, model=model))).id)
+        assert task.state is p.TaskState.REVIEW, task.error
+        [receipt] = await c.receipts(p.ReceiptsParams(task_id=task.id))
+    price_in, price_out = table_price("gpt-4.1-mini")
+    assert receipt.priced and receipt.cost_usd == round(1000 * price_in + 200 * price_out, 6) > 0
 
 
 async def test_reject_leaves_file_untouched(daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
