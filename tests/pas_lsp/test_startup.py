@@ -55,7 +55,8 @@ async def test_initialize_result(pasd: DaemonProcess, workspace: Path) -> None:
         commands = result.capabilities.execute_command_provider
         assert commands is not None
         assert set(commands.commands) == {"pas.delegate", "pas.delegateJob", "pas.approve", "pas.reject",
-                                          "pas.showDiff", "pas.diffContents", "pas.cancel", "pas.status", "pas.tasks"}
+                                          "pas.approveJob", "pas.rejectJob", "pas.showDiff", "pas.diffContents",
+                                          "pas.cancel", "pas.status", "pas.tasks"}
         assert "pas.promptDelegate" not in commands.commands  # a client-side command (docs/lsp.md)
         assert "pas.promptDelegateJob" not in commands.commands
         assert result.capabilities.code_action_provider
