@@ -142,20 +142,40 @@ class DaemonProcess:
         shutil.rmtree(self.sock_dir, ignore_errors=True)
 
 
-def make_repo(root: Path, files: dict[str, str], *, commit: bool = True) -> Path:
-    """A git repository with these files committed (as a user's workspace)."""
-    root.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True, env=env)
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(text.encode())
+
+
+def commit_all(root: Path, message: str) -> None:
+    env = {**os.environ, **GIT_ENV}
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env)
+    subprocess.run(["git", "commit", "-q", "-m", message], cwd=root, check=True, env=env)
+
+
+def make_repo(root: Path, files: dict[str, str], *, commit: bool = True) -> Path:
+    """A git repository with these files committed (as a user's workspace)."""
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True, env={**os.environ, **GIT_ENV})
+    write_files(root, files)
     if commit:
-        subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env)
-        subprocess.run(["git", "commit", "-q", "-m", "initial"], cwd=root, check=True, env=env)
+        commit_all(root, "initial")
     return root
+
+
+def add_modules(repo: Path, n: int, *, commit: bool = True) -> list[str]:
+    """`src/mod0.py` .. `src/mod{n-1}.py`, one small function each (a folder for a job)."""
+    files = {f"src/mod{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(n)}
+    write_files(repo, files)
+    if commit:
+        commit_all(repo, "src")
+    return list(files)
 
 
 DaemonFactory = Callable[..., DaemonProcess]

@@ -14,7 +14,7 @@ import pytest
 from daemon import protocol as p
 from daemon.errors import BadModel, DaemonUnavailable, GuardrailRefused
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess
+from daemon.testing import DaemonFactory, DaemonProcess, add_modules
 
 TIERS = {"local": "openai/tier-local", "fast": "openai/tier-fast", "strong": "openai/tier-strong"}
 
@@ -33,13 +33,7 @@ def block(path: str, search: str, replace: str) -> str:
 
 
 def add_sources(repo: Path, n: int = 6) -> list[str]:
-    names = []
-    for i in range(n):
-        path = repo / "src" / f"mod{i}.py"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(f"def f{i}(x):\n    return x + {i}\n")
-        names.append(f"src/mod{i}.py")
-    return names
+    return add_modules(repo, n, commit=False)
 
 
 def job_params(repo: Path, files: list[str], instruction: str = "add a note", **kw: Any) -> p.JobSubmitParams:

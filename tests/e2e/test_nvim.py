@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.testing import DaemonProcess
+from daemon.testing import DaemonProcess, commit_all, write_files
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -54,12 +54,8 @@ def test_nvim_delegate_review_approve(nvim: str, daemon: DaemonProcess, repo: Pa
 def test_nvim_job_on_a_folder_review_approve_one_task(nvim: str, daemon: DaemonProcess, repo: Path,
                                                       tmp_path: Path) -> None:
     src = repo / "src"
-    src.mkdir()
-    (src / "a.py").write_text("def a():\n    return 1\n")
-    (src / "b.py").write_text("def b():\n    return 2\n")
-    subprocess.run(["git", "add", "src"], cwd=repo, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "src"],
-                   cwd=repo, check=True)
+    write_files(repo, {"src/a.py": "def a():\n    return 1\n", "src/b.py": "def b():\n    return 2\n"})
+    commit_all(repo, "src")
     lines = run_flow(nvim, "job_approve.lua", daemon, repo, tmp_path, PAS_TEST_FOLDER=str(src))
     assert any(line.startswith("in review: job ") for line in lines)
     assert (src / "a.py").read_text() == "# pas: note the job\ndef a():\n    return 1\n"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,21 +12,11 @@ from pytest_lsp import LanguageClient
 from test_code_actions import actions
 
 from daemon import protocol as p
-from daemon.testing import DaemonProcess
+from daemon.testing import DaemonProcess, add_modules
 
 
 def add_folder(workspace: Path, n: int = 3) -> list[str]:
-    names = []
-    for i in range(n):
-        path = workspace / "src" / f"mod{i}.py"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(f"def f{i}(x):\n    return x + {i}\n")
-        names.append(f"src/mod{i}.py")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    subprocess.run(["git", "add", "src"], cwd=workspace, check=True, env=env)
-    subprocess.run(["git", "commit", "-qm", "src"], cwd=workspace, check=True, env=env)
-    return names
+    return add_modules(workspace, n)
 
 
 async def test_delegate_job_on_a_folder_runs_one_task_per_file(client: LanguageClient, workspace: Path,

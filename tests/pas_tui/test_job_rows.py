@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 from textual.pilot import Pilot
 from tui_support import review_settled, wait_until
 
 from daemon import protocol as p
-from daemon.testing import DaemonProcess
+from daemon.testing import DaemonProcess, add_modules
 from pas_tui import PasApp
 from pas_tui.widgets.review import ReviewPane
 from pas_tui.widgets.task_list import TaskList
 
 SIZE = (120, 40)
-
-
-def add_sources(repo: Path, n: int = 3) -> list[str]:
-    names = []
-    for i in range(n):
-        path = repo / "src" / f"mod{i}.py"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(f"def f{i}(x):\n    return x + {i}\n")
-        names.append(f"src/mod{i}.py")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    subprocess.run(["git", "add", "src"], cwd=repo, check=True, env=env)
-    subprocess.run(["git", "commit", "-qm", "src"], cwd=repo, check=True, env=env)
-    return names
 
 
 def row_keys(tasks: TaskList) -> list[str]:
@@ -52,7 +36,7 @@ async def grouped_in_review(pilot: Pilot[object], app: PasApp, job_id: str) -> T
 
 async def test_a_per_file_jobs_tasks_appear_under_the_job_and_a_applies_them_all(
         daemon: DaemonProcess, repo: Path) -> None:
-    files = add_sources(repo)
+    files = add_modules(repo, 3)
     app = PasApp(daemon.socket, workspace=repo)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.synced, what="the first sync")
@@ -80,7 +64,7 @@ async def test_a_per_file_jobs_tasks_appear_under_the_job_and_a_applies_them_all
 
 
 async def test_r_on_the_job_row_rejects_every_task(daemon: DaemonProcess, repo: Path) -> None:
-    files = add_sources(repo)
+    files = add_modules(repo, 3)
     before = {f: (repo / f).read_text() for f in files}
     async with daemon.client() as c:
         job = await c.wait_job((await submit_job(daemon, repo)).id)
