@@ -212,8 +212,9 @@ class PasServer(LanguageServer):
         if subject is not None and self._submitting and not self.tracker.follows(subject):
             self._early = [*self._early[-200:], env]
         if isinstance(ev, p.TaskEvent):
-            await self.track(ev.task)
-        self.tracker.follow(ev)
+            await self.track(ev.task)  # its review, and its progress's end
+        else:
+            self.tracker.follow(ev)
         if isinstance(ev, (p.TaskEvent, p.ProgrammerEvent)):
             client = await self.link.client(start=False)
             self.publish_status(await client.status())
