@@ -8,6 +8,7 @@ of them on every read. Each entry carries a fingerprint of the changes, so a tas
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 
 from daemon.programmer.diffs import file_diff
@@ -37,6 +38,7 @@ class DiffCache:
         self.max_tasks = max_tasks
         self._entries: OrderedDict[str, tuple[Fingerprint, FileDiffs, int]] = OrderedDict()
         self._bytes = 0
+        self._pending: dict[tuple[str, Fingerprint], asyncio.Future[FileDiffs]] = {}
         self.hits = self.misses = 0
 
     @staticmethod
@@ -52,6 +54,28 @@ class DiffCache:
         self.hits += 1
         self._entries.move_to_end(task_id)
         return entry[1]
+
+    async def load(self, task_id: str, changes: list[Change]) -> FileDiffs:
+        """The task's diffs, from the cache or computed in a worker thread (off the event loop).
+
+        Callers asking for the same task meanwhile share one computation; it is cached when it
+        ends, even if every caller has gone.
+        """
+        cached = self.get(task_id, changes)
+        if cached is not None:
+            return cached
+        key = (task_id, self.fingerprint(changes))
+        fut = self._pending.get(key)
+        if fut is None:
+            fut = asyncio.get_running_loop().run_in_executor(None, diff_changes, changes)
+            self._pending[key] = fut
+            fut.add_done_callback(lambda f: self._settle(key, changes, f))
+        return await asyncio.shield(fut)
+
+    def _settle(self, key: tuple[str, Fingerprint], changes: list[Change], fut: asyncio.Future[FileDiffs]) -> None:
+        self._pending.pop(key, None)
+        if not fut.cancelled() and fut.exception() is None:
+            self.put(key[0], changes, fut.result())
 
     def put(self, task_id: str, changes: list[Change], diffs: FileDiffs) -> FileDiffs:
         old = self._entries.pop(task_id, None)

@@ -83,10 +83,7 @@ class Reviewer:
     async def files_async(self, task: TaskInfo) -> list[tuple[Change, FileDiff, str]]:
         """`files`, diffing a task not yet in the cache in a worker thread."""
         changes = self.store.changes(task.id)
-        diffs = self.diff_cache.get(task.id, changes)
-        if diffs is None:
-            diffs = self.diff_cache.put(task.id, changes, await asyncio.to_thread(diff_changes, changes))
-        return self._with_states(task, changes, diffs)
+        return self._with_states(task, changes, await self.diff_cache.load(task.id, changes))
 
     def _with_states(self, task: TaskInfo, changes: list[Change],
                      diffs: FileDiffs) -> list[tuple[Change, FileDiff, str]]:
