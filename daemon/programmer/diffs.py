@@ -50,85 +50,84 @@ def matching_blocks(a: Sequence[str], b: Sequence[str], max_cells: int = _MAX_CE
     # of the run); slide them together as git does.
     _compact(x, cx, cy)
     _compact(y, cy, cx)
+    # The unchanged lines of each side pair up in order.
     out: list[tuple[int, int, int]] = []
-    i = j = 0
-    while i < len(x) and j < len(y):
-        if cx[i]:
-            i += 1
-        elif cy[j]:
-            j += 1
-        elif out and out[-1][0] + out[-1][2] == i and out[-1][1] + out[-1][2] == j:
+    for i, j in zip([i for i, c in enumerate(cx) if not c], [j for j, c in enumerate(cy) if not c], strict=True):
+        if out and out[-1][0] + out[-1][2] == i and out[-1][1] + out[-1][2] == j:
             out[-1] = (out[-1][0], out[-1][1], out[-1][2] + 1)
-            i, j = i + 1, j + 1
         else:
             out.append((i, j, 1))
-            i, j = i + 1, j + 1
     return out
-
-
-def _run_end(changed: list[bool], i: int) -> int:
-    while i < len(changed) and changed[i]:
-        i += 1
-    return i
-
-
-def _run_start(changed: list[bool], i: int) -> int:
-    while i > 0 and changed[i - 1]:
-        i -= 1
-    return i
 
 
 def _compact(x: list[int], cx: list[bool], cy: list[bool]) -> None:
     """Slide each run of changed lines of x along equal lines (git's xdl_change_compact).
 
     A run moves as far as equal lines let it, merging with runs it meets, and stops where it
-    lines up with a change in the other file if it can, else as far down as it goes. The k-th
-    run of each file lies between the same pair of unchanged lines, so (os, oe) follows (gs, ge).
+    lines up with a change in the other file if it can, else as far down as it goes. With u
+    unchanged lines before it, a run of x faces the other file's (maybe empty) run between its
+    u-th and (u+1)-th unchanged lines.
     """
     n = len(x)
-    gs, ge = 0, _run_end(cx, 0)
-    os, oe = 0, _run_end(cy, 0)
+    kept = [j for j, c in enumerate(cy) if not c]  # the other file's unchanged lines
+    ends = [-1, *kept, len(cy)]
 
-    def up() -> None:
-        nonlocal gs, ge, os, oe
-        gs, ge = gs - 1, ge - 1
-        cx[gs], cx[ge] = True, False
-        gs = _run_start(cx, gs)
-        oe = os - 1
-        os = _run_start(cy, oe)
+    def facing(u: int) -> bool:
+        """Whether the other file has changed lines where a run of x with u before it stands."""
+        return ends[u + 1] > ends[u] + 1
 
+    def start_of(i: int) -> int:
+        while i > 0 and cx[i - 1]:
+            i -= 1
+        return i
+
+    def end_of(i: int) -> int:
+        while i < n and cx[i]:
+            i += 1
+        return i
+
+    try:
+        gs = cx.index(True)
+    except ValueError:
+        return
+    u, ge = gs, end_of(gs)
     while True:
-        if ge > gs:
-            while True:
-                size, matched = ge - gs, -1
-                while gs > 0 and x[gs - 1] == x[ge - 1]:
-                    up()
-                earliest = ge
-                if oe > os:
+        while True:
+            size, matched = ge - gs, -1
+            while gs > 0 and x[gs - 1] == x[ge - 1]:  # up, merging with runs met
+                gs, ge, u = gs - 1, ge - 1, u - 1
+                cx[gs], cx[ge] = True, False
+                gs = start_of(gs)
+            earliest = ge
+            if facing(u):
+                matched = ge
+            while ge < n and x[gs] == x[ge]:  # down, merging with runs met
+                cx[gs], cx[ge] = False, True
+                gs, ge, u = gs + 1, end_of(ge + 1), u + 1
+                if facing(u):
                     matched = ge
-                while ge < n and x[gs] == x[ge]:
-                    cx[gs], cx[ge] = False, True
-                    gs, ge = gs + 1, _run_end(cx, ge + 1)
-                    os = oe + 1
-                    oe = _run_end(cy, os)
-                    if oe > os:
-                        matched = ge
-                if size == ge - gs:
-                    break
-            if ge != earliest and matched != -1:
-                while oe == os:
-                    up()
-        if ge == n:
+            if size == ge - gs:
+                break
+        if ge != earliest and matched != -1:
+            while not facing(u):  # back up to the last place facing a change
+                gs, ge, u = gs - 1, ge - 1, u - 1
+                cx[gs], cx[ge] = True, False
+                gs = start_of(gs)
+        try:
+            nxt = cx.index(True, ge + 1)
+        except ValueError:
             return
-        gs = ge + 1
-        ge = _run_end(cx, gs)
-        os = oe + 1
-        oe = _run_end(cy, os)
+        u += nxt - ge
+        gs, ge = nxt, end_of(nxt)
 
 
 def _match(x: list[int], y: list[int], region: tuple[int, int, int, int],
            out: list[tuple[int, int, int]], max_cells: int) -> None:
     alo, ahi, blo, bhi = region
+    if (ahi - alo) * (bhi - blo) <= max_cells:  # rapidfuzz trims common ends itself
+        for blk in Indel.opcodes(x[alo:ahi], y[blo:bhi]).as_matching_blocks():
+            out.append((alo + blk.a, blo + blk.b, blk.size))
+        return
     start = alo
     while alo < ahi and blo < bhi and x[alo] == y[blo]:
         alo, blo = alo + 1, blo + 1
@@ -140,8 +139,7 @@ def _match(x: list[int], y: list[int], region: tuple[int, int, int, int],
     if alo == ahi or blo == bhi:
         return
     if (ahi - alo) * (bhi - blo) <= max_cells:
-        for blk in Indel.opcodes(x[alo:ahi], y[blo:bhi]).as_matching_blocks():
-            out.append((alo + blk.a, blo + blk.b, blk.size))
+        _match(x, y, (alo, ahi, blo, bhi), out, max_cells)
         return
     # Too large for one LCS: anchor at the longest run of lines unique on both sides (patience
     # diff), then diff each gap. Without such lines the region stays one replacement.
@@ -193,6 +191,10 @@ class LineMatcher(difflib.SequenceMatcher[str]):
         super().__init__(None, a, b, autojunk=False)
         ends = [difflib.Match(len(a), len(b), 0)]
         self._blocks = [difflib.Match(i, j, n) for i, j, n in matching_blocks(a, b)] + ends
+
+    def set_seq2(self, b: Sequence[str]) -> None:
+        # difflib would index b for find_longest_match, which this matcher never calls
+        self.b, self.matching_blocks, self.opcodes, self.fullbcount = b, None, None, None
 
     def get_matching_blocks(self) -> list[difflib.Match]:
         return list(self._blocks)
