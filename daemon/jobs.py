@@ -245,7 +245,7 @@ class JobManager:
         diffs, text = [], []
         for task in self.tasks(job):
             if task.state.reviewable or task.state in (p.TaskState.APPLIED, p.TaskState.REJECTED):
-                d = self.service.reviewer.diff(task)
+                d = await self.service.reviewer.diff(task)
                 diffs.append(d)
                 if d.diff:
                     text.append(f"# task {task.id} ({task.state.value}): {task.instruction.splitlines()[0][:100]}\n"

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import stat
 from pathlib import Path
 
+from daemon.diff_cache import DiffCache, FileDiffs, diff_changes
 from daemon.errors import InvalidParams, InvalidState
 from daemon.events import EventBus
-from daemon.programmer.diffs import apply_hunks, file_diff, merge3
+from daemon.programmer.diffs import apply_hunks, merge3
 from daemon.programmer.guard import refuse_path
 from daemon.protocol import (
     Conflict,
@@ -61,22 +63,42 @@ class Reviewer:
         self.bus = bus
         self._lock = asyncio.Lock()  # approvals touch the user's files one at a time
 
+    @functools.cached_property
+    def diff_cache(self) -> DiffCache:
+        """Each task's hunks, computed once (its stored changes never change)."""
+        return DiffCache()
+
     def files(self, task: TaskInfo) -> list[tuple[Change, FileDiff, str]]:
-        """Each changed file with its hunks (ids across the task, states applied) and unified text."""
+        """Each changed file with its hunks (ids across the task, states applied) and unified text.
+
+        A task not yet in the cache is diffed here, on the caller's thread: on the event loop
+        prefer `files_async`.
+        """
+        changes = self.store.changes(task.id)
+        diffs = self.diff_cache.get(task.id, changes)
+        if diffs is None:
+            diffs = self.diff_cache.put(task.id, changes, diff_changes(changes))
+        return self._with_states(task, changes, diffs)
+
+    async def files_async(self, task: TaskInfo) -> list[tuple[Change, FileDiff, str]]:
+        """`files`, diffing a task not yet in the cache in a worker thread."""
+        changes = self.store.changes(task.id)
+        return self._with_states(task, changes, await self.diff_cache.load(task.id, changes))
+
+    def _with_states(self, task: TaskInfo, changes: list[Change],
+                     diffs: FileDiffs) -> list[tuple[Change, FileDiff, str]]:
+        """Copies of the cached hunks with this moment's review states and stale marks."""
         states = self.store.hunk_states(task.id)
         stale = set(task.stale_hunks)
-        out, next_id = [], 1
-        for ch in self.store.changes(task.id):
-            fd, text = file_diff(ch.path, ch.base, ch.proposed, next_id, created=ch.created)
-            for h in fd.hunks:
-                h.state = states.get(h.id, HunkState.PENDING)
-                h.stale = h.id in stale
-            next_id += len(fd.hunks)
-            out.append((ch, fd, text))
+        out = []
+        for ch, (fd, text) in zip(changes, diffs, strict=True):
+            hunks = [h.model_copy(update={"state": states.get(h.id, HunkState.PENDING), "stale": h.id in stale})
+                     for h in fd.hunks]
+            out.append((ch, fd.model_copy(update={"hunks": hunks}), text))
         return out
 
-    def diff(self, task: TaskInfo) -> DiffResult:
-        files = self.files(task)
+    async def diff(self, task: TaskInfo) -> DiffResult:
+        files = await self.files_async(task)
         return DiffResult(task_id=task.id, state=task.state, diff="".join(t for _, _, t in files),
                           files=[fd for _, fd, _ in files])
 

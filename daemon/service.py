@@ -196,7 +196,7 @@ class Service:
         return self.task(task.id)
 
     async def diff(self, params: p.TaskRef) -> p.DiffResult:
-        return self.reviewer.diff(self.task(params.task_id))
+        return await self.reviewer.diff(self.task(params.task_id))
 
     async def contents(self, params: p.TaskRef) -> p.ContentsResult:
         task = self.task(params.task_id)

@@ -4,6 +4,10 @@ The daemon watches the workspaces that have tasks awaiting review. When the user
 file under review, the hunks that would no longer apply cleanly are marked stale at once and
 pushed as a task event. Edits to the user config or a `.pas.toml` reload it; a bad edit keeps
 the last good settings and the error is reported in `pool.status`.
+
+Tasks in review are indexed by the files they change, so a file event costs a dictionary
+lookup; staleness is computed only for the tasks whose files changed (and once for each task
+as it enters review), with the diffs and merges off the event loop.
 """
 
 from __future__ import annotations
@@ -16,45 +20,53 @@ from pathlib import Path
 from daemon import paths
 from daemon.config import ConfigCache
 from daemon.errors import ConfigError
-from daemon.events import EventBus
-from daemon.programmer.diffs import apply_hunks, merge3
-from daemon.protocol import HunkState, TaskEvent, TaskInfo, TaskState
+from daemon.events import EventBus, Subscription
+from daemon.programmer.diffs import Patch, merge3
+from daemon.protocol import FileDiff, HunkState, TaskEvent, TaskInfo, TaskState
 from daemon.review import Reviewer, read_text
-from daemon.store import Store
+from daemon.store import Change, Store
 
 log = logging.getLogger(__name__)
 
 REVIEW_STATES = [TaskState.REVIEW, TaskState.CONFLICT]
-WATCH_TRIGGERS = {TaskState.REVIEW, TaskState.CONFLICT, TaskState.APPLIED, TaskState.REJECTED}
 
 
 async def stale_hunks(reviewer: Reviewer, task: TaskInfo) -> list[int]:
     """Pending hunks whose lines the user has changed since the task's base (they would conflict)."""
     stale: list[int] = []
     workspace = Path(task.workspace)
-    for ch, fd, _ in reviewer.files(task):
-        pending = [h for h in fd.hunks if h.state is HunkState.PENDING]
+    for ch, fd, _ in await reviewer.files_async(task):
+        pending = [h.id for h in fd.hunks if h.state is HunkState.PENDING]
         if not pending:
             continue
         current = await asyncio.to_thread(read_text, workspace / ch.path)
         if current is None:
             if not ch.created:
-                stale += [h.id for h in pending]
+                stale += pending
             continue
         if current == ch.base or (ch.created and current == ""):
             continue
-        first = fd.hunks[0].id
-        states = reviewer.store.hunk_states(task.id)
-        applied = {h.id - first for h in fd.hunks if states.get(h.id) is HunkState.APPLIED}
-        for h in pending:
-            # compare against the base plus what was already approved from this task
-            base = apply_hunks(ch.base, ch.proposed, applied)
-            target = apply_hunks(ch.base, ch.proposed, applied | {h.id - first})
-            if current == target:
-                continue
-            _, conflicted = await merge3(current, base, target)
-            if conflicted:
-                stale.append(h.id)
+        stale += await _stale_in_file(ch, fd, current, pending)
+    return stale
+
+
+async def _stale_in_file(ch: Change, fd: FileDiff, current: str, pending: list[int]) -> list[int]:
+    first = fd.hunks[0].id
+    applied = {h.id - first for h in fd.hunks if h.state is HunkState.APPLIED}
+    # compare against the base plus what was already approved from this task
+    patch = await asyncio.to_thread(Patch, ch.base, ch.proposed)
+    base, every = await asyncio.to_thread(
+        lambda: (patch.apply(applied), patch.apply(applied | {i - first for i in pending})))
+    if current == every or not (await merge3(current, base, every))[1]:
+        return []  # all of them merge cleanly, so each one alone does
+    stale: list[int] = []
+    for i in pending:
+        target = await asyncio.to_thread(patch.apply, applied | {i - first})
+        if current == target:
+            continue
+        _, conflicted = await merge3(current, base, target)
+        if conflicted:
+            stale.append(i)
     return stale
 
 
@@ -64,34 +76,82 @@ class Watcher:
         self.bus = bus
         self.reviewer = reviewer
         self.configs = configs
-        self._changed = asyncio.Event()  # the set of watched roots may have changed
+        self._changed = asyncio.Event()  # the set of tasks in review changed
         self._tasks: list[asyncio.Task[None]] = []
+        self._files: dict[str, tuple[str, set[Path]]] = {}  # task in review -> (workspace, its files)
+        self._by_path: dict[Path, set[str]] = {}  # a file -> the tasks in review that change it
+        self._unchecked: set[str] = set()  # in review, staleness not yet computed
+        self._refreshing = asyncio.Lock()  # one staleness computation at a time
 
     def start(self) -> None:
+        sub = self._sync()
         self._tasks = [asyncio.create_task(self._supervise(), name="pasd-watcher"),
-                       asyncio.create_task(self._follow(), name="pasd-watcher-follow")]
+                       asyncio.create_task(self._follow(sub), name="pasd-watcher-follow")]
 
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _follow(self) -> None:
-        """A task entering or leaving review changes which workspaces are watched."""
+    # ------------------------------------------------------------ the index of tasks in review
+
+    def _sync(self) -> Subscription:
+        """Subscribe, then index the tasks in review (an event after this point is not lost)."""
         sub = self.bus.subscribe(["task"])
+        tasks = self.store.list_tasks(REVIEW_STATES, limit=100_000)
+        for task_id in set(self._files) - {t.id for t in tasks}:
+            self._drop(task_id)
+        for task in tasks:
+            self._add(task)
+        return sub
+
+    def _add(self, task: TaskInfo) -> None:
+        if task.id in self._files:
+            return
+        root = Path(task.workspace)
+        files = {root / f for f in task.files}
+        self._files[task.id] = (task.workspace, files)
+        for path in files:
+            self._by_path.setdefault(path, set()).add(task.id)
+        self._unchecked.add(task.id)
+        self._changed.set()
+
+    def _drop(self, task_id: str) -> None:
+        _, files = self._files.pop(task_id, ("", set()))
+        for path in files:
+            ids = self._by_path.get(path, set())
+            ids.discard(task_id)
+            if not ids:
+                self._by_path.pop(path, None)
+        self._unchecked.discard(task_id)
+        self._changed.set()
+
+    async def _follow(self, sub: Subscription) -> None:
+        """A task entering or leaving review changes which files (and workspaces) are watched."""
         try:
-            while (env := await sub.get()) is not None:
-                if isinstance(env.event, TaskEvent) and env.event.task.state in WATCH_TRIGGERS:
-                    self._changed.set()
+            while True:
+                env = await sub.get()
+                if env is None:  # fell too far behind: start again from the store
+                    sub.close()
+                    sub = self._sync()
+                    continue
+                if isinstance(env.event, TaskEvent):
+                    task = env.event.task
+                    if task.state in REVIEW_STATES:
+                        self._add(task)
+                    elif task.id in self._files:
+                        self._drop(task.id)
         finally:
             sub.close()
 
     def _roots(self) -> set[str]:
-        roots = self.store.workspaces(REVIEW_STATES)
+        roots = {ws for ws, _ in self._files.values()}
         config_dir = self.configs.user_file.parent
         if config_dir.is_dir():
             roots.add(str(config_dir))
         return {r for r in roots if Path(r).is_dir()}
+
+    # ------------------------------------------------------------ watching
 
     async def _supervise(self) -> None:
         from watchfiles import awatch
@@ -102,7 +162,7 @@ class Watcher:
             if not roots:
                 await self._changed.wait()
                 continue
-            await self.refresh_all()  # catch edits made while nothing was watched
+            await self.refresh_unchecked()  # catch edits made while nothing was watched
             stop = asyncio.Event()
             relay = asyncio.create_task(self._relay(roots, stop))
             try:
@@ -117,23 +177,25 @@ class Watcher:
                 await asyncio.gather(relay, return_exceptions=True)
 
     async def _relay(self, roots: set[str], stop: asyncio.Event) -> None:
-        """Stop the current watch when the set of roots changes."""
+        """Stop the current watch when the set of roots changes; check tasks new to review."""
         while True:
             await self._changed.wait()
             self._changed.clear()
             if self._roots() != roots:
                 stop.set()
                 return
+            await self.refresh_unchecked()
 
     async def _handle(self, changed: set[Path]) -> None:
         names = {p.name for p in changed}
         if paths.PROJECT_CONFIG in names or self.configs.user_file in changed:
             self.reload_configs(changed)
-        tasks = self.store.list_tasks(REVIEW_STATES, limit=100_000)
-        for task in tasks:
-            root = Path(task.workspace)
-            touched = {root / f for f in task.files}
-            if touched & changed:
+        touched: set[str] = set()
+        for path in changed:
+            touched |= self._by_path.get(path, set())
+        for task_id in sorted(touched):
+            task = self.store.get_task(task_id)
+            if task is not None and task.state in REVIEW_STATES:
                 await self.refresh(task)
 
     def reload_configs(self, changed: set[Path]) -> None:
@@ -148,15 +210,19 @@ class Watcher:
             else:
                 log.info("config reloaded%s", f" for {ws}" if ws else "")
 
-    async def refresh_all(self) -> None:
-        for task in self.store.list_tasks(REVIEW_STATES, limit=100_000):
-            await self.refresh(task)
+    async def refresh_unchecked(self) -> None:
+        """Compute staleness once for each task that entered review since the last look."""
+        while self._unchecked:
+            task = self.store.get_task(self._unchecked.pop())
+            if task is not None and task.state in REVIEW_STATES:
+                await self.refresh(task)
 
     async def refresh(self, task: TaskInfo) -> None:
-        stale = await stale_hunks(self.reviewer, task)
-        latest = self.store.get_task(task.id)
-        if latest is None or not latest.state.reviewable or latest.stale_hunks == stale:
-            return
-        latest = latest.model_copy(update={"stale_hunks": stale})
-        self.store.save_task(latest)
-        self.bus.publish(TaskEvent(task=latest))
+        async with self._refreshing:
+            stale = await stale_hunks(self.reviewer, task)
+            latest = self.store.get_task(task.id)
+            if latest is None or not latest.state.reviewable or latest.stale_hunks == stale:
+                return
+            latest = latest.model_copy(update={"stale_hunks": stale})
+            self.store.save_task(latest)
+            self.bus.publish(TaskEvent(task=latest))

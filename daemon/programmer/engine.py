@@ -70,12 +70,10 @@ class _Tally:
 
 
 def _line_delta(base: str, new: str) -> tuple[int, int]:
-    import difflib
+    from daemon.programmer.diffs import LineMatcher  # difflib's own matcher is quadratic on repeated lines
 
     added = removed = 0
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
-        None, base.splitlines(), new.splitlines(), autojunk=False
-    ).get_opcodes():
+    for tag, i1, i2, j1, j2 in LineMatcher(base.splitlines(), new.splitlines()).get_opcodes():
         if tag in ("replace", "delete"):
             removed += i2 - i1
         if tag in ("replace", "insert"):

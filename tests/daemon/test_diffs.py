@@ -8,7 +8,15 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.programmer.diffs import apply_hunks, compute_hunks, file_diff, merge3, unified_diff
+from daemon.programmer.diffs import (
+    apply_hunks,
+    compute_hunks,
+    file_diff,
+    matching_blocks,
+    merge3,
+    split_lines,
+    unified_diff,
+)
 
 BASE = "".join(f"line {n}\n" for n in range(1, 21))
 
@@ -120,6 +128,85 @@ def test_apply_hunks_all_is_new_and_none_is_base(a: list[str], b: list[str]) -> 
     for i in range(n):
         partial = apply_hunks(base, new, {i})
         assert apply_hunks(partial, new, set(range(len(compute_hunks("f", partial, new, 1))))) == new
+
+
+def join(lines: list[str]) -> str:
+    """A file of `lines`; only the last may lack its newline, as in a real file."""
+    return "".join(x if x.endswith("\n") else x + "\n" for x in lines[:-1]) + "".join(lines[-1:])
+
+
+# Few distinct lines, many repeats: where difflib (autojunk off) turns quadratic and where
+# equally short diffs abound.
+few = st.lists(st.sampled_from(["x = 1\n", "x = 2\n", "\n", "}"]), max_size=120)
+
+
+@given(few, few)
+def test_hunks_of_repeated_lines_apply_and_describe_their_ranges(a_lines: list[str], b_lines: list[str]) -> None:
+    base, new = join(a_lines), join(b_lines)
+    a, b = split_lines(base), split_lines(new)
+    hunks = compute_hunks("f", base, new, 1)
+    assert apply_hunks(base, new, set(range(len(hunks)))) == new
+    assert apply_hunks(base, new, set()) == base
+    old_end = new_end = 0
+    for h in hunks:
+        # Each hunk's changed region is exactly those lines of each side, in order, disjoint.
+        o, n = max(h.old_start - 1, 0), max(h.new_start - 1, 0)  # start 0: an empty side
+        assert [x.rstrip("\r\n") for x in a[o:o + h.old_count]] == h.old_lines
+        assert [x.rstrip("\r\n") for x in b[n:n + h.new_count]] == h.new_lines
+        assert o >= old_end and n >= new_end and (h.old_count or h.new_count)
+        old_end, new_end = o + h.old_count, n + h.new_count
+        # The unified text agrees with its header and with the region.
+        body = h.text.splitlines()[1:]
+        olds = [x for x in body if x[:1] in " -"]
+        news = [x for x in body if x[:1] in " +"]
+        ranges = h.header.split()[1:3]
+        counts = [int(r.split(",")[1]) if "," in r else 1 for r in ranges]
+        assert (len(olds), len(news)) == tuple(counts)
+
+
+@given(few, few)
+def test_matching_blocks_are_a_longest_common_subsequence(a_lines: list[str], b_lines: list[str]) -> None:
+    import difflib
+
+    blocks = matching_blocks(a_lines, b_lines)
+    i0 = j0 = 0
+    for i, j, n in blocks:
+        assert n > 0 and i >= i0 and j >= j0
+        assert a_lines[i:i + n] == b_lines[j:j + n]
+        i0, j0 = i + n, j + n
+    # At least as many lines kept as difflib keeps (an LCS keeps the most there are).
+    kept = sum(n for _, _, n in blocks)
+    old = difflib.SequenceMatcher(None, a_lines, b_lines, autojunk=False).get_matching_blocks()
+    assert kept >= sum(m.size for m in old)
+    # A region too large for one LCS is first cut at unique lines; still a valid matching.
+    cut = matching_blocks(a_lines, b_lines, max_cells=8)
+    i0 = j0 = 0
+    for i, j, n in cut:
+        assert a_lines[i:i + n] == b_lines[j:j + n] and i >= i0 and j >= j0
+        i0, j0 = i + n, j + n
+
+
+def test_replacing_one_of_many_equal_lines_is_one_local_hunk(tmp_path: Path) -> None:
+    base = "    total = total + value\n" * 5000
+    lines = split_lines(base)
+    lines[2500] = "    total = total - value\n"
+    new = "".join(lines)
+    (hunk,) = compute_hunks("f", base, new, 1)
+    assert (hunk.old_start, hunk.old_count, hunk.new_start, hunk.new_count) == (2501, 1, 2501, 1)
+    assert hunk.new_lines == ["    total = total - value"]
+    diff, text = file_diff("f", base, new, 1)
+    assert (diff.added, diff.removed) == (1, 1)
+    (tmp_path / "f").write_text(base)
+    (tmp_path / "p.diff").write_text(text)
+    subprocess.run(["git", "apply", "p.diff"], cwd=tmp_path, check=True)
+    assert (tmp_path / "f").read_text() == new
+
+
+def test_unique_lines_anchor_a_region_too_large_for_one_lcs() -> None:
+    a = [f"{n}\n" for n in range(50)]
+    b = ["new\n", *a[:20], "mid\n", *a[20:], "end\n"]
+    blocks = matching_blocks(a, b, max_cells=100)
+    assert blocks == [(0, 1, 20), (20, 22, 30)]
 
 
 async def test_merge3_clean_when_user_edited_elsewhere() -> None:
