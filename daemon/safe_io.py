@@ -112,9 +112,10 @@ def read_at(dir_fd: int, name: str, shown: str) -> Current:
         raise
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", shown)
         if not stat.S_ISREG(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "not a regular file", shown) if stat.S_ISDIR(st.st_mode) \
-                else OSError(errno.EINVAL, "not a regular file", shown)
+            raise OSError(errno.EINVAL, "not a regular file", shown)
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
