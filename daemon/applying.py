@@ -104,9 +104,8 @@ def put_back(fd: int, f: Staged) -> str | None:
 
 
 class Applier:
-    def __init__(self, store: Store, bus: EventBus) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.bus = bus
 
     async def apply(self, task: TaskInfo, writes: list[Write], states: dict[int, HunkState],
                     done: TaskInfo) -> None:
@@ -131,9 +130,14 @@ class Applier:
                 raise ApplyError(f"could not stage the new content: {_why(exc)}; no file was changed") from exc
             raise
         try:
-            self.store.approval_staged(task.id, made)
-            crashpoints.reach("approve.staged")
-            await crashpoints.pause("approve.staged", self.store.state_dir)
+            try:
+                self.store.approval_staged(task.id, made)
+                crashpoints.reach("approve.staged")
+                await crashpoints.pause("approve.staged", self.store.state_dir)
+            except BaseException:
+                await asyncio.to_thread(self._undo, root, files, fds, [], made)
+                self.store.end_approval(task.id)
+                raise
             try:
                 await asyncio.to_thread(self._switch, root, files, fds, made)
             except BaseException:
@@ -248,9 +252,9 @@ def _recover_files(root: Path, approval: Approval) -> tuple[bool, str]:
             _drop_temps(approval, fds)
             return False, "the approve was interrupted by a stop before any file was written; nothing changed"
         where = [_where(f, fd) for f, fd in zip(approval.files, fds, strict=True)]
-        if "other" not in where:
+        if set(where) <= {"new", "ready"}:
             for f, fd, w in zip(approval.files, fds, where, strict=True):
-                if w == "old" and fd is not None:
+                if w == "ready" and fd is not None:
                     safe_io.switch(fd, f.temp, _name(f.path))
             for fd in fds:
                 if fd is not None:
@@ -269,7 +273,7 @@ def _recover_files(root: Path, approval: Approval) -> tuple[bool, str]:
 
 
 def _where(f: Staged, fd: int | None) -> str:
-    """"new" (switched), "old" (not yet, its temp ready) or "other" (changed since, or unreadable)."""
+    """Where a file stands: "new", "ready" (old, temp staged), "old" (temp gone) or "other" (changed)."""
     if fd is None:
         return "other"
     try:
@@ -278,7 +282,9 @@ def _where(f: Staged, fd: int | None) -> str:
         return "other"
     if now == f.after:
         return "new"
-    return "old" if now == f.before and safe_io.exists(fd, f.temp) else "other"
+    if now == f.before:
+        return "ready" if safe_io.exists(fd, f.temp) else "old"
+    return "other"
 
 
 def _drop_temps(approval: Approval, fds: list[int | None]) -> None:

@@ -53,7 +53,7 @@ class Reviewer:
     def __init__(self, store: Store, bus: EventBus) -> None:
         self.store = store
         self.bus = bus
-        self.applier = Applier(store, bus)
+        self.applier = Applier(store)
         self._lock = asyncio.Lock()  # approvals touch the user's files one at a time
         self._task_locks: dict[str, asyncio.Lock] = {}
 
