@@ -117,33 +117,42 @@ class Reviewer:
         async with self._lock:
             changed = ""
             for _ in range(MERGE_TRIES):
-                task = self._current(task.id)
-                files = self.files(task)
-                chosen = self._choose(task, params, files)
-                by_client = set(params.applied_by_client) & chosen
                 try:
-                    plan, conflicts = await self._plan(task, files, chosen - by_client)
-                    if conflicts:
-                        break
-                    states = dict.fromkeys(sorted(chosen), HunkState.APPLIED)
-                    done = self._decided(task, files, states)
-                    if plan:
-                        await self.applier.apply(task, plan, states, done)
-                    else:
-                        self.store.set_hunk_states(done, states)
+                    return await self._approve_once(task.id, params)
                 except Changed as exc:  # the user saved meanwhile: merge again with what they saved
                     changed = exc.path
-                    continue
-                except ApplyError as exc:
-                    self._save(task, {}, error=str(exc), reason=APPROVE_FAILED)
-                    raise ApplyFailed(f"task {task.id} was not approved: {exc}") from None
-                self.bus.publish(TaskEvent(task=done))
-                return ReviewResult(task=done, applied=sorted(chosen))
+            task = self._current(task.id)
+            files = self.files(task)
+            chosen = self._choose(task, params, files)
+            return self._conflict(task, [Conflict(hunk_id=h.id, path=ch.path, reason=KEPT_CHANGING)
+                                         for ch, fd, _ in files if ch.path == changed
+                                         for h in fd.hunks if h.id in chosen])
+
+    async def _approve_once(self, task_id: str, params: ReviewParams) -> ReviewResult:
+        """Merge, then write every file or none; `Changed` if a file changed under the switch."""
+        task = self._current(task_id)
+        files = self.files(task)
+        chosen = self._choose(task, params, files)
+        by_client = set(params.applied_by_client) & chosen
+        try:
+            plan, conflicts = await self._plan(task, files, chosen - by_client)
+            if conflicts:
+                return self._conflict(task, conflicts)
+            states = dict.fromkeys(sorted(chosen), HunkState.APPLIED)
+            done = self._decided(task, files, states)
+            if plan:
+                await self.applier.apply(task, plan, states, done)
             else:
-                conflicts = [Conflict(hunk_id=h.id, path=ch.path, reason=KEPT_CHANGING)
-                             for ch, fd, _ in files if ch.path == changed for h in fd.hunks if h.id in chosen]
-            task = self._save(task, {}, state=TaskState.CONFLICT, conflicts=conflicts)
-            return ReviewResult(task=task, conflicts=conflicts)
+                self.store.set_hunk_states(done, states)
+        except ApplyError as exc:
+            self._save(task, {}, error=str(exc), reason=APPROVE_FAILED)
+            raise ApplyFailed(f"task {task.id} was not approved: {exc}") from None
+        self.bus.publish(TaskEvent(task=done))
+        return ReviewResult(task=done, applied=sorted(chosen))
+
+    def _conflict(self, task: TaskInfo, conflicts: list[Conflict]) -> ReviewResult:
+        task = self._save(task, {}, state=TaskState.CONFLICT, conflicts=conflicts)
+        return ReviewResult(task=task, conflicts=conflicts)
 
     async def reject(self, task: TaskInfo, params: ReviewParams, *, held: bool = False) -> ReviewResult:
         """Reject the chosen hunks; `held` as for `approve`."""
