@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO
 
-from daemon import backends, paths
+from daemon import applying, backends, paths
 from daemon import protocol as p
 from daemon.config import ConfigCache
 from daemon.errors import PasError
@@ -108,6 +108,8 @@ class Daemon:
         if mended := store.reconcile_jsonl():
             log.info("restored %d receipts to their JSONL files", mended)
         bus = EventBus()
+        if interrupted := await applying.recover(store, bus):  # before serving: no review sees a half-done approve
+            log.warning("finished or undid %d approve(s) a stop interrupted", interrupted)
         backend = await backends.create(self.settings.pool, worktrees, self.state_dir)
         pool = Pool(self.settings.pool.workers, backend, bus)
         backends.attach(backend, pool)

@@ -33,6 +33,10 @@ class InvalidState(PasError):
     code = ErrorCode.INVALID_STATE
 
 
+class ApplyFailed(InvalidState):
+    """An approve could not write the user's files; every file was left (or put back) as it was."""
+
+
 class BadModel(PasError):
     code = ErrorCode.BAD_MODEL
 

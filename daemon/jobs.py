@@ -445,17 +445,21 @@ class JobManager:
 
     async def approve(self, params: p.JobReviewParams) -> p.JobReviewResult:
         job = self.record(params.job_id)
-        results = []
-        for task in self._targets(job, params.task_ids):
-            results.append(await self.service.reviewer.approve(task, p.ReviewParams(task_id=task.id)))
+        reviewer = self.service.reviewer
+        # hold every task's review lock: a job approve and a job reject at once never both half-succeed
+        async with reviewer.holding(job.task_ids):
+            results = [await reviewer.approve(task, p.ReviewParams(task_id=task.id), held=True)
+                       for task in self._targets(job, params.task_ids)]
         self._publish(job.id)
         return p.JobReviewResult(job=self.info(self.record(job.id)), results=results,
                                  conflicts=[c for r in results for c in r.conflicts])
 
     async def reject(self, params: p.JobReviewParams) -> p.JobReviewResult:
         job = self.record(params.job_id)
-        results = [self.service.reviewer.reject(t, p.ReviewParams(task_id=t.id))
-                   for t in self._targets(job, params.task_ids)]
+        reviewer = self.service.reviewer
+        async with reviewer.holding(job.task_ids):
+            results = [await reviewer.reject(t, p.ReviewParams(task_id=t.id), held=True)
+                       for t in self._targets(job, params.task_ids)]
         self._publish(job.id)
         return p.JobReviewResult(job=self.info(self.record(job.id)), results=results)
 

@@ -2,6 +2,11 @@
 
 Approve merges 3-way against the task's base. If the user changed the same lines since, the
 task goes to CONFLICT and no file is written: the user's tree stays byte for byte as it was.
+daemon/applying.py then writes the merged files all or nothing, and if a file changes between
+the merge and its switch, the approve merges again (a few times) or ends in CONFLICT.
+Every review decision on a task (approve, reject, whole or by hunk, alone or for a job) holds
+that task's lock and re-reads the task inside it: of two at the same moment exactly one wins,
+and the other is told the task no longer awaits review.
 """
 
 from __future__ import annotations
@@ -9,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
-import stat
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
+from daemon import safe_io
+from daemon.applying import INTERRUPTED, Applier, ApplyError, Changed, Write
 from daemon.diff_cache import DiffCache, FileDiffs, diff_changes
-from daemon.errors import InvalidParams, InvalidState
+from daemon.errors import ApplyFailed, InvalidParams, InvalidState, NotFound
 from daemon.events import EventBus
 from daemon.programmer.diffs import apply_hunks, merge3
 from daemon.programmer.guard import refuse_path
@@ -29,9 +35,13 @@ from daemon.protocol import (
     TaskInfo,
     TaskState,
 )
+from daemon.safe_io import LinkRefused
 from daemon.store import Change, Store
 
 CHANGED_MEANWHILE = "the file changed under this hunk since the task started"
+KEPT_CHANGING = "the file kept changing while the approve was merging it"
+APPROVE_FAILED = "approve-failed"
+MERGE_TRIES = 3  # merges of one approve when files change between merge and switch
 
 
 def read_text(path: Path) -> str | None:
@@ -41,27 +51,21 @@ def read_text(path: Path) -> str | None:
         return None
 
 
-def write_text(path: Path, text: str) -> None:
-    """Replace a file atomically, keeping its permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.pasd-tmp")
-    mode = None
-    with contextlib.suppress(FileNotFoundError):
-        mode = stat.S_IMODE(path.stat().st_mode)
-    with tmp.open("wb") as fh:
-        fh.write(text.encode("utf-8"))
-        fh.flush()
-        os.fsync(fh.fileno())
-    if mode is not None:
-        os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
 class Reviewer:
     def __init__(self, store: Store, bus: EventBus) -> None:
         self.store = store
         self.bus = bus
+        self.applier = Applier(store)
         self._lock = asyncio.Lock()  # approvals touch the user's files one at a time
+        self._task_locks: dict[str, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def holding(self, task_ids: Iterable[str]) -> AsyncIterator[None]:
+        """Hold the review locks of these tasks, taken in one order so two holders never deadlock."""
+        async with contextlib.AsyncExitStack() as stack:
+            for task_id in sorted(set(task_ids)):
+                await stack.enter_async_context(self._task_locks.setdefault(task_id, asyncio.Lock()))
+            yield
 
     @functools.cached_property
     def diff_cache(self) -> DiffCache:
@@ -121,33 +125,73 @@ class Reviewer:
                                f"{every[done[0]].state.value}")
         return chosen
 
-    async def approve(self, task: TaskInfo, params: ReviewParams) -> ReviewResult:
+    def _current(self, task_id: str) -> TaskInfo:
+        task = self.store.get_task(task_id)
+        if task is None:
+            raise NotFound(f"no task {task_id!r}")
+        return task
+
+    async def approve(self, task: TaskInfo, params: ReviewParams, *, held: bool = False) -> ReviewResult:
+        """Apply the chosen hunks; `held`: the caller already holds this task's lock (`holding`)."""
+        if not held:
+            async with self.holding([task.id]):
+                return await self.approve(task, params, held=True)
         async with self._lock:
-            task = self.store.get_task(task.id) or task
-            files = self.files(task)
+            changed = ""
+            for _ in range(MERGE_TRIES):
+                try:
+                    return await self._approve_once(task.id, params)
+                except Changed as exc:  # the user saved meanwhile: merge again with what they saved
+                    changed = exc.path
+            task = self._current(task.id)
+            files = await self.files_async(task)
             chosen = self._choose(task, params, files)
-            by_client = set(params.applied_by_client) & chosen
+            return self._conflict(task, [Conflict(hunk_id=h.id, path=ch.path, reason=KEPT_CHANGING)
+                                         for ch, fd, _ in files if ch.path == changed
+                                         for h in fd.hunks if h.id in chosen])
+
+    async def _approve_once(self, task_id: str, params: ReviewParams) -> ReviewResult:
+        """Merge, then write every file or none; `Changed` if a file changed under the switch."""
+        task = self._current(task_id)
+        files = await self.files_async(task)
+        chosen = self._choose(task, params, files)
+        by_client = set(params.applied_by_client) & chosen
+        try:
             plan, conflicts = await self._plan(task, files, chosen - by_client)
             if conflicts:
-                task = self._save(task, {}, state=TaskState.CONFLICT, conflicts=conflicts)
-                return ReviewResult(task=task, conflicts=conflicts)
-            for path, text in plan:
-                await asyncio.to_thread(write_text, path, text)
+                return self._conflict(task, conflicts)
             states = dict.fromkeys(sorted(chosen), HunkState.APPLIED)
-            task = self._settle(task, files, states)
-            return ReviewResult(task=task, applied=sorted(chosen))
+            done = self._decided(task, files, states)
+            if plan:
+                await self.applier.apply(task, plan, states, done)
+            else:
+                self.store.set_hunk_states(done, states)
+        except ApplyError as exc:
+            self._save(task, {}, error=str(exc), reason=APPROVE_FAILED)
+            raise ApplyFailed(f"task {task.id} was not approved: {exc}") from None
+        self.bus.publish(TaskEvent(task=done))
+        return ReviewResult(task=done, applied=sorted(chosen))
 
-    def reject(self, task: TaskInfo, params: ReviewParams) -> ReviewResult:
-        task = self.store.get_task(task.id) or task
-        files = self.files(task)
+    def _conflict(self, task: TaskInfo, conflicts: list[Conflict]) -> ReviewResult:
+        task = self._save(task, {}, state=TaskState.CONFLICT, conflicts=conflicts)
+        return ReviewResult(task=task, conflicts=conflicts)
+
+    async def reject(self, task: TaskInfo, params: ReviewParams, *, held: bool = False) -> ReviewResult:
+        """Reject the chosen hunks; `held` as for `approve`."""
+        if not held:
+            async with self.holding([task.id]):
+                return await self.reject(task, params, held=True)
+        task = self._current(task.id)
+        files = await self.files_async(task)
         chosen = self._choose(task, params, files)
-        task = self._settle(task, files, dict.fromkeys(sorted(chosen), HunkState.REJECTED))
+        states = dict.fromkeys(sorted(chosen), HunkState.REJECTED)
+        task = self._save(self._decided(task, files, states), states)
         return ReviewResult(task=task, rejected=sorted(chosen))
 
     async def _plan(self, task: TaskInfo, files: list[tuple[Change, FileDiff, str]],
-                    write: set[int]) -> tuple[list[tuple[Path, str]], list[Conflict]]:
+                    write: set[int]) -> tuple[list[Write], list[Conflict]]:
         workspace = Path(task.workspace)
-        plan: list[tuple[Path, str]] = []
+        plan: list[Write] = []
         conflicts: list[Conflict] = []
         for ch, fd, _ in files:
             first = fd.hunks[0].id if fd.hunks else 0
@@ -158,21 +202,35 @@ class Reviewer:
             if why:
                 conflicts += [Conflict(hunk_id=i, path=ch.path, reason=f"refused: {why}") for i in mine]
                 continue
+            try:
+                found = await asyncio.to_thread(safe_io.read, workspace, ch.path)
+                current = None if found.data is None else found.data.decode("utf-8")
+            except LinkRefused as exc:
+                conflicts += [Conflict(hunk_id=i, path=ch.path, reason=f"refused: {exc}") for i in mine]
+                continue
+            except UnicodeDecodeError:
+                conflicts += [Conflict(hunk_id=i, path=ch.path, reason="the file is no longer UTF-8 text")
+                              for i in mine]
+                continue
+            except OSError as exc:
+                raise ApplyError(f"{ch.path}: {(exc.strerror or str(exc)).lower()}; no file was changed") from exc
+
+            def write_as(text: str, ch: Change = ch, found: safe_io.Current = found) -> None:
+                plan.append(Write(ch.path, found.data, text.encode("utf-8"), found.mode))
+
             target = apply_hunks(ch.base, ch.proposed, {i - first for i in mine})
-            path = workspace / ch.path
-            current = await asyncio.to_thread(read_text, path)
             if current is None:
                 if ch.created or ch.base == "":
-                    plan.append((path, target))
+                    write_as(target)
                 else:
                     conflicts += [Conflict(hunk_id=i, path=ch.path, reason="the file was deleted") for i in mine]
                 continue
             if current == ch.base:
-                plan.append((path, target))
+                write_as(target)
                 continue
             merged, conflicted = await merge3(current, ch.base, target)
             if not conflicted:
-                plan.append((path, merged))
+                write_as(merged)
                 continue
             for i in mine:  # name exactly the hunks that collide with the user's edits
                 one = apply_hunks(ch.base, ch.proposed, {i - first})
@@ -183,9 +241,9 @@ class Reviewer:
                 conflicts += [Conflict(hunk_id=i, path=ch.path, reason=CHANGED_MEANWHILE) for i in mine]
         return plan, conflicts
 
-    def _settle(self, task: TaskInfo, files: list[tuple[Change, FileDiff, str]],
-                states: dict[int, HunkState]) -> TaskInfo:
-        """Record hunk decisions; the task is final once no hunk is pending."""
+    def _decided(self, task: TaskInfo, files: list[tuple[Change, FileDiff, str]],
+                 states: dict[int, HunkState]) -> TaskInfo:
+        """The task once these hunk decisions are recorded; final once no hunk is pending."""
         every = {h.id: states.get(h.id, h.state) for _, fd, _ in files for h in fd.hunks}
         if any(s is HunkState.PENDING for s in every.values()):
             state = TaskState.REVIEW
@@ -193,7 +251,10 @@ class Reviewer:
             state = TaskState.APPLIED
         else:
             state = TaskState.REJECTED
-        return self._save(task, states, state=state, conflicts=[])
+        update: dict[str, object] = {"state": state, "conflicts": []}
+        if task.reason in (APPROVE_FAILED, INTERRUPTED):  # an earlier approve's trouble is over
+            update |= {"reason": None, "error": None}
+        return task.model_copy(update=update)
 
     def _save(self, task: TaskInfo, states: dict[int, HunkState], **changes: object) -> TaskInfo:
         task = task.model_copy(update=changes)

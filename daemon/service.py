@@ -210,7 +210,7 @@ class Service:
 
     async def reject(self, params: p.ReviewParams) -> p.ReviewResult:
         task = self.task(params.task_id)
-        return self.reviewer.reject(task, params.model_copy(update={"task_id": task.id}))
+        return await self.reviewer.reject(task, params.model_copy(update={"task_id": task.id}))
 
     async def receipts(self, params: p.ReceiptsParams) -> p.ReceiptList:
         task_id = self.task(params.task_id).id if params.task_id else None

@@ -220,9 +220,7 @@ class Watcher:
     async def refresh(self, task: TaskInfo) -> None:
         async with self._refreshing:
             stale = await stale_hunks(self.reviewer, task)
-            latest = self.store.get_task(task.id)
-            if latest is None or not latest.state.reviewable or latest.stale_hunks == stale:
-                return
-            latest = latest.model_copy(update={"stale_hunks": stale})
-            self.store.save_task(latest)
-            self.bus.publish(TaskEvent(task=latest))
+            # only while the task still awaits review: a decision made meanwhile stands
+            latest = self.store.set_stale_hunks(task.id, stale)
+            if latest is not None:
+                self.bus.publish(TaskEvent(task=latest))
