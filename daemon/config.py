@@ -311,6 +311,9 @@ class ConfigCache:
             raise exc
         return hit[1]
 
+    def in_use(self, workspace: str) -> bool:
+        return workspace in self._cache or workspace in self.errors
+
     def get(self, workspace: str | None = None) -> Settings:
         return self.load(workspace).settings
 

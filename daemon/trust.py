@@ -237,6 +237,7 @@ class TrustStore:
 
     def _write(self, files: dict[str, Trusted]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.path.parent, 0o700)  # the state dir is the user's alone, whoever created it first
         data = {"version": 1, "files": {t.path: {"sha256": t.sha256, "trusted_at": t.trusted_at}
                                         for t in sorted(files.values(), key=lambda t: t.path)}}
         fd, tmp = tempfile.mkstemp(prefix=".trust-", suffix=".json", dir=self.path.parent)  # 0600, O_EXCL
