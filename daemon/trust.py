@@ -84,8 +84,9 @@ def named(user: Any, ws: Any, whole: Dump) -> Any:
 
 
 def named_each(user: Any, ws: Any, whole: Dump) -> Any:
+    """Menus: the workspace's choices the user's config names; the user's own if none is."""
     names = named_models(whole)
-    return [x for x in ws if x in names]
+    return [x for x in ws if x in names] or user
 
 
 RULES: dict[str, Combiner] = {

@@ -113,6 +113,21 @@ def test_rules_for_each_kind_of_key(user: dict[str, Any], ws: dict[str, Any], ke
     assert keys == ([f"guardrails.{key}"] if ignored else [])
 
 
+def test_an_untrusted_file_may_pick_only_models_the_user_names() -> None:
+    user = config.Settings.model_validate({"models": {"default": "openai/a", "choices": ["openai/a"],
+                                                      "tiers": {"fast": "openai/f"}}}).model_dump(mode="json")
+
+    def pick(**ws: Any) -> tuple[Any, Any, list[str]]:
+        out, keys = trust.restrict(user, {"models": {**user["models"], **ws}}, {"models": ws})
+        return out["models"]["default"], out["models"]["choices"], keys
+
+    assert pick(default="openai/f", choices=["openai/f"]) == ("openai/f", ["openai/f"], [])
+    assert pick(default="fast") == ("fast", ["openai/a"], [])  # a tier of the user's
+    assert pick(default="openai/evil") == ("openai/a", ["openai/a"], ["models.default"])
+    assert pick(choices=["openai/evil"]) == ("openai/a", ["openai/a"], ["models.choices"])
+    assert pick(choices=["openai/evil", "openai/a"]) == ("openai/a", ["openai/a"], ["models.choices"])
+
+
 def test_a_bad_untrusted_file_still_names_file_key_and_problem(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
