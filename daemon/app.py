@@ -27,6 +27,7 @@ from daemon.scheduler import Scheduler
 from daemon.server import RpcServer
 from daemon.service import Service
 from daemon.store import Store
+from daemon.trust import TrustStore
 from daemon.watcher import Watcher
 
 log = logging.getLogger("pasd")
@@ -80,7 +81,7 @@ class Daemon:
         self.state_dir = state_dir or paths.state_dir()
         pool_overrides = {**({"workers": workers} if workers else {}), **(pool or {})}
         overrides = {"pool": pool_overrides} if pool_overrides else {}
-        self.configs = ConfigCache(config_file, overrides)
+        self.configs = ConfigCache(config_file, overrides, TrustStore(self.state_dir))
         self.settings = self.configs.get()  # a bad user config stops the start with its message
         self.run_id = time.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
         self._stop = asyncio.Event()

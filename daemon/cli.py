@@ -143,7 +143,38 @@ async def cmd_status(args: argparse.Namespace, c: PasClient) -> int:
     text += f"\nqueued {st.queued} · running {st.running} · awaiting review {st.review}"
     for err in st.config_errors:
         text += f"\nconfig error (last good settings in force): {err}"
+    for u in st.untrusted:
+        text += "\n" + u.message()
     out(args, st, text)
+    return 0
+
+
+async def warn_untrusted(c: PasClient, workspace: str) -> None:
+    """One line on stderr when the workspace's .pas.toml has settings the daemon ignores."""
+    for u in (await c.status()).untrusted:
+        if u.workspace == workspace:
+            print(f"pasd: warning: {u.message()}", file=sys.stderr)
+
+
+async def cmd_trust(args: argparse.Namespace, c: PasClient) -> int:
+    if args.list:
+        if args.workspace or args.revoke:
+            raise PasError("--list takes no workspace and no --revoke")
+        files = (await c.trusted()).files
+        rows = [[f.path, f.sha256[:16], "yes" if f.current else "no (changed since)",
+                 time.strftime("%Y-%m-%d %H:%M", time.localtime(f.trusted_at))] for f in files]
+        out(args, files, table(rows, ["FILE", "SHA256", "CURRENT", "TRUSTED"]) if rows else "no trusted files")
+        return 0
+    r = await c.trust(p.TrustParams(workspace=_workspace(args.workspace), revoke=args.revoke))
+    if args.revoke:
+        text = f"no longer trusted: {r.path}" if r.changed else f"{r.path} was not trusted"
+        if r.keys:
+            text += f"\nnow ignored: {', '.join(r.keys)}"
+    else:
+        text = f"trusted {r.path}\nsha256 {r.sha256}\n"
+        text += (f"now applies: {', '.join(r.keys)}" if r.keys
+                 else "nothing was being ignored: its settings only narrow yours")
+    out(args, r, text)
     return 0
 
 
@@ -177,6 +208,7 @@ async def cmd_submit(args: argparse.Namespace, c: PasClient) -> int:
         timeout_s=args.timeout, budget_usd=args.budget, priority=args.priority,
     )
     task = await c.submit(params)
+    await warn_untrusted(c, task.workspace)
     if not args.wait:
         out(args, task, f"submitted {task.id} ({task.model}): {short(task.instruction, 60)}")
         return 0
@@ -343,6 +375,7 @@ async def cmd_job(args: argparse.Namespace, c: PasClient) -> int:
         workspace=ws, instruction=words[0], files=files, split=args.split, model=args.model,
         api_base=args.api_base, check=args.check, timeout_s=args.timeout, budget_usd=args.budget,
         task_budget_usd=args.task_budget, priority=args.priority))
+    await warn_untrusted(c, job.workspace)
     if not args.wait:
         out(args, job, f"submitted job {job.id} ({job.split}, {len(job.plan)} tasks, {job.model}): "
                        f"{short(job.instruction, 60)}")
@@ -499,6 +532,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--task", "-t", action="append", help="approve/reject only this task (repeatable)")
     sp = cmd("jobs", "list jobs")
     sp.add_argument("--limit", type=int, default=50)
+    sp = cmd("trust", "let a workspace's .pas.toml, as it is now, widen your settings (endpoints, keys, "
+                      "allowlists, budgets)")
+    sp.add_argument("workspace", nargs="?", help="workspace root (default: the git top level, else .)")
+    sp.add_argument("--revoke", action="store_true", help="stop trusting the workspace's .pas.toml")
+    sp.add_argument("--list", action="store_true", help="list the trusted files")
     sp = cmd("demo", "run the whole flow against the offline model (no API key needed)", json_flag=False)
     sp.add_argument("--keep", action="store_true", help="keep the demo repository")
     return ap
@@ -507,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS: dict[str, Command] = {
     "status": cmd_status, "submit": cmd_submit, "tasks": cmd_tasks, "show": cmd_show, "diff": cmd_diff,
     "approve": cmd_approve, "reject": cmd_reject, "cancel": cmd_cancel, "receipts": cmd_receipts,
-    "job": cmd_job, "jobs": cmd_jobs,
+    "job": cmd_job, "jobs": cmd_jobs, "trust": cmd_trust,
 }
 
 

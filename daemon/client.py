@@ -177,6 +177,12 @@ class PasClient:
     async def models(self, workspace: str | None = None) -> p.ModelsResult:
         return await self._typed("models.list", p.ModelsParams(workspace=workspace), p.ModelsResult)
 
+    async def trust(self, params: p.TrustParams) -> p.TrustResult:
+        return await self._typed("workspace.trust", params, p.TrustResult)
+
+    async def trusted(self) -> p.TrustList:
+        return await self._typed("workspace.trusted", None, p.TrustList)
+
     async def shutdown(self) -> p.ShutdownResult:
         return await self._typed("daemon.shutdown", None, p.ShutdownResult)
 

@@ -6,14 +6,22 @@ Keys follow the editor settings (`pas.models` is `models.choices`, `pas.defaultM
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import shlex
 import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from daemon import paths
-from daemon.errors import ConfigError
+from daemon import paths, trust
+from daemon import protocol as p
+from daemon.errors import ConfigError, InvalidParams
+
+log = logging.getLogger(__name__)
 
 OFFLINE_MODEL = "openai/pasd-offline"
 
@@ -160,15 +168,28 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    return parse_toml(path, read_bytes(path))
+
+
+def read_bytes(path: Path) -> bytes | None:
+    """The file's bytes; None when there is none."""
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        return path.read_bytes()
     except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        return None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def parse_toml(path: Path, data: bytes | None) -> dict[str, Any]:
+    if data is None:
+        return {}
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
 
 
 def _validate(data: dict[str, Any], source: str) -> Settings:
@@ -180,60 +201,163 @@ def _validate(data: dict[str, Any], source: str) -> Settings:
         raise ConfigError(f"{source}: key '{key}': {first['msg']}") from exc
 
 
-def load(workspace: Path | None = None, user_file: Path | None = None) -> Settings:
-    """The user's config, overlaid with the workspace's `.pas.toml` when one is given."""
-    user_path = user_file or paths.user_config_file()
-    data = read_toml(user_path)
+@dataclass(frozen=True)
+class Untrusted:
+    """A workspace file with settings ignored until the user trusts it (`pasd trust WORKSPACE`)."""
+
+    workspace: str
+    path: str
+    sha256: str
+    ignored: list[str]
+
+    def report(self) -> p.UntrustedConfig:
+        return p.UntrustedConfig(workspace=self.workspace, path=self.path, sha256=self.sha256,
+                                 ignored=self.ignored, command=f"pasd trust {shlex.quote(self.workspace)}")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    settings: Settings
+    untrusted: Untrusted | None = None
+
+
+def resolve(workspace: Path | None, user_path: Path, user_bytes: bytes | None, project_bytes: bytes | None,
+            is_trusted: Callable[[Path, str], bool]) -> Loaded:
+    """The user's settings overlaid with the workspace file's: all of it if the user trusts that exact
+    file (by SHA-256), else only what narrows (daemon/trust.py)."""
+    data = parse_toml(user_path, user_bytes)
     settings = _validate(data, str(user_path))
-    if workspace is None:
-        return settings
+    if workspace is None or project_bytes is None:
+        return Loaded(settings)
     project_path = workspace / paths.PROJECT_CONFIG
-    project = read_toml(project_path)
+    project = parse_toml(project_path, project_bytes)
     if not project:
-        return settings
+        return Loaded(settings)
     _validate(project, str(project_path))  # name the project file when it alone is wrong
-    return _validate(_merge(data, project), f"{user_path} + {project_path}")
+    merged = _validate(_merge(data, project), f"{user_path} + {project_path}")
+    digest = trust.sha256(project_bytes)
+    if is_trusted(project_path, digest):
+        return Loaded(merged)
+    narrowed, ignored = trust.restrict(settings.model_dump(mode="json"), merged.model_dump(mode="json"), project)
+    effective = _validate(narrowed, f"{user_path} + {project_path} (untrusted)")
+    return Loaded(effective, Untrusted(str(workspace), str(project_path), digest, ignored) if ignored else None)
+
+
+def load(workspace: Path | None = None, user_file: Path | None = None,
+         trusted: trust.TrustStore | None = None) -> Settings:
+    """The user's config, overlaid with the workspace's `.pas.toml` (as far as the user trusts it)."""
+    user_path = user_file or paths.user_config_file()
+    store = trusted or trust.TrustStore(paths.state_dir())
+    project = read_bytes(workspace / paths.PROJECT_CONFIG) if workspace is not None else None
+    return resolve(workspace, user_path, read_bytes(user_path), project, store.is_trusted).settings
 
 
 class ConfigCache:
-    """Effective settings per workspace, re-read when a config file changes.
+    """Effective settings per workspace, re-read when a config file or its trust changes.
 
-    A file that turns bad keeps the last good settings in force; the error is kept in
+    Keyed by the files' SHA-256 (not their stamps), so trust is decided by the content that is in
+    force. A file that turns bad keeps the last good settings in force; the error is kept in
     `errors` (and logged by the daemon) until the file is fixed.
     """
 
-    def __init__(self, user_file: Path | None = None, overrides: dict[str, Any] | None = None) -> None:
+    def __init__(self, user_file: Path | None = None, overrides: dict[str, Any] | None = None,
+                 trusted: trust.TrustStore | None = None) -> None:
         self.user_file = user_file or paths.user_config_file()
         self.overrides = overrides or {}
-        self._cache: dict[str | None, tuple[tuple[float, ...], Settings]] = {}
+        self.trust = trusted or trust.TrustStore(paths.state_dir())
+        self._cache: dict[str | None, tuple[tuple[str, ...], Loaded]] = {}
         self.errors: dict[str | None, str] = {}
+        self._warned: set[tuple[str, str]] = set()
 
-    def _stamp(self, workspace: str | None) -> tuple[float, ...]:
-        files = [self.user_file] + ([Path(workspace) / paths.PROJECT_CONFIG] if workspace else [])
-        out = []
-        for f in files:
-            try:
-                st = f.stat()
-                out += [st.st_mtime_ns, st.st_size]
-            except OSError:
-                out += [-1, -1]
-        return tuple(out)
+    def _key(self, workspace: str | None, user: bytes | None, project: bytes | None) -> tuple[str, ...]:
+        key = (trust.sha256(user) if user is not None else "-",)
+        if workspace is None or project is None:
+            return key
+        digest = trust.sha256(project)
+        return (*key, digest, str(self.trust.is_trusted(Path(workspace) / paths.PROJECT_CONFIG, digest)))
 
-    def get(self, workspace: str | None = None) -> Settings:
-        stamp = self._stamp(workspace)
+    def load(self, workspace: str | None = None) -> Loaded:
+        """The settings and what of the workspace file is ignored (re-checked on every call: two small reads)."""
+        try:
+            user = read_bytes(self.user_file)
+            project = read_bytes(Path(workspace) / paths.PROJECT_CONFIG) if workspace else None
+        except ConfigError as exc:
+            return self._failed(workspace, exc)
+        key = self._key(workspace, user, project)
         hit = self._cache.get(workspace)
-        if hit is not None and hit[0] == stamp:
+        if hit is not None and hit[0] == key:
             return hit[1]
         try:
-            settings = load(Path(workspace) if workspace else None, self.user_file)
+            loaded = resolve(Path(workspace) if workspace else None, self.user_file, user, project,
+                             self.trust.is_trusted)
             if self.overrides:
-                settings = _validate(_merge(settings.model_dump(), self.overrides), "command line")
+                settings = _validate(_merge(loaded.settings.model_dump(), self.overrides), "command line")
+                loaded = Loaded(settings, loaded.untrusted)
         except ConfigError as exc:
-            self.errors[workspace] = exc.message
-            if hit is not None:
-                self._cache[workspace] = (stamp, hit[1])
-                return hit[1]
-            raise
+            return self._failed(workspace, exc)
         self.errors.pop(workspace, None)
-        self._cache[workspace] = (stamp, settings)
-        return settings
+        self._cache[workspace] = (key, loaded)
+        u = loaded.untrusted
+        if u is not None and (u.path, u.sha256) not in self._warned:
+            self._warned.add((u.path, u.sha256))
+            log.warning("%s is not trusted; ignoring %s until `%s`", u.path, ", ".join(u.ignored),
+                        u.report().command)
+        return loaded
+
+    def _failed(self, workspace: str | None, exc: ConfigError) -> Loaded:
+        self.errors[workspace] = exc.message
+        hit = self._cache.get(workspace)
+        if hit is None:
+            raise exc
+        return hit[1]
+
+    def in_use(self, workspace: str) -> bool:
+        return workspace in self._cache or workspace in self.errors
+
+    def get(self, workspace: str | None = None) -> Settings:
+        return self.load(workspace).settings
+
+    def untrusted(self) -> list[Untrusted]:
+        """Workspaces loaded so far whose file has ignored settings now."""
+        out = []
+        for ws in [w for w in self._cache if w is not None]:
+            with contextlib.suppress(ConfigError):
+                u = self.load(ws).untrusted
+                if u is not None:
+                    out.append(u)
+        return sorted(out, key=lambda u: u.workspace)
+
+    def set_trust(self, workspace: Path, revoke: bool = False) -> p.TrustResult:
+        """Trust (or stop trusting) the workspace's `.pas.toml` as it is now; names the keys this
+        unlocks (or, revoking, the keys now ignored)."""
+        path = workspace / paths.PROJECT_CONFIG
+        if revoke:
+            found = self.trust.revoke(path)
+            ignored: list[str] = []
+            with contextlib.suppress(ConfigError):
+                now = self.load(str(workspace))
+                ignored = now.untrusted.ignored if now.untrusted else []
+            return p.TrustResult(workspace=str(workspace), path=str(path), trusted=False, changed=found,
+                                 keys=ignored)
+        data = read_bytes(path)
+        if data is None:
+            raise InvalidParams(f"{workspace} has no {paths.PROJECT_CONFIG} to trust")
+        # judge the very bytes that are hashed: a bad file is refused with its file, key and problem
+        untrusted = resolve(workspace, self.user_file, read_bytes(self.user_file), data, lambda *_: False).untrusted
+        digest = trust.sha256(data)
+        self.trust.trust(path, digest)
+        with contextlib.suppress(ConfigError):
+            self.load(str(workspace))
+        return p.TrustResult(workspace=str(workspace), path=str(path), sha256=digest, trusted=True,
+                             changed=True, keys=untrusted.ignored if untrusted else [])
+
+    def trusted_files(self) -> p.TrustList:
+        out = []
+        for t in self.trust.files():
+            try:
+                data = read_bytes(Path(t.path))
+            except ConfigError:
+                data = None
+            current = data is not None and trust.sha256(data) == t.sha256
+            out.append(p.TrustedFile(path=t.path, sha256=t.sha256, trusted_at=t.trusted_at, current=current))
+        return p.TrustList(files=out)

@@ -246,12 +246,28 @@ class HelloResult(Model):
     state_dir: str
 
 
+class UntrustedConfig(Model):
+    """A workspace's `.pas.toml` with settings ignored until the user trusts that exact file."""
+
+    workspace: str
+    path: str  # the file
+    sha256: str  # of the file as it is now
+    ignored: list[str]  # its keys not in force, e.g. `guardrails.allow_commands`
+    command: str  # what trusts it: `pasd trust /path/to/ws`
+
+    def message(self) -> str:
+        """The one wording every front end shows."""
+        return (f"{self.path} is not trusted, so these of its settings are ignored: {', '.join(self.ignored)}; "
+                f"to apply them, review the file and run: {self.command}")
+
+
 class PoolStatus(Model):
     programmers: list[ProgrammerInfo]
     queued: int
     running: int
     review: int
     config_errors: list[str] = []  # config files that failed to reload; the last good settings apply
+    untrusted: list[UntrustedConfig] = []  # workspaces loaded so far whose .pas.toml has ignored settings
 
 
 class SubmitParams(Model):
@@ -333,6 +349,31 @@ class ModelsParams(Model):
 class ModelsResult(Model):
     default: str
     choices: list[str]
+
+
+class TrustParams(Model):
+    workspace: str = Field(min_length=1, description="absolute path of the workspace root")
+    revoke: bool = False  # stop trusting the file instead
+
+
+class TrustResult(Model):
+    workspace: str
+    path: str
+    sha256: str | None = None  # the hash now trusted (None when revoking)
+    trusted: bool
+    changed: bool  # False: revoking a file that was not trusted
+    keys: list[str] = []  # trusting: the keys this unlocks; revoking: the keys now ignored
+
+
+class TrustedFile(Model):
+    path: str
+    sha256: str
+    trusted_at: float
+    current: bool  # the file on disk still has this hash (else its settings are untrusted again)
+
+
+class TrustList(Model):
+    files: list[TrustedFile]
 
 
 class SubscribeParams(Model):
@@ -553,6 +594,8 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "models.list": (ModelsParams, ModelsResult),
     "events.subscribe": (SubscribeParams, SubscribeResult),
     "daemon.shutdown": (Empty, ShutdownResult),
+    "workspace.trust": (TrustParams, TrustResult),
+    "workspace.trusted": (Empty, TrustList),
     # jobs (daemon/jobs.py)
     "job.submit": (JobSubmitParams, JobInfo),
     "job.get": (JobRef, JobInfo),

@@ -53,6 +53,8 @@ class Service:
             "receipts.list": self.receipts,
             "models.list": self.models,
             "daemon.shutdown": self.shutdown,
+            "workspace.trust": self.trust,
+            "workspace.trusted": self.trusted,
         }
 
     # ------------------------------------------------------------ basics
@@ -73,7 +75,8 @@ class Service:
         queued = self.store.count_tasks([p.TaskState.QUEUED])
         return p.PoolStatus(programmers=[prog.info for prog in self.pool.programmers],
                             queued=queued, running=running, review=review,
-                            config_errors=self.config_errors())
+                            config_errors=self.config_errors(),
+                            untrusted=[u.report() for u in self.configs.untrusted()])
 
     async def pool_status(self, params: p.Empty) -> p.PoolStatus:
         return self.status()
@@ -81,6 +84,16 @@ class Service:
     async def shutdown(self, params: p.Empty) -> p.ShutdownResult:
         self._on_shutdown()
         return p.ShutdownResult()
+
+    async def trust(self, params: p.TrustParams) -> p.TrustResult:
+        """Trust a workspace's `.pas.toml` as it is now (hashed here, by the daemon that reads it)."""
+        workspace = Path(params.workspace)
+        if not workspace.is_absolute() or not workspace.is_dir():
+            raise InvalidParams(f"workspace must be an absolute path to a directory: {params.workspace}")
+        return self.configs.set_trust(workspace.resolve(), revoke=params.revoke)
+
+    async def trusted(self, params: p.Empty) -> p.TrustList:
+        return self.configs.trusted_files()
 
     # ------------------------------------------------------------ tasks
 

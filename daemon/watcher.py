@@ -200,7 +200,9 @@ class Watcher:
 
     def reload_configs(self, changed: set[Path]) -> None:
         workspaces: set[str | None] = {None}
-        workspaces |= {str(p.parent) for p in changed if p.name == paths.PROJECT_CONFIG}
+        # only workspaces in use: a snapshot's copy of a .pas.toml (under the state dir) is nobody's config
+        workspaces |= {str(p.parent) for p in changed if p.name == paths.PROJECT_CONFIG
+                       and self.configs.in_use(str(p.parent))}
         for ws in workspaces:
             with contextlib.suppress(ConfigError):
                 self.configs.get(ws)

@@ -37,6 +37,7 @@ class PasServer(LanguageServer):
         self.follower: asyncio.Task[None] | None = None
         self._effective: dict[Path | None, Effective] = {}
         self._reported: set[str] = set()
+        self._untrusted: set[tuple[str, str]] = set()  # (file, sha256) already reported
         self._published: set[str] = set()
         self._submitting = 0
         self._early: list[p.EventEnvelope] = []
@@ -226,6 +227,14 @@ class PasServer(LanguageServer):
 
     def publish_status(self, status: p.PoolStatus) -> None:
         self.protocol.notify(STATUS_NOTIFICATION, status_counts(status))
+        self.report_untrusted(status)
+
+    def report_untrusted(self, status: p.PoolStatus) -> None:
+        """One warning per workspace file (as it is now) whose settings the daemon ignores."""
+        for u in status.untrusted:
+            if self.owns(u.workspace) and (u.path, u.sha256) not in self._untrusted:
+                self._untrusted.add((u.path, u.sha256))
+                self.tell(f"PAS: {u.message()}", lsp.MessageType.Warning)
 
     def diff_dir(self) -> Path:
         if self._diff_dir is None:

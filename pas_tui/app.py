@@ -53,6 +53,7 @@ class PasApp(App[None]):
         self.workspace = str(Path(workspace or Path.cwd()).resolve())
         self.clock = clock
         self.synced = 0  # how many times the link has (re)synchronised; tests wait on it
+        self._told_untrusted: set[tuple[str, str]] = set()  # (file, sha256) already reported
 
     def compose(self) -> ComposeResult:
         yield ConnectionBanner()
@@ -79,6 +80,7 @@ class PasApp(App[None]):
         self.query_one(ConnectionBanner).connected()
         self.query_one(PoolPanel).show_status(msg.status)
         self.query_one(TaskList).replace_all(msg.tasks, msg.jobs)
+        self._report_untrusted(msg.status)
         self.synced += 1
         self._load_review()
 
@@ -95,6 +97,8 @@ class PasApp(App[None]):
             tasks = self.query_one(TaskList)
             before = tasks.tasks.get(ev.task.id)
             tasks.upsert(ev.task)
+            if ev.task.state is p.TaskState.QUEUED:  # a new task may be the first from its workspace
+                self.check_untrusted()
             if tasks.selected and tasks.selected.id == ev.task.id and (before is None or before != ev.task):
                 self._load_review()
         elif isinstance(ev, p.JobEvent):
@@ -114,7 +118,22 @@ class PasApp(App[None]):
     def _selected(self) -> None:
         self._load_review()
 
+    def _report_untrusted(self, status: p.PoolStatus) -> None:
+        """Once per workspace file (as it is now): which of its settings the daemon ignores, and the fix."""
+        for u in status.untrusted:
+            if (u.path, u.sha256) not in self._told_untrusted:
+                self._told_untrusted.add((u.path, u.sha256))
+                self.notify(u.message(), title="untrusted .pas.toml", severity="warning", timeout=30)
+
     # ------------------------------------------------------------ workers (requests to the daemon)
+
+    @work(exclusive=True, group="untrusted", exit_on_error=False)
+    async def check_untrusted(self) -> None:
+        try:
+            status = await self.link.client.status()
+        except PasError:
+            return
+        self._report_untrusted(status)
 
     def _load_review(self) -> None:
         tasks = self.query_one(TaskList)

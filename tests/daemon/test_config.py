@@ -12,6 +12,7 @@ from daemon import config
 from daemon import protocol as p
 from daemon.errors import ConfigError
 from daemon.testing import DaemonProcess
+from daemon.trust import TrustStore
 
 
 def start(d: DaemonProcess) -> subprocess.CompletedProcess[str]:
@@ -47,10 +48,10 @@ async def test_bad_project_config_is_reported_at_submit(daemon: DaemonProcess, r
 
 def test_project_config_overrides_user_config(tmp_path: Path) -> None:
     user = tmp_path / "user.toml"
-    user.write_text('[models]\ndefault = "openai/a"\nchoices = ["openai/a"]\n[pool]\nworkers = 3\n')
+    user.write_text('[models]\ndefault = "openai/a"\nchoices = ["openai/a", "ollama/b"]\n[pool]\nworkers = 3\n')
     ws = tmp_path / "ws"
     ws.mkdir()
-    (ws / ".pas.toml").write_text('[models]\ndefault = "ollama/b"\n')
-    s = config.load(ws, user)
-    assert (s.models.default, s.models.choices, s.pool.workers) == ("ollama/b", ["openai/a"], 3)
+    (ws / ".pas.toml").write_text('[models]\ndefault = "ollama/b"\n')  # a model the user's config names
+    s = config.load(ws, user, TrustStore(tmp_path / "state"))
+    assert (s.models.default, s.models.choices, s.pool.workers) == ("ollama/b", ["openai/a", "ollama/b"], 3)
     assert config.load(None, user).models.default == "openai/a"

@@ -44,6 +44,7 @@ async def test_edits_outside_the_allowlist_are_refused_and_never_written(
     ])
     offline.script([{"content": answer}, {"content": "no more changes"}])
     async with daemon.client() as c:
+        await c.trust(p.TrustParams(workspace=str(repo)))  # the project's allow_files widen the user's
         with pytest.raises(InvalidParams, match="symlink that leaves the workspace"):
             await c.submit(submit(repo, ["link.py"]))
         task = await c.wait((await c.submit(submit(repo, ["app.py"]))).id)

@@ -131,6 +131,7 @@ async def test_project_config_reloads_without_restart_and_bad_edit_keeps_last_go
     check = f"{sys.executable} -c pass"
     async with daemon.client() as c:
         (repo / ".pas.toml").write_text(f'[guardrails]\nallow_commands = ["{sys.executable} -c *"]\n')
+        await c.trust(p.TrustParams(workspace=str(repo)))  # widening the allowlist needs the user's trust
         task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["app.py"], check=check))
         assert task.check == check
         (repo / ".pas.toml").write_text("[guardrails\nallow_commands = 3\n")
