@@ -20,6 +20,7 @@ from daemon.errors import PasError
 from daemon.events import EventBus
 from daemon.jobs import JobManager
 from daemon.pool import Pool
+from daemon.private import make_undumpable, private_files, private_state
 from daemon.programmer import snapshot
 from daemon.review import Reviewer
 from daemon.routing import TierFallback
@@ -91,6 +92,9 @@ class Daemon:
         self._stop.set()
 
     async def run(self) -> None:
+        # before anything is read or loaded: other processes of this user cannot read our memory or
+        # /proc/<pid>/environ (where the model keys are), nor attach a debugger
+        make_undumpable()
         for lock in self._locks:
             lock.acquire()
         try:
@@ -100,7 +104,7 @@ class Daemon:
                 lock.release()
 
     async def _run(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_state(self.state_dir)  # the lock file is new, or an older daemon left 0644 files
         worktrees = self.state_dir / "worktrees"
         cleaned = await snapshot.clean_stale(worktrees)
         if cleaned:
@@ -126,6 +130,7 @@ class Daemon:
                           configs=self.configs, hello=hello, on_shutdown=self.request_stop)
         scheduler.fallback = TierFallback(store, self.configs.get)
         jobs = JobManager(service)
+        private_files(self.state_dir)  # the job store's database (and its -wal) is made by now
         server = RpcServer(service, bus, self.socket_path)
         await server.start()
         scheduler.start()
@@ -155,7 +160,7 @@ def serve(socket_path: Path | None, state_dir: Path | None, workers: int | None,
           pool: dict[str, object] | None = None) -> int:
     """Run the daemon in the foreground until stopped; 0 on a clean stop. `pool`: [pool] overrides."""
     state = state_dir or paths.state_dir()
-    (state / "logs").mkdir(parents=True, exist_ok=True)
+    private_state(state)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # watchfiles logs every change at INFO; with the log beside a watched config file that loops forever
     logging.getLogger("watchfiles").setLevel(logging.WARNING)

@@ -136,6 +136,14 @@ class GuardrailsConfig(Section):
     """Cap per day in USD over all tasks; None for no cap."""
     job_budget_usd: float | None = Field(default=None, ge=0)
     """Cap per job in USD (planning and tasks); a job that would pass it stops queuing. None: no cap."""
+    check_env: list[str] = []
+    """Environment variables passed to check commands besides PATH, HOME, USER, LOGNAME, LANG, LANGUAGE,
+    LC_*, TERM, TZ and TMPDIR (e.g. "VIRTUAL_ENV"); nothing else of the daemon's environment reaches a check."""
+    check_network: bool = False
+    """Let sandboxed check commands reach the network (bubblewrap only; the fallback cannot stop them)."""
+    sandbox: Literal["auto", "bwrap", "off"] = "auto"
+    """Where check commands run: `bwrap` in bubblewrap (no check runs without it), `auto` in bubblewrap
+    when it works here, else like `off`: in their own process group, with the allowlisted environment."""
 
 
 class JobsConfig(Section):

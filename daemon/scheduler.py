@@ -161,7 +161,9 @@ class Scheduler:
             snapshot=settings.pool.snapshot, worktrees_dir=str(self.worktrees_dir),
             limits=Limits(timeout_s=task.timeout_s, model_timeout_s=min(g.model_timeout_s, task.timeout_s),
                           check_timeout_s=g.check_timeout_s, check_output_bytes=g.check_output_bytes,
-                          max_rounds=g.max_rounds, budget_usd=budget),
+                          max_rounds=g.max_rounds, budget_usd=budget, check_env=g.check_env,
+                          check_network=g.check_network, sandbox=g.sandbox),
+            secret_env=sorted({m.api_key_env for m in settings.models.settings.values() if m.api_key_env}),
         )
 
     async def _run(self, task: TaskInfo, prog: Programmer) -> None:

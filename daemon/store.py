@@ -7,6 +7,7 @@ transaction, so a SIGKILL at any point leaves a consistent database.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from daemon.private import create_private, private_dir, private_files
 from daemon.protocol import HunkState, Receipt, TaskInfo, TaskState
 
 SCHEMA = """
@@ -110,7 +112,13 @@ class Store:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.receipts_dir = state_dir / "receipts"
-        self.receipts_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir)
+        private_dir(self.receipts_dir)
+        private_files(self.receipts_dir)
+        # SQLite gives the -wal and -shm files the database's own mode: create it 0600 first
+        for name in ("pasd.db", "pasd.db-wal", "pasd.db-shm"):
+            if name == "pasd.db" or (state_dir / name).exists():
+                create_private(state_dir / name)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves; statements autocommit otherwise.
         self.db = sqlite3.connect(state_dir / "pasd.db", isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -337,7 +345,8 @@ class Store:
         return inserted
 
     def _append_jsonl(self, receipt: Receipt) -> None:
-        with (self.receipts_dir / f"{receipt.run_id}.jsonl").open("a", encoding="utf-8") as fh:
+        fd = os.open(self.receipts_dir / f"{receipt.run_id}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with open(fd, "a", encoding="utf-8") as fh:
             fh.write(receipt.model_dump_json() + "\n")
 
     def reconcile_jsonl(self) -> int:

@@ -67,7 +67,7 @@ class DaemonProcess:
 
     def __init__(self, root: Path | None = None, *, workers: int = 4,
                  config: dict[str, dict[str, Any]] | None = None, env: dict[str, str] | None = None,
-                 sock_parent: str = "/tmp") -> None:
+                 sock_parent: str = "/tmp", wrap: list[str] | None = None) -> None:
         # Unix socket paths are limited to ~107 bytes: keep the socket under a short dir.
         self.sock_dir = Path(tempfile.mkdtemp(prefix="pasd-", dir=sock_parent))
         self.root = root or self.sock_dir
@@ -75,6 +75,7 @@ class DaemonProcess:
         self.state_dir = self.root / "state"
         self.config_file = self.root / "config.toml"
         self.workers = workers
+        self.wrap = wrap or []  # a command the daemon runs under (e.g. setpriv dropping capabilities)
         if config is not None:
             write_config(self.config_file, config)
         self.env = {**os.environ, "PASD_SOCKET": str(self.socket), "PASD_STATE_DIR": str(self.state_dir),
@@ -84,7 +85,7 @@ class DaemonProcess:
         self.log = self.root / "daemon.log"
 
     def start(self, timeout: float = 30.0) -> DaemonProcess:
-        argv = [sys.executable, "-m", "daemon", "serve", "--workers", str(self.workers)]
+        argv = [*self.wrap, sys.executable, "-m", "daemon", "serve", "--workers", str(self.workers)]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.programmer import llm, snapshot
-from daemon.programmer.check import run_check
+from daemon.programmer.check import require_sandbox, run_check
 from daemon.programmer.edits import EditFormatError, SearchNotFound, apply_edit, parse_edits
 from daemon.programmer.guard import command_allowed, normalize, refuse_path
 from daemon.programmer.prompt import build_messages, repair_message
@@ -102,6 +102,8 @@ async def _attempt(spec: TaskSpec, progress: Progress, tally: _Tally) -> EngineR
     workspace = Path(spec.workspace)
     if spec.check and not command_allowed(spec.check, spec.allow_commands):
         raise TaskFailed("guardrail", f"check command not in the allowlist: {spec.check}")
+    if spec.check:
+        await require_sandbox(spec)  # before the model is paid for a task whose check cannot run
     progress("snapshot", "taking a snapshot of the workspace")
     snap = await snapshot.create(workspace, spec.files, Path(spec.worktrees_dir),
                                  f"{spec.task_id}-{spec.attempt}",
@@ -165,8 +167,7 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
         changed = any(contents[p] != base.get(p) for p in contents)
         if spec.check and changed:
             progress("check", f"running {spec.check}")
-            run = await run_check(spec.check, snap.root, round_no, limits.check_timeout_s,
-                                  limits.check_output_bytes)
+            run = await run_check(spec, snap.root, round_no)
             tally.checks.append(run)
             if run.exit_code != 0:
                 check_output = run.output or f"exit code {run.exit_code}"

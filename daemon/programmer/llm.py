@@ -12,10 +12,12 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from daemon import secrets
 from daemon.errors import BadModel, MissingCredentials
 from daemon.programmer.spec import ModelSpec, ProviderFault, TaskFailed
 from daemon.protocol import TokenUsage
@@ -192,17 +194,13 @@ def _retry_after(exc: BaseException) -> float | None:
         return None
 
 
-_KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+|api[_-]?key['\"]?\s*[:=]\s*['\"]?[^\s'\",}]+)", re.I)
-
-
-def scrub(text: str, secret: str | None = None) -> str:
-    """Remove anything that looks like a key from text that may reach a user or a log."""
+def scrub(text: str, secret: str | None = None, named: Iterable[str] = ()) -> str:
+    """Remove every known secret (daemon/secrets.py) and anything that looks like a key from text
+    that may reach a user or a log; `named`: more variables holding keys (`api_key_env`)."""
+    values = secrets.secret_values(named)
     if secret and secret != NO_KEY:
-        text = text.replace(secret, "[redacted]")
-    for name, value in os.environ.items():
-        if value and len(value) >= 12 and ("KEY" in name or "TOKEN" in name or "SECRET" in name):
-            text = text.replace(value, "[redacted]")
-    return _KEYLIKE.sub("[redacted]", text)
+        values.insert(0, secret)
+    return secrets.KEYLIKE.sub(secrets.MARK, secrets.redact(text, values))
 
 
 def _first_line(exc: BaseException) -> str:

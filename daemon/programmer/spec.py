@@ -23,6 +23,9 @@ class Limits(Spec):
     check_output_bytes: int = 64_000
     max_rounds: int = 2
     budget_usd: float | None = None
+    check_env: list[str] = []  # variables a check gets besides the allowlist (programmer/sandbox.py)
+    check_network: bool = False
+    sandbox: Literal["auto", "bwrap", "off"] = "auto"
 
 
 class ModelSpec(Spec):
@@ -50,6 +53,7 @@ class TaskSpec(Spec):
     snapshot: Literal["auto", "worktree", "reuse", "copy"] = "auto"
     worktrees_dir: str
     limits: Limits = Limits()
+    secret_env: list[str] = []  # every variable an `api_key_env` setting names: redacted from check output
 
 
 class FileChange(Spec):
