@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -26,6 +27,19 @@ from daemon.scheduler import Scheduler
 from daemon.store import Store
 
 Handler = Callable[[Any], Awaitable[BaseModel]]
+
+
+def _binary_files(workspace: Path, files: list[str]) -> list[str]:
+    """The task's files that exist and are not UTF-8 text (a task may create a file that is absent)."""
+    out = []
+    for rel in files:
+        try:
+            (workspace / rel).read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            out.append(rel)
+        except OSError:
+            pass  # absent or unreadable: the task says so when it runs
+    return out
 
 
 class Service:
@@ -127,6 +141,8 @@ class Service:
         if not files:
             raise InvalidParams("name at least one file (or a selection) for the task")
         files = list(dict.fromkeys(files))
+        if binary := await asyncio.to_thread(_binary_files, workspace, files):
+            raise InvalidParams(f"{', '.join(binary)}: not UTF-8 text; a task can change text files only")
         model = params.model or settings.models.default
         route = None
         if routing.is_routed(model, settings):
