@@ -161,7 +161,8 @@ class Service:
             id=self._new_id(), state=p.TaskState.QUEUED, workspace=str(workspace),
             instruction=params.instruction.strip(), files=files, selection=selection, model=model,
             api_base=api_base, check=params.check,
-            timeout_s=params.timeout_s or settings.guardrails.task_timeout_s,
+            # a config may say `inf` (valid TOML): a task is stored, so it gets the protocol's longest
+            timeout_s=params.timeout_s or min(p.MAX_TIMEOUT_S, settings.guardrails.task_timeout_s),
             budget_usd=params.budget_usd, priority=params.priority, created_at=time.time(),
             job_id=job_id, tier=route.tier if route else None, route=route.reason if route else None,
         )

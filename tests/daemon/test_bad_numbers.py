@@ -171,3 +171,15 @@ async def test_a_row_corrupted_while_queued_does_not_stop_dispatch(make_daemon: 
         assert (await c.wait(queued.id)).reason == "unreadable"
         after = await c.submit(p.SubmitParams(workspace=str(repo), instruction="after", files=["util.py"]))
         assert (await c.wait(after.id)).state is p.TaskState.REVIEW
+
+
+async def test_an_infinite_timeout_in_the_config_is_the_longest_a_task_may_have(make_daemon: DaemonFactory,
+                                                                                repo: Path) -> None:
+    d = make_daemon(workers=1, guardrails={"task_timeout_s": float("inf")})  # `inf` is valid TOML
+    async with d.client() as c:
+        task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="note", files=["app.py"]))
+        assert task.timeout_s == p.MAX_TIMEOUT_S
+        assert (await c.wait(task.id)).state is p.TaskState.REVIEW
+    d.restart()  # and it is stored as a number the next start reads
+    async with d.client() as c:
+        assert (await c.get(task.id)).timeout_s == p.MAX_TIMEOUT_S
