@@ -15,7 +15,7 @@ from daemon.protocol import Event, EventEnvelope, notification
 log = logging.getLogger(__name__)
 
 MAX_QUEUED = 10_000  # events a subscriber may have waiting
-MAX_QUEUED_BYTES = 8 * 1024 * 1024  # and their size on the wire
+MAX_QUEUED_BYTES = 8 * 1024 * 1024  # and their size on the wire, for a client's subscription
 
 
 class Published:
@@ -35,7 +35,7 @@ class Published:
 
 
 class Subscription:
-    def __init__(self, bus: EventBus, kinds: set[str] | None, maxsize: int, max_bytes: int,
+    def __init__(self, bus: EventBus, kinds: set[str] | None, maxsize: int, max_bytes: int | None,
                  on_drop: Callable[[], None] | None = None) -> None:
         self.bus = bus
         self.kinds = kinds
@@ -48,8 +48,8 @@ class Subscription:
     def offer(self, pub: Published) -> None:
         if self.overflowed or (self.kinds is not None and pub.env.event.kind not in self.kinds):
             return
-        size = len(pub.line)
-        if self.queued_bytes + size > self.max_bytes or self.queue.full():
+        size = len(pub.line) if self.max_bytes is not None else 0
+        if self.queue.full() or (self.max_bytes is not None and self.queued_bytes + size > self.max_bytes):
             # A subscriber that cannot keep up is dropped rather than slowing the daemon down
             # or holding its backlog in memory.
             self.overflowed = True
@@ -59,7 +59,7 @@ class Subscription:
         self.queue.put_nowait(pub)
 
     def _took(self, pub: Published | None) -> Published | None:
-        if pub is not None:
+        if pub is not None and self.max_bytes is not None:
             self.queued_bytes -= len(pub.line)
         return pub
 
@@ -100,15 +100,16 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self, maxsize: int = MAX_QUEUED, max_bytes: int = MAX_QUEUED_BYTES) -> None:
+    def __init__(self, maxsize: int = MAX_QUEUED) -> None:
         self._subs: set[Subscription] = set()
         self._seq = itertools.count(1)
         self._maxsize = maxsize
-        self._max_bytes = max_bytes
 
-    def subscribe(self, kinds: list[str] | None = None, on_drop: Callable[[], None] | None = None) -> Subscription:
-        """A new subscriber; `on_drop` is called if it falls too far behind and is dropped."""
-        sub = Subscription(self, set(kinds) if kinds else None, self._maxsize, self._max_bytes, on_drop)
+    def subscribe(self, kinds: list[str] | None = None, *, max_bytes: int | None = None,
+                  on_drop: Callable[[], None] | None = None) -> Subscription:
+        """A new subscriber, dropped past `maxsize` queued events or (if given) `max_bytes` of them on
+        the wire (a client's connection: MAX_QUEUED_BYTES); `on_drop` is called when it is dropped."""
+        sub = Subscription(self, set(kinds) if kinds else None, self._maxsize, max_bytes, on_drop)
         self._subs.add(sub)
         return sub
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from daemon import protocol as p
 from daemon.errors import PasError
-from daemon.events import EventBus, Subscription
+from daemon.events import MAX_QUEUED_BYTES, EventBus, Subscription
 from daemon.programmer.llm import scrub
 from daemon.service import Service
 
@@ -204,7 +204,7 @@ class Connection:
     async def subscribe(self, params: p.SubscribeParams) -> p.SubscribeResult:
         if self.subscription is None:
             self.subscription = self.server.bus.subscribe(list(params.kinds) if params.kinds else None,
-                                                          on_drop=self._dropped)
+                                                          max_bytes=MAX_QUEUED_BYTES, on_drop=self._dropped)
             self.pump = asyncio.create_task(self._pump(self.subscription))
         return p.SubscribeResult(status=self.server.service.status())
 

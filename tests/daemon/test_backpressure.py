@@ -120,6 +120,8 @@ async def test_a_subscriber_that_falls_behind_is_dropped_and_closed(make_daemon:
             else:
                 raise AssertionError("the subscriber was never dropped")
             wait_until(lambda: connections(d.socket) == 1, "the daemon to close the subscriber's connection")
+            # only the client's subscription: the daemon's own (jobs, the file watcher) keep theirs
+            assert d.log.read_text().count("dropped a subscriber") == 1
             drain_to_eof(sub)
             assert len((await c.status()).programmers) == 2
     finally:
