@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -141,7 +140,8 @@ class Service:
         if not files:
             raise InvalidParams("name at least one file (or a selection) for the task")
         files = list(dict.fromkeys(files))
-        if binary := await asyncio.to_thread(_binary_files, workspace, files):
+        # read here, like the selection above: a task's few files cost less than a thread hop per task
+        if binary := _binary_files(workspace, files):
             raise InvalidParams(f"{', '.join(binary)}: not UTF-8 text; a task can change text files only")
         model = params.model or settings.models.default
         route = None
