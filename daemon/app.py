@@ -80,7 +80,8 @@ class Daemon:
                  pool: dict[str, object] | None = None) -> None:
         self.socket_path = socket_path or paths.socket_path()
         self.state_dir = state_dir or paths.state_dir()
-        pool_overrides = {**({"workers": workers} if workers else {}), **(pool or {})}
+        # 0 is not "the default": the settings' bounds refuse it
+        pool_overrides = {**({"workers": workers} if workers is not None else {}), **(pool or {})}
         overrides = {"pool": pool_overrides} if pool_overrides else {}
         self.configs = ConfigCache(config_file, overrides, TrustStore(self.state_dir))
         self.settings = self.configs.get()  # a bad user config stops the start with its message

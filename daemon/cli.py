@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
@@ -467,6 +468,34 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------ parser
 
 
+def _number(low: float, high: float, *, open_low: bool = False) -> Callable[[str], float]:
+    """An argparse type for a finite number in a range (`float` alone takes inf and nan)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or value > high or (open_low and value == low):
+            above = "above" if open_low else "from"
+            raise argparse.ArgumentTypeError(f"expected a number {above} {low:g} to {high:g}, got {text!r}")
+        return value
+    return parse
+
+
+def _workers_error(workers: int | None) -> str | None:
+    """A one-line usage error for a --workers value outside the pool's bounds (None if it is fine)."""
+    from daemon.config import PoolConfig
+
+    if workers is None:
+        return None
+    bounds = {k: getattr(m, k) for m in PoolConfig.model_fields["workers"].metadata for k in ("ge", "le")
+              if hasattr(m, k)}
+    low, high = bounds.get("ge", 1), bounds.get("le", 512)
+    if low <= workers <= high:
+        return None
+    return f"pasd: --workers takes a whole number from {low} to {high} (programmers in the pool), got {workers}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pasd", description="Hand coding work to a pool of LLM programmers.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -493,8 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", "-m", help="litellm model string, e.g. openai/gpt-4.1-mini")
     sp.add_argument("--api-base", help="endpoint for the model (OpenAI-compatible servers, Ollama, ...)")
     sp.add_argument("--check", help="command to check the edit, e.g. 'pytest -q' (must be allowlisted)")
-    sp.add_argument("--timeout", type=float, help="task time limit in seconds")
-    sp.add_argument("--budget", type=float, help="task cost cap in USD")
+    sp.add_argument("--timeout", type=_number(0, p.MAX_TIMEOUT_S, open_low=True), help="task time limit in seconds")
+    sp.add_argument("--budget", type=_number(0, p.MAX_BUDGET_USD), help="task cost cap in USD")
     sp.add_argument("--priority", type=int, default=0, help="higher runs first")
     sp.add_argument("--workspace", help="workspace root (default: the git top level, else .)")
     sp.add_argument("--wait", "-w", action="store_true", help="wait for the task and show progress")
@@ -523,9 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", "-m", help='model for every task, a tier name, or "auto" to route by size')
     sp.add_argument("--api-base", help="endpoint for the model")
     sp.add_argument("--check", help="check command for every task (must be allowlisted)")
-    sp.add_argument("--timeout", type=float, help="time limit per task in seconds")
-    sp.add_argument("--budget", type=float, help="cost cap for the whole job in USD")
-    sp.add_argument("--task-budget", type=float, help="cost cap per task in USD")
+    sp.add_argument("--timeout", type=_number(0, p.MAX_TIMEOUT_S, open_low=True), help="time limit per task in seconds")
+    sp.add_argument("--budget", type=_number(0, p.MAX_BUDGET_USD), help="cost cap for the whole job in USD")
+    sp.add_argument("--task-budget", type=_number(0, p.MAX_BUDGET_USD), help="cost cap per task in USD")
     sp.add_argument("--priority", type=int, default=0, help="higher runs first")
     sp.add_argument("--workspace", help="workspace root (default: the git top level, else .)")
     sp.add_argument("--wait", "-w", action="store_true", help="wait until the job has run")
@@ -562,6 +591,9 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("start", "serve") and (bad := _workers_error(args.workers)):
+        print(bad, file=sys.stderr)
+        return 2
     if args.command == "serve" or (args.command == "start" and args.foreground):
         from daemon.app import serve
 
@@ -575,6 +607,10 @@ def main(argv: list[str] | None = None) -> int:
     except PasError as exc:
         print(f"pasd: {exc.message}", file=sys.stderr)
         return 1
+    except ValidationError as exc:  # a value the protocol refuses, caught before it is sent
+        err = exc.errors()[0]
+        print(f"pasd: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

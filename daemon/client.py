@@ -23,6 +23,30 @@ from daemon.errors import DaemonUnavailable, PasError, from_rpc
 R = TypeVar("R", bound=BaseModel)
 
 _EVENT = TypeAdapter(p.EventEnvelope)
+READ_LIMIT = 1024 * 1024  # the stream's buffer; longer replies are read in pieces of this size
+
+
+async def read_line(reader: asyncio.StreamReader, max_bytes: int = p.MAX_REPLY_BYTES) -> bytes:
+    """One line (with its newline), b"" at end of stream; ValueError past `max_bytes`.
+
+    Replies may be far longer than the stream's buffer: a long one is taken in buffer-sized
+    pieces and joined once, so the buffer stays small and nothing is copied over and over.
+    """
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            part = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError as exc:
+            part = await reader.readexactly(exc.consumed)
+        except asyncio.IncompleteReadError:
+            return b""  # the connection ended, mid-line or not
+        size += len(part)
+        if size > max_bytes:
+            raise ValueError(f"a reply line longer than {max_bytes} bytes")
+        parts.append(part)
+        if part.endswith(b"\n"):
+            return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class PasClient:
@@ -42,9 +66,7 @@ class PasClient:
 
     async def connect(self) -> PasClient:
         try:
-            self._reader, self._writer = await asyncio.open_unix_connection(
-                str(self.socket), limit=p.MAX_LINE_BYTES + 1
-            )
+            self._reader, self._writer = await asyncio.open_unix_connection(str(self.socket), limit=READ_LIMIT)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise DaemonUnavailable(
                 f"pasd is not running (no daemon at {self.socket}); start it with `pasd start`") from exc
@@ -90,7 +112,7 @@ class PasClient:
         assert self._reader is not None
         try:
             while True:
-                line = await self._reader.readline()
+                line = await read_line(self._reader)
                 if not line:
                     break
                 msg = json.loads(line)
@@ -249,15 +271,13 @@ class EventStream:
 
     async def __aenter__(self) -> EventStream:
         try:
-            self._reader, self._writer = await asyncio.open_unix_connection(
-                str(self.socket), limit=p.MAX_LINE_BYTES + 1
-            )
+            self._reader, self._writer = await asyncio.open_unix_connection(str(self.socket), limit=READ_LIMIT)
         except OSError as exc:
             raise DaemonUnavailable(f"pasd is not running (no daemon at {self.socket})") from exc
         req = p.request("events.subscribe", p.SubscribeParams(kinds=self.kinds), 1)
         self._writer.write((json.dumps(req) + "\n").encode())
         await self._writer.drain()
-        line = await self._reader.readline()
+        line = await read_line(self._reader)
         if not line:
             raise DaemonUnavailable("the daemon closed the event stream")
         msg = json.loads(line)
@@ -281,7 +301,7 @@ class EventStream:
         assert self._reader is not None
         while True:
             try:
-                line = await self._reader.readline()
+                line = await read_line(self._reader)
             except OSError:
                 return
             if not line:

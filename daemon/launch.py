@@ -51,7 +51,7 @@ def start(workers: int | None = None, quiet: bool = False, timeout: float = 30.0
     (state / "logs").mkdir(parents=True, exist_ok=True)
     log_path = state / "logs" / "pasd.log"
     env = {**os.environ, "PASD_SOCKET": str(sock_path), "PASD_STATE_DIR": str(state)}
-    argv = [sys.executable, "-m", "daemon", "serve"] + (["--workers", str(workers)] if workers else [])
+    argv = [sys.executable, "-m", "daemon", "serve"] + (["--workers", str(workers)] if workers is not None else [])
     argv += extra or []  # more `serve` flags (--backend, --address, ...)
     proc: subprocess.Popen[bytes] | None = None
     if fork and not extra:
@@ -102,7 +102,7 @@ def _serve_here(log_path: Path, env: dict[str, str], workers: int | None) -> Non
         # open otherwise, and a caller reading one to its end would wait for the daemon to exit.
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         os.environ.update(env)
-        serve = ["serve"] + (["--workers", str(workers)] if workers else [])
+        serve = ["serve"] + (["--workers", str(workers)] if workers is not None else [])
         sys.argv = [sys.argv[0], *serve]
         from daemon.cli import main
 
@@ -130,7 +130,8 @@ def main(argv: list[str]) -> int | None:
     if argv[:1] != ["start"]:
         return None
     rest = argv[1:]
-    if rest[:1] == ["--workers"] and len(rest) == 2 and rest[1].isdigit() and int(rest[1]) > 0:
+    # only values the pool takes (config.PoolConfig.workers: 1 to 512); the full CLI explains any other
+    if rest[:1] == ["--workers"] and len(rest) == 2 and rest[1].isdigit() and 0 < int(rest[1]) <= 512:
         workers = int(rest[1])
     elif rest:
         return None  # anything else (--help, --foreground, a usage error) goes through argparse

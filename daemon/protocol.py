@@ -11,13 +11,24 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 PROTOCOL_VERSION = 1
-MAX_LINE_BYTES = 8 * 1024 * 1024
+MAX_LINE_BYTES = 8 * 1024 * 1024  # a request to the daemon
+MAX_REPLY_BYTES = 512 * 1024 * 1024  # a reply from the daemon (a task's whole diff may be large)
+
+# Bounds on what a request may ask for: past them a number is a mistake or an attack.
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_BUDGET_USD = 1_000_000.0
+MAX_PRIORITY = 1_000_000
+MAX_LINE_NO = 100_000_000
+MAX_ID = 100_000_000  # hunk ids and the like
+PATH_MAX = 4096  # bytes, as Linux counts them
+NAME_MAX = 255
 
 
 class Model(BaseModel):
-    """Base for wire models: unknown fields are refused, so typos surface as errors."""
+    """Base for wire models: unknown fields are refused, so typos surface as errors; so are
+    infinite and NaN numbers, which JSON cannot carry back."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, allow_inf_nan=False)
 
 
 def _not_blank(v: str) -> str:
@@ -27,6 +38,29 @@ def _not_blank(v: str) -> str:
 
 
 Instruction = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
+
+
+def _usable_path(v: str) -> str:
+    """A path the operating system can take: no NUL byte, encodable, within PATH_MAX and NAME_MAX."""
+    if "\x00" in v:
+        raise ValueError("a path may not contain a NUL byte")
+    try:
+        raw = v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a path must be valid Unicode (no lone surrogates)") from None
+    if len(raw) >= PATH_MAX:
+        raise ValueError(f"path longer than {PATH_MAX - 1} bytes")
+    if any(len(part.encode()) > NAME_MAX for part in v.split("/")):
+        raise ValueError(f"a path component is longer than {NAME_MAX} bytes")
+    return v
+
+
+PathStr = Annotated[str, AfterValidator(_usable_path)]
+Timeout = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)]
+Budget = Annotated[float, Field(ge=0, le=MAX_BUDGET_USD)]
+Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
+LineNo = Annotated[int, Field(ge=1, le=MAX_LINE_NO)]
+HunkId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 # ---------------------------------------------------------------- states
@@ -73,9 +107,9 @@ class HunkState(StrEnum):
 class Selection(Model):
     """A range of whole lines in one file, 1-based and inclusive."""
 
-    path: str = Field(min_length=1)
-    start_line: int = Field(ge=1)
-    end_line: int = Field(ge=1)
+    path: PathStr = Field(min_length=1)
+    start_line: LineNo
+    end_line: LineNo
 
     @field_validator("end_line")
     @classmethod
@@ -233,7 +267,7 @@ class Empty(Model):
 
 class HelloParams(Model):
     client: str = "unknown"
-    protocol: int = PROTOCOL_VERSION
+    protocol: int = Field(default=PROTOCOL_VERSION, ge=0, le=MAX_ID)
 
 
 class HelloResult(Model):
@@ -271,16 +305,16 @@ class PoolStatus(Model):
 
 
 class SubmitParams(Model):
-    workspace: str = Field(min_length=1, description="absolute path of the workspace root")
+    workspace: PathStr = Field(min_length=1, description="absolute path of the workspace root")
     instruction: Instruction
-    files: list[str] = []
+    files: list[PathStr] = []
     selection: Selection | None = None
     model: str | None = None  # None: the configured default
     api_base: str | None = None
     check: str | None = None
-    timeout_s: float | None = Field(default=None, gt=0)
-    budget_usd: float | None = Field(default=None, ge=0)
-    priority: int = 0
+    timeout_s: Timeout | None = None
+    budget_usd: Budget | None = None
+    priority: Priority = 0
 
 
 class TaskRef(Model):
@@ -289,7 +323,7 @@ class TaskRef(Model):
 
 class TaskListParams(Model):
     states: list[TaskState] | None = None
-    workspace: str | None = None
+    workspace: PathStr | None = None
     limit: int = Field(default=200, ge=1, le=10_000)
 
 
@@ -322,8 +356,8 @@ class ReviewParams(Model):
     """Approve or reject a task, or only some of its hunks."""
 
     task_id: str = Field(min_length=1)
-    hunks: list[int] | None = None  # None: every pending hunk
-    applied_by_client: list[int] = []  # hunks an editor already applied to its buffers
+    hunks: list[HunkId] | None = None  # None: every pending hunk
+    applied_by_client: list[HunkId] = []  # hunks an editor already applied to its buffers
 
 
 class ReviewResult(Model):
@@ -343,7 +377,7 @@ class ReceiptList(Model):
 
 
 class ModelsParams(Model):
-    workspace: str | None = None  # apply that workspace's .pas.toml
+    workspace: PathStr | None = None  # apply that workspace's .pas.toml
 
 
 class ModelsResult(Model):
@@ -422,17 +456,17 @@ class PlanItem(Model):
 
 
 class JobSubmitParams(Model):
-    workspace: str = Field(min_length=1, description="absolute path of the workspace root")
+    workspace: PathStr = Field(min_length=1, description="absolute path of the workspace root")
     instruction: Instruction
-    files: list[str] = Field(min_length=1, description="files, directories or glob patterns ('src/**/*.py')")
+    files: list[PathStr] = Field(min_length=1, description="files, directories or glob patterns ('src/**/*.py')")
     split: JobSplit = "per-file"
     model: str | None = None  # None: the configured default; "auto": routed per task over the tiers
     api_base: str | None = None
     check: str | None = None
-    timeout_s: float | None = Field(default=None, gt=0)  # per task
-    budget_usd: float | None = Field(default=None, ge=0)  # cap for the whole job (planning included)
-    task_budget_usd: float | None = Field(default=None, ge=0)
-    priority: int = 0
+    timeout_s: Timeout | None = None  # per task
+    budget_usd: Budget | None = None  # cap for the whole job (planning included)
+    task_budget_usd: Budget | None = None
+    priority: Priority = 0
 
 
 class JobTotals(Model):
@@ -480,7 +514,7 @@ class JobRef(Model):
 
 
 class JobListParams(Model):
-    workspace: str | None = None
+    workspace: PathStr | None = None
     limit: int = Field(default=100, ge=1, le=10_000)
 
 

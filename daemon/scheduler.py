@@ -13,9 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from daemon import crashpoints
 from daemon.config import Settings
 from daemon.events import EventBus
 from daemon.pool import Pool, Programmer
+from daemon.programmer.engine import SPEND, STOPPED, spent
 from daemon.programmer.llm import scrub
 from daemon.programmer.spec import EngineResult, Limits, ModelSpec, ProviderFault, TaskFailed, TaskSpec
 from daemon.protocol import ProgressEvent, Receipt, ReceiptEvent, TaskEvent, TaskInfo, TaskState
@@ -77,7 +79,15 @@ class Scheduler:
             log.error("background task %s failed", job.get_name(), exc_info=job.exception())
 
     def recover(self, max_retries: int) -> tuple[int, int]:
-        """After a restart: re-queue RUNNING tasks (or fail them past their retries); queue QUEUED ones."""
+        """After a restart: re-queue RUNNING tasks (or fail them past their retries); queue QUEUED ones.
+
+        Unreadable task records are marked FAILED first, and attempts the stop cut short after a
+        model reply get their receipt now, carrying what they spent.
+        """
+        if mended := self.store.mend_tasks():
+            log.warning("%d stored tasks were unreadable and are marked FAILED", mended)
+        for receipt in self.store.unsettled_spend():
+            self._settle(receipt, STOPPED)
         requeued = failed = 0
         for task in self.store.list_tasks([TaskState.RUNNING], limit=100_000):
             if task.attempts > max_retries:
@@ -123,15 +133,26 @@ class Scheduler:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._heap and not self._stopping:
-                prog = self.pool.next_idle()
-                if prog is None:
-                    break
-                _, _, task_id = heapq.heappop(self._heap)
+            try:
+                self._dispatch()
+            except Exception:  # the loop must outlive any one bad task or store error
+                log.exception("dispatch failed; the loop goes on")
+
+    def _dispatch(self) -> None:
+        while self._heap and not self._stopping:
+            prog = self.pool.next_idle()
+            if prog is None:
+                break
+            _, _, task_id = heapq.heappop(self._heap)
+            try:
                 task = self.store.get_task(task_id)
                 if task is None or task.state is not TaskState.QUEUED:
                     continue  # cancelled while queued
                 self._start(task, prog)
+            except Exception:
+                log.exception("could not start task %s", task_id)
+                if task_id not in self._running and prog.info.task_id == task_id:
+                    self.pool.idle(prog, done=False)
 
     def _start(self, task: TaskInfo, prog: Programmer) -> None:
         task = self._update(task, state=TaskState.RUNNING, programmer=prog.id, attempts=task.attempts + 1,
@@ -170,6 +191,9 @@ class Scheduler:
         settings: Settings | None = None
 
         def progress(phase: str, message: str) -> None:
+            if phase == SPEND:
+                self._spend(spent(message), prog)
+                return
             self.bus.publish(ProgressEvent(task_id=task.id, programmer=prog.id, phase=phase, message=message))
 
         try:
@@ -178,22 +202,27 @@ class Scheduler:
             result = await self.pool.backend.run(prog.id, spec, progress)
         except asyncio.CancelledError:
             if task.id in self._cancelling and not self._stopping:
+                self._settle_attempt(task, "cancelled")
                 self._finish(task, state=TaskState.CANCELLED, reason="cancelled", error="cancelled by the user")
                 self.pool.idle(prog, done=False)
             else:
                 # daemon shutdown: leave the task to be resumed by the next start
+                self._settle_attempt(task, STOPPED)
                 self._update(task, state=TaskState.QUEUED, programmer=None)
             raise
         except TaskFailed as exc:
             self._record(exc.receipt)
+            self._settle_attempt(task, f"failed: {exc.reason}")  # in case no receipt came back
             if not self._fall_back(task, exc.reason, scrub(exc.message)):
                 self._finish(task, state=TaskState.FAILED, reason=exc.reason, error=scrub(exc.message))
             self.pool.idle(prog)
         except ProviderFault as exc:
             self._record(exc.receipt)
+            self._settle_attempt(task, f"failed: {exc.reason}")
             self._fault(task, prog, settings, exc.reason, scrub(exc.message), exc.retry_after)
         except Exception as exc:
             log.exception("engine failure on %s for task %s", prog.id, task.id)
+            self._settle_attempt(task, "failed: engine")
             self._fault(task, prog, settings, "engine", scrub(f"{type(exc).__name__}: {exc}"), None)
         else:
             self._review(task, result)
@@ -282,6 +311,28 @@ class Scheduler:
             task = self.store.get_task(receipt.task_id)
             if task is not None:
                 self.store.save_task(task.model_copy(update={"cost_usd": round(task.cost_usd + receipt.cost_usd, 6)}))
+
+    def _spend(self, receipt: Receipt, prog: Programmer) -> None:
+        """A model reply arrived: store what the attempt has spent so far before anything else happens."""
+        if receipt.node == "local" and prog.info.node != "local":
+            receipt = receipt.model_copy(update={"node": prog.info.node})
+        self.store.record_spend(stamp(receipt, self.store.get_task(receipt.task_id)))
+        crashpoints.reach("spend.recorded")
+
+    def _settle_attempt(self, task: TaskInfo, outcome: str) -> None:
+        """An attempt ended without a receipt: give it one for what its model replies cost."""
+        for receipt in self.store.unsettled_spend(task.id, task.attempts):
+            self._settle(receipt, outcome)
+
+    def _settle(self, receipt: Receipt, outcome: str) -> None:
+        receipt = receipt.model_copy(update={"outcome": outcome})
+        task = self.store.get_task(receipt.task_id)
+        if task is not None:
+            task = task.model_copy(update={"cost_usd": round(task.cost_usd + receipt.cost_usd, 6)})
+        if self.store.settle_spend(receipt, task):
+            self.bus.publish(ReceiptEvent(receipt=receipt))
+            if task is not None:
+                self.bus.publish(TaskEvent(task=task))
 
     def _finish(self, task: TaskInfo, **changes: Any) -> TaskInfo:
         task = self._update(task, finished_at=time.time(), **changes)

@@ -2,6 +2,10 @@
 
 Bad input of any kind gets the standard error and the connection stays up; only peers of
 another uid are disconnected. `events.subscribe` adds an event stream to the connection.
+
+Each connection is bounded: at most MAX_IN_FLIGHT requests are handled at once (past that the
+socket is not read, so the kernel holds the client back), the outgoing buffer is limited, and a
+client that reads nothing for `stall_timeout_s` while a reply waits is disconnected.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import socket
 import struct
@@ -20,13 +25,41 @@ from pydantic import BaseModel, ValidationError
 
 from daemon import protocol as p
 from daemon.errors import PasError
-from daemon.events import EventBus, Subscription
+from daemon.events import MAX_QUEUED_BYTES, EventBus, Subscription
 from daemon.programmer.llm import scrub
 from daemon.service import Service
 
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
+MAX_IN_FLIGHT = 16  # requests handled at once per connection
+WRITE_HIGH = 256 * 1024  # outgoing bytes buffered per connection before a writer waits
+STALL_TIMEOUT_S = 30.0  # how long a client may leave a reply unread before it is disconnected
+
+
+def stall_timeout() -> float:
+    """STALL_TIMEOUT_S, or `$PASD_STALL_TIMEOUT_S` (tests, and users with very slow clients)."""
+    try:
+        value = float(os.environ.get("PASD_STALL_TIMEOUT_S", STALL_TIMEOUT_S))
+    except ValueError:
+        return STALL_TIMEOUT_S
+    return value if math.isfinite(value) and value > 0 else STALL_TIMEOUT_S
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def parse(line: bytes) -> Any:
+    """Strict JSON: Python's json also takes NaN, Infinity and 1e999, which no other peer can send back."""
+    return json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def peer_uid(sock: socket.socket) -> int | None:
@@ -59,12 +92,40 @@ class Connection:
         self.subscription: Subscription | None = None
         self.pump: asyncio.Task[None] | None = None
         self.requests: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Event()  # set while fewer than MAX_IN_FLIGHT requests are in flight
+        self._room.set()
+        writer.transport.set_write_buffer_limits(high=WRITE_HIGH)
 
     async def send(self, msg: dict[str, Any]) -> None:
-        data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+        await self.write((json.dumps(msg, separators=(",", ":")) + "\n").encode())
+
+    async def write(self, data: bytes) -> None:
+        """Write and wait until the client has taken most of it; a client that takes nothing for
+        `stall_timeout_s` is disconnected."""
         async with self.lock:
+            if self.writer.is_closing():
+                raise ConnectionResetError("connection closed")
             self.writer.write(data)
-            await self.writer.drain()
+            left = self.writer.transport.get_write_buffer_size()
+            while True:
+                try:
+                    async with asyncio.timeout(self.server.stall_timeout_s):
+                        await self.writer.drain()
+                    return
+                except TimeoutError:
+                    now = self.writer.transport.get_write_buffer_size()
+                    if now < left:  # reading, only slowly (a long reply): keep waiting
+                        left = now
+                        continue
+                log.warning("disconnected a client that left %d bytes unread for %g s", now,
+                            self.server.stall_timeout_s)
+                self.writer.transport.abort()
+                raise ConnectionResetError("the client stopped reading")
+
+    def _request_done(self, task: asyncio.Task[None]) -> None:
+        self.requests.discard(task)
+        if len(self.requests) < MAX_IN_FLIGHT:
+            self._room.set()
 
     async def lines(self) -> Any:
         """Yield complete lines; an over-long line yields None once and is skipped."""
@@ -106,7 +167,11 @@ class Connection:
                 # Requests run concurrently: a long approve never blocks pool.status.
                 task = asyncio.create_task(self.handle(line))
                 self.requests.add(task)
-                task.add_done_callback(self.requests.discard)
+                task.add_done_callback(self._request_done)
+                if len(self.requests) >= MAX_IN_FLIGHT:
+                    # read no further: the socket fills up and the kernel holds the client back
+                    self._room.clear()
+                    await self._room.wait()
         except (ConnectionError, OSError):
             pass
         finally:
@@ -122,8 +187,13 @@ class Connection:
             self.pump.cancel()
             await asyncio.gather(self.pump, return_exceptions=True)
         self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
+        try:
+            async with asyncio.timeout(self.server.stall_timeout_s):
+                await self.writer.wait_closed()
+        except TimeoutError:
+            self.writer.transport.abort()  # a client that never reads what is left
+        except Exception:
+            pass
 
     async def handle(self, line: bytes) -> None:
         reply = await self.server.dispatch(line, self)
@@ -133,23 +203,25 @@ class Connection:
 
     async def subscribe(self, params: p.SubscribeParams) -> p.SubscribeResult:
         if self.subscription is None:
-            self.subscription = self.server.bus.subscribe(list(params.kinds) if params.kinds else None)
+            self.subscription = self.server.bus.subscribe(list(params.kinds) if params.kinds else None,
+                                                          max_bytes=MAX_QUEUED_BYTES, on_drop=self._dropped)
             self.pump = asyncio.create_task(self._pump(self.subscription))
         return p.SubscribeResult(status=self.server.service.status())
+
+    def _dropped(self) -> None:
+        """The bus dropped this subscriber for falling behind: end the connection now, unread data and all."""
+        self.writer.transport.abort()
 
     async def _pump(self, sub: Subscription) -> None:
         try:
             while (first := await sub.next()) is not None:
                 # one write for a burst of events, each encoded once for all subscribers
-                data = b"".join(pub.line for pub in [first, *sub.ready()])
-                async with self.lock:
-                    self.writer.write(data)
-                    await self.writer.drain()
+                await self.write(b"".join(pub.line for pub in [first, *sub.ready()]))
         except (ConnectionError, OSError):
             pass
         finally:
             if sub.overflowed:
-                self.writer.close()
+                self.writer.transport.abort()
 
 
 class RpcServer:
@@ -159,6 +231,7 @@ class RpcServer:
         self.path = path
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
+        self.stall_timeout_s = stall_timeout()
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -202,7 +275,7 @@ class RpcServer:
 
     async def dispatch(self, line: bytes, conn: Connection) -> dict[str, Any] | None:
         try:
-            msg = json.loads(line)
+            msg = parse(line)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return _error(None, p.ErrorCode.PARSE_ERROR, f"parse error: {str(exc)[:200]}")
         if not isinstance(msg, dict):

@@ -28,6 +28,19 @@ from daemon.store import Store
 Handler = Callable[[Any], Awaitable[BaseModel]]
 
 
+def _binary_files(workspace: Path, files: list[str]) -> list[str]:
+    """The task's files that exist and are not UTF-8 text (a task may create a file that is absent)."""
+    out = []
+    for rel in files:
+        try:
+            (workspace / rel).read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            out.append(rel)
+        except OSError:
+            pass  # absent or unreadable: the task says so when it runs
+    return out
+
+
 class Service:
     def __init__(self, *, store: Store, pool: Pool, bus: EventBus, scheduler: Scheduler, reviewer: Reviewer,
                  configs: ConfigCache, hello: p.HelloResult, on_shutdown: Callable[[], None]) -> None:
@@ -140,6 +153,9 @@ class Service:
         if not files:
             raise InvalidParams("name at least one file (or a selection) for the task")
         files = list(dict.fromkeys(files))
+        # read here, like the selection above: a task's few files cost less than a thread hop per task
+        if binary := _binary_files(workspace, files):
+            raise InvalidParams(f"{', '.join(binary)}: not UTF-8 text; a task can change text files only")
         model = params.model or settings.models.default
         route = None
         if routing.is_routed(model, settings):
@@ -158,7 +174,8 @@ class Service:
             id=self._new_id(), state=p.TaskState.QUEUED, workspace=str(workspace),
             instruction=params.instruction.strip(), files=files, selection=selection, model=model,
             api_base=api_base, check=params.check,
-            timeout_s=params.timeout_s or settings.guardrails.task_timeout_s,
+            # a config may say `inf` (valid TOML): a task is stored, so it gets the protocol's longest
+            timeout_s=params.timeout_s or min(p.MAX_TIMEOUT_S, settings.guardrails.task_timeout_s),
             budget_usd=params.budget_usd, priority=params.priority, created_at=time.time(),
             job_id=job_id, tier=route.tier if route else None, route=route.reason if route else None,
         )

@@ -7,16 +7,21 @@ transaction, so a SIGKILL at any point leaves a consistent database.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from daemon.private import create_private, private_dir, private_files
 from daemon.protocol import HunkState, Receipt, TaskInfo, TaskState
+
+log = logging.getLogger(__name__)
+UNREADABLE = "unreadable"  # the failure reason of a task whose stored record could not be read
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -71,7 +76,56 @@ CREATE TABLE IF NOT EXISTS approval_files (
     mode INTEGER,
     PRIMARY KEY (task_id, seq)
 );
+CREATE TABLE IF NOT EXISTS spend (
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    cost_usd REAL NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (task_id, attempt)
+);
 """
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError) and exc.errors():
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or "record"
+        return f"{loc}: {err['msg']}"[:300]
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+
+def _salvage(task_id: str, workspace: object, updated_at: object, info: object, why: str) -> TaskInfo:
+    """What can be kept of an unreadable task record, as a FAILED task saying why."""
+    raw: Any = None
+    if isinstance(info, (str, bytes)):
+        try:
+            raw = json.loads(info)
+        except (ValueError, RecursionError):
+            raw = None
+    stamp = updated_at if isinstance(updated_at, (int, float)) else 0.0
+    task = TaskInfo(id=str(task_id), state=TaskState.FAILED, workspace=str(workspace), instruction="(unreadable)",
+                    files=[], model="", timeout_s=0.0, created_at=float(stamp))
+    for key, value in (raw.items() if isinstance(raw, dict) else ()):
+        if key in ("id", "state") or key not in TaskInfo.model_fields:
+            continue
+        try:  # field by field: everything readable survives
+            task = TaskInfo.model_validate({**task.model_dump(), key: value})
+        except (ValidationError, ValueError):
+            continue
+    return task.model_copy(update={"state": TaskState.FAILED, "reason": UNREADABLE, "programmer": None,
+                                   "error": f"stored record unreadable: {why}", "finished_at": time.time()})
+
+
+def _receipts(rows: Iterable[tuple[str]]) -> list[Receipt]:
+    """Stored receipts, skipping (and logging) any that cannot be read."""
+    out = []
+    for (data,) in rows:
+        try:
+            out.append(Receipt.model_validate_json(data))
+        except (ValidationError, ValueError) as exc:
+            log.warning("skipped an unreadable stored receipt: %s", _first_error(exc))
+    return out
 
 
 class Change(BaseModel):
@@ -152,8 +206,37 @@ class Store:
             )
 
     def get_task(self, task_id: str) -> TaskInfo | None:
-        row = self.db.execute("SELECT info FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        return TaskInfo.model_validate_json(row[0]) if row else None
+        row = self.db.execute("SELECT id, workspace, updated_at, info FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return self._load(*row) if row else None
+
+    def _load(self, task_id: str, workspace: str, updated_at: float, info: str) -> TaskInfo | None:
+        """A stored task; one whose record cannot be read is stored again as FAILED with the reason,
+        keeping what can be kept of it (None, and a log line, if even that fails)."""
+        try:
+            return TaskInfo.model_validate_json(info)
+        except (ValidationError, ValueError) as exc:
+            why = _first_error(exc)
+        log.warning("task %s: stored record unreadable (%s); marking it FAILED", task_id, why)
+        try:
+            task = _salvage(task_id, workspace, updated_at, info, why)
+            self.save_task(task)
+        except (ValidationError, ValueError, TypeError, sqlite3.Error):
+            log.exception("task %s: cannot mark the unreadable record FAILED; skipping it", task_id)
+            return None
+        return task
+
+    def mend_tasks(self) -> int:
+        """Mark FAILED every task whose record is not JSON or whose state is unknown (cheap: SQL finds
+        them); returns how many. Run at start, before queries that read inside records."""
+        known = [s.value for s in TaskState]
+        rows = self.db.execute(
+            f"SELECT id, workspace, updated_at, info FROM tasks WHERE NOT json_valid(info) "
+            f"OR state NOT IN ({','.join('?' * len(known))}) "
+            f"OR json_extract(CASE WHEN json_valid(info) THEN info END, '$.state') "
+            f"NOT IN ({','.join('?' * len(known))})", known + known).fetchall()
+        for row in rows:
+            self._load(*row)
+        return len(rows)
 
     def find_task_ids(self, prefix: str) -> list[str]:
         like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -162,7 +245,7 @@ class Store:
 
     def list_tasks(self, states: Iterable[TaskState] | None = None, workspace: str | None = None,
                    limit: int = 200) -> list[TaskInfo]:
-        sql, args = "SELECT info FROM tasks WHERE 1=1", list[object]()
+        sql, args = "SELECT id, workspace, updated_at, info FROM tasks WHERE 1=1", list[object]()
         if states is not None:
             states = list(states)
             sql += f" AND state IN ({','.join('?' * len(states))})"
@@ -172,12 +255,12 @@ class Store:
             args.append(workspace)
         sql += " ORDER BY seq DESC LIMIT ?"
         args.append(limit)
-        return [TaskInfo.model_validate_json(r[0]) for r in self.db.execute(sql, args)]
+        return [t for t in (self._load(*r) for r in self.db.execute(sql, args).fetchall()) if t is not None]
 
     def job_task_ids(self, job_id: str) -> list[str]:
         """The ids of a job's tasks in the order they were queued, as the tasks themselves record it."""
-        rows = self.db.execute("SELECT id FROM tasks WHERE json_extract(info, '$.job_id') = ? ORDER BY seq",
-                               (job_id,))
+        rows = self.db.execute("SELECT id FROM tasks WHERE json_extract(CASE WHEN json_valid(info) THEN info END, "
+                               "'$.job_id') = ? ORDER BY seq", (job_id,))
         return [r[0] for r in rows]
 
     def count_tasks(self, states: Iterable[TaskState]) -> int:
@@ -193,8 +276,14 @@ class Store:
         return {r[0] for r in self.db.execute(sql, [s.value for s in states])}
 
     def queued_in_order(self) -> list[tuple[int, TaskInfo]]:
-        rows = self.db.execute("SELECT seq, info FROM tasks WHERE state = 'QUEUED' ORDER BY seq")
-        return [(int(seq), TaskInfo.model_validate_json(info)) for seq, info in rows]
+        rows = self.db.execute(
+            "SELECT seq, id, workspace, updated_at, info FROM tasks WHERE state = 'QUEUED' ORDER BY seq").fetchall()
+        out = []
+        for seq, *row in rows:
+            task = self._load(*row)
+            if task is not None and task.state is TaskState.QUEUED:
+                out.append((int(seq), task))
+        return out
 
     def seq_of(self, task_id: str) -> int:
         row = self.db.execute("SELECT seq FROM tasks WHERE id = ?", (task_id,)).fetchone()
@@ -329,17 +418,25 @@ class Store:
     # ------------------------------------------------------------ receipts
 
     def _insert_receipt(self, receipt: Receipt) -> bool:
+        """Call inside a transaction: the attempt's spend row goes with it."""
         cur = self.db.execute(
             "INSERT OR IGNORE INTO receipts (task_id, run_id, attempt, created_at, cost_usd, data) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (receipt.task_id, receipt.run_id, receipt.attempt, receipt.created_at, receipt.cost_usd,
              receipt.model_dump_json()),
         )
+        self.db.execute("DELETE FROM spend WHERE task_id = ? AND attempt = ?", (receipt.task_id, receipt.attempt))
         return cur.rowcount == 1
 
     def add_receipt(self, receipt: Receipt) -> bool:
         """Store a receipt once; False (and nothing written) if that attempt already has one."""
-        inserted = self._insert_receipt(receipt)
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            inserted = self._insert_receipt(receipt)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
         if inserted:
             self._append_jsonl(receipt)
         return inserted
@@ -369,8 +466,7 @@ class Store:
                 except ValueError:
                     continue  # a torn last line from a crash
             rows = self.db.execute("SELECT data FROM receipts WHERE run_id = ? ORDER BY id", (run_id,))
-            for (data,) in rows:
-                r = Receipt.model_validate_json(data)
+            for r in _receipts(rows.fetchall()):
                 if (r.task_id, r.attempt) not in have:
                     self._append_jsonl(r)
                     added += 1
@@ -383,8 +479,46 @@ class Store:
             rows = self.db.execute(
                 "SELECT data FROM receipts WHERE task_id = ? ORDER BY id DESC LIMIT ?", (task_id, limit)
             )
-        return [Receipt.model_validate_json(r[0]) for r in rows]
+        return _receipts(rows.fetchall())
 
     def spent_since(self, since: float) -> float:
-        row = self.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM receipts WHERE created_at >= ?", (since,))
+        """Spent since `since`: every receipt, and every model reply whose attempt has none yet."""
+        row = self.db.execute(
+            "SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM receipts WHERE created_at >= ?)"
+            " + (SELECT COALESCE(SUM(cost_usd), 0) FROM spend WHERE created_at >= ?)", (since, since))
         return float(row.fetchone()[0])
+
+    # ------------------------------------------------------------ spend not yet receipted
+
+    def record_spend(self, receipt: Receipt) -> None:
+        """What an attempt has spent so far, as the receipt it gets if it never finishes (one row per attempt)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO spend (task_id, attempt, created_at, cost_usd, data) VALUES (?, ?, ?, ?, ?)",
+            (receipt.task_id, receipt.attempt, receipt.created_at, receipt.cost_usd, receipt.model_dump_json()))
+
+    def unsettled_spend(self, task_id: str | None = None, attempt: int | None = None) -> list[Receipt]:
+        """The provisional receipts of attempts that spent money but have no receipt yet."""
+        sql, args = "SELECT data FROM spend WHERE 1=1", list[object]()
+        if task_id is not None:
+            sql += " AND task_id = ?"
+            args.append(task_id)
+        if attempt is not None:
+            sql += " AND attempt = ?"
+            args.append(attempt)
+        return _receipts(self.db.execute(sql + " ORDER BY created_at", args).fetchall())
+
+    def settle_spend(self, receipt: Receipt, task: TaskInfo | None) -> bool:
+        """Store an unfinished attempt's receipt, forget its spend row and save the task (its cost), all in
+        one transaction; False (and only the spend row dropped) if the attempt already had a receipt."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            inserted = self._insert_receipt(receipt)
+            if inserted and task is not None:
+                self.save_task(task)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        if inserted:
+            self._append_jsonl(receipt)
+        return inserted

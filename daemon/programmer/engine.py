@@ -22,6 +22,17 @@ from daemon.protocol import CheckRun, ProviderSnapshot, Receipt, RefusedEdit, To
 
 Progress = Callable[[str, str], None]
 
+# The progress phase that carries the attempt's spend after each model reply: the message is the
+# receipt the attempt gets if it never finishes (JSON). It travels wherever progress does, so
+# every backend reports spend as it happens and the daemon can store it before anything else.
+SPEND = "spend"
+STOPPED = "failed: the daemon stopped"
+
+
+def spent(message: str) -> Receipt:
+    """The provisional receipt a SPEND progress message carries."""
+    return Receipt.model_validate_json(message)
+
 
 @dataclass
 class _Tally:
@@ -105,9 +116,12 @@ async def _attempt(spec: TaskSpec, progress: Progress, tally: _Tally) -> EngineR
     if spec.check:
         await require_sandbox(spec)  # before the model is paid for a task whose check cannot run
     progress("snapshot", "taking a snapshot of the workspace")
-    snap = await snapshot.create(workspace, spec.files, Path(spec.worktrees_dir),
-                                 f"{spec.task_id}-{spec.attempt}",
-                                 snapshot.effective_mode(spec.snapshot, bool(spec.check)), slot=spec.programmer)
+    try:
+        snap = await snapshot.create(workspace, spec.files, Path(spec.worktrees_dir),
+                                     f"{spec.task_id}-{spec.attempt}",
+                                     snapshot.effective_mode(spec.snapshot, bool(spec.check)), slot=spec.programmer)
+    except snapshot.BinaryFile as exc:
+        raise _binary(exc) from None
     try:
         return await _rounds(spec, progress, tally, snap)
     finally:
@@ -130,6 +144,7 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
         progress("model", f"asking {spec.model.model}{note}")
         reply = await llm.complete(spec.model, messages, limits.model_timeout_s)
         tally.add(reply)
+        progress(SPEND, tally.receipt(STOPPED).model_dump_json())
         messages.append({"role": "assistant", "content": reply.text})
 
         progress("edit", "applying edits")
@@ -151,7 +166,10 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
             if path not in contents:
                 # a file admitted by the project's allowlist globs: like the task's files, its base is
                 # the user's file as it is now (it may be untracked or edited)
-                current = await asyncio.to_thread(_read_or_none, workspace / path)
+                try:
+                    current = await asyncio.to_thread(snapshot.read_text, workspace / path, path)
+                except snapshot.BinaryFile as exc:
+                    raise _binary(exc) from None
                 contents[path] = base[path] = current
                 if current is not None:
                     await asyncio.to_thread(_write, snap.root / path, current)
@@ -187,11 +205,9 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
                         checks=tally.checks, refused=tally.refused)
 
 
-def _read_or_none(path: Path) -> str | None:
-    try:
-        return path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        return None
+def _binary(exc: snapshot.BinaryFile) -> TaskFailed:
+    """A file that is not text is the task's problem, not the programmer's: fail it, never retry."""
+    return TaskFailed("binary_file", f"{exc.path} is not UTF-8 text; pasd edits text files only")
 
 
 def _write(path: Path, text: str) -> None:

@@ -46,13 +46,22 @@ class Snapshot:
         self.dir = None
 
 
-def _read(path: Path) -> str | None:
+class BinaryFile(ValueError):
+    """A task's file is not UTF-8 text."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} is not UTF-8 text")
+        self.path = path
+
+
+def read_text(path: Path, rel: str) -> str | None:
+    """A file's text (None if absent); BinaryFile, naming `rel`, if it is not UTF-8."""
     try:
         return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         return None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path.name} is not UTF-8 text") from exc
+    except UnicodeDecodeError:
+        raise BinaryFile(rel) from None
 
 
 async def _git_toplevel(workspace: Path) -> Path | None:
@@ -158,7 +167,7 @@ def _fill(workspace: Path, root: Path, files: list[str]) -> dict[str, str | None
     """Copy the task's files from the user's tree into the snapshot; their contents (None: absent)."""
     base: dict[str, str | None] = {}
     for rel in files:
-        content = base[rel] = _read(workspace / rel)
+        content = base[rel] = read_text(workspace / rel, rel)
         if content is None:
             with contextlib.suppress(FileNotFoundError):
                 (root / rel).unlink()
