@@ -14,7 +14,7 @@ from daemon import protocol as p
 from daemon.client import EventStream
 from daemon.errors import InvalidParams
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess
+from daemon.testing import DaemonFactory, DaemonProcess, until_state
 
 BINARY = b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary"
 
@@ -46,10 +46,7 @@ async def test_a_file_that_turns_binary_before_its_task_runs_fails_the_task(
     offline.script([{"fault": "hang", "latency": 120}])
     async with d.client() as c, EventStream(d.socket, kinds=["task"]) as events:
         blocker = await c.submit(p.SubmitParams(workspace=str(repo), instruction="hang", files=["app.py"]))
-        async for env in events:
-            ev = env.event
-            if isinstance(ev, p.TaskEvent) and ev.task.id == blocker.id and ev.task.state is p.TaskState.RUNNING:
-                break
+        await until_state(events, blocker.id, p.TaskState.RUNNING)
         task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["util.py"]))
         (repo / "util.py").write_bytes(BINARY)  # text when submitted, binary when it runs
         await c.cancel(blocker.id)
