@@ -23,9 +23,10 @@ from typing import Any, TypeVar
 
 from daemon import crashpoints, safe_io
 from daemon.events import EventBus
+from daemon.journal import Approval, ApproveJournal, Staged
 from daemon.protocol import HunkState, TaskEvent, TaskInfo
 from daemon.safe_io import LinkRefused
-from daemon.store import Approval, Staged, Store
+from daemon.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def put_back(fd: int, f: Staged) -> str | None:
 class Applier:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.journal = ApproveJournal(store)
 
     async def apply(self, task: TaskInfo, writes: list[Write], states: dict[int, HunkState],
                     done: TaskInfo) -> None:
@@ -117,7 +119,7 @@ class Applier:
         root = Path(task.workspace)
         files = [Staged(path=w.path, temp=safe_io.temp_name(_name(w.path)), before=w.before, after=w.after,
                         mode=w.mode) for w in writes]
-        self.store.begin_approval(Approval(task_id=task.id, phase="staging", state=done.state,
+        self.journal.begin(Approval(task_id=task.id, phase="staging", state=done.state,
                                            hunk_states=states, files=files))
         crashpoints.reach("approve.planned")
         await crashpoints.pause("approve.planned", self.store.state_dir)
@@ -125,25 +127,25 @@ class Applier:
         try:
             fds = await asyncio.to_thread(self._stage, root, files, made)
         except BaseException as exc:
-            self.store.end_approval(task.id)
+            self.journal.end(task.id)
             if isinstance(exc, (OSError, LinkRefused)):
                 raise ApplyError(f"could not stage the new content: {_why(exc)}; no file was changed") from exc
             raise
         try:
             try:
-                self.store.approval_staged(task.id, made)
+                self.journal.staged(task.id, made)
                 crashpoints.reach("approve.staged")
                 await crashpoints.pause("approve.staged", self.store.state_dir)
             except BaseException:
                 await asyncio.to_thread(self._undo, root, files, fds, [], made)
-                self.store.end_approval(task.id)
+                self.journal.end(task.id)
                 raise
             try:
                 await asyncio.to_thread(self._switch, root, files, fds, made)
             except BaseException:
-                self.store.end_approval(task.id)
+                self.journal.end(task.id)
                 raise
-            self.store.finish_approval(done, states)
+            self.journal.finish(done, states)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -220,11 +222,12 @@ class Applier:
 
 async def recover(store: Store, bus: EventBus) -> int:
     """Finish or undo the approves a stop interrupted; the task says which. How many there were."""
-    approvals = store.approvals()
+    journal = ApproveJournal(store)
+    approvals = journal.pending()
     for approval in approvals:
         task = store.get_task(approval.task_id)
         if task is None:
-            store.end_approval(approval.task_id)
+            journal.end(approval.task_id)
             continue
         try:
             completed, note = await asyncio.to_thread(_recover_files, Path(task.workspace), approval)
@@ -234,7 +237,7 @@ async def recover(store: Store, bus: EventBus) -> int:
         if completed:
             update |= {"state": approval.state, "conflicts": [], "stale_hunks": []}
         done = task.model_copy(update=update)
-        store.finish_approval(done, approval.hunk_states if completed else {})
+        journal.finish(done, approval.hunk_states if completed else {})
         bus.publish(TaskEvent(task=done))
         log.warning("task %s: %s", task.id, note)
     return len(approvals)

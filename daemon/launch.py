@@ -48,7 +48,9 @@ def start(workers: int | None = None, quiet: bool = False, timeout: float = 30.0
         _say(quiet, f"pasd is already running (pid {found['pid']}) on {found['socket']}")
         return found
     state = paths.state_dir()
-    (state / "logs").mkdir(parents=True, exist_ok=True)
+    for folder in (state, state / "logs"):  # private: the log names workspaces, files and tasks
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
     log_path = state / "logs" / "pasd.log"
     env = {**os.environ, "PASD_SOCKET": str(sock_path), "PASD_STATE_DIR": str(state)}
     argv = [sys.executable, "-m", "daemon", "serve"] + (["--workers", str(workers)] if workers is not None else [])
@@ -59,9 +61,12 @@ def start(workers: int | None = None, quiet: bool = False, timeout: float = 30.0
         if pid == 0:
             _serve_here(log_path, env, workers)
     else:
-        with log_path.open("ab") as log:
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True, env=env)
+        finally:
+            os.close(log)
         pid = proc.pid
 
     def exited() -> bool:

@@ -18,7 +18,7 @@ from daemon.config import ConfigCache
 from daemon.errors import ConfigError, GuardrailRefused, InvalidParams, InvalidState, NotFound
 from daemon.events import EventBus
 from daemon.pool import Pool
-from daemon.programmer import llm
+from daemon.programmer import llm, snapshot
 from daemon.programmer.guard import command_allowed
 from daemon.programmer.spec import ModelSpec
 from daemon.review import Reviewer
@@ -28,16 +28,16 @@ from daemon.store import Store
 Handler = Callable[[Any], Awaitable[BaseModel]]
 
 
-def _binary_files(workspace: Path, files: list[str]) -> list[str]:
-    """The task's files that exist and are not UTF-8 text (a task may create a file that is absent)."""
+def _unusable_files(workspace: Path, files: list[str]) -> list[str]:
+    """Why each of the task's existing files cannot be worked on (a task may create an absent one)."""
     out = []
     for rel in files:
         try:
-            (workspace / rel).read_bytes().decode("utf-8")
-        except UnicodeDecodeError:
-            out.append(rel)
+            snapshot.read_text(workspace / rel, rel)
+        except snapshot.UnusableFile as exc:
+            out.append(str(exc))
         except OSError:
-            pass  # absent or unreadable: the task says so when it runs
+            pass  # unreadable: the task says so when it runs
     return out
 
 
@@ -154,8 +154,8 @@ class Service:
             raise InvalidParams("name at least one file (or a selection) for the task")
         files = list(dict.fromkeys(files))
         # read here, like the selection above: a task's few files cost less than a thread hop per task
-        if binary := _binary_files(workspace, files):
-            raise InvalidParams(f"{', '.join(binary)}: not UTF-8 text; a task can change text files only")
+        if unusable := _unusable_files(workspace, files):
+            raise InvalidParams(f"{'; '.join(unusable)}: a task can change text files only")
         model = params.model or settings.models.default
         route = None
         if routing.is_routed(model, settings):
@@ -203,11 +203,12 @@ class Service:
     @staticmethod
     def _check_selection(workspace: Path, sel: p.Selection) -> None:
         try:
-            lines = (workspace / sel.path).read_bytes().decode("utf-8").count("\n") + 1
-        except FileNotFoundError:
-            raise InvalidParams(f"selection is in {sel.path}, which does not exist") from None
-        except UnicodeDecodeError:
-            raise InvalidParams(f"{sel.path} is not UTF-8 text") from None
+            text = snapshot.read_text(workspace / sel.path, sel.path)
+        except snapshot.UnusableFile as exc:
+            raise InvalidParams(f"{exc}: a task can change text files only") from None
+        if text is None:
+            raise InvalidParams(f"selection is in {sel.path}, which does not exist")
+        lines = text.count("\n") + 1
         if sel.start_line > lines:
             raise InvalidParams(f"selection starts at line {sel.start_line} but {sel.path} has {lines} lines")
 

@@ -6,12 +6,13 @@ transaction, so a SIGKILL at any point leaves a consistent database.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,24 +59,6 @@ CREATE TABLE IF NOT EXISTS receipts (
     UNIQUE (task_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS receipts_time ON receipts(created_at);
-CREATE TABLE IF NOT EXISTS approvals (
-    task_id TEXT PRIMARY KEY,
-    phase TEXT NOT NULL,
-    state TEXT NOT NULL,
-    hunk_states TEXT NOT NULL,
-    made_dirs TEXT NOT NULL,
-    started_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS approval_files (
-    task_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    path TEXT NOT NULL,
-    temp TEXT NOT NULL,
-    before BLOB,
-    after BLOB NOT NULL,
-    mode INTEGER,
-    PRIMARY KEY (task_id, seq)
-);
 CREATE TABLE IF NOT EXISTS spend (
     task_id TEXT NOT NULL,
     attempt INTEGER NOT NULL,
@@ -137,31 +120,6 @@ class Change(BaseModel):
     created: bool = False
 
 
-class Staged(BaseModel):
-    """One file of an approve: where its new content is staged, and what it replaces."""
-
-    path: str
-    temp: str  # the staged temp file's name, in the target's directory
-    before: bytes | None  # what the merge read there; None: no file
-    after: bytes
-    mode: int | None = None  # the replaced file's permissions, kept (None: a new file)
-
-
-class Approval(BaseModel):
-    """The journal of an approve under way: enough to finish it or undo it after a crash.
-
-    `phase` is "staging" while temp files are being written (no target touched yet) and
-    "switching" once every temp is staged and fsynced and the renames may begin.
-    """
-
-    task_id: str
-    phase: str
-    state: TaskState  # the task's state once every file is switched
-    hunk_states: dict[int, HunkState]
-    made_dirs: list[str] = []  # directories created for new files
-    files: list[Staged]
-
-
 class Store:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
@@ -179,6 +137,17 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()
@@ -293,8 +262,7 @@ class Store:
 
     def save_result(self, task: TaskInfo, changes: list[Change], receipt: Receipt | None) -> bool:
         """Store a finished attempt in one transaction; False if its receipt was already stored."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             self.db.execute("DELETE FROM changes WHERE task_id = ?", (task.id,))
             self.db.execute("DELETE FROM hunk_states WHERE task_id = ?", (task.id,))
             self.db.executemany(
@@ -303,10 +271,6 @@ class Store:
             )
             inserted = receipt is not None and self._insert_receipt(receipt)
             self.save_task(task)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         if inserted and receipt is not None:
             self._append_jsonl(receipt)
         return inserted
@@ -321,87 +285,14 @@ class Store:
         rows = self.db.execute("SELECT hunk_id, state FROM hunk_states WHERE task_id = ?", (task_id,))
         return {int(h): HunkState(s) for h, s in rows}
 
+    def put_hunk_states(self, task_id: str, states: dict[int, HunkState]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO hunk_states (task_id, hunk_id, state) VALUES (?, ?, ?)",
+                            [(task_id, h, s.value) for h, s in states.items()])
+
     def set_hunk_states(self, task: TaskInfo, states: dict[int, HunkState]) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO hunk_states (task_id, hunk_id, state) VALUES (?, ?, ?)",
-                [(task.id, h, s.value) for h, s in states.items()],
-            )
+        with self.transaction():
+            self.put_hunk_states(task.id, states)
             self.save_task(task)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-
-    # ------------------------------------------------------------ the approve journal
-
-    def begin_approval(self, approval: Approval) -> None:
-        """Record an approve before its first temp file exists, so a crash leaves nothing untracked."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self._clear_approval(approval.task_id)
-            self.db.execute(
-                "INSERT INTO approvals (task_id, phase, state, hunk_states, made_dirs, started_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (approval.task_id, approval.phase, approval.state.value,
-                 json.dumps({str(h): s.value for h, s in approval.hunk_states.items()}),
-                 json.dumps(approval.made_dirs), time.time()))
-            self.db.executemany(
-                "INSERT INTO approval_files (task_id, seq, path, temp, before, after, mode) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(approval.task_id, n, f.path, f.temp, f.before, f.after, f.mode)
-                 for n, f in enumerate(approval.files)])
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-
-    def approval_staged(self, task_id: str, made_dirs: list[str]) -> None:
-        """Every temp file is staged and fsynced: the switch may begin."""
-        self.db.execute("UPDATE approvals SET phase = 'switching', made_dirs = ? WHERE task_id = ?",
-                        (json.dumps(made_dirs), task_id))
-
-    def end_approval(self, task_id: str) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self._clear_approval(task_id)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-
-    def _clear_approval(self, task_id: str) -> None:
-        self.db.execute("DELETE FROM approval_files WHERE task_id = ?", (task_id,))
-        self.db.execute("DELETE FROM approvals WHERE task_id = ?", (task_id,))
-
-    def approvals(self) -> list[Approval]:
-        """Approves a stop interrupted (normally none)."""
-        out = []
-        rows = self.db.execute("SELECT task_id, phase, state, hunk_states, made_dirs FROM approvals").fetchall()
-        for task_id, phase, state, hunks, made in rows:
-            files = self.db.execute(
-                "SELECT path, temp, before, after, mode FROM approval_files WHERE task_id = ? ORDER BY seq", (task_id,))
-            out.append(Approval(
-                task_id=task_id, phase=phase, state=TaskState(state),
-                hunk_states={int(h): HunkState(s) for h, s in json.loads(hunks).items()}, made_dirs=json.loads(made),
-                files=[Staged(path=p, temp=t, before=b, after=a, mode=m) for p, t, b, a, m in files]))
-        return out
-
-    def finish_approval(self, task: TaskInfo, states: dict[int, HunkState]) -> None:
-        """Every file is switched: set the hunk and task states and drop the journal, in one transaction."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO hunk_states (task_id, hunk_id, state) VALUES (?, ?, ?)",
-                [(task.id, h, s.value) for h, s in states.items()],
-            )
-            self.save_task(task)
-            self._clear_approval(task.id)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
     def set_stale_hunks(self, task_id: str, stale: list[int]) -> TaskInfo | None:
         """Record a task's stale hunks only while it still awaits review; the updated task, or None.
@@ -430,13 +321,8 @@ class Store:
 
     def add_receipt(self, receipt: Receipt) -> bool:
         """Store a receipt once; False (and nothing written) if that attempt already has one."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             inserted = self._insert_receipt(receipt)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         if inserted:
             self._append_jsonl(receipt)
         return inserted
@@ -510,15 +396,10 @@ class Store:
     def settle_spend(self, receipt: Receipt, task: TaskInfo | None) -> bool:
         """Store an unfinished attempt's receipt, forget its spend row and save the task (its cost), all in
         one transaction; False (and only the spend row dropped) if the attempt already had a receipt."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             inserted = self._insert_receipt(receipt)
             if inserted and task is not None:
                 self.save_task(task)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         if inserted:
             self._append_jsonl(receipt)
         return inserted

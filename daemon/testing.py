@@ -6,6 +6,7 @@ and tasks reach `daemon/offline_model.py` through litellm's HTTP path.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -19,8 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from daemon.client import PasClient
+from daemon import crashpoints
+from daemon.client import EventStream, PasClient
 from daemon.config import OFFLINE_MODEL
+from daemon.protocol import TaskEvent, TaskState
 
 
 def toml_value(value: Any) -> str:
@@ -180,6 +183,31 @@ def add_modules(repo: Path, n: int, *, commit: bool = True) -> list[str]:
 
 
 DaemonFactory = Callable[..., DaemonProcess]
+
+
+def block(path: str, search: str, replace: str) -> str:
+    """One SEARCH/REPLACE edit block as a model writes it (for scripting the offline model)."""
+    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
+
+
+async def paused(d: DaemonProcess, name: str, request: asyncio.Task[Any], timeout: float = 30) -> Path:
+    """Wait until the daemon holds at pause point `name` (`PASD_PAUSE_AT`); its marker file (remove
+    it to let the daemon go on). Fails at once if `request` ends before the daemon gets there."""
+    held = crashpoints.marker(d.state_dir, name)
+    deadline = time.monotonic() + timeout
+    while not held.exists():
+        assert not request.done(), request.result()
+        assert time.monotonic() < deadline, f"the daemon never reached {name}"
+        await asyncio.sleep(0.01)
+    return held
+
+
+async def until_state(events: EventStream, task_id: str, state: TaskState) -> None:
+    """Read an event stream until task `task_id` reaches `state`."""
+    async for env in events:
+        ev = env.event
+        if isinstance(ev, TaskEvent) and ev.task.id == task_id and ev.task.state is state:
+            return
 
 
 RAY_NODE_ARGS: dict[str, Any] = {"num_cpus": 1, "memory": 2 * 2**30, "object_store_memory": 100 * 2**20}

@@ -94,6 +94,8 @@ class Progress:
         tp.started = True
         tp.last = message
         for kind, pending in tp.pending:
+            if kind == "report" and pending == tp.last:
+                continue  # said while the editor was accepting the token, and `begin` says it already
             self._send(tp, kind, pending)
         tp.pending.clear()
         return True

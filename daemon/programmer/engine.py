@@ -120,8 +120,8 @@ async def _attempt(spec: TaskSpec, progress: Progress, tally: _Tally) -> EngineR
         snap = await snapshot.create(workspace, spec.files, Path(spec.worktrees_dir),
                                      f"{spec.task_id}-{spec.attempt}",
                                      snapshot.effective_mode(spec.snapshot, bool(spec.check)), slot=spec.programmer)
-    except snapshot.BinaryFile as exc:
-        raise _binary(exc) from None
+    except snapshot.UnusableFile as exc:
+        raise _unusable(exc) from None
     try:
         return await _rounds(spec, progress, tally, snap)
     finally:
@@ -168,8 +168,8 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
                 # the user's file as it is now (it may be untracked or edited)
                 try:
                     current = await asyncio.to_thread(snapshot.read_text, workspace / path, path)
-                except snapshot.BinaryFile as exc:
-                    raise _binary(exc) from None
+                except snapshot.UnusableFile as exc:
+                    raise _unusable(exc) from None
                 contents[path] = base[path] = current
                 if current is not None:
                     await asyncio.to_thread(_write, snap.root / path, current)
@@ -205,9 +205,9 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
                         checks=tally.checks, refused=tally.refused)
 
 
-def _binary(exc: snapshot.BinaryFile) -> TaskFailed:
-    """A file that is not text is the task's problem, not the programmer's: fail it, never retry."""
-    return TaskFailed("binary_file", f"{exc.path} is not UTF-8 text; pasd edits text files only")
+def _unusable(exc: snapshot.UnusableFile) -> TaskFailed:
+    """A file pasd cannot work on is the task's problem, not the programmer's: fail it, never retry."""
+    return TaskFailed(exc.reason, f"{exc.path} {exc.why}; pasd edits text files only")
 
 
 def _write(path: Path, text: str) -> None:

@@ -184,10 +184,15 @@ def sweep(marker: str, proc_dir: str = "/proc") -> int:
     return len(killed)
 
 
+# A repository's own .git/config and hooks are the repository's, not the user's: the snapshot's git
+# commands run none of its hooks (post-checkout, ...) and no fsmonitor command it names.
+GIT_SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+
+
 async def git(cwd: Path | str, *args: str, timeout: float = 60.0) -> str:
     """Run one git command; its stdout, or GitError with git's own message."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    res = await run(["git", *args], cwd, timeout=timeout, env=env)
+    res = await run(["git", *GIT_SAFE, *args], cwd, timeout=timeout, env=env)
     if res.code != 0:
         msg = res.stderr.strip() or res.stdout.strip() or f"exit {res.code}"
         raise GitError(f"git {args[0]}: {msg}")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,22 +48,42 @@ class Snapshot:
         self.dir = None
 
 
-class BinaryFile(ValueError):
-    """A task's file is not UTF-8 text."""
+MAX_FILE_BYTES = 4 * 2**20
+"""The largest file a task may read or change: a bigger one fits no model's context, and reading it
+would only cost the daemon time and memory."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__(f"{path} is not UTF-8 text")
+
+class UnusableFile(ValueError):
+    """A task's file that pasd cannot work on: not UTF-8 text, too big, or not a regular file."""
+
+    def __init__(self, path: str, why: str = "is not UTF-8 text", reason: str = "binary_file") -> None:
+        super().__init__(f"{path} {why}")
         self.path = path
+        self.why = why
+        self.reason = reason
 
 
 def read_text(path: Path, rel: str) -> str | None:
-    """A file's text (None if absent); BinaryFile, naming `rel`, if it is not UTF-8."""
+    """A file's text (None if absent); UnusableFile, naming `rel`, if pasd cannot work on it."""
     try:
-        return path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang the read
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnusableFile(rel, "is not a regular file", "unusable_file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise UnusableFile(rel, f"has {st.st_size:,} bytes; a task's file may have {MAX_FILE_BYTES:,} at most",
+                               "file_too_large")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise BinaryFile(rel) from None
+        raise UnusableFile(rel) from None
 
 
 async def _git_toplevel(workspace: Path) -> Path | None:

@@ -7,25 +7,18 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from daemon import crashpoints
 from daemon import protocol as p
 from daemon.client import PasClient
 from daemon.errors import DaemonUnavailable, InvalidState
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess, commit_all, write_files
+from daemon.testing import DaemonFactory, DaemonProcess, block, commit_all, paused, write_files
 
 OLD = {"a.txt": "alpha\n", "b.txt": "bravo\n", "sub/c.txt": "charlie\n"}
 NEW = {"a.txt": "ALPHA\n", "b.txt": "BRAVO\n", "sub/c.txt": "CHARLIE\n"}
-
-
-def block(path: str, search: str, replace: str) -> str:
-    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
 
 
 def three_files(repo: Path, offline: OfflineModel) -> None:
@@ -67,16 +60,6 @@ def restart(d: DaemonProcess) -> None:
     d.env.pop("PASD_CRASH_AT", None)
     d.proc = None
     d.start()
-
-
-async def paused(d: DaemonProcess, name: str, request: asyncio.Task[Any], timeout: float = 30) -> Path:
-    held = crashpoints.marker(d.state_dir, name)
-    deadline = time.monotonic() + timeout
-    while not held.exists():
-        assert not request.done(), request.result()
-        assert time.monotonic() < deadline, f"the daemon never reached {name}"
-        await asyncio.sleep(0.01)
-    return held
 
 
 async def test_a_crash_between_files_is_completed_at_restart(

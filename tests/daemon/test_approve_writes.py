@@ -5,22 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from daemon import crashpoints
 from daemon import protocol as p
 from daemon.client import PasClient
 from daemon.errors import InvalidState
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess, commit_all
-
-
-def block(path: str, search: str, replace: str) -> str:
-    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
+from daemon.testing import DaemonFactory, DaemonProcess, block, commit_all, paused
 
 
 async def review_task(c: PasClient, repo: Path, files: list[str]) -> p.TaskInfo:
@@ -28,17 +21,6 @@ async def review_task(c: PasClient, repo: Path, files: list[str]) -> p.TaskInfo:
     task = await c.wait(task.id)
     assert task.state is p.TaskState.REVIEW, task
     return task
-
-
-async def paused(d: DaemonProcess, name: str, request: asyncio.Task[Any], timeout: float = 30) -> Path:
-    """Wait until the daemon holds at pause point `name`; its marker file (remove it to go on)."""
-    held = crashpoints.marker(d.state_dir, name)
-    deadline = time.monotonic() + timeout
-    while not held.exists():
-        assert not request.done(), request.result()
-        assert time.monotonic() < deadline, f"the daemon never reached {name}"
-        await asyncio.sleep(0.01)
-    return held
 
 
 def temps(root: Path) -> list[str]:

@@ -14,7 +14,7 @@ from daemon import protocol as p
 from daemon.client import EventStream
 from daemon.errors import InvalidParams
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess
+from daemon.testing import DaemonFactory, DaemonProcess, until_state
 
 BINARY = b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary"
 
@@ -35,9 +35,42 @@ def exchange(sock_path: os.PathLike[str] | str, *requests: dict[str, object]) ->
 async def test_binary_file_is_refused_at_submit(daemon: DaemonProcess, repo: Path) -> None:
     (repo / "logo.png").write_bytes(BINARY)
     async with daemon.client() as c:
-        with pytest.raises(InvalidParams, match=r"logo.png: not UTF-8 text"):
+        with pytest.raises(InvalidParams, match=r"logo.png is not UTF-8 text"):
             await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["app.py", "logo.png"]))
         assert await c.list() == []
+
+
+async def test_huge_files_and_fifos_are_refused_at_submit_without_reading_them(daemon: DaemonProcess,
+                                                                             repo: Path) -> None:
+    with (repo / "dump.sql").open("wb") as fh:  # sparse: 64 MiB on paper, nothing on disk
+        fh.truncate(64 * 2**20)
+    os.mkfifo(repo / "pipe.py")  # nobody ever writes it: a blocking read would hang the daemon
+    async with daemon.client() as c:
+        with pytest.raises(InvalidParams, match=r"dump.sql has 67,108,864 bytes; a task's file may have 4,194,304"):
+            await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["dump.sql"]))
+        with pytest.raises(InvalidParams, match=r"pipe.py is not a regular file"):
+            await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["pipe.py"]))
+        with pytest.raises(InvalidParams, match=r"pipe.py is not a regular file"):
+            await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["pipe.py"],
+                                          selection=p.Selection(path="pipe.py", start_line=1, end_line=2)))
+        assert await c.list() == [] and (await c.status()).programmers  # still serving
+
+
+async def test_a_file_that_grows_huge_before_its_task_runs_fails_the_task(
+        make_daemon: DaemonFactory, offline: OfflineModel, repo: Path) -> None:
+    d = make_daemon(workers=1)
+    offline.script([{"fault": "hang", "latency": 120}])
+    async with d.client() as c, EventStream(d.socket, kinds=["task"]) as events:
+        blocker = await c.submit(p.SubmitParams(workspace=str(repo), instruction="hang", files=["app.py"]))
+        await until_state(events, blocker.id, p.TaskState.RUNNING)
+        task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["util.py"]))
+        with (repo / "util.py").open("ab") as fh:
+            fh.truncate(16 * 2**20)
+        await c.cancel(blocker.id)
+        done = await c.wait(task.id)
+        assert done.state is p.TaskState.FAILED and done.reason == "file_too_large" and done.attempts == 1
+        [prog] = (await c.status()).programmers
+        assert prog.state is p.ProgrammerState.IDLE and prog.failures == 0
 
 
 async def test_a_file_that_turns_binary_before_its_task_runs_fails_the_task(
@@ -46,10 +79,7 @@ async def test_a_file_that_turns_binary_before_its_task_runs_fails_the_task(
     offline.script([{"fault": "hang", "latency": 120}])
     async with d.client() as c, EventStream(d.socket, kinds=["task"]) as events:
         blocker = await c.submit(p.SubmitParams(workspace=str(repo), instruction="hang", files=["app.py"]))
-        async for env in events:
-            ev = env.event
-            if isinstance(ev, p.TaskEvent) and ev.task.id == blocker.id and ev.task.state is p.TaskState.RUNNING:
-                break
+        await until_state(events, blocker.id, p.TaskState.RUNNING)
         task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["util.py"]))
         (repo / "util.py").write_bytes(BINARY)  # text when submitted, binary when it runs
         await c.cancel(blocker.id)

@@ -14,7 +14,7 @@ from pathlib import Path
 from daemon import protocol as p
 from daemon.client import EventStream
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess
+from daemon.testing import DaemonFactory, DaemonProcess, until_state
 
 
 def exchange(sock_path: os.PathLike[str] | str, *lines: bytes) -> list[dict[str, object]]:
@@ -161,10 +161,7 @@ async def test_a_row_corrupted_while_queued_does_not_stop_dispatch(make_daemon: 
     offline.script([{"fault": "hang", "latency": 120}])
     async with d.client() as c, EventStream(d.socket, kinds=["task"]) as events:
         blocker = await c.submit(p.SubmitParams(workspace=str(repo), instruction="hang", files=["app.py"]))
-        async for env in events:
-            ev = env.event
-            if isinstance(ev, p.TaskEvent) and ev.task.id == blocker.id and ev.task.state is p.TaskState.RUNNING:
-                break
+        await until_state(events, blocker.id, p.TaskState.RUNNING)
         queued = await c.submit(p.SubmitParams(workspace=str(repo), instruction="queued", files=["util.py"]))
         corrupt(d.state_dir, queued.id, "info = json_set(info, '$.priority', 'high')")
         await c.cancel(blocker.id)  # the only programmer is free: the dispatcher reads the corrupted row

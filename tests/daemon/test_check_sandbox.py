@@ -18,15 +18,11 @@ import pytest
 from daemon import protocol as p
 from daemon.offline_model import OfflineModel
 from daemon.programmer.sandbox import probe
-from daemon.testing import DaemonFactory, DaemonProcess, make_repo, offline_config
+from daemon.testing import DaemonFactory, DaemonProcess, block, make_repo, offline_config
 
 # Root bypasses the kernel's same-user protections (CAP_SYS_PTRACE): a process without
 # capabilities is what an ordinary same-user process is.
 NO_CAPS = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.getuid() == 0 else []
-
-
-def block(path: str, search: str, replace: str) -> str:
-    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
 
 
 EDIT = {"content": block("app.py", "def add(a, b):\n", "def add(a, b):  # checked\n")}

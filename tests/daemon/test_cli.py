@@ -6,6 +6,7 @@ import json
 import os
 import re
 import select
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -88,7 +89,9 @@ def test_start_twice_at_once_runs_one_daemon(daemon: DaemonProcess) -> None:
     # the daemon left the starting terminal: its own session, its output in the log
     pid = int(re.search(r"pasd started \(pid (\d+)\)", text).group(1))  # type: ignore[union-attr]
     assert os.getsid(pid) == pid
-    assert "with 2 programmers" in (daemon.state_dir / "logs" / "pasd.log").read_text()
+    log = daemon.state_dir / "logs" / "pasd.log"
+    assert "with 2 programmers" in log.read_text()
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600  # the log names workspaces, files and tasks
     r = pasd(daemon, "stop")
     assert r.returncode == 0 and "stopped" in r.stdout
     assert not daemon.answers()

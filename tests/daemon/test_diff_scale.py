@@ -13,7 +13,7 @@ from pathlib import Path
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess, commit_all, write_files
+from daemon.testing import DaemonProcess, block, commit_all, write_files
 
 FILES = 20
 LINE = "    total = total + value\n"
@@ -27,10 +27,6 @@ def content(n: int) -> str:
 def proposed(n: int) -> str:
     return (content(n).replace(f"    # first {n}\n", f"    total = total - value\n    # first {n}\n")
             .replace(f"    # second {n}\n", f"    log(total, {n})\n"))
-
-
-def block(path: str, search: str, replace: str) -> str:
-    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
 
 
 class StatusProbe:

@@ -13,11 +13,7 @@ import pytest
 from daemon import protocol as p
 from daemon.errors import GuardrailRefused, InvalidParams
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess
-
-
-def block(path: str, search: str, replace: str) -> str:
-    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
+from daemon.testing import DaemonFactory, DaemonProcess, block
 
 
 def submit(repo: Path, files: list[str], instruction: str = "change it", **kw: object) -> p.SubmitParams:

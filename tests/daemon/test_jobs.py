@@ -14,7 +14,7 @@ import pytest
 from daemon import protocol as p
 from daemon.errors import BadModel, DaemonUnavailable, GuardrailRefused
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess, add_modules
+from daemon.testing import DaemonFactory, DaemonProcess, add_modules, block
 
 TIERS = {"local": "openai/tier-local", "fast": "openai/tier-fast", "strong": "openai/tier-strong"}
 
@@ -26,10 +26,6 @@ def tiered(url: str, **extra: Any) -> dict[str, Any]:
         sections[f'models.settings."{model}"'] = {"api_base": url, "input_cost_per_token": 1e-7 * 10 ** i,
                                                   "output_cost_per_token": 2e-7 * 10 ** i}
     return {**sections, **extra}
-
-
-def block(path: str, search: str, replace: str) -> str:
-    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
 
 
 def add_sources(repo: Path, n: int = 6) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from daemon import protocol as p
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess, offline_config
+from daemon.testing import DaemonFactory, DaemonProcess, block, offline_config
 
 # Root reads any process's memory (CAP_SYS_PTRACE): a process without capabilities is what an
 # ordinary same-user process is.
@@ -20,10 +20,6 @@ NO_CAPS = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.getuid() =
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
-
-
-def block(path: str, search: str, replace: str) -> str:
-    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
 
 
 async def test_the_state_dir_is_private_and_the_users_files_are_not(make_daemon: DaemonFactory,

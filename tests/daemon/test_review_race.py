@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
-from typing import Any
 
-from daemon import crashpoints
 from daemon import protocol as p
 from daemon.client import PasClient
 from daemon.errors import InvalidState
 from daemon.offline_model import OfflineModel
 from daemon.store import Store
-from daemon.testing import DaemonFactory, DaemonProcess, commit_all, write_files
+from daemon.testing import DaemonFactory, block, commit_all, paused, write_files
 
 LONG = "".join(f"line {i}\n" for i in range(1, 41))
 ORIGINAL = "one\ntwo\nthree\n"
 NOTE = "# pas: edit\n"  # the offline model's default answer puts this on top of the file
-
-
-def block(path: str, search: str, replace: str) -> str:
-    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
-
-
-async def paused(d: DaemonProcess, name: str, request: asyncio.Task[Any], timeout: float = 30) -> Path:
-    held = crashpoints.marker(d.state_dir, name)
-    deadline = time.monotonic() + timeout
-    while not held.exists():
-        assert not request.done(), request.result()
-        assert time.monotonic() < deadline, f"the daemon never reached {name}"
-        await asyncio.sleep(0.01)
-    return held
 
 
 async def tasks_in_review(c: PasClient, repo: Path, files: list[str]) -> list[p.TaskInfo]:

@@ -9,13 +9,9 @@ from pathlib import Path
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess
+from daemon.testing import DaemonProcess, block
 
 LONG = "".join(f"line {i}\n" for i in range(1, 41))
-
-
-def block(path: str, search: str, replace: str) -> str:
-    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
 
 
 async def review_task(c: PasClient, repo: Path, path: str = "long.txt") -> p.TaskInfo:

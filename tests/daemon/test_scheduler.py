@@ -9,7 +9,7 @@ from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.errors import InvalidState
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess
+from daemon.testing import DaemonFactory, DaemonProcess, until_state
 
 
 def params(repo: Path, path: str = "app.py", **kw: object) -> p.SubmitParams:
@@ -96,10 +96,7 @@ async def test_cancel_queued_and_running(make_daemon: DaemonFactory, offline: Of
     async with d.client() as c, EventStream(d.socket, kinds=["task"]) as events:
         running = await c.submit(params(repo))
         queued = await c.submit(params(repo, "util.py"))
-        async for env in events:
-            ev = env.event
-            if isinstance(ev, p.TaskEvent) and ev.task.id == running.id and ev.task.state is p.TaskState.RUNNING:
-                break
+        await until_state(events, running.id, p.TaskState.RUNNING)
         assert (await c.cancel(queued.id)).state is p.TaskState.CANCELLED
         assert (await c.cancel(running.id)).state is p.TaskState.CANCELLED
         st = await c.status()

@@ -15,11 +15,7 @@ from daemon.offline_model import OfflineModel
 from daemon.programmer.llm import scrub
 from daemon.programmer.proc import TRUNCATED
 from daemon.secrets import MARK, is_secret_name, redact, secret_values
-from daemon.testing import DaemonFactory
-
-
-def block(path: str, search: str, replace: str) -> str:
-    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
+from daemon.testing import DaemonFactory, block
 
 
 def test_which_values_are_secrets() -> None:

@@ -23,7 +23,7 @@ from daemon import protocol as p
 from daemon.config import OFFLINE_MODEL
 from daemon.errors import ConfigError, GuardrailRefused
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess, make_repo, toml_value
+from daemon.testing import DaemonFactory, DaemonProcess, block, make_repo, toml_value
 
 PLANTED = "PASD_TEST_CLOUD_SECRET"
 KEY = "sk-planted-7f3a9c1e55d04b2b"
@@ -50,10 +50,6 @@ def pasd(d: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
     """The `pasd` command line, as the user runs it."""
     return subprocess.run([sys.executable, "-m", "daemon", *args], env=d.env, capture_output=True, text=True,
                           timeout=120)
-
-
-def block(path: str, search: str, replace: str) -> str:
-    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
 
 
 def submit(repo: Path, **kw: Any) -> p.SubmitParams:

@@ -172,6 +172,10 @@ def code_server(e2e_tools: Tools, vsix: Path, tmp_path: Path) -> Iterator[Callab
         config = root / "config.yaml"
         config.write_text(f"bind-addr: 127.0.0.1:{port}\nauth: none\ncert: false\n")
         (user_data / "User" / "settings.json").write_text(json.dumps({**BASE_SETTINGS, **settings}, indent=2))
+        # pas.serverPath and pas.socket are machine settings: code-server, like any remote, reads them
+        # from its machine settings, never from a workspace's .vscode/settings.json
+        (user_data / "Machine").mkdir()
+        (user_data / "Machine" / "settings.json").write_text(json.dumps(settings, indent=2))
         profile = [
             "--config",
             str(config),

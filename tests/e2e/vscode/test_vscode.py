@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,24 @@ SAMPLE = """def total(items):
 def main():
     print(total([1, 2, 3]))
 """
+
+
+def test_a_workspace_cannot_choose_the_server_command(code_server: Callable[..., CodeServer],
+                                                      tmp_path: Path) -> None:
+    """A cloned repository's .vscode/settings.json naming pas.serverPath (a command the extension
+    runs) is ignored: the server command comes from the user's machine settings only."""
+    ws = tmp_path / "ws"
+    (ws / ".vscode").mkdir(parents=True)
+    (ws / "app.py").write_text(SAMPLE)
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.sh"
+    evil.write_text(f"#!/bin/sh\necho ran > {marker}\nexec sleep 30\n")
+    evil.chmod(0o755)
+    (ws / ".vscode" / "settings.json").write_text(
+        json.dumps({"pas.serverPath": str(evil), "pas.socket": str(tmp_path / "their.sock")}))
+    cs = code_server(ws, {"pas.serverPath": "pas-lsp-that-does-not-exist --stdio"})
+    cs.drive([{"do": "openFile", "path": "app.py"}, {"do": "statusBar", "match": r"PAS: offline"}])
+    assert not marker.exists()
 
 
 def test_extension_loads_without_a_server(code_server: Callable[..., CodeServer], tmp_path: Path) -> None:
