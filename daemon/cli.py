@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Never
 
 from pydantic import BaseModel, ValidationError
 
@@ -182,14 +182,21 @@ async def cmd_trust(args: argparse.Namespace, c: PasClient) -> int:
 def _selection(args: argparse.Namespace, files: list[str]) -> p.Selection | None:
     if not args.range:
         return None
-    if not files:
-        raise PasError("--range needs --file")
+    start, end = args.range
+    return p.Selection(path=files[0], start_line=start, end_line=end)
+
+
+def _line_range(text: str) -> tuple[int, int]:
+    """`--range START:END` (or one line N): 1-based, inclusive, START <= END."""
+    a, _, b = text.partition(":")
     try:
-        a, _, b = args.range.partition(":")
         start, end = int(a), int(b or a)
-        return p.Selection(path=files[0], start_line=start, end_line=end)
     except ValueError:
-        raise PasError(f"--range must be START:END line numbers (1-based), got {args.range!r}") from None
+        start = end = 0
+    if not 1 <= start <= end <= p.MAX_LINE_NO:
+        raise argparse.ArgumentTypeError(
+            f"expected START:END line numbers (1-based, START <= END), got {text!r}")
+    return start, end
 
 
 def _workspace(arg: str | None) -> str:
@@ -256,7 +263,7 @@ def _task_text(t: p.TaskInfo) -> str:
 
 
 async def cmd_tasks(args: argparse.Namespace, c: PasClient) -> int:
-    states = [p.TaskState(s.upper()) for s in args.state] if args.state else None
+    states: list[p.TaskState] | None = args.state
     tasks = await c.list(p.TaskListParams(states=states, limit=args.limit))
     rows = [[t.id, t.state.value, short(t.instruction, 36), t.model, short(", ".join(t.files), 30),
              f"${t.cost_usd:.4f}", ago(t.created_at)] for t in tasks]
@@ -468,6 +475,10 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------ parser
 
 
+def _show(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def _number(low: float, high: float, *, open_low: bool = False) -> Callable[[str], float]:
     """An argparse type for a finite number in a range (`float` alone takes inf and nan)."""
     def parse(text: str) -> float:
@@ -477,9 +488,36 @@ def _number(low: float, high: float, *, open_low: bool = False) -> Callable[[str
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if not math.isfinite(value) or value < low or value > high or (open_low and value == low):
             above = "above" if open_low else "from"
-            raise argparse.ArgumentTypeError(f"expected a number {above} {low:g} to {high:g}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a number {above} {_show(low)} to {_show(high)}, got {text!r}")
         return value
     return parse
+
+
+def _bounds(model: type[BaseModel], field: str) -> tuple[int, int]:
+    """A protocol or config field's `ge`/`le`, so the CLI refuses what the socket would."""
+    found = {k: getattr(m, k) for m in model.model_fields[field].metadata for k in ("ge", "le") if hasattr(m, k)}
+    return int(found["ge"]), int(found["le"])
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type for a whole number in a range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, got {text!r}")
+        return value
+    return parse
+
+
+def _task_state(text: str) -> p.TaskState:
+    try:
+        return p.TaskState(text.upper())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(s.value.lower() for s in p.TaskState)}, got {text!r}") from None
 
 
 def _workers_error(workers: int | None) -> str | None:
@@ -488,16 +526,21 @@ def _workers_error(workers: int | None) -> str | None:
 
     if workers is None:
         return None
-    bounds = {k: getattr(m, k) for m in PoolConfig.model_fields["workers"].metadata for k in ("ge", "le")
-              if hasattr(m, k)}
-    low, high = bounds.get("ge", 1), bounds.get("le", 512)
+    low, high = _bounds(PoolConfig, "workers")
     if low <= workers <= high:
         return None
     return f"pasd: --workers takes a whole number from {low} to {high} (programmers in the pool), got {workers}"
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (what was wrong, where to read more), exit 2."""
+
+    def error(self, message: str) -> Never:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="pasd", description="Hand coding work to a pool of LLM programmers.")
+    ap = Parser(prog="pasd", description="Hand coding work to a pool of LLM programmers.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def cmd(name: str, help: str, *, json_flag: bool = True) -> argparse.ArgumentParser:
@@ -518,19 +561,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("submit", "submit a task")
     sp.add_argument("instruction", help="what to do")
     sp.add_argument("--file", "-f", action="append", default=[], help="a file the task may change (repeatable)")
-    sp.add_argument("--range", "-r", help="selection START:END (1-based lines) in the first --file")
+    sp.add_argument("--range", "-r", type=_line_range, help="selection START:END (1-based lines) in the first --file")
     sp.add_argument("--model", "-m", help="litellm model string, e.g. openai/gpt-4.1-mini")
     sp.add_argument("--api-base", help="endpoint for the model (OpenAI-compatible servers, Ollama, ...)")
     sp.add_argument("--check", help="command to check the edit, e.g. 'pytest -q' (must be allowlisted)")
     sp.add_argument("--timeout", type=_number(0, p.MAX_TIMEOUT_S, open_low=True), help="task time limit in seconds")
     sp.add_argument("--budget", type=_number(0, p.MAX_BUDGET_USD), help="task cost cap in USD")
-    sp.add_argument("--priority", type=int, default=0, help="higher runs first")
+    sp.add_argument("--priority", type=_whole(-p.MAX_PRIORITY, p.MAX_PRIORITY), default=0, help="higher runs first")
     sp.add_argument("--workspace", help="workspace root (default: the git top level, else .)")
     sp.add_argument("--wait", "-w", action="store_true", help="wait for the task and show progress")
     sp = cmd("tasks", "list tasks")
-    sp.add_argument("--state", action="append", choices=[s.value.lower() for s in p.TaskState] +
-                    [s.value for s in p.TaskState], help="only tasks in this state (repeatable)")
-    sp.add_argument("--limit", type=int, default=50)
+    sp.add_argument("--state", action="append", type=_task_state, metavar="STATE",
+                    help=f"only tasks in this state (repeatable): {', '.join(s.value.lower() for s in p.TaskState)}")
+    sp.add_argument("--limit", type=_whole(*_bounds(p.TaskListParams, "limit")), default=50,
+                    help="at most this many tasks, newest first (default: 50)")
     for name, help in (("show", "show a task"), ("diff", "show a task's diff"), ("cancel", "cancel a task")):
         sp = cmd(name, help)
         sp.add_argument("task", help="task id (or a unique prefix)")
@@ -541,7 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("receipts", "what tasks cost and changed")
     sp.add_argument("--task", help="only this task's receipts")
     sp.add_argument("--by", choices=["model", "day", "job", "tier"], help="sum the receipts by model, day, job or tier")
-    sp.add_argument("--limit", type=int, default=50)
+    sp.add_argument("--limit", type=_whole(*_bounds(p.ReceiptsParams, "limit")), default=50,
+                    help="at most this many receipts, newest first (default: 50)")
     sp = cmd("job", "split work into tasks across the pool; or show, diff, approve, reject, cancel a job")
     sp.add_argument("words", nargs="+", metavar="INSTRUCTION | {show,diff,approve,reject,cancel} JOB",
                     help="what to do (quoted), or a verb and a job id")
@@ -555,12 +600,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--timeout", type=_number(0, p.MAX_TIMEOUT_S, open_low=True), help="time limit per task in seconds")
     sp.add_argument("--budget", type=_number(0, p.MAX_BUDGET_USD), help="cost cap for the whole job in USD")
     sp.add_argument("--task-budget", type=_number(0, p.MAX_BUDGET_USD), help="cost cap per task in USD")
-    sp.add_argument("--priority", type=int, default=0, help="higher runs first")
+    sp.add_argument("--priority", type=_whole(-p.MAX_PRIORITY, p.MAX_PRIORITY), default=0, help="higher runs first")
     sp.add_argument("--workspace", help="workspace root (default: the git top level, else .)")
     sp.add_argument("--wait", "-w", action="store_true", help="wait until the job has run")
     sp.add_argument("--task", "-t", action="append", help="approve/reject only this task (repeatable)")
     sp = cmd("jobs", "list jobs")
-    sp.add_argument("--limit", type=int, default=50)
+    sp.add_argument("--limit", type=_whole(*_bounds(p.JobListParams, "limit")), default=50,
+                    help="at most this many jobs, newest first (default: 50)")
     sp = cmd("trust", "let a workspace's .pas.toml, as it is now, widen your settings (endpoints, keys, "
                       "allowlists, budgets)")
     sp.add_argument("workspace", nargs="?", help="workspace root (default: the git top level, else .)")
@@ -591,6 +637,10 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "submit" and args.range and not args.file:
+        print("pasd submit: --range needs --file (the range is lines of the first --file) "
+              "(see `pasd submit --help`)", file=sys.stderr)
+        return 2
     if args.command in ("start", "serve") and (bad := _workers_error(args.workers)):
         print(bad, file=sys.stderr)
         return 2

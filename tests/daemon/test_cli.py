@@ -57,7 +57,7 @@ def test_errors_exit_1_with_one_line(daemon: DaemonProcess, repo: Path) -> None:
     r = pasd(daemon, "submit", "x", "--file", "/etc/passwd", cwd=repo)
     assert r.returncode == 1 and "outside the workspace" in r.stderr
     r = pasd(daemon, "submit", "x", "--file", "app.py", "--range", "a:b", cwd=repo)
-    assert r.returncode == 1 and "--range" in r.stderr
+    assert r.returncode == 2 and "--range" in r.stderr  # a usage error
     r = pasd(daemon, "approve", "nosuch", "--hunks", "x")
     assert r.returncode == 1 and "--hunks" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
