@@ -52,6 +52,10 @@ def short(text: str, n: int = 40) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def ago(t: float | None) -> str:
     if t is None:
         return "-"
@@ -249,7 +253,7 @@ def _task_text(t: p.TaskInfo) -> str:
     if t.programmer:
         lines.append(f"  programmer: {t.programmer} (attempt {t.attempts})")
     if t.state in (p.TaskState.REVIEW, p.TaskState.APPLIED, p.TaskState.CONFLICT, p.TaskState.REJECTED):
-        lines.append(f"  changes: {t.files_changed} files, +{t.lines_added} -{t.lines_removed}")
+        lines.append(f"  changes: {plural(t.files_changed, 'file')}, +{t.lines_added} -{t.lines_removed}")
     lines.append(f"  cost: ${t.cost_usd:.6f}")
     if t.error or t.reason:
         lines.append(f"  reason: {t.reason or '-'}: {t.error or ''}")
@@ -385,18 +389,18 @@ async def cmd_job(args: argparse.Namespace, c: PasClient) -> int:
         task_budget_usd=args.task_budget, priority=args.priority))
     await warn_untrusted(c, job.workspace)
     if not args.wait:
-        out(args, job, f"submitted job {job.id} ({job.split}, {len(job.plan)} tasks, {job.model}): "
+        out(args, job, f"submitted job {job.id} ({job.split}, {plural(len(job.plan), 'task')}, {job.model}): "
                        f"{short(job.instruction, 60)}")
         return 0
     if not args.json:
-        print(f"submitted job {job.id} ({len(job.plan)} tasks); waiting…", file=sys.stderr)
+        print(f"submitted job {job.id} ({plural(len(job.plan), 'task')}); waiting…", file=sys.stderr)
     job = await c.wait_job(job.id)
     out(args, job, _job_text(job))
     return 0 if job.state in (p.JobState.REVIEW, p.JobState.APPLIED) else 1
 
 
 def _job_text(j: p.JobInfo) -> str:
-    lines = [f"job {j.id}  {j.state.value}  ({j.split}, {len(j.tasks)} of {len(j.plan)} tasks queued)",
+    lines = [f"job {j.id}  {j.state.value}  ({j.split}, {_job_progress(j)})",
              f"  instruction: {j.instruction}", f"  model: {j.model}", f"  workspace: {j.workspace}"]
     budget = f" of ${j.budget_usd:g}" if j.budget_usd is not None else ""
     lines.append(f"  spent: ${j.spent_usd:.6f}{budget}" + (f" (planning ${j.plan_cost_usd:.6f})" if j.plan_cost_usd
@@ -414,11 +418,19 @@ def _job_text(j: p.JobInfo) -> str:
         lines.append(f"  not queued: {', '.join(item.files)}: {short(item.instruction, 50)}")
     r = j.receipt
     tiers = ", ".join(f"{k} {v}" for k, v in r.tiers.items())
-    lines.append(f"  receipt: {r.receipts} attempts, tokens {r.tokens.input} in / {r.tokens.output} out, "
+    lines.append(f"  receipt: {plural(r.receipts, 'attempt')}, tokens {r.tokens.input} in / {r.tokens.output} out, "
                  f"${r.cost_usd:.6f}{'' if r.priced else ' (some unpriced)'}, model {r.llm_s:.2f} s, "
-                 f"{r.files_changed} files +{r.lines_added} -{r.lines_removed}"
+                 f"{plural(r.files_changed, 'file')} +{r.lines_added} -{r.lines_removed}"
                  + (f", tiers: {tiers}" if tiers else ""))
     return "\n".join(lines)
+
+
+def _job_progress(j: p.JobInfo) -> str:
+    """"3 of 4 tasks done, 1 queued or running": the subtasks are the plan's, or the tasks queued so far."""
+    total = max(len(j.plan), len(j.task_ids), len(j.tasks))
+    done = sum(1 for t in j.tasks if not t.state.active)
+    active = len(j.tasks) - done
+    return f"{done} of {plural(total, 'task')} done" + (f", {active} queued or running" if active else "")
 
 
 async def job_show(args: argparse.Namespace, c: PasClient, ref: str) -> int:
@@ -636,6 +648,20 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A reader that stops early (`pasd diff X | head`) ends it quietly with 141,
+    128 + SIGPIPE, as `git log | head` or `cat` report it, so a script still sees the output was cut."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # what is left in the buffer goes nowhere, and the flush at exit finds nothing to complain about
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "submit" and args.range and not args.file:
         print("pasd submit: --range needs --file (the range is lines of the first --file) "

@@ -115,7 +115,7 @@ class Service:
         task = self.store.get_task(ref)
         if task is not None:
             return task
-        ids = self.store.find_task_ids(ref) if len(ref) >= 2 else []
+        ids = self.store.find_task_ids(ref) if ref else []
         if len(ids) == 1:
             found = self.store.get_task(ids[0])
             assert found is not None

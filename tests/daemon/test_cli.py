@@ -71,7 +71,7 @@ def test_usage_errors_exit_2(daemon: DaemonProcess) -> None:
 def test_not_running(daemon: DaemonProcess) -> None:
     daemon.stop()
     r = pasd(daemon, "status")
-    assert r.returncode == 1 and "pasd is not running" in r.stderr and "pasd start" in r.stderr
+    assert r.returncode == 1 and "the daemon is not running" in r.stderr and "pasd start" in r.stderr
     assert pasd(daemon, "stop").returncode == 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,48 @@ def test_help_names_each_state_once_and_explains_limit(daemon: DaemonProcess) ->
     text = pasd(daemon, "tasks", "--help").stdout
     assert text.count("review") == 1 and "REVIEW" not in text
     assert "at most this many tasks" in text
+
+
+def into_closed_pipe(d: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `pasd ARGS | head -0`: the reader is gone before the first byte is written."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run([sys.executable, "-m", "daemon", *args], env=d.env, stdout=w, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(w)
+
+
+def test_review_flow_reads_right_for_a_newcomer(daemon: DaemonProcess, repo: Path) -> None:
+    r = pasd(daemon, "submit", "add a docstring", "--file", "app.py", "--wait", "--json", cwd=repo)
+    assert r.returncode == 0, r.stderr
+    task_id = json.loads(r.stdout)["id"]
+
+    # a reader that stops early ends the command quietly, as `git log | head` does
+    for argv in (["show", task_id], ["diff", task_id], ["tasks"], ["receipts"], ["status"]):
+        r = into_closed_pipe(daemon, *argv)
+        assert (r.returncode, r.stderr) == (141, ""), (argv, r.stderr)
+
+    # one character is a prefix like any other
+    r = pasd(daemon, "show", task_id[0])
+    assert r.returncode == 0 and r.stdout.startswith(f"task {task_id}  REVIEW"), r.stderr
+    assert "  changes: 1 file, +1 -0" in r.stdout.splitlines()
+
+    # two jobs: their ids share the first character, and the error names both
+    jobs = [json.loads(pasd(daemon, "job", f"note {name}", "--files", name, "--wait", "--json", cwd=repo).stdout)
+            for name in ("app.py", "util.py")]
+    r = pasd(daemon, "job", "show", "j")
+    assert r.returncode == 1 and "ambiguous" in r.stderr and all(j["id"] in r.stderr for j in jobs), r.stderr
+    r = pasd(daemon, "job", "show", jobs[1]["id"])
+    first = r.stdout.splitlines()[0]
+    assert first == f"job {jobs[1]['id']}  REVIEW  (per-file, 1 of 1 task done)", first
+    assert "1 attempt, " in r.stdout and " 1 file +1 -0" in r.stdout
+
+
+def test_not_running_is_said_once(daemon: DaemonProcess) -> None:
+    daemon.stop()
+    r = pasd(daemon, "tasks")
+    [line] = r.stderr.splitlines()
+    assert r.returncode == 1 and line.startswith("pasd: the daemon is not running") and "`pasd start`" in line
+    assert "pasd is" not in line and line.count("not running") == 1
