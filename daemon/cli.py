@@ -290,8 +290,22 @@ async def cmd_show(args: argparse.Namespace, c: PasClient) -> int:
 
 async def cmd_diff(args: argparse.Namespace, c: PasClient) -> int:
     d = await c.diff(args.task)
-    out(args, d, d.diff.rstrip("\n") if d.diff else f"task {d.task_id} has no changes")
+    out(args, d, numbered(d).rstrip("\n") if d.diff else f"task {d.task_id} has no changes")
     return 0
+
+
+def numbered(d: p.DiffResult) -> str:
+    """The diff with each hunk's number (what `--hunks` takes) after its `@@ -a,b +c,d @@`: the
+    text there is free for a heading, so the output is still a patch `git apply` and `patch` take."""
+    hunks = [h for f in d.files for h in f.hunks]
+    lines = d.diff.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if hunks and line.startswith("@@ ") and line.rstrip("\r\n") == hunks[0].header:
+            h = hunks.pop(0)
+            marks = "".join([f", {h.state.value}" if h.state is not p.HunkState.PENDING else "",
+                             ", stale" if h.stale else ""])
+            lines[i] = f"{h.header} hunk {h.id}{marks}\n"
+    return "".join(lines)
 
 
 def _hunks(arg: str | None) -> list[int] | None:
@@ -587,7 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"only tasks in this state (repeatable): {', '.join(s.value.lower() for s in p.TaskState)}")
     sp.add_argument("--limit", type=_whole(*_bounds(p.TaskListParams, "limit")), default=50,
                     help="at most this many tasks, newest first (default: 50)")
-    for name, help in (("show", "show a task"), ("diff", "show a task's diff"), ("cancel", "cancel a task")):
+    for name, help in (("show", "show a task"), ("diff", "show a task's diff, each hunk numbered for --hunks"),
+                       ("cancel", "cancel a task")):
         sp = cmd(name, help)
         sp.add_argument("task", help="task id (or a unique prefix)")
     for name, help in (("approve", "apply a task's diff to your files"), ("reject", "discard a task's diff")):

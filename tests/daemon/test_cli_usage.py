@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daemon.testing import DaemonProcess
+from daemon.offline_model import OfflineModel
+from daemon.testing import DaemonProcess, block, commit_all, write_files
 
 
 def pasd(d: DaemonProcess, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -92,3 +93,25 @@ def test_not_running_is_said_once(daemon: DaemonProcess) -> None:
     [line] = r.stderr.splitlines()
     assert r.returncode == 1 and line.startswith("pasd: the daemon is not running") and "`pasd start`" in line
     assert "pasd is" not in line and line.count("not running") == 1
+
+
+def test_diff_numbers_its_hunks_and_stays_a_patch(daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    long = "".join(f"line {i}\n" for i in range(1, 41))
+    write_files(repo, {"long.txt": long})
+    commit_all(repo, "long file")
+    offline.script([{"content": block("long.txt", "line 3\n", "line three\n")
+                     + block("long.txt", "line 30\n", "line thirty\n")}])
+    r = pasd(daemon, "submit", "spell two numbers", "--file", "long.txt", "--wait", "--json", cwd=repo)
+    task_id = json.loads(r.stdout)["id"]
+    r = pasd(daemon, "reject", task_id, "--hunks", "2")
+    assert r.returncode == 0, r.stderr
+
+    text = pasd(daemon, "diff", task_id).stdout
+    headers = [line for line in text.splitlines() if line.startswith("@@")]
+    assert len(headers) == 2 and headers[0].endswith(" @@ hunk 1") and headers[1].endswith(" @@ hunk 2, rejected")
+    patch = repo.parent / "task.patch"
+    patch.write_text(text + "\n")
+    check = subprocess.run(["git", "apply", "--check", "-v", str(patch)], cwd=repo, capture_output=True, text=True)
+    assert check.returncode == 0 and "long.txt" in check.stderr, check.stderr
+    # --json is the daemon's diff as it was: no numbers in it
+    assert "hunk 1" not in json.loads(pasd(daemon, "diff", task_id, "--json").stdout)["diff"]
