@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.errors import DaemonUnavailable, PasError
+from daemon.version import banner
 
 Command = Callable[[argparse.Namespace, PasClient], Awaitable[int]]
 
@@ -567,6 +568,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     ap = Parser(prog="pasd", description="Hand coding work to a pool of LLM programmers.")
+    ap.add_argument("--version", action="version", version=banner("pasd"))
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def cmd(name: str, help: str, *, json_flag: bool = True) -> argparse.ArgumentParser:

@@ -115,3 +115,14 @@ def test_diff_numbers_its_hunks_and_stays_a_patch(daemon: DaemonProcess, offline
     assert check.returncode == 0 and "long.txt" in check.stderr, check.stderr
     # --json is the daemon's diff as it was: no numbers in it
     assert "hunk 1" not in json.loads(pasd(daemon, "diff", task_id, "--json").stdout)["diff"]
+
+
+def test_version_of_each_command(tmp_path: Path) -> None:
+    code = "import importlib.metadata as m; print(m.version('pasd'))"
+    expected = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    for module, prog in (("daemon", "pasd"), ("pas_tui", "pas-tui")):
+        r = subprocess.run([sys.executable, "-X", "importtime", "-m", module, "--version"], capture_output=True,
+                           text=True, timeout=60, cwd=tmp_path, env={**os.environ, "PASD_SOCKET": str(tmp_path / "s")})
+        assert r.returncode == 0 and r.stdout == f"{prog} {expected}\n", r
+        loaded = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in r.stderr.splitlines()}
+        assert not loaded & {"pydantic", "textual", "litellm", "pygls"}, (prog, loaded & {"pydantic", "textual"})
