@@ -20,6 +20,7 @@ from typing import Any, Never
 
 from pydantic import BaseModel, ValidationError
 
+from daemon import paths
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.errors import DaemonUnavailable, PasError
@@ -684,6 +685,8 @@ def _run(argv: list[str] | None) -> int:
         print("pasd submit: --range needs --file (the range is lines of the first --file) "
               "(see `pasd submit --help`)", file=sys.stderr)
         return 2
+    if missing := paths.missing_config():
+        print(f"pasd: warning: {missing}", file=sys.stderr)
     if args.command in ("start", "serve") and (bad := _workers_error(args.workers)):
         print(bad, file=sys.stderr)
         return 2

@@ -146,6 +146,8 @@ def main(argv: list[str]) -> int | None:
         workers = int(rest[1])
     elif rest:
         return None  # anything else (--help, --foreground, a usage error) goes through argparse
+    if missing := paths.missing_config():
+        print(f"pasd: warning: {missing}", file=sys.stderr)
     try:
         start(workers, fork=hasattr(os, "fork"))
     except LaunchError as exc:

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from daemon import paths, routing
 from daemon import protocol as p
-from daemon import routing
 from daemon.config import ConfigCache
 from daemon.errors import ConfigError, GuardrailRefused, InvalidParams, InvalidState, NotFound
 from daemon.events import EventBus
@@ -80,7 +80,8 @@ class Service:
         for ws in list(self.configs.errors):
             with contextlib.suppress(ConfigError):
                 self.configs.get(ws)
-        return sorted(set(self.configs.errors.values()))
+        missing = paths.missing_config()  # re-checked too: creating the file clears it
+        return sorted(set(self.configs.errors.values()) | ({missing} if missing else set()))
 
     def status(self) -> p.PoolStatus:
         running = sum(1 for prog in self.pool.programmers if prog.info.task_id)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess, block, commit_all, write_files
+from daemon.testing import DaemonFactory, DaemonProcess, block, commit_all, write_files
 
 
 def pasd(d: DaemonProcess, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -126,3 +126,28 @@ def test_version_of_each_command(tmp_path: Path) -> None:
         assert r.returncode == 0 and r.stdout == f"{prog} {expected}\n", r
         loaded = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in r.stderr.splitlines()}
         assert not loaded & {"pydantic", "textual", "litellm", "pygls"}, (prog, loaded & {"pydantic", "textual"})
+
+
+def test_a_missing_pasd_config_file_is_reported(make_daemon: DaemonFactory, tmp_path: Path) -> None:
+    d = make_daemon(start=False)
+    saved = d.config_file.read_text()
+    d.config_file.unlink()
+    d.start()
+    warning = f"$PASD_CONFIG names {d.config_file}, which does not exist; the built-in defaults apply"
+    assert warning in d.log.read_text()  # the daemon logs it as it starts
+
+    r = pasd(d, "status")
+    assert r.returncode == 0 and r.stderr.splitlines() == [f"pasd: warning: {warning}"]
+    assert f"config error (last good settings in force): {warning}" in r.stdout
+    status = json.loads(pasd(d, "status", "--json").stdout)
+    assert status["config_errors"] == [warning]
+
+    d.config_file.write_text(saved)  # the file is there now: nothing to say
+    r = pasd(d, "status", "--json")
+    assert r.stderr == "" and json.loads(r.stdout)["config_errors"] == []
+
+    # the default path missing is normal and silent
+    env = {k: v for k, v in d.env.items() if k != "PASD_CONFIG"}
+    r = subprocess.run([sys.executable, "-m", "daemon", "tasks"], env={**env, "XDG_CONFIG_HOME": str(tmp_path / "x")},
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
