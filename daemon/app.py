@@ -140,6 +140,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        if missing := paths.missing_config():
+            log.warning("%s", missing)
         log.info("pasd %s serving on %s with %d programmers (run %s)", hello.version, self.socket_path,
                  len(pool.programmers), self.run_id)
         try:

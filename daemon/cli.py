@@ -16,13 +16,15 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Never
 
 from pydantic import BaseModel, ValidationError
 
+from daemon import paths
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.errors import DaemonUnavailable, PasError
+from daemon.version import banner
 
 Command = Callable[[argparse.Namespace, PasClient], Awaitable[int]]
 
@@ -50,6 +52,10 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
 def short(text: str, n: int = 40) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def ago(t: float | None) -> str:
@@ -182,14 +188,21 @@ async def cmd_trust(args: argparse.Namespace, c: PasClient) -> int:
 def _selection(args: argparse.Namespace, files: list[str]) -> p.Selection | None:
     if not args.range:
         return None
-    if not files:
-        raise PasError("--range needs --file")
+    start, end = args.range
+    return p.Selection(path=files[0], start_line=start, end_line=end)
+
+
+def _line_range(text: str) -> tuple[int, int]:
+    """`--range START:END` (or one line N): 1-based, inclusive, START <= END."""
+    a, _, b = text.partition(":")
     try:
-        a, _, b = args.range.partition(":")
         start, end = int(a), int(b or a)
-        return p.Selection(path=files[0], start_line=start, end_line=end)
     except ValueError:
-        raise PasError(f"--range must be START:END line numbers (1-based), got {args.range!r}") from None
+        start = end = 0
+    if not 1 <= start <= end <= p.MAX_LINE_NO:
+        raise argparse.ArgumentTypeError(
+            f"expected START:END line numbers (1-based, START <= END), got {text!r}")
+    return start, end
 
 
 def _workspace(arg: str | None) -> str:
@@ -242,7 +255,7 @@ def _task_text(t: p.TaskInfo) -> str:
     if t.programmer:
         lines.append(f"  programmer: {t.programmer} (attempt {t.attempts})")
     if t.state in (p.TaskState.REVIEW, p.TaskState.APPLIED, p.TaskState.CONFLICT, p.TaskState.REJECTED):
-        lines.append(f"  changes: {t.files_changed} files, +{t.lines_added} -{t.lines_removed}")
+        lines.append(f"  changes: {plural(t.files_changed, 'file')}, +{t.lines_added} -{t.lines_removed}")
     lines.append(f"  cost: ${t.cost_usd:.6f}")
     if t.error or t.reason:
         lines.append(f"  reason: {t.reason or '-'}: {t.error or ''}")
@@ -256,7 +269,7 @@ def _task_text(t: p.TaskInfo) -> str:
 
 
 async def cmd_tasks(args: argparse.Namespace, c: PasClient) -> int:
-    states = [p.TaskState(s.upper()) for s in args.state] if args.state else None
+    states: list[p.TaskState] | None = args.state
     tasks = await c.list(p.TaskListParams(states=states, limit=args.limit))
     rows = [[t.id, t.state.value, short(t.instruction, 36), t.model, short(", ".join(t.files), 30),
              f"${t.cost_usd:.4f}", ago(t.created_at)] for t in tasks]
@@ -279,8 +292,22 @@ async def cmd_show(args: argparse.Namespace, c: PasClient) -> int:
 
 async def cmd_diff(args: argparse.Namespace, c: PasClient) -> int:
     d = await c.diff(args.task)
-    out(args, d, d.diff.rstrip("\n") if d.diff else f"task {d.task_id} has no changes")
+    out(args, d, numbered(d).rstrip("\n") if d.diff else f"task {d.task_id} has no changes")
     return 0
+
+
+def numbered(d: p.DiffResult) -> str:
+    """The diff with each hunk's number (what `--hunks` takes) after its `@@ -a,b +c,d @@`: the
+    text there is free for a heading, so the output is still a patch `git apply` and `patch` take."""
+    hunks = [h for f in d.files for h in f.hunks]
+    lines = d.diff.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if hunks and line.startswith("@@ ") and line.rstrip("\r\n") == hunks[0].header:
+            h = hunks.pop(0)
+            marks = "".join([f", {h.state.value}" if h.state is not p.HunkState.PENDING else "",
+                             ", stale" if h.stale else ""])
+            lines[i] = f"{h.header} hunk {h.id}{marks}\n"
+    return "".join(lines)
 
 
 def _hunks(arg: str | None) -> list[int] | None:
@@ -378,18 +405,18 @@ async def cmd_job(args: argparse.Namespace, c: PasClient) -> int:
         task_budget_usd=args.task_budget, priority=args.priority))
     await warn_untrusted(c, job.workspace)
     if not args.wait:
-        out(args, job, f"submitted job {job.id} ({job.split}, {len(job.plan)} tasks, {job.model}): "
+        out(args, job, f"submitted job {job.id} ({job.split}, {plural(len(job.plan), 'task')}, {job.model}): "
                        f"{short(job.instruction, 60)}")
         return 0
     if not args.json:
-        print(f"submitted job {job.id} ({len(job.plan)} tasks); waiting…", file=sys.stderr)
+        print(f"submitted job {job.id} ({plural(len(job.plan), 'task')}); waiting…", file=sys.stderr)
     job = await c.wait_job(job.id)
     out(args, job, _job_text(job))
     return 0 if job.state in (p.JobState.REVIEW, p.JobState.APPLIED) else 1
 
 
 def _job_text(j: p.JobInfo) -> str:
-    lines = [f"job {j.id}  {j.state.value}  ({j.split}, {len(j.tasks)} of {len(j.plan)} tasks queued)",
+    lines = [f"job {j.id}  {j.state.value}  ({j.split}, {_job_progress(j)})",
              f"  instruction: {j.instruction}", f"  model: {j.model}", f"  workspace: {j.workspace}"]
     budget = f" of ${j.budget_usd:g}" if j.budget_usd is not None else ""
     lines.append(f"  spent: ${j.spent_usd:.6f}{budget}" + (f" (planning ${j.plan_cost_usd:.6f})" if j.plan_cost_usd
@@ -407,11 +434,19 @@ def _job_text(j: p.JobInfo) -> str:
         lines.append(f"  not queued: {', '.join(item.files)}: {short(item.instruction, 50)}")
     r = j.receipt
     tiers = ", ".join(f"{k} {v}" for k, v in r.tiers.items())
-    lines.append(f"  receipt: {r.receipts} attempts, tokens {r.tokens.input} in / {r.tokens.output} out, "
+    lines.append(f"  receipt: {plural(r.receipts, 'attempt')}, tokens {r.tokens.input} in / {r.tokens.output} out, "
                  f"${r.cost_usd:.6f}{'' if r.priced else ' (some unpriced)'}, model {r.llm_s:.2f} s, "
-                 f"{r.files_changed} files +{r.lines_added} -{r.lines_removed}"
+                 f"{plural(r.files_changed, 'file')} +{r.lines_added} -{r.lines_removed}"
                  + (f", tiers: {tiers}" if tiers else ""))
     return "\n".join(lines)
+
+
+def _job_progress(j: p.JobInfo) -> str:
+    """"3 of 4 tasks done, 1 queued or running": the subtasks are the plan's, or the tasks queued so far."""
+    total = max(len(j.plan), len(j.task_ids), len(j.tasks))
+    done = sum(1 for t in j.tasks if not t.state.active)
+    active = len(j.tasks) - done
+    return f"{done} of {plural(total, 'task')} done" + (f", {active} queued or running" if active else "")
 
 
 async def job_show(args: argparse.Namespace, c: PasClient, ref: str) -> int:
@@ -468,6 +503,10 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------ parser
 
 
+def _show(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def _number(low: float, high: float, *, open_low: bool = False) -> Callable[[str], float]:
     """An argparse type for a finite number in a range (`float` alone takes inf and nan)."""
     def parse(text: str) -> float:
@@ -477,9 +516,36 @@ def _number(low: float, high: float, *, open_low: bool = False) -> Callable[[str
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if not math.isfinite(value) or value < low or value > high or (open_low and value == low):
             above = "above" if open_low else "from"
-            raise argparse.ArgumentTypeError(f"expected a number {above} {low:g} to {high:g}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a number {above} {_show(low)} to {_show(high)}, got {text!r}")
         return value
     return parse
+
+
+def _bounds(model: type[BaseModel], field: str) -> tuple[int, int]:
+    """A protocol or config field's `ge`/`le`, so the CLI refuses what the socket would."""
+    found = {k: getattr(m, k) for m in model.model_fields[field].metadata for k in ("ge", "le") if hasattr(m, k)}
+    return int(found["ge"]), int(found["le"])
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type for a whole number in a range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, got {text!r}")
+        return value
+    return parse
+
+
+def _task_state(text: str) -> p.TaskState:
+    try:
+        return p.TaskState(text.upper())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(s.value.lower() for s in p.TaskState)}, got {text!r}") from None
 
 
 def _workers_error(workers: int | None) -> str | None:
@@ -488,16 +554,22 @@ def _workers_error(workers: int | None) -> str | None:
 
     if workers is None:
         return None
-    bounds = {k: getattr(m, k) for m in PoolConfig.model_fields["workers"].metadata for k in ("ge", "le")
-              if hasattr(m, k)}
-    low, high = bounds.get("ge", 1), bounds.get("le", 512)
+    low, high = _bounds(PoolConfig, "workers")
     if low <= workers <= high:
         return None
     return f"pasd: --workers takes a whole number from {low} to {high} (programmers in the pool), got {workers}"
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (what was wrong, where to read more), exit 2."""
+
+    def error(self, message: str) -> Never:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="pasd", description="Hand coding work to a pool of LLM programmers.")
+    ap = Parser(prog="pasd", description="Hand coding work to a pool of LLM programmers.")
+    ap.add_argument("--version", action="version", version=banner("pasd"))
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def cmd(name: str, help: str, *, json_flag: bool = True) -> argparse.ArgumentParser:
@@ -518,20 +590,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("submit", "submit a task")
     sp.add_argument("instruction", help="what to do")
     sp.add_argument("--file", "-f", action="append", default=[], help="a file the task may change (repeatable)")
-    sp.add_argument("--range", "-r", help="selection START:END (1-based lines) in the first --file")
+    sp.add_argument("--range", "-r", type=_line_range, help="selection START:END (1-based lines) in the first --file")
     sp.add_argument("--model", "-m", help="litellm model string, e.g. openai/gpt-4.1-mini")
     sp.add_argument("--api-base", help="endpoint for the model (OpenAI-compatible servers, Ollama, ...)")
     sp.add_argument("--check", help="command to check the edit, e.g. 'pytest -q' (must be allowlisted)")
     sp.add_argument("--timeout", type=_number(0, p.MAX_TIMEOUT_S, open_low=True), help="task time limit in seconds")
     sp.add_argument("--budget", type=_number(0, p.MAX_BUDGET_USD), help="task cost cap in USD")
-    sp.add_argument("--priority", type=int, default=0, help="higher runs first")
+    sp.add_argument("--priority", type=_whole(-p.MAX_PRIORITY, p.MAX_PRIORITY), default=0, help="higher runs first")
     sp.add_argument("--workspace", help="workspace root (default: the git top level, else .)")
     sp.add_argument("--wait", "-w", action="store_true", help="wait for the task and show progress")
     sp = cmd("tasks", "list tasks")
-    sp.add_argument("--state", action="append", choices=[s.value.lower() for s in p.TaskState] +
-                    [s.value for s in p.TaskState], help="only tasks in this state (repeatable)")
-    sp.add_argument("--limit", type=int, default=50)
-    for name, help in (("show", "show a task"), ("diff", "show a task's diff"), ("cancel", "cancel a task")):
+    sp.add_argument("--state", action="append", type=_task_state, metavar="STATE",
+                    help=f"only tasks in this state (repeatable): {', '.join(s.value.lower() for s in p.TaskState)}")
+    sp.add_argument("--limit", type=_whole(*_bounds(p.TaskListParams, "limit")), default=50,
+                    help="at most this many tasks, newest first (default: 50)")
+    for name, help in (("show", "show a task"), ("diff", "show a task's diff, each hunk numbered for --hunks"),
+                       ("cancel", "cancel a task")):
         sp = cmd(name, help)
         sp.add_argument("task", help="task id (or a unique prefix)")
     for name, help in (("approve", "apply a task's diff to your files"), ("reject", "discard a task's diff")):
@@ -541,7 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("receipts", "what tasks cost and changed")
     sp.add_argument("--task", help="only this task's receipts")
     sp.add_argument("--by", choices=["model", "day", "job", "tier"], help="sum the receipts by model, day, job or tier")
-    sp.add_argument("--limit", type=int, default=50)
+    sp.add_argument("--limit", type=_whole(*_bounds(p.ReceiptsParams, "limit")), default=50,
+                    help="at most this many receipts, newest first (default: 50)")
     sp = cmd("job", "split work into tasks across the pool; or show, diff, approve, reject, cancel a job")
     sp.add_argument("words", nargs="+", metavar="INSTRUCTION | {show,diff,approve,reject,cancel} JOB",
                     help="what to do (quoted), or a verb and a job id")
@@ -555,12 +630,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--timeout", type=_number(0, p.MAX_TIMEOUT_S, open_low=True), help="time limit per task in seconds")
     sp.add_argument("--budget", type=_number(0, p.MAX_BUDGET_USD), help="cost cap for the whole job in USD")
     sp.add_argument("--task-budget", type=_number(0, p.MAX_BUDGET_USD), help="cost cap per task in USD")
-    sp.add_argument("--priority", type=int, default=0, help="higher runs first")
+    sp.add_argument("--priority", type=_whole(-p.MAX_PRIORITY, p.MAX_PRIORITY), default=0, help="higher runs first")
     sp.add_argument("--workspace", help="workspace root (default: the git top level, else .)")
     sp.add_argument("--wait", "-w", action="store_true", help="wait until the job has run")
     sp.add_argument("--task", "-t", action="append", help="approve/reject only this task (repeatable)")
     sp = cmd("jobs", "list jobs")
-    sp.add_argument("--limit", type=int, default=50)
+    sp.add_argument("--limit", type=_whole(*_bounds(p.JobListParams, "limit")), default=50,
+                    help="at most this many jobs, newest first (default: 50)")
     sp = cmd("trust", "let a workspace's .pas.toml, as it is now, widen your settings (endpoints, keys, "
                       "allowlists, budgets)")
     sp.add_argument("workspace", nargs="?", help="workspace root (default: the git top level, else .)")
@@ -590,7 +666,27 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A reader that stops early (`pasd diff X | head`) ends it quietly with 141,
+    128 + SIGPIPE, as `git log | head` or `cat` report it, so a script still sees the output was cut."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # what is left in the buffer goes nowhere, and the flush at exit finds nothing to complain about
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "submit" and args.range and not args.file:
+        print("pasd submit: --range needs --file (the range is lines of the first --file) "
+              "(see `pasd submit --help`)", file=sys.stderr)
+        return 2
+    if missing := paths.missing_config():
+        print(f"pasd: warning: {missing}", file=sys.stderr)
     if args.command in ("start", "serve") and (bad := _workers_error(args.workers)):
         print(bad, file=sys.stderr)
         return 2

@@ -69,7 +69,7 @@ class PasClient:
             self._reader, self._writer = await asyncio.open_unix_connection(str(self.socket), limit=READ_LIMIT)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise DaemonUnavailable(
-                f"pasd is not running (no daemon at {self.socket}); start it with `pasd start`") from exc
+                f"the daemon is not running (nothing answers at {self.socket}); start it with `pasd start`") from exc
         except OSError as exc:
             raise DaemonUnavailable(f"cannot connect to {self.socket}: {exc.strerror or exc}") from exc
         self._read_task = asyncio.create_task(self._read_loop(), name=f"pasd-client-{self.name}")
@@ -273,7 +273,7 @@ class EventStream:
         try:
             self._reader, self._writer = await asyncio.open_unix_connection(str(self.socket), limit=READ_LIMIT)
         except OSError as exc:
-            raise DaemonUnavailable(f"pasd is not running (no daemon at {self.socket})") from exc
+            raise DaemonUnavailable(f"the daemon is not running (nothing answers at {self.socket})") from exc
         req = p.request("events.subscribe", p.SubscribeParams(kinds=self.kinds), 1)
         self._writer.write((json.dumps(req) + "\n").encode())
         await self._writer.drain()

@@ -203,7 +203,7 @@ class JobManager:
         job = self.jobs.get(ref)
         if job is not None:
             return job
-        ids = self.jobs.find_ids(ref) if len(ref) >= 2 else []
+        ids = self.jobs.find_ids(ref) if ref else []
         if len(ids) == 1:
             found = self.jobs.get(ids[0])
             assert found is not None
@@ -435,7 +435,7 @@ class JobManager:
         by_id = {t.id: t for t in tasks}
         chosen = []
         for ref in task_ids:
-            matches = [t for i, t in by_id.items() if i == ref or (len(ref) >= 2 and i.startswith(ref))]
+            matches = [t for i, t in by_id.items() if i == ref or (bool(ref) and i.startswith(ref))]
             if len(matches) != 1:
                 raise InvalidParams(f"job {job.id} has {'no' if not matches else 'more than one'} task {ref!r}")
             if not matches[0].state.reviewable:

@@ -130,8 +130,14 @@ def _say(quiet: bool, text: str) -> None:
 
 
 def main(argv: list[str]) -> int | None:
-    """`pasd start [--workers N]` without importing the rest of pasd; None: not this fast path."""
+    """`pasd start [--workers N]` and `pasd --version` without importing the rest of pasd; None: not this
+    fast path."""
     workers: int | None = None
+    if argv == ["--version"]:
+        from daemon.version import banner
+
+        print(banner("pasd"))
+        return 0
     if argv[:1] != ["start"]:
         return None
     rest = argv[1:]
@@ -140,6 +146,8 @@ def main(argv: list[str]) -> int | None:
         workers = int(rest[1])
     elif rest:
         return None  # anything else (--help, --foreground, a usage error) goes through argparse
+    if missing := paths.missing_config():
+        print(f"pasd: warning: {missing}", file=sys.stderr)
     try:
         start(workers, fork=hasattr(os, "fork"))
     except LaunchError as exc:

@@ -39,4 +39,13 @@ def user_config_file() -> Path:
     return Path(platformdirs.user_config_dir(APP)) / "config.toml"
 
 
+def missing_config() -> str | None:
+    """A one-line warning when $PASD_CONFIG names a file that does not exist (then no settings are read from
+    it); None otherwise. The default path missing is normal: the built-in defaults apply, silently."""
+    env = os.environ.get("PASD_CONFIG")
+    if not env or Path(env).expanduser().exists():
+        return None
+    return f"$PASD_CONFIG names {Path(env).expanduser()}, which does not exist; the built-in defaults apply"
+
+
 PROJECT_CONFIG = ".pas.toml"

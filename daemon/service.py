@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from daemon import paths, routing
 from daemon import protocol as p
-from daemon import routing
 from daemon.config import ConfigCache
 from daemon.errors import ConfigError, GuardrailRefused, InvalidParams, InvalidState, NotFound
 from daemon.events import EventBus
@@ -80,7 +80,8 @@ class Service:
         for ws in list(self.configs.errors):
             with contextlib.suppress(ConfigError):
                 self.configs.get(ws)
-        return sorted(set(self.configs.errors.values()))
+        missing = paths.missing_config()  # re-checked too: creating the file clears it
+        return sorted(set(self.configs.errors.values()) | ({missing} if missing else set()))
 
     def status(self) -> p.PoolStatus:
         running = sum(1 for prog in self.pool.programmers if prog.info.task_id)
@@ -115,7 +116,7 @@ class Service:
         task = self.store.get_task(ref)
         if task is not None:
             return task
-        ids = self.store.find_task_ids(ref) if len(ref) >= 2 else []
+        ids = self.store.find_task_ids(ref) if ref else []
         if len(ids) == 1:
             found = self.store.get_task(ids[0])
             assert found is not None

@@ -10,16 +10,19 @@ from daemon import protocol as p
 from daemon.offline_model import OfflineModel
 from daemon.testing import DaemonProcess
 
-EDIT = "big.txt\n```\n<<<<<<< SEARCH\ntail\n=======\ntail, edited\n>>>>>>> REPLACE\n```\n"
+FILES = [f"big{n}.txt" for n in range(3)]
+EDITS = "".join(f"{name}\n```\n<<<<<<< SEARCH\ntail\n=======\ntail, edited\n>>>>>>> REPLACE\n```\n" for name in FILES)
 
 
 async def test_a_diff_over_eight_mib_is_shown(daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
-    # three 3 MiB lines of context above the one changed line: the hunk alone is over 9 MiB
-    lines = [chr(ord("a") + i) * (3 * 2**20) for i in range(3)]
-    (repo / "big.txt").write_text("\n".join([*lines, "tail"]) + "\n")
-    offline.script([{"content": EDIT}])
+    # three files (each under the 4 MiB a task file may have), each with three 1 MiB lines of context
+    # above its one changed line: the diff is over 9 MiB
+    lines = [chr(ord("a") + i) * 2**20 for i in range(3)]
+    for name in FILES:
+        (repo / name).write_text("\n".join([*lines, "tail"]) + "\n")
+    offline.script([{"content": EDITS}])
     async with daemon.client() as c:
-        task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="edit the tail", files=["big.txt"]))
+        task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="edit the tail", files=FILES))
         assert (await c.wait(task.id)).state is p.TaskState.REVIEW
         diff = await c.diff(task.id)
         assert len(diff.diff) > p.MAX_LINE_BYTES and "+tail, edited\n" in diff.diff

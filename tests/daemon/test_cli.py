@@ -57,7 +57,7 @@ def test_errors_exit_1_with_one_line(daemon: DaemonProcess, repo: Path) -> None:
     r = pasd(daemon, "submit", "x", "--file", "/etc/passwd", cwd=repo)
     assert r.returncode == 1 and "outside the workspace" in r.stderr
     r = pasd(daemon, "submit", "x", "--file", "app.py", "--range", "a:b", cwd=repo)
-    assert r.returncode == 1 and "--range" in r.stderr
+    assert r.returncode == 2 and "--range" in r.stderr  # a usage error
     r = pasd(daemon, "approve", "nosuch", "--hunks", "x")
     assert r.returncode == 1 and "--hunks" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
@@ -71,7 +71,7 @@ def test_usage_errors_exit_2(daemon: DaemonProcess) -> None:
 def test_not_running(daemon: DaemonProcess) -> None:
     daemon.stop()
     r = pasd(daemon, "status")
-    assert r.returncode == 1 and "pasd is not running" in r.stderr and "pasd start" in r.stderr
+    assert r.returncode == 1 and "the daemon is not running" in r.stderr and "pasd start" in r.stderr
     assert pasd(daemon, "stop").returncode == 0
 
 
