@@ -221,30 +221,49 @@ async def cmd_submit(args: argparse.Namespace, c: PasClient) -> int:
         selection=_selection(args, files), model=args.model, api_base=args.api_base, check=args.check,
         timeout_s=args.timeout, budget_usd=args.budget, priority=args.priority,
     )
-    task = await c.submit(params)
-    await warn_untrusted(c, task.workspace)
     if not args.wait:
+        task = await c.submit(params)
+        await warn_untrusted(c, task.workspace)
         out(args, task, f"submitted {task.id} ({task.model}): {short(task.instruction, 60)}")
         return 0
-    if not args.json:
-        print(f"submitted {task.id} ({task.model}); waiting…", file=sys.stderr)
-    task = await _wait_with_progress(c, task.id, quiet=args.json)
-    out(args, task, _task_text(task))
-    return 0 if task.state in (p.TaskState.REVIEW, p.TaskState.APPLIED) else 1
-
-
-async def _wait_with_progress(c: PasClient, task_id: str, quiet: bool) -> p.TaskInfo:
+    # subscribed before submitting, so that no event of the task (queued, running, model) is missed
     async with EventStream(c.socket, kinds=["task", "progress"]) as events:
-        task = await c.get(task_id)
-        if not task.state.active:
-            return task
-        async for env in events:
-            ev = env.event
-            if isinstance(ev, p.ProgressEvent) and ev.task_id == task_id and not quiet:
-                print(f"  {ev.phase}: {ev.message}", file=sys.stderr)
-            elif isinstance(ev, p.TaskEvent) and ev.task.id == task_id and not ev.task.state.active:
-                return ev.task
+        task = await c.submit(params)
+        await warn_untrusted(c, task.workspace)
+        if not args.json:
+            print(f"submitted {task.id} ({task.model}); waiting…", file=sys.stderr)
+        task = await _follow(events, task, quiet=args.json)
+    out(args, task, _task_text(task))
+    receipts = await c.receipts(p.ReceiptsParams(task_id=task.id, limit=1))
+    return _verdict(task, receipts[0] if receipts else None)
+
+
+async def _follow(events: EventStream, task: p.TaskInfo, quiet: bool) -> p.TaskInfo:
+    """The task's progress on stderr (time since submit, the Programmer, the phase) until it ends."""
+    started = time.monotonic()
+    async for env in events:
+        ev = env.event
+        if isinstance(ev, p.ProgressEvent) and ev.task_id == task.id and not quiet:
+            who = f"{ev.programmer}: " if ev.programmer else ""
+            print(f"  {time.monotonic() - started:6.1f}s  {who}{ev.phase}: {ev.message}", file=sys.stderr)
+        elif isinstance(ev, p.TaskEvent) and ev.task.id == task.id and not ev.task.state.active:
+            return ev.task
     raise DaemonUnavailable("the daemon went away while waiting")
+
+
+def _verdict(task: p.TaskInfo, receipt: p.Receipt | None) -> int:
+    """0 only for a result worth reviewing: in review (or applied) with its check passing and no edit refused."""
+    if task.state not in (p.TaskState.REVIEW, p.TaskState.APPLIED):
+        return 1
+    problems = []
+    if receipt is not None and receipt.check == "failed":
+        problems.append(f"the check still fails after {plural(receipt.check_rounds, 'run')}: {task.check}")
+    if task.refused:
+        problems.append(f"{plural(len(task.refused), 'edit')} refused: "
+                        + "; ".join(f"{r.path} ({r.reason})" for r in task.refused[:3]))
+    for problem in problems:
+        print(f"pasd: {problem}; review the diff before approving", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _task_text(t: p.TaskInfo) -> str:
