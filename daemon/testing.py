@@ -23,7 +23,7 @@ from typing import Any
 from daemon import crashpoints
 from daemon.client import EventStream, PasClient
 from daemon.config import OFFLINE_MODEL
-from daemon.protocol import TaskEvent, TaskState
+from daemon.protocol import SubmitParams, TaskEvent, TaskState
 
 
 def toml_value(value: Any) -> str:
@@ -200,6 +200,14 @@ async def paused(d: DaemonProcess, name: str, request: asyncio.Task[Any], timeou
         assert time.monotonic() < deadline, f"the daemon never reached {name}"
         await asyncio.sleep(0.01)
     return held
+
+
+async def occupy(c: PasClient, events: EventStream, repo: Path) -> str:
+    """Submit a task to `repo` and wait until a programmer runs it (script the model to hang first):
+    with one programmer, what is submitted next stays queued until this task is cancelled."""
+    task = await c.submit(SubmitParams(workspace=str(repo), instruction="hang", files=["app.py"]))
+    await until_state(events, task.id, TaskState.RUNNING)
+    return task.id
 
 
 async def until_state(events: EventStream, task_id: str, state: TaskState) -> None:

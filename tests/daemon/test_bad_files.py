@@ -14,7 +14,7 @@ from daemon import protocol as p
 from daemon.client import EventStream
 from daemon.errors import InvalidParams
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess, until_state
+from daemon.testing import DaemonFactory, DaemonProcess, occupy
 
 BINARY = b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary"
 
@@ -61,12 +61,11 @@ async def test_a_file_that_grows_huge_before_its_task_runs_fails_the_task(
     d = make_daemon(workers=1)
     offline.script([{"fault": "hang", "latency": 120}])
     async with d.client() as c, EventStream(d.socket, kinds=["task"]) as events:
-        blocker = await c.submit(p.SubmitParams(workspace=str(repo), instruction="hang", files=["app.py"]))
-        await until_state(events, blocker.id, p.TaskState.RUNNING)
+        blocker = await occupy(c, events, repo)
         task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["util.py"]))
         with (repo / "util.py").open("ab") as fh:
             fh.truncate(16 * 2**20)
-        await c.cancel(blocker.id)
+        await c.cancel(blocker)
         done = await c.wait(task.id)
         assert done.state is p.TaskState.FAILED and done.reason == "file_too_large" and done.attempts == 1
         [prog] = (await c.status()).programmers
@@ -78,11 +77,10 @@ async def test_a_file_that_turns_binary_before_its_task_runs_fails_the_task(
     d = make_daemon(workers=1)
     offline.script([{"fault": "hang", "latency": 120}])
     async with d.client() as c, EventStream(d.socket, kinds=["task"]) as events:
-        blocker = await c.submit(p.SubmitParams(workspace=str(repo), instruction="hang", files=["app.py"]))
-        await until_state(events, blocker.id, p.TaskState.RUNNING)
+        blocker = await occupy(c, events, repo)
         task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["util.py"]))
         (repo / "util.py").write_bytes(BINARY)  # text when submitted, binary when it runs
-        await c.cancel(blocker.id)
+        await c.cancel(blocker)
         done = await c.wait(task.id)
         assert done.state is p.TaskState.FAILED and done.reason == "binary_file" and done.attempts == 1
         assert "util.py is not UTF-8 text" in (done.error or "")

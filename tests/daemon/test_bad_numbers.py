@@ -14,7 +14,7 @@ from pathlib import Path
 from daemon import protocol as p
 from daemon.client import EventStream
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess, until_state
+from daemon.testing import DaemonFactory, DaemonProcess, occupy
 
 
 def exchange(sock_path: os.PathLike[str] | str, *lines: bytes) -> list[dict[str, object]]:
@@ -160,11 +160,10 @@ async def test_a_row_corrupted_while_queued_does_not_stop_dispatch(make_daemon: 
     d = make_daemon(workers=1)
     offline.script([{"fault": "hang", "latency": 120}])
     async with d.client() as c, EventStream(d.socket, kinds=["task"]) as events:
-        blocker = await c.submit(p.SubmitParams(workspace=str(repo), instruction="hang", files=["app.py"]))
-        await until_state(events, blocker.id, p.TaskState.RUNNING)
+        blocker = await occupy(c, events, repo)
         queued = await c.submit(p.SubmitParams(workspace=str(repo), instruction="queued", files=["util.py"]))
         corrupt(d.state_dir, queued.id, "info = json_set(info, '$.priority', 'high')")
-        await c.cancel(blocker.id)  # the only programmer is free: the dispatcher reads the corrupted row
+        await c.cancel(blocker)  # the only programmer is free: the dispatcher reads the corrupted row
         assert (await c.wait(queued.id)).reason == "unreadable"
         after = await c.submit(p.SubmitParams(workspace=str(repo), instruction="after", files=["util.py"]))
         assert (await c.wait(after.id)).state is p.TaskState.REVIEW
