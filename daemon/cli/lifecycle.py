@@ -15,7 +15,8 @@ from daemon.client import PasClient
 from daemon.errors import DaemonUnavailable, PasError
 
 
-async def _hello() -> p.HelloResult | None:
+async def running() -> p.HelloResult | None:
+    """The daemon's hello, or None when none answers."""
     try:
         async with PasClient(name="cli") as c:
             return await c.hello()
@@ -76,7 +77,7 @@ async def cmd_stop(args: argparse.Namespace) -> int:
         print("pasd is not running")
         return 0
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and await _hello() is not None:
+    while time.monotonic() < deadline and await running() is not None:
         await asyncio.sleep(0.05)
     print(f"pasd stopped (pid {hello.pid})")
     return 0
