@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 
 from daemon import protocol as p
 from daemon.cli.args import workspace_root
 from daemon.cli.output import ago, out, table
-from daemon.client import PasClient
+from daemon.client import PasClient, ensure_daemon
 from daemon.errors import DaemonUnavailable, PasError
 
 
@@ -22,20 +21,6 @@ async def running() -> p.HelloResult | None:
             return await c.hello()
     except DaemonUnavailable:
         return None
-
-
-async def ensure_daemon(workers: int | None = None, quiet: bool = False,
-                        socket: str | None = None, pool_argv: list[str] | None = None) -> p.HelloResult:
-    """Start the daemon in the background unless one answers; returns once the socket is ready."""
-    from daemon import launch
-
-    if socket:
-        os.environ["PASD_SOCKET"] = socket
-    try:
-        found = await asyncio.to_thread(launch.start, workers, quiet, extra=pool_argv)
-    except launch.LaunchError as exc:
-        raise PasError(str(exc)) from None
-    return p.HelloResult.model_validate(found)
 
 
 async def cmd_start(args: argparse.Namespace) -> int:
