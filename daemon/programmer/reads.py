@@ -64,15 +64,18 @@ def _refusal(path: str, ctx: ContextSpec, editable: Collection[str], sent: Colle
     return None
 
 
-async def _ignored(root: Path, paths: list[str]) -> set[str]:
-    """The paths git ignores (.gitignore and the like); none outside a git repository."""
+async def _ignored(root: Path, paths: list[str]) -> set[str] | None:
+    """The paths git ignores (.gitignore and the like): none outside a git repository, None if git
+    cannot tell (then nothing is sent)."""
     if not paths:
         return set()
     out = await run(["git", "check-ignore", "-z", "--stdin"], root, timeout=30,
                     input="\0".join(paths).encode() + b"\0")
-    if out.code != 0:  # 1: none ignored; 128: not a repository
+    if out.code == 1:
         return set()
-    return {x for x in out.stdout.split("\0") if x}
+    if out.code == 0:
+        return {x for x in out.stdout.split("\0") if x}
+    return set() if "not a git repository" in out.stderr else None
 
 
 def _read(root: Path, path: str, limit: int) -> tuple[bytes | None, str]:
@@ -116,38 +119,51 @@ async def answer(root: Path, requests: list[str], ctx: ContextSpec, editable: Co
         path = normalize(raw)
         if path not in seen:
             seen.append(path)
-    refused = {path: why for path in seen if (why := _refusal(path, ctx, editable, sent))}
-    ignored = await _ignored(root, [x for x in seen if x not in refused])
+    why: dict[str, str] = {}
+    data: dict[str, bytes] = {}
+    for n, path in enumerate(seen):
+        if (refused := _refusal(path, ctx, editable, sent)) is not None:
+            why[path] = refused
+        elif n >= MAX_REQUESTS:
+            why[path] = f"past {MAX_REQUESTS} requests in one answer; ask again later"
+        else:
+            got, reason = await asyncio.to_thread(_read, root, path, ctx.read_max_bytes)
+            if got is None:
+                why[path] = reason or ctx.missing
+            else:
+                data[path] = got
+    # asked only for files read without crossing a link: git stops at a path beyond a symbolic link
+    ignored = await _ignored(root, list(data))
     answers: list[ReadAnswer] = []
     budget = ctx.round_max_bytes
-    for n, path in enumerate(seen):
-        if path in refused:
-            answers.append(ReadAnswer(path, None, refused[path]))
+    for path in seen:
+        if path in why:
+            answers.append(ReadAnswer(path, None, why[path]))
             continue
-        if path in ignored:
-            answers.append(ReadAnswer(path, None, "ignored by git (.gitignore); pasd does not send ignored files"))
+        raw_bytes = data[path]
+        text = _text(raw_bytes)
+        if ignored is None:
+            reason = "git could not tell whether it is ignored; pasd does not send it"
+        elif path in ignored:
+            reason = "ignored by git (.gitignore); pasd does not send ignored files"
+        elif len(raw_bytes) > ctx.read_max_bytes:  # it grew while being read
+            reason = f"past the limit of {ctx.read_max_bytes:,} bytes per file"
+        elif text is None:
+            reason = "a binary file; pasd sends text files only"
+        elif len(raw_bytes) > budget:
+            reason = (f"{len(raw_bytes):,} bytes, past what is left of this round's {ctx.round_max_bytes:,} bytes; "
+                      "ask for it again next round")
+        else:
+            budget -= len(raw_bytes)
+            answers.append(ReadAnswer(path, text))
             continue
-        if n >= MAX_REQUESTS:
-            answers.append(ReadAnswer(path, None, f"past {MAX_REQUESTS} requests in one answer; ask again later"))
-            continue
-        data, why = await asyncio.to_thread(_read, root, path, ctx.read_max_bytes)
-        if data is None:
-            answers.append(ReadAnswer(path, None, why or ctx.missing))
-            continue
-        if len(data) > ctx.read_max_bytes:  # it grew while being read
-            answers.append(ReadAnswer(path, None, f"past the limit of {ctx.read_max_bytes:,} bytes per file"))
-            continue
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = "\0"
-        if "\0" in text:
-            answers.append(ReadAnswer(path, None, "a binary file; pasd sends text files only"))
-            continue
-        if len(data) > budget:
-            answers.append(ReadAnswer(path, None, f"{len(data):,} bytes, past what is left of this round's "
-                                                  f"{ctx.round_max_bytes:,} bytes; ask for it again next round"))
-            continue
-        budget -= len(data)
-        answers.append(ReadAnswer(path, text))
+        answers.append(ReadAnswer(path, None, reason))
     return answers
+
+
+def _text(data: bytes) -> str | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if "\0" in text else text
