@@ -20,8 +20,9 @@ _REPLACE = re.compile(r"^>{5,9} ?REPLACE<?\s*$")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _PATH_PREFIX = re.compile(r"^(?:#+\s*|(?:file(?:name)?|path)\s*:\s*|(?:[-+]|\d+[.)])\s+)", re.IGNORECASE)
 _READ = re.compile(r"^\s*READ[ \t]+(\S.*?)\s*$")
-# A line that stands for lines left out: `...`, `…`, or one of them as a comment (`# ...`, `// ...`).
-_ELISION = re.compile(r"^\s*(?:(?:#|//|--)\s*)?(?:\.\.\.|…)\s*$")
+# A line that stands for lines left out: `...`, `…`, or a comment opening with one (`# ... existing code`).
+_ELISION = re.compile(r"^\s*(?:(?:\.\.\.|…)\s*|(?:#|//|--)\s*(?:\.\.\.|…).*)$")
+_ELISION_COMMENT = re.compile(r"^\s*(?:#|//|--)\s*(?:\.\.\.|…)")
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,7 @@ def parse_reply(text: str) -> Parsed:
 
 def _block(lines: list[str], opened: int, indent: str, path: str | None) -> tuple[int, Edit | None, str]:
     """Read the block whose SEARCH line is `opened`: (the line to go on from, the edit or None, problem)."""
-    shown = path or "an unnamed file"
-    where = f"the block for {shown} at line {opened + 1}"
+    where = f"the block for {path} at line {opened + 1}" if path else f"the block at line {opened + 1}"
     search: list[str] = []
     replace: list[str] = []
     target = search
@@ -351,6 +351,7 @@ def apply_edit(content: str, edit: Edit) -> str:
 
     Raises SearchNotFound, or EditRefused when a `...` elision cannot be placed for certain.
     """
+    _refuse_elided_replace(edit)
     nl = _newline(content)
     replace = edit.replace.replace("\n", nl) if nl != "\n" else edit.replace
     if not edit.search:
@@ -382,6 +383,16 @@ def apply_edit(content: str, edit: Edit) -> str:
         return _apply_elided(file, edit, nl)
     raise SearchNotFound(f"{edit.path}: SEARCH block not found (first line: {pat[0]!r}); copy the lines to "
                          "find exactly as they are in the file now")
+
+
+def _refuse_elided_replace(edit: Edit) -> None:
+    """A `# ...` line in REPLACE that SEARCH lacks stands for code the model left out: applied, it would
+    replace that code with the comment."""
+    search = [x.strip() for x in _lines(edit.search) if _ELISION_COMMENT.match(x)]
+    extra = [x for x in _lines(edit.replace) if _ELISION_COMMENT.match(x) and x.strip() not in search]
+    if extra:
+        raise EditRefused(f"{edit.path}: REPLACE has the line {extra[0].strip()!r}, which stands for lines left "
+                          "out and would land in the file as it is; write the new lines in full")
 
 
 def _trim_blank(edit: Edit) -> Edit | None:

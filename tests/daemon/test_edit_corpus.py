@@ -48,6 +48,7 @@ def run(name: str) -> tuple[dict[str, str], list[str]]:
     ("bare_basename.txt", {"src/util.py": UTIL.replace("b):", "b):  # product")}),
     ("stray_marker.txt", {"src/util.py": UTIL.replace("a * b", "a * b  # product")}),
     ("elision.txt", {"src/app.py": APP.replace("a - b", "b - a")}),
+    ("elision_comment.txt", {"src/app.py": APP.replace("(a, b):", "(a: int, b: int) -> int:")}),
     ("mixed.txt", {"src/app.py": APP.replace("a + b\n", "a + b  # the sum\n"),
                    "src/util.py": UTIL.replace("b):", "b):  # product")}),
 ])
@@ -70,6 +71,9 @@ def test_habit_is_read_as_meant(name: str, changed: dict[str, str]) -> None:
      "src/calc.py: SEARCH leaves lines out with a `...` line, and its part 2 (first line '    return x + 1') "
      "occurs 2 times; copy more lines so that each part around `...` is found exactly once, or copy the "
      "file's lines in full"),
+    ("elided_replace.txt",
+     "src/app.py: REPLACE has the line '# ... existing code ...', which stands for lines left out and would "
+     "land in the file as it is; write the new lines in full"),
     ("elision_without_replace_marker.txt",
      "src/app.py: SEARCH leaves lines out with a `...` line but REPLACE has no `...` line at the same place, "
      "so the lines left out would be lost; put a `...` line in REPLACE where SEARCH has one, or copy the "
@@ -85,6 +89,13 @@ def test_a_refused_block_leaves_the_others_applied() -> None:
     parsed = parse_reply(text)
     assert [e.path for e in parsed.edits] == ["src/util.py"]
     assert len(parsed.problems) == 1 and "second ======= line" in parsed.problems[0]
+
+
+def test_a_search_marker_in_the_prose_is_refused_and_the_real_block_applies() -> None:
+    changed, problems = run("stray_search.txt")
+    assert changed == {"src/util.py": UTIL.replace("a * b", "a * b  # product")}
+    assert problems == ["the block at line 2 is not closed: a new <<<<<<< SEARCH line (line 7) comes before "
+                        "its >>>>>>> REPLACE line; send that block again, complete"]
 
 
 def test_an_ellipsis_line_is_never_a_path() -> None:
