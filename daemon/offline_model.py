@@ -1,4 +1,11 @@
-"""An OpenAI-compatible model server on loopback: scripted answers and faults for tests and demos."""
+"""An OpenAI-compatible model server on loopback: scripted answers and faults for tests and demos.
+
+Control: POST /control/script (responses queued in order), /control/rules, /control/latency,
+/control/reset; GET /control/requests (every request and its answer) and /control/reads (pasd's
+answers to file requests, as the model saw them). A response with `"read": [paths]` asks for those
+files (`READ path`) until pasd has answered each request, then answers as scripted; without
+`content` the answer is a real edit of the task's files as the latest round shows them.
+"""
 
 from __future__ import annotations
 
