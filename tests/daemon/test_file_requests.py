@@ -198,3 +198,13 @@ async def test_reads_where_the_workspace_is_not_reachable(tmp_path: Path) -> Non
     if os.geteuid() != 0:
         (denied,) = await answer(tmp_path, ["util.py"], ContextSpec(), {"app.py"}, [])
         assert denied.text is None and denied.reason.startswith("cannot be read")
+
+
+def test_a_receipt_stored_before_reads_existed_still_loads() -> None:
+    from daemon.protocol import Receipt
+
+    old = {"task_id": "t", "run_id": "r", "attempt": 1, "programmer": "Programmer-01",
+           "provider": {"provider": "openai", "model": "openai/x"}, "tokens": {"input": 1, "output": 2},
+           "cost_usd": 0.0, "priced": False, "wall_s": 1.0, "llm_s": 0.5, "outcome": "review", "created_at": 0.0}
+    receipt = Receipt.model_validate_json(json.dumps(old))
+    assert (receipt.files_read, receipt.rounds) == ([], {})
