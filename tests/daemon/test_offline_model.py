@@ -283,7 +283,7 @@ async def test_a_scripted_repair_goes_through_the_daemon(daemon: Any, offline: O
         (receipt,) = await c.receipts(p.ReceiptsParams(task_id=task.id))
         assert receipt.rounds == {"first": 1, "repair": 1} and receipt.refused == []
         contents = await c.contents(task.id)
-    first, second = offline.requests
+    _, second = offline.requests
     asked = second["messages"][-1]["content"]
     assert asked.startswith("Some of your edits could not be applied:\n- app.py: SEARCH block not found")
     assert "### FILE: app.py (as it is now)" in asked
