@@ -381,7 +381,8 @@ def apply_edit(content: str, edit: Edit) -> str:
             pass
     if any(_ELISION.match(line) for line in pat):
         return _apply_elided(file, edit, nl)
-    raise SearchNotFound(f"{edit.path}: SEARCH block not found (first line: {pat[0]!r}); copy the lines to "
+    first = next((line for line in pat if line.strip()), pat[0])
+    raise SearchNotFound(f"{edit.path}: SEARCH block not found (first line: {first!r}); copy the lines to "
                          "find exactly as they are in the file now")
 
 

@@ -168,3 +168,11 @@ async def test_messy_reply_through_the_daemon(daemon: DaemonProcess, offline: Of
                        "src/util.py": UTIL.replace("b):", "b):  # product")}
         (receipt,) = await c.receipts(p.ReceiptsParams(task_id=task.id))
         assert receipt.refused == [] and receipt.llm_calls == 1
+
+
+def test_not_found_names_the_first_line_that_is_not_blank() -> None:
+    edit = parse_reply("src/app.py\n<<<<<<< SEARCH\n\ndef mul(a, b):\n=======\nx\n>>>>>>> REPLACE\n").edits[0]
+    with pytest.raises(EditRefused) as caught:
+        apply_edit(APP, edit)
+    assert str(caught.value) == ("src/app.py: SEARCH block not found (first line: 'def mul(a, b):'); copy the lines "
+                                 "to find exactly as they are in the file now")
