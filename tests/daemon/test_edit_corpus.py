@@ -176,3 +176,24 @@ def test_not_found_names_the_first_line_that_is_not_blank() -> None:
         apply_edit(APP, edit)
     assert str(caught.value) == ("src/app.py: SEARCH block not found (first line: 'def mul(a, b):'); copy the lines "
                                  "to find exactly as they are in the file now")
+
+
+async def test_a_refused_block_goes_back_to_the_model_word_for_word(daemon: DaemonProcess, offline: OfflineModel,
+                                                                     tmp_path: Path) -> None:
+    from daemon.testing import make_repo
+
+    repo = make_repo(tmp_path / "doubt", {"src/app.py": APP})
+    offline.script([{"content": (REPLIES / "second_divider_ambiguous.txt").read_text()},
+                    {"content": (REPLIES / "second_divider_closes.txt").read_text()}])
+    async with daemon.client() as c:
+        task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="swap", files=["src/app.py"]))
+        task = await c.wait(task.id)
+        assert task.state is p.TaskState.REVIEW, task.error
+        (f,) = (await c.contents(task.id)).files
+    assert f.proposed == APP.replace("a - b", "b - a")
+    told = offline.requests[1]["messages"][-1]["content"]
+    assert told.startswith(
+        "Some of your edits could not be applied:\n- the block for src/app.py at line 3 has a second ======= line "
+        "(line 7) with more lines after it; a block has exactly one ======= line, between the lines to find and "
+        "the lines that replace them: send that block again with one\n")
+    assert f"### FILE: src/app.py (as it is now)\n```\n{APP}```" in told
