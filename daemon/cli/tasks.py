@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from daemon.cli.args import hunk_list, workspace_root
 from daemon.cli.lifecycle import warn_untrusted
 from daemon.cli.output import ago, out, plural, short, table
 from daemon.client import EventStream, PasClient
-from daemon.errors import DaemonUnavailable
+from daemon.errors import DaemonUnavailable, MissingCredentials
 
 
 def _selection(args: argparse.Namespace, files: list[str]) -> p.Selection | None:
@@ -30,13 +31,13 @@ async def cmd_submit(args: argparse.Namespace, c: PasClient) -> int:
         timeout_s=args.timeout, budget_usd=args.budget, priority=args.priority,
     )
     if not args.wait:
-        task = await c.submit(params)
+        task = await submit(c, params)
         await warn_untrusted(c, task.workspace)
         out(args, task, f"submitted {task.id} ({task.model}): {short(task.instruction, 60)}")
         return 0
     # subscribed before submitting, so that no event of the task (queued, running, model) is missed
     async with EventStream(c.socket, kinds=["task", "progress"]) as events:
-        task = await c.submit(params)
+        task = await submit(c, params)
         await warn_untrusted(c, task.workspace)
         if not args.json:
             print(f"submitted {task.id} ({task.model}); waiting…", file=sys.stderr)
@@ -44,6 +45,19 @@ async def cmd_submit(args: argparse.Namespace, c: PasClient) -> int:
     out(args, task, _task_text(task))
     receipts = await c.receipts(p.ReceiptsParams(task_id=task.id, limit=1))
     return _verdict(task, receipts[0] if receipts else None)
+
+
+async def submit(c: PasClient, params: p.SubmitParams) -> p.TaskInfo:
+    """Submit; when the daemon has no key for the task's model and this shell has one, submit again
+    with that key (for this task only: the daemon keeps it in memory while the task runs)."""
+    try:
+        return await c.submit(params)
+    except MissingCredentials as exc:
+        wanted = (exc.data or {}).get("variables") if isinstance(exc.data, dict) else None
+        keys = {name: os.environ[name] for name in wanted or [] if isinstance(name, str) and os.environ.get(name)}
+        if not keys:
+            raise
+        return await c.submit(params.model_copy(update={"keys": keys}))
 
 
 async def _follow(events: EventStream, task: p.TaskInfo, quiet: bool) -> p.TaskInfo:

@@ -61,12 +61,17 @@ def provider_of(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else "openai"
 
 
+WHERE = " in the shell you submit from (or in the daemon's environment)"
 EXAMPLES = "e.g. openai/gpt-4.1-mini, anthropic/claude-sonnet-4-5, gemini/gemini-2.5-flash, ollama/llama3"
 
 
-def validate(spec: ModelSpec, *, keys: bool = True, submitted: Mapping[str, str] | None = None) -> None:
+def validate(spec: ModelSpec, *, keys: bool = True, submitted: Mapping[str, str] | None = None) -> list[str]:
     """Refuse a malformed model string or (with `keys`) a provider whose credentials are missing here
-    and were not `submitted` with the task."""
+    and were not `submitted` with the task; returns the variables whose submitted keys the task needs
+    (the daemon's own environment has none for them).
+
+    A MissingCredentials error carries the variables (`data.variables`), so that a client whose
+    environment has one can submit it with the task."""
     litellm = load()
     model = spec.model
     if not model or model != model.strip() or any(c.isspace() for c in model):
@@ -85,22 +90,28 @@ def validate(spec: ModelSpec, *, keys: bool = True, submitted: Mapping[str, str]
         else:
             why = "it names no provider and litellm does not recognise it as a model"
         raise BadModel(f"unknown model {model!r}: {why}; write provider/model, {EXAMPLES}") from exc
-    if spec.api_base or not keys:
-        return  # a custom endpoint may need no key; a wrong one fails the task with a clear reason
+    if not keys:
+        return []
     given = submitted or {}
     if spec.api_key_env:
-        if not os.environ.get(spec.api_key_env) and not given.get(spec.api_key_env):
-            raise MissingCredentials(f"{model} needs a key: set {spec.api_key_env}",
+        if os.environ.get(spec.api_key_env):
+            return []
+        if not given.get(spec.api_key_env):
+            raise MissingCredentials(f"{model} needs a key: set {spec.api_key_env}{WHERE}",
                                      data={"variables": [spec.api_key_env]})
-        return
+        return [spec.api_key_env]
+    if spec.api_base:
+        return []  # a custom endpoint may need no key; a wrong one fails the task with a clear reason
     env = litellm.validate_environment(model=model)
     missing = env.get("missing_keys") or []
     if env.get("keys_in_environment", True) or not missing:
-        return
+        return []
     needed = secrets.needed(missing)
     if any(not any(given.get(k) for k in group) for group in needed):
-        raise MissingCredentials(f"{model} ({provider}) needs credentials: set {secrets.say_needed(needed)}",
+        raise MissingCredentials(f"{model} ({provider}) needs credentials: set {secrets.say_needed(needed)}{WHERE}",
                                  data={"variables": [k for group in needed for k in group]})
+    # one variable per credential: the first of each group the client sent
+    return [next(k for k in group if given.get(k)) for group in needed]
 
 
 @dataclass
@@ -114,8 +125,11 @@ class Reply:
 
 def _api_key(spec: ModelSpec) -> str | None:
     if spec.api_key_env:
-        return os.environ.get(spec.api_key_env)
-    return NO_KEY if spec.api_base else None
+        return spec.keys.get(spec.api_key_env) or os.environ.get(spec.api_key_env)
+    if spec.api_base:
+        return NO_KEY
+    # a key submitted with the task, for a provider that takes one key (litellm reads the rest itself)
+    return next(iter(spec.keys.values())) if len(spec.keys) == 1 else None
 
 
 async def complete(spec: ModelSpec, messages: list[dict[str, str]], timeout: float) -> Reply:
