@@ -11,6 +11,7 @@ from daemon import protocol as p
 from daemon.cli.args import workspace_root
 from daemon.cli.lifecycle import warn_untrusted
 from daemon.cli.output import ago, out, plural, short, table
+from daemon.cli.tasks import number_hunks
 from daemon.client import PasClient
 
 JOB_VERBS = ("show", "diff", "approve", "reject", "cancel")
@@ -81,10 +82,15 @@ def _job_text(j: p.JobInfo) -> str:
     return "\n".join(lines)
 
 
-def _job_progress(j: p.JobInfo) -> str:
-    """"3 of 4 tasks done, 1 queued or running": the subtasks are the plan's, or the tasks queued so far."""
+def _done_total(j: p.JobInfo) -> tuple[int, int]:
+    """Tasks that have run (in review or past it), and all the job's tasks: the plan's, or those queued so far."""
     total = max(len(j.plan), len(j.task_ids), len(j.tasks))
-    done = sum(1 for t in j.tasks if not t.state.active)
+    return sum(1 for t in j.tasks if not t.state.active), total
+
+
+def _job_progress(j: p.JobInfo) -> str:
+    """"3 of 4 tasks done, 1 queued or running"."""
+    done, total = _done_total(j)
     active = len(j.tasks) - done
     return f"{done} of {plural(total, 'task')} done" + (f", {active} queued or running" if active else "")
 
@@ -100,8 +106,10 @@ async def job_show(args: argparse.Namespace, c: PasClient, ref: str) -> int:
 
 
 async def job_diff(args: argparse.Namespace, c: PasClient, ref: str) -> int:
+    """The job's diff, task after task, each hunk numbered as `pasd diff TASK` numbers it."""
     d = await c.job_diff(ref)
-    out(args, d, d.diff.rstrip("\n") if d.diff else f"job {d.job_id} has no changes")
+    text = number_hunks(d.diff, [h for t in d.tasks for f in t.files for h in f.hunks])
+    out(args, d, text.rstrip("\n") if d.diff else f"job {d.job_id} has no changes")
     return 0
 
 
@@ -127,9 +135,9 @@ async def job_cancel(args: argparse.Namespace, c: PasClient, ref: str) -> int:
 
 async def cmd_jobs(args: argparse.Namespace, c: PasClient) -> int:
     jobs = await c.jobs(p.JobListParams(limit=args.limit))
-    rows = [[j.id, j.state.value, j.split, short(j.instruction, 36), j.model, f"{len(j.tasks)}/{len(j.plan)}",
+    rows = [[j.id, j.state.value, j.split, short(j.instruction, 36), j.model, "{}/{}".format(*_done_total(j)),
              f"${j.spent_usd:.4f}", ago(j.created_at)] for j in jobs]
-    out(args, jobs, table(rows, ["JOB", "STATE", "SPLIT", "INSTRUCTION", "MODEL", "TASKS", "SPENT", "AGE"])
+    out(args, jobs, table(rows, ["JOB", "STATE", "SPLIT", "INSTRUCTION", "MODEL", "DONE/TASKS", "SPENT", "AGE"])
         if jobs else "no jobs")
     return 0
 

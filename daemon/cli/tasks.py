@@ -119,14 +119,28 @@ async def cmd_tasks(args: argparse.Namespace, c: PasClient) -> int:
     return 0
 
 
+REVIEWED = (p.TaskState.REVIEW, p.TaskState.CONFLICT, p.TaskState.APPLIED, p.TaskState.REJECTED)
+
+
+def fate(h: p.Hunk) -> str:
+    """What became of a hunk: applied, rejected, pending, or stale (pending, its file changed since)."""
+    if h.state is p.HunkState.PENDING and h.stale:
+        return "stale"
+    return h.state.value
+
+
 async def cmd_show(args: argparse.Namespace, c: PasClient) -> int:
     task = await c.get(args.task)
     text = _task_text(task)
-    if task.state.reviewable:
+    if task.state in REVIEWED:  # every task that had a diff: which hunks went which way
         d = await c.diff(task.id)
-        hunks = [f"  hunk {h.id}: {h.path} {h.header} [{h.state.value}{', stale' if h.stale else ''}]"
-                 for f in d.files for h in f.hunks]
-        text += "\n" + "\n".join(hunks)
+        hunks = [h for f in d.files for h in f.hunks]
+        if hunks:
+            counts: dict[str, int] = {}
+            for h in hunks:
+                counts[fate(h)] = counts.get(fate(h), 0) + 1
+            text += f"\n  hunks: {', '.join(f'{n} {k}' for k, n in counts.items())}\n"
+            text += "\n".join(f"  hunk {h.id}: {h.path} {h.header} [{fate(h)}]" for h in hunks)
     out(args, task, text)
     return 0
 
@@ -140,8 +154,14 @@ async def cmd_diff(args: argparse.Namespace, c: PasClient) -> int:
 def numbered(d: p.DiffResult) -> str:
     """The diff with each hunk's number (what `--hunks` takes) after its `@@ -a,b +c,d @@`: the
     text there is free for a heading, so the output is still a patch `git apply` and `patch` take."""
-    hunks = [h for f in d.files for h in f.hunks]
-    lines = d.diff.splitlines(keepends=True)
+    return number_hunks(d.diff, [h for f in d.files for h in f.hunks])
+
+
+def number_hunks(text: str, hunks: list[p.Hunk]) -> str:
+    """Mark each of `hunks`, in order, at its header line in `text` (a task's diff, or a job's:
+    its tasks' diffs one after the other, each numbered from 1 as `pasd diff TASK` numbers it)."""
+    hunks = list(hunks)
+    lines = text.splitlines(keepends=True)
     for i, line in enumerate(lines):
         if hunks and line.startswith("@@ ") and line.rstrip("\r\n") == hunks[0].header:
             h = hunks.pop(0)
