@@ -11,7 +11,7 @@ from pathlib import Path
 from daemon import protocol as p
 from daemon.cli.args import hunk_list, workspace_root
 from daemon.cli.lifecycle import warn_untrusted
-from daemon.cli.output import ago, out, plural, short, table
+from daemon.cli.output import ago, out, painted_diff, plural, short, state, table
 from daemon.client import EventStream, PasClient
 from daemon.errors import DaemonUnavailable, MissingCredentials
 
@@ -89,7 +89,7 @@ def _verdict(task: p.TaskInfo, receipt: p.Receipt | None) -> int:
 
 
 def _task_text(t: p.TaskInfo) -> str:
-    lines = [f"task {t.id}  {t.state.value}", f"  instruction: {t.instruction}", f"  model: {t.model}",
+    lines = [f"task {t.id}  {state(t.state.value)}", f"  instruction: {t.instruction}", f"  model: {t.model}",
              f"  files: {', '.join(t.files)}", f"  workspace: {t.workspace}"]
     if t.selection:
         lines.append(f"  selection: {t.selection.path}:{t.selection.start_line}-{t.selection.end_line}")
@@ -112,7 +112,7 @@ def _task_text(t: p.TaskInfo) -> str:
 async def cmd_tasks(args: argparse.Namespace, c: PasClient) -> int:
     states: list[p.TaskState] | None = args.state
     tasks = await c.list(p.TaskListParams(states=states, limit=args.limit))
-    rows = [[t.id, t.state.value, short(t.instruction, 36), t.model, short(", ".join(t.files), 30),
+    rows = [[t.id, state(t.state.value), short(t.instruction, 36), t.model, short(", ".join(t.files), 30),
              f"${t.cost_usd:.4f}", ago(t.created_at)] for t in tasks]
     out(args, tasks, table(rows, ["ID", "STATE", "INSTRUCTION", "MODEL", "FILES", "COST", "AGE"])
         if tasks else "no tasks")
@@ -139,15 +139,15 @@ async def cmd_show(args: argparse.Namespace, c: PasClient) -> int:
             counts: dict[str, int] = {}
             for h in hunks:
                 counts[fate(h)] = counts.get(fate(h), 0) + 1
-            text += f"\n  hunks: {', '.join(f'{n} {k}' for k, n in counts.items())}\n"
-            text += "\n".join(f"  hunk {h.id}: {h.path} {h.header} [{fate(h)}]" for h in hunks)
+            text += f"\n  hunks: {', '.join(f'{n} {state(k)}' for k, n in counts.items())}\n"
+            text += "\n".join(f"  hunk {h.id}: {h.path} {h.header} [{state(fate(h))}]" for h in hunks)
     out(args, task, text)
     return 0
 
 
 async def cmd_diff(args: argparse.Namespace, c: PasClient) -> int:
     d = await c.diff(args.task)
-    out(args, d, numbered(d).rstrip("\n") if d.diff else f"task {d.task_id} has no changes")
+    out(args, d, painted_diff(numbered(d).rstrip("\n")) if d.diff else f"task {d.task_id} has no changes")
     return 0
 
 
@@ -175,22 +175,24 @@ def number_hunks(text: str, hunks: list[p.Hunk]) -> str:
 async def cmd_approve(args: argparse.Namespace, c: PasClient) -> int:
     res = await c.approve(p.ReviewParams(task_id=args.task, hunks=hunk_list(args.hunks)))
     if res.conflicts:
-        lines = [f"task {res.task.id} CONFLICT: nothing was written"]
+        lines = [f"task {res.task.id} {state('CONFLICT')}: nothing was written"]
         lines += [f"  hunk {cf.hunk_id} in {cf.path}: {cf.reason}" for cf in res.conflicts]
         out(args, res, "\n".join(lines))
         return 1
-    out(args, res, f"task {res.task.id} {res.task.state.value}: applied hunks {', '.join(map(str, res.applied))}")
+    out(args, res, f"task {res.task.id} {state(res.task.state.value)}: "
+                   f"applied hunks {', '.join(map(str, res.applied))}")
     return 0
 
 
 async def cmd_reject(args: argparse.Namespace, c: PasClient) -> int:
     res = await c.reject(p.ReviewParams(task_id=args.task, hunks=hunk_list(args.hunks)))
-    out(args, res, f"task {res.task.id} {res.task.state.value}: rejected hunks {', '.join(map(str, res.rejected))}")
+    out(args, res, f"task {res.task.id} {state(res.task.state.value)}: "
+                   f"rejected hunks {', '.join(map(str, res.rejected))}")
     return 0
 
 
 async def cmd_cancel(args: argparse.Namespace, c: PasClient) -> int:
     task = await c.cancel(args.task)
-    out(args, task, f"task {task.id} {task.state.value}")
+    out(args, task, f"task {task.id} {state(task.state.value)}")
     return 0
 
