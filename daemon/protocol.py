@@ -473,6 +473,7 @@ class JobSubmitParams(Model):
     budget_usd: Budget | None = None  # cap for the whole job (planning included)
     task_budget_usd: Budget | None = None
     priority: Priority = 0
+    keys: dict[KeyName, KeyValue] = Field(default={}, max_length=8, repr=False)  # as SubmitParams.keys, per job
 
 
 class JobTotals(Model):

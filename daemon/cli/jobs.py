@@ -11,7 +11,7 @@ from daemon import protocol as p
 from daemon.cli.args import workspace_root
 from daemon.cli.lifecycle import warn_untrusted
 from daemon.cli.output import ago, out, painted_diff, plural, short, state, table
-from daemon.cli.tasks import number_hunks
+from daemon.cli.tasks import number_hunks, with_keys
 from daemon.client import PasClient
 
 JOB_VERBS = ("show", "diff", "approve", "reject", "cancel")
@@ -40,7 +40,7 @@ async def cmd_job(args: argparse.Namespace, c: PasClient) -> int:
     # relative paths and globs are relative to where the user is; the daemon expands them in the workspace
     cwd = os.path.realpath(os.getcwd())
     files = [f if os.path.isabs(f) else os.path.join(cwd, f) for f in args.files]
-    job = await c.submit_job(p.JobSubmitParams(
+    job = await with_keys(c.submit_job, p.JobSubmitParams(
         workspace=ws, instruction=words[0], files=files, split=args.split, model=args.model,
         api_base=args.api_base, check=args.check, timeout_s=args.timeout, budget_usd=args.budget,
         task_budget_usd=args.task_budget, priority=args.priority))

@@ -6,7 +6,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from daemon import protocol as p
 from daemon.cli.args import hunk_list, workspace_root
@@ -47,17 +49,25 @@ async def cmd_submit(args: argparse.Namespace, c: PasClient) -> int:
     return _verdict(task, receipts[0] if receipts else None)
 
 
-async def submit(c: PasClient, params: p.SubmitParams) -> p.TaskInfo:
-    """Submit; when the daemon has no key for the task's model and this shell has one, submit again
-    with that key (for this task only: the daemon keeps it in memory while the task runs)."""
+Params = TypeVar("Params", p.SubmitParams, p.JobSubmitParams)
+Result = TypeVar("Result")
+
+
+async def with_keys(send: Callable[[Params], Awaitable[Result]], params: Params) -> Result:
+    """Submit; when the daemon has no key for the model and this shell has one, submit again with
+    that key (for this task or job only: the daemon keeps it in memory while it runs)."""
     try:
-        return await c.submit(params)
+        return await send(params)
     except MissingCredentials as exc:
-        wanted = (exc.data or {}).get("variables") if isinstance(exc.data, dict) else None
+        wanted = exc.data.get("variables") if isinstance(exc.data, dict) else None
         keys = {name: os.environ[name] for name in wanted or [] if isinstance(name, str) and os.environ.get(name)}
         if not keys:
             raise
-        return await c.submit(params.model_copy(update={"keys": keys}))
+        return await send(params.model_copy(update={"keys": keys}))
+
+
+async def submit(c: PasClient, params: p.SubmitParams) -> p.TaskInfo:
+    return await with_keys(c.submit, params)
 
 
 async def _follow(events: EventStream, task: p.TaskInfo, quiet: bool) -> p.TaskInfo:

@@ -106,3 +106,19 @@ async def test_a_key_from_the_submitting_shell_reaches_only_that_tasks_model(
     assert len(receipts) >= 3 and seen
     assert not any(key in s for s in shown)
     assert key.encode() not in everything_on_disk(d)
+
+
+def test_a_job_gets_the_key_for_each_of_its_tasks(keyed: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    d = keyed
+    key = f"sk-shell-{uuid.uuid4().hex}"
+    offline.script([EDIT, UTIL])
+    r = pasd(d, "job", "note it", "--files", "app.py", "util.py", "--model", KEYED, "--wait", "--json",
+             cwd=repo, key=key)
+    assert r.returncode == 0, r.stderr
+    job = json.loads(r.stdout)
+    assert job["state"] == "REVIEW" and len(job["task_ids"]) == 2
+    assert [q["headers"].get("authorization") for q in offline.requests] == [f"Bearer {key}"] * 2
+    assert key not in r.stdout and key.encode() not in everything_on_disk(d)
+
+    r = pasd(d, "job", "again", "--files", "app.py", "--model", KEYED, cwd=repo)
+    assert r.returncode == 1 and f"set {VAR} in the shell you submit from" in r.stderr
