@@ -119,3 +119,15 @@ def test_cli_says_bad_model_in_one_line(fast: DaemonProcess, repo: Path) -> None
                        env=fast.env, cwd=repo, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert r.stderr.strip().startswith("pasd: bad model string 'openai/'") and len(r.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("raw", "kept"), [
+    ("litellm.InternalServerError: InternalServerError: OpenAIException - upstream exploded. "
+     "Handle with `litellm.InternalServerError`.", "upstream exploded"),
+    ("litellm.APIConnectionError: Cannot connect to host api.example.com:443 "
+     "ssl:<ssl.SSLContext object at 0x7f3a2c1b0e40> [Connection reset by peer]",
+     "Cannot connect to host api.example.com:443 [Connection reset by peer]"),
+    ("litellm.RateLimitError: RateLimitError: AnthropicException - slow down\nmore detail", "slow down"),
+])
+def test_first_line_keeps_the_providers_words(raw: str, kept: str) -> None:
+    assert llm._first_line(RuntimeError(raw)) == kept
