@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lsprotocol import types as lsp
 
@@ -16,9 +16,7 @@ from daemon import protocol as p
 from daemon.errors import DaemonUnavailable
 from pas_lsp import jobs, review, tasks
 from pas_lsp.errors import InvalidParams
-
-if TYPE_CHECKING:
-    from pas_lsp.server import PasServer
+from pas_lsp.state import PasServer, status_counts
 
 Command = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -187,8 +185,6 @@ async def cancel(ls: PasServer, *args: Any) -> dict[str, Any]:
 
 async def status(ls: PasServer, *args: Any) -> dict[str, Any]:
     tasks.parse_args("pas.status", tasks.NoArgs, args)
-    from pas_lsp.server import status_counts
-
     try:
         client = await ls.link.client()
         pool = await client.status()
