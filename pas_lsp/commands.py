@@ -6,6 +6,7 @@ raised (PasError) and turned into LSP errors by the server's registration.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,13 @@ from typing import Any
 from lsprotocol import types as lsp
 
 from daemon import protocol as p
-from daemon.errors import DaemonUnavailable
+from daemon.errors import DaemonUnavailable, PasError
 from pas_lsp import jobs, review, tasks
+from pas_lsp.config import combine
 from pas_lsp.errors import InvalidParams
 from pas_lsp.state import PasServer, status_counts
 
+log = logging.getLogger(__name__)
 Command = Callable[..., Awaitable[dict[str, Any]]]
 
 
@@ -196,6 +199,23 @@ async def status(ls: PasServer, *args: Any) -> dict[str, Any]:
         for prog in pool.programmers]}
 
 
+async def models(ls: PasServer, *args: Any) -> dict[str, Any]:
+    """The models to offer: the client's `pas.models`, else the daemon's `models.choices` for the workspace."""
+    a = tasks.parse_args("pas.models", tasks.ModelsArgs, args)
+    root = ls.locate(a.uri)[0] if a.uri else next(iter(ls.roots()), None)
+    offered, source = ls.effective(root), "settings"
+    if not ls.settings.models:
+        try:
+            client = await ls.link.client()
+            answer = await client.models(str(root) if root else None)
+        except PasError as exc:  # the daemon cannot say: the config file as this server reads it
+            log.info("models.list: %s", exc)
+            source = "config"
+        else:
+            offered, source = combine(ls.settings, answer.choices, answer.default), "daemon"
+    return {"models": offered.models, "default": offered.default_model, "source": source}
+
+
 async def list_tasks(ls: PasServer, *args: Any) -> dict[str, Any]:
     a = tasks.parse_args("pas.tasks", tasks.TasksArgs, args)
     client = await ls.link.client()
@@ -230,5 +250,6 @@ COMMANDS: dict[str, Command] = {
     "pas.diffContents": diff_contents,
     "pas.cancel": cancel,
     "pas.status": status,
+    "pas.models": models,
     "pas.tasks": list_tasks,
 }
