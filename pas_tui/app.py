@@ -81,10 +81,13 @@ class PasApp(App[None]):
     def _synced(self, msg: Synced) -> None:
         self.query_one(ConnectionBanner).connected()
         self.query_one(PoolPanel).show_status(msg.status)
-        self.query_one(TaskList).replace_all(msg.tasks, msg.jobs)
+        tasks = self.query_one(TaskList)
+        was = tasks.selected_id
+        tasks.replace_all(msg.tasks, msg.jobs)
         self._report_untrusted(msg.status)
         self.synced += 1
-        self._load_review()
+        if tasks.selected_id == was:  # else its TaskList.Selected loads the review: once, not twice
+            self._load_review()
 
     @on(Lost)
     def _lost(self, msg: Lost) -> None:
@@ -120,6 +123,8 @@ class PasApp(App[None]):
         before = self.query_one(TaskList).tasks.get(task.id)
         self.query_one(TaskList).upsert(task)
         self.query_one(PoolPanel).task_moved(before.state if before else None, task.state)
+        if before is None and task.state is not p.TaskState.QUEUED:
+            self.recount()  # a task older than the list: where it was counted is unknown here, not to the daemon
         return before
 
     @on(TaskList.Selected)
@@ -142,6 +147,14 @@ class PasApp(App[None]):
         except PasError:
             return
         self._report_untrusted(status)
+
+    @work(exclusive=True, group="recount", exit_on_error=False)
+    async def recount(self) -> None:
+        try:
+            status = await self.link.client.status()
+        except PasError:
+            return
+        self.query_one(PoolPanel).show_counts(status)
 
     def _load_review(self) -> None:
         tasks = self.query_one(TaskList)

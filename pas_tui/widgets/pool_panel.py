@@ -39,9 +39,14 @@ class PoolPanel(DataTable[str | Text]):
         """Replace every row with the daemon's snapshot."""
         self.clear()
         self.programmers = {}
-        self.queued, self.review = status.queued, status.review
         for info in status.programmers:
             self.update_programmer(info)
+        self.show_counts(status)
+
+    def show_counts(self, status: PoolStatus) -> None:
+        """Take the daemon's counts as they are now (task events move them from there)."""
+        self.queued, self.review = status.queued, status.review
+        self._show_counts()
 
     @property
     def running(self) -> int:

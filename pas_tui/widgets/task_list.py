@@ -77,6 +77,7 @@ class TaskList(Vertical):
         self.border_title = "Tasks"
         self._selected: str | None = None
         self._unseen: set[str] = set()  # rows that arrived above the view and have not been scrolled to
+        self._laying_out = False
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: a state (review, running…) and/or words; Esc clears", id="task-filter")
@@ -91,6 +92,11 @@ class TaskList(Vertical):
             self.table.add_column(label, key=key)
         self.set_interval(1.0, self.tick)
         self.watch(self.table, "scroll_y", self._seen, init=False)
+
+    @property
+    def selected_id(self) -> str | None:
+        """The id of the highlighted task or job."""
+        return self._selected
 
     @property
     def selected(self) -> TaskInfo | None:
@@ -209,6 +215,7 @@ class TaskList(Vertical):
         before = [str(key.value) for key in table.rows]
         old_index = before.index(keep) if keep in before else None
         old_scroll = round(table.scroll_y)
+        self._laying_out = True  # the scroll moves while rows are re-added: that is not the user scrolling
         table.clear()
         visible = self._visible()
         for row in visible:
@@ -223,6 +230,7 @@ class TaskList(Vertical):
         if keep in ids and old_index is not None and old_scroll > 0:  # scrolled down: the same rows stay in view
             table.call_after_refresh(self._scroll_back, old_scroll + ids.index(keep) - old_index)
         else:
+            self._laying_out = False
             self._show_unseen()
 
     def _scroll_back(self, y: int) -> None:
@@ -231,11 +239,12 @@ class TaskList(Vertical):
         rows = max(1, table.scrollable_content_region.height - (table.header_height if table.show_header else 0))
         y = max(table.cursor_row - rows + 1, min(y, table.cursor_row))
         table.scroll_to(y=max(0, y), animate=False, immediate=True)
+        self._laying_out = False
         self._show_unseen()
 
     def _seen(self) -> None:
         """New rows that scrolled into view are no longer new."""
-        if self._unseen:
+        if self._unseen and not self._laying_out:
             self._show_unseen()
 
     def _show_unseen(self) -> None:
