@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pygments.lexer import Lexer
+from pygments.lexers import get_lexer_for_filename
+from pygments.util import ClassNotFound
 from rich.console import Group
 from rich.syntax import Syntax
 from rich.text import Text
@@ -49,7 +52,7 @@ def hunk_text(path: str, text: str) -> Text:
     highlighted as a whole, so a string or comment opened on one line colours the lines after it.
     """
     lines = text.rstrip("\n").split("\n")
-    lexer = Syntax.guess_lexer(path, "\n".join(line[1:] for line in lines if line[:1] in " +-"))
+    lexer = _lexer(path)
     old = iter(_highlight([line[1:] for line in lines if line[:1] in " -"], lexer))
     new = iter(_highlight([line[1:] for line in lines if line[:1] in " +"], lexer))
     width = max((len(line) for line in lines), default=0)
@@ -72,7 +75,15 @@ def hunk_text(path: str, text: str) -> Text:
     return out
 
 
-def _highlight(code: list[str], lexer: str) -> list[Text]:
+def _lexer(path: str) -> Lexer | str:
+    """The file's language by its name alone: guessing from the code loads every lexer (seconds)."""
+    try:
+        return get_lexer_for_filename(path)
+    except ClassNotFound:
+        return "text"
+
+
+def _highlight(code: list[str], lexer: Lexer | str) -> list[Text]:
     if not code:
         return []
     text = Syntax("\n".join(code), lexer, theme="ansi_dark").highlight("\n".join(code))
