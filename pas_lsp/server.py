@@ -16,9 +16,6 @@ from pas_lsp.state import PasServer
 log = logging.getLogger(__name__)
 
 
-# ---------------------------------------------------------------- handlers
-
-
 def create_server() -> PasServer:
     """Build the server and register its handlers; nothing runs until `start_io()`."""
     server = PasServer()
