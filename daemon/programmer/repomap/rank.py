@@ -1,0 +1,190 @@
+"""Rank a workspace's definitions for one task and render the best of them within a token budget.
+
+Files are nodes; a file that references a name another file defines gets an edge to it. A
+PageRank personalised towards the task's files (and the files defining the names its selection
+or instruction mentions) ranks the files, and each file's rank flows along its edges to the
+definitions it uses. Only what the task's files reach this way is shown: a definition nothing of
+the task leads to is not worth the tokens. Pure Python, no imports beyond the stdlib.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from daemon.programmer.repomap.tags import FileTags
+
+DAMPING = 0.85
+ITERATIONS = 30
+TOLERANCE = 1e-6
+MAX_DEFINERS = 50  # a name defined in more files than this (`get`, `main`, `init`) says nothing
+MENTION_BOOST = 10.0
+HEADER = ("Definitions from other files of this repository that the task's files use, for reference "
+          "(signatures only; these files are not part of the task):\n")
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens in `text`, estimated as 4 characters each: the daemon does not load a tokenizer (litellm's
+    lives in the engine) and a budget only needs to be about right."""
+    return (len(text) + 3) // 4
+
+
+@dataclass
+class Graph:
+    """The reference graph of one version of the index; the same for every task until a file changes."""
+
+    files: list[str]
+    ids: dict[str, int]
+    out: list[list[tuple[int, float]]]  # per file: (file it uses, weight normalised to sum 1)
+    uses: list[list[tuple[int, str, float]]]  # per file: (definer, name, share of its rank)
+    defines: dict[str, set[str]]
+
+
+def build_graph(tags: Mapping[str, FileTags]) -> Graph:
+    defines: dict[str, set[str]] = {}
+    for path, ft in tags.items():
+        for d in ft.defs:
+            defines.setdefault(d.name, set()).add(path)
+    files = sorted(tags)
+    ids = {f: i for i, f in enumerate(files)}
+    out: list[list[tuple[int, float]]] = [[] for _ in files]
+    uses: list[list[tuple[int, str, float]]] = [[] for _ in files]
+    for path, ft in tags.items():
+        src = ids[path]
+        weights: dict[tuple[int, str], float] = {}
+        for name, rows in ft.refs.items():
+            definers = defines.get(name)
+            if not definers or len(definers) > MAX_DEFINERS:
+                continue
+            mul = 1.0
+            if name.startswith("_"):
+                mul *= 0.1
+            if len(definers) > 5:
+                mul *= 0.1
+            w = mul * math.sqrt(len(rows))
+            for definer in definers:
+                if definer != path:
+                    weights[(ids[definer], name)] = w
+        total = sum(weights.values())
+        if not total:
+            continue
+        per_file: dict[int, float] = {}
+        for (dst, name), w in weights.items():
+            per_file[dst] = per_file.get(dst, 0.0) + w / total
+            uses[src].append((dst, name, w / total))
+        out[src] = sorted(per_file.items())
+    return Graph(files, ids, out, uses, defines)
+
+
+def pagerank(graph: Graph, personal: Mapping[int, float]) -> dict[int, float]:
+    """Personalised PageRank by power iteration over the files the personal ones reach.
+
+    A file outside that reach has rank 0 (teleports and dead ends go back to the personal files),
+    so only the reachable part is iterated.
+    """
+    total = sum(personal.values())
+    if not total:
+        return {}
+    p = {n: w / total for n, w in personal.items()}
+    reach = set(p)
+    todo = list(p)
+    while todo:
+        for dst, _ in graph.out[todo.pop()]:
+            if dst not in reach:
+                reach.add(dst)
+                todo.append(dst)
+    rank = dict.fromkeys(reach, 0.0)
+    rank.update(p)
+    for _ in range(ITERATIONS):
+        nxt = {n: 0.0 for n in reach}
+        dangling = 0.0
+        for n, r in rank.items():
+            edges = graph.out[n]
+            if not edges:
+                dangling += r
+                continue
+            for dst, w in edges:
+                nxt[dst] += DAMPING * r * w
+        spread = (1.0 - DAMPING) + DAMPING * dangling
+        for n, w in p.items():
+            nxt[n] += spread * w
+        delta = sum(abs(nxt[n] - rank[n]) for n in reach)
+        rank = nxt
+        if delta < TOLERANCE:
+            break
+    return rank
+
+
+def rank_definitions(graph: Graph, tags: Mapping[str, FileTags], task_files: Iterable[str],
+                     mentioned: Iterable[str] = ()) -> list[tuple[float, str, str]]:
+    """(rank, file, name) of the definitions the task reaches, best first; none of the task's own files."""
+    task = {f for f in task_files if f in graph.ids}
+    named = {m for m in mentioned if m in graph.defines}
+    personal: dict[int, float] = {graph.ids[f]: 1.0 for f in task}
+    for name in named:
+        definers = graph.defines[name] - task
+        for f in definers:
+            personal[graph.ids[f]] = personal.get(graph.ids[f], 0.0) + 0.5 / len(definers)
+    rank = pagerank(graph, personal)
+    scores: dict[tuple[str, str], float] = {}
+    for src, r in rank.items():
+        for dst, name, share in graph.uses[src]:
+            key = (graph.files[dst], name)
+            scores[key] = scores.get(key, 0.0) + r * share * (MENTION_BOOST if name in named else 1.0)
+    for name in named:  # a mentioned name counts even when no file of the task uses it yet
+        for f in graph.defines[name]:
+            scores[(f, name)] = scores.get((f, name), 0.0) + rank.get(graph.ids[f], 0.0) * MENTION_BOOST
+    ranked = [(s, f, n) for (f, n), s in scores.items() if s > 0 and f not in task and f in tags]
+    ranked.sort(key=lambda t: (-t[0], t[1], t[2]))
+    return ranked
+
+
+def render(ranked: list[tuple[float, str, str]], tags: Mapping[str, FileTags], max_tokens: int) -> str:
+    """The outline of the best-ranked definitions that fits `max_tokens` (with the enclosing class or
+    module lines that place them), files in path order, definitions in file order; "" when none fits."""
+    budget = max_tokens * 4 - len(HEADER)  # the same 4-characters-per-token estimate
+    shown: dict[str, set[int]] = {}
+    used = 0
+    misses = 0
+    for _, path, name in ranked:
+        ft = tags[path]
+        want: set[int] = set()
+        for i, d in enumerate(ft.defs):
+            if d.name == name:
+                j: int | None = i
+                while j is not None:
+                    want.add(j)
+                    j = ft.defs[j].parent
+        have = shown.get(path, set())
+        new = want - have
+        if not new:
+            continue
+        cost = sum(_size(ft.defs[i].head) for i in new) + (0 if have else len(path) + 4)
+        if used + cost > budget:
+            misses += 1
+            if misses > 20:  # the budget is spent: smaller definitions further down rarely fit
+                break
+            continue
+        shown.setdefault(path, set()).update(new)
+        used += cost
+    if not shown:
+        return ""
+    parts = [HEADER]
+    for path in sorted(shown):
+        ft = tags[path]
+        parts.append(f"\n{path}:\n")
+        last = -2
+        for i in sorted(shown[path], key=lambda i: ft.defs[i].line):
+            d = ft.defs[i]
+            if d.line <= last:  # on a line already shown (a one-line class and its method)
+                continue
+            if d.line > last + 1:
+                parts.append("⋮\n")
+            parts.extend(f"│{line}\n" for line in d.head)
+            last = d.line + len(d.head) - 1
+    return "".join(parts)
+
+
+def _size(head: tuple[str, ...]) -> int:
+    return sum(len(line) + 2 for line in head) + 2
