@@ -155,11 +155,18 @@ class JobsConfig(Section):
     """How much file content the planning prompt carries; past it, only the file names."""
 
 
+class ContextConfig(Section):
+    map_tokens: int = Field(default=1024, ge=0, le=65_536)
+    """Tokens of repo map (the definitions the task's files use elsewhere in the workspace) in each
+    prompt, estimated at 4 characters a token; 0 turns the map off."""
+
+
 class Settings(Section):
     pool: PoolConfig = PoolConfig()
     models: ModelsConfig = ModelsConfig()
     guardrails: GuardrailsConfig = GuardrailsConfig()
     jobs: JobsConfig = JobsConfig()
+    context: ContextConfig = ContextConfig()
 
     def model_settings(self, model: str) -> ModelSettings:
         return self.models.settings.get(model, ModelSettings())

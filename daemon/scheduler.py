@@ -19,6 +19,7 @@ from daemon.events import EventBus
 from daemon.pool import Pool, Programmer
 from daemon.programmer.engine import SPEND, STOPPED, spent
 from daemon.programmer.llm import scrub
+from daemon.programmer.repomap.index import RepoMaps
 from daemon.programmer.spec import EngineResult, Limits, ModelSpec, ProviderFault, TaskFailed, TaskSpec
 from daemon.protocol import ProgressEvent, Receipt, ReceiptEvent, TaskEvent, TaskInfo, TaskState
 from daemon.routing import stamp
@@ -49,6 +50,7 @@ class Scheduler:
         self._loop_task: asyncio.Task[None] | None = None
         self.on_review: Callable[[TaskInfo], None] | None = None
         self.fallback: Fallback | None = None  # daemon/routing.py: next tier when a model is unavailable
+        self.maps: RepoMaps | None = None  # programmer/repomap/: the workspace outline each spec carries
 
     # ------------------------------------------------------------ life cycle
 
@@ -199,6 +201,9 @@ class Scheduler:
         try:
             settings = self.settings_for(task.workspace)
             spec = self._spec(task, prog, settings)
+            if self.maps is not None:
+                spec.repo_map = await self.maps.map_for(task.workspace, task.files, task.selection,
+                                                        task.instruction, settings.context.map_tokens)
             result = await self.pool.backend.run(prog.id, spec, progress)
         except asyncio.CancelledError:
             if task.id in self._cancelling and not self._stopping:

@@ -54,6 +54,7 @@ class TaskSpec(Spec):
     worktrees_dir: str
     limits: Limits = Limits()
     secret_env: list[str] = []  # every variable an `api_key_env` setting names: redacted from check output
+    repo_map: str = ""  # the workspace's outline for this task, made by the daemon (programmer/repomap/)
 
 
 class FileChange(Spec):
