@@ -10,7 +10,6 @@ TaskSpec, so a remote Programmer needs none of this.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import logging
 import os

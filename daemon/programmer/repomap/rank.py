@@ -20,8 +20,7 @@ ITERATIONS = 30
 TOLERANCE = 1e-6
 MAX_DEFINERS = 50  # a name defined in more files than this (`get`, `main`, `init`) says nothing
 MENTION_BOOST = 10.0
-HEADER = ("Definitions from other files of this repository that the task's files use, for reference "
-          "(signatures only; these files are not part of the task):\n")
+HEADER = "Definitions elsewhere in the repository that the task's files use (signatures only, for reference):\n"
 
 
 def estimate_tokens(text: str) -> int:
