@@ -13,13 +13,14 @@ import asyncio
 import fnmatch
 import logging
 import os
+import re
 import stat
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from daemon import safe_io
@@ -37,9 +38,11 @@ SECRET_NAMES = (".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "
                 "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", ".pgpass", "*.gpg")
 
 
+_SECRET = re.compile("|".join(fnmatch.translate(pattern) for pattern in SECRET_NAMES))
+
+
 def secret_looking(rel: str) -> bool:
-    name = PurePosixPath(rel).name.lower()
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in SECRET_NAMES)
+    return _SECRET.match(rel.rsplit("/", 1)[-1].lower()) is not None
 
 
 @dataclass(frozen=True)
@@ -73,13 +76,14 @@ class WorkspaceIndex:
         with self._lock:
             parsed = 0
             seen: set[str] = set()
+            root = str(self.root)
             for rel in listing:
                 if len(seen) >= MAX_FILES or self.stopping.is_set():
                     break
                 if tags.language_of(rel) is None or secret_looking(rel):
                     continue
                 try:
-                    st = os.lstat(self.root / rel)
+                    st = os.lstat(os.path.join(root, rel))
                 except OSError:
                     continue
                 if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:

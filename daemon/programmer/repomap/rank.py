@@ -13,11 +13,11 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from daemon.programmer.repomap.tags import FileTags
+from daemon.programmer.repomap.tags import FileTags, family_of
 
 DAMPING = 0.85
 ITERATIONS = 30
-TOLERANCE = 1e-6
+TOLERANCE = 1e-5  # the order of the ranks is what counts, not their fifth digit
 MAX_DEFINERS = 50  # a name defined in more files than this (`get`, `main`, `init`) says nothing
 MENTION_BOOST = 10.0
 HEADER = "Definitions elsewhere in the repository that the task's files use (signatures only, for reference):\n"
@@ -42,18 +42,22 @@ class Graph:
 
 def build_graph(tags: Mapping[str, FileTags]) -> Graph:
     defines: dict[str, set[str]] = {}
+    by_family: dict[tuple[str, str], set[str]] = {}  # a Python call never means a Go function
     for path, ft in tags.items():
+        fam = family_of(path)
         for d in ft.defs:
             defines.setdefault(d.name, set()).add(path)
+            by_family.setdefault((fam, d.name), set()).add(path)
     files = sorted(tags)
     ids = {f: i for i, f in enumerate(files)}
     out: list[list[tuple[int, float]]] = [[] for _ in files]
     uses: list[list[tuple[int, str, float]]] = [[] for _ in files]
     for path, ft in tags.items():
         src = ids[path]
+        fam = family_of(path)
         weights: dict[tuple[int, str], float] = {}
         for name, rows in ft.refs.items():
-            definers = defines.get(name)
+            definers = by_family.get((fam, name))
             if not definers or len(definers) > MAX_DEFINERS:
                 continue
             mul = 1.0
@@ -93,33 +97,38 @@ def pagerank(graph: Graph, personal: Mapping[int, float]) -> dict[int, float]:
             if dst not in reach:
                 reach.add(dst)
                 todo.append(dst)
-    rank = dict.fromkeys(reach, 0.0)
-    rank.update(p)
+    nodes = sorted(reach)
+    local = {n: i for i, n in enumerate(nodes)}
+    out = [[(local[dst], w) for dst, w in graph.out[n]] for n in nodes]
+    base = [p.get(n, 0.0) for n in nodes]
+    rank = list(base)
     for _ in range(ITERATIONS):
-        nxt = {n: 0.0 for n in reach}
+        nxt = [0.0] * len(nodes)
         dangling = 0.0
-        for n, r in rank.items():
-            edges = graph.out[n]
-            if not edges:
+        for i, r in enumerate(rank):
+            if not out[i]:
                 dangling += r
                 continue
-            for dst, w in edges:
-                nxt[dst] += DAMPING * r * w
+            r *= DAMPING
+            for j, w in out[i]:
+                nxt[j] += r * w
         spread = (1.0 - DAMPING) + DAMPING * dangling
-        for n, w in p.items():
-            nxt[n] += spread * w
-        delta = sum(abs(nxt[n] - rank[n]) for n in reach)
+        delta = 0.0
+        for i, b in enumerate(base):
+            if b:
+                nxt[i] += spread * b
+            delta += abs(nxt[i] - rank[i])
         rank = nxt
         if delta < TOLERANCE:
             break
-    return rank
+    return dict(zip(nodes, rank, strict=True))
 
 
 def rank_definitions(graph: Graph, tags: Mapping[str, FileTags], task_files: Iterable[str],
                      mentioned: Iterable[str] = ()) -> list[tuple[float, str, str]]:
     """(rank, file, name) of the definitions the task reaches, best first; none of the task's own files."""
     task = {f for f in task_files if f in graph.ids}
-    named = {m for m in mentioned if m in graph.defines}
+    named = {m for m in mentioned if 0 < len(graph.defines.get(m, ())) <= MAX_DEFINERS}
     personal: dict[int, float] = {graph.ids[f]: 1.0 for f in task}
     for name in named:
         definers = graph.defines[name] - task

@@ -23,6 +23,8 @@ LANGUAGES: dict[str, str] = {
     ".lua": "lua",
 }
 _QUERY_FILE = {"tsx": "typescript"}  # the TSX grammar extends TypeScript's
+# languages whose files call each other's definitions: a name links files of one family only
+_FAMILY = {"javascript": "js", "typescript": "js", "tsx": "js", "c": "c", "cpp": "c"}
 SIGNATURE_LINES = 4  # at most this many lines of a definition's head are shown
 LINE_CHARS = 160  # and each is cut here
 
@@ -48,6 +50,11 @@ class FileTags:
 def language_of(path: str) -> str | None:
     dot = path.rfind(".")
     return LANGUAGES.get(path[dot:].lower()) if dot > path.rfind("/") else None
+
+
+def family_of(path: str) -> str:
+    lang = language_of(path) or ""
+    return _FAMILY.get(lang, lang)
 
 
 class _Parsers(threading.local):
