@@ -225,7 +225,7 @@ def test_a_go_caller_ranks_the_go_function_it_calls() -> None:
              "srv/idle.go": "package srv\n\nfunc Idle() {}\n"}
     parsed = {path: tags.parse(path, text.encode()) for path, text in files.items()}
     known = {k: v for k, v in parsed.items() if v is not None}
-    ranked = rank_definitions(build_graph(known), known, ["cmd/main.go"])
+    ranked = rank_definitions(build_graph(known), ["cmd/main.go"])
     names = [name for _, _, name in ranked]
     assert names[:2] == ["Serve", "Log"] and "Idle" not in names and "main" not in names
 

@@ -63,13 +63,13 @@ class WorkspaceIndex:
         self.root = root
         self.stopping = stopping or threading.Event()
         self._lock = threading.Lock()
-        self._files: dict[str, tuple[tuple[int, int, int], tags.FileTags | None]] = {}
-        self._graph: rank.Graph | None = None
+        self._stamps: dict[str, tuple[int, int, int]] = {}  # file -> (mtime, size, inode) when parsed
+        self._graph = rank.Graph()  # holds the parsed files' tags
         self._parses = self._updates = self._last_parsed = 0
 
     def stats(self) -> Stats:
         with self._lock:
-            return Stats(len(self._files), self._parses, self._updates, self._last_parsed)
+            return Stats(len(self._stamps), self._parses, self._updates, self._last_parsed)
 
     def update(self, listing: Iterable[str]) -> int:
         """Stat the listed files and parse the new and changed ones; how many were parsed."""
@@ -90,16 +90,15 @@ class WorkspaceIndex:
                     continue  # a symbolic link is not followed, whatever it points at
                 seen.add(rel)
                 key = (st.st_mtime_ns, st.st_size, st.st_ino)
-                old = self._files.get(rel)
-                if old is not None and old[0] == key:
+                if self._stamps.get(rel) == key:
                     continue
-                self._files[rel] = (key, self._parse(rel))
+                self._stamps[rel] = key
+                self._graph.put(rel, self._parse(rel))
                 parsed += 1
-            gone = set(self._files) - seen if not self.stopping.is_set() else set()
+            gone = set(self._stamps) - seen if not self.stopping.is_set() else set()
             for rel in gone:
-                del self._files[rel]
-            if parsed or gone:
-                self._graph = None
+                del self._stamps[rel]
+                self._graph.put(rel, None)
             self._parses += parsed
             self._updates += 1
             self._last_parsed = parsed
@@ -121,15 +120,12 @@ class WorkspaceIndex:
     def render(self, files: list[str], selection: Selection | None, instruction: str, max_tokens: int) -> str:
         """The map for one task: what its files (and the names it mentions) lead to, within max_tokens."""
         with self._lock:
-            known = {rel: ft for rel, (_, ft) in self._files.items() if ft is not None}
-            if self._graph is None:
-                self._graph = rank.build_graph(known)
             mentioned = set(_words(instruction))
-            if selection is not None and (ft := known.get(selection.path)) is not None:
+            if selection is not None and (ft := self._graph.tags.get(selection.path)) is not None:
                 first, last = selection.start_line - 1, selection.end_line - 1
                 mentioned |= {name for name, rows in ft.refs.items() if any(first <= r <= last for r in rows)}
-            ranked = rank.rank_definitions(self._graph, known, files, mentioned)
-            return rank.render(ranked, known, max_tokens)
+            ranked = rank.rank_definitions(self._graph, files, mentioned)
+            return rank.render(ranked, self._graph.tags, max_tokens)
 
 
 def _words(text: str) -> list[str]:

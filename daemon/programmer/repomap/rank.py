@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import Any
 
 from daemon.programmer.repomap.tags import FileTags, family_of
 
@@ -29,35 +29,46 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-@dataclass
 class Graph:
-    """The reference graph of one version of the index; the same for every task until a file changes."""
+    """The reference graph over a workspace's files, kept up to date file by file.
 
-    files: list[str]
-    ids: dict[str, int]
-    out: list[list[tuple[int, float]]]  # per file: (file it uses, weight normalised to sum 1)
-    uses: list[list[tuple[int, str, float]]]  # per file: (definer, name, share of its rank)
-    defines: dict[str, set[str]]
+    Who defines each name is maintained as files come and go; a file's edges (the files it uses,
+    weighted) are worked out when a ranking first reaches it and kept until any file changes, so
+    an edit costs its own file plus the files the next task reaches, not the whole workspace.
+    """
 
+    def __init__(self) -> None:
+        self.tags: dict[str, FileTags] = {}
+        self.defines: dict[str, set[str]] = {}  # name -> files defining it
+        self._by_family: dict[tuple[str, str], set[str]] = {}  # a Python call never means a Go function
+        self._edges: dict[str, tuple[list[tuple[str, float]], list[tuple[str, str, float]]]] = {}
 
-def build_graph(tags: Mapping[str, FileTags]) -> Graph:
-    defines: dict[str, set[str]] = {}
-    by_family: dict[tuple[str, str], set[str]] = {}  # a Python call never means a Go function
-    for path, ft in tags.items():
+    def put(self, path: str, ft: FileTags | None) -> None:
+        """Add, replace (ft) or remove (None) one file."""
+        old = self.tags.pop(path, None)
         fam = family_of(path)
-        for d in ft.defs:
-            defines.setdefault(d.name, set()).add(path)
-            by_family.setdefault((fam, d.name), set()).add(path)
-    files = sorted(tags)
-    ids = {f: i for i, f in enumerate(files)}
-    out: list[list[tuple[int, float]]] = [[] for _ in files]
-    uses: list[list[tuple[int, str, float]]] = [[] for _ in files]
-    for path, ft in tags.items():
-        src = ids[path]
+        if old is not None:
+            for d in old.defs:
+                _discard(self.defines, d.name, path)
+                _discard(self._by_family, (fam, d.name), path)
+        if ft is not None:
+            self.tags[path] = ft
+            for d in ft.defs:
+                self.defines.setdefault(d.name, set()).add(path)
+                self._by_family.setdefault((fam, d.name), set()).add(path)
+        if old is not None or ft is not None:
+            self._edges.clear()
+
+    def edges(self, path: str) -> tuple[list[tuple[str, float]], list[tuple[str, str, float]]]:
+        """(files it uses with weights summing to 1, (definer, name, share) per definition it uses)."""
+        hit = self._edges.get(path)
+        if hit is not None:
+            return hit
+        ft = self.tags.get(path)
         fam = family_of(path)
-        weights: dict[tuple[int, str], float] = {}
-        for name, rows in ft.refs.items():
-            definers = by_family.get((fam, name))
+        weights: dict[tuple[str, str], float] = {}
+        for name, rows in (ft.refs.items() if ft is not None else ()):
+            definers = self._by_family.get((fam, name))
             if not definers or len(definers) > MAX_DEFINERS:
                 continue
             mul = 1.0
@@ -68,19 +79,33 @@ def build_graph(tags: Mapping[str, FileTags]) -> Graph:
             w = mul * math.sqrt(len(rows))
             for definer in definers:
                 if definer != path:
-                    weights[(ids[definer], name)] = w
+                    weights[(definer, name)] = w
         total = sum(weights.values())
-        if not total:
-            continue
-        per_file: dict[int, float] = {}
-        for (dst, name), w in weights.items():
+        per_file: dict[str, float] = {}
+        uses: list[tuple[str, str, float]] = []
+        for (dst, name), w in sorted(weights.items()):
             per_file[dst] = per_file.get(dst, 0.0) + w / total
-            uses[src].append((dst, name, w / total))
-        out[src] = sorted(per_file.items())
-    return Graph(files, ids, out, uses, defines)
+            uses.append((dst, name, w / total))
+        hit = self._edges[path] = (sorted(per_file.items()), uses)
+        return hit
 
 
-def pagerank(graph: Graph, personal: Mapping[int, float]) -> dict[int, float]:
+def _discard(table: dict[Any, set[str]], key: Any, path: str) -> None:
+    files = table.get(key)
+    if files is not None:
+        files.discard(path)
+        if not files:
+            del table[key]
+
+
+def build_graph(tags: Mapping[str, FileTags]) -> Graph:
+    graph = Graph()
+    for path, ft in tags.items():
+        graph.put(path, ft)
+    return graph
+
+
+def pagerank(graph: Graph, personal: Mapping[str, float]) -> dict[str, float]:
     """Personalised PageRank by power iteration over the files the personal ones reach.
 
     A file outside that reach has rank 0 (teleports and dead ends go back to the personal files),
@@ -89,18 +114,17 @@ def pagerank(graph: Graph, personal: Mapping[int, float]) -> dict[int, float]:
     total = sum(personal.values())
     if not total:
         return {}
-    p = {n: w / total for n, w in personal.items()}
-    reach = set(p)
-    todo = list(p)
+    reach = {n: i for i, n in enumerate(sorted(personal))}
+    nodes = list(reach)
+    todo = list(nodes)
     while todo:
-        for dst, _ in graph.out[todo.pop()]:
+        for dst, _ in graph.edges(todo.pop())[0]:
             if dst not in reach:
-                reach.add(dst)
+                reach[dst] = len(nodes)
+                nodes.append(dst)
                 todo.append(dst)
-    nodes = sorted(reach)
-    local = {n: i for i, n in enumerate(nodes)}
-    out = [[(local[dst], w) for dst, w in graph.out[n]] for n in nodes]
-    base = [p.get(n, 0.0) for n in nodes]
+    out = [[(reach[dst], w) for dst, w in graph.edges(n)[0]] for n in nodes]
+    base = [personal.get(n, 0.0) / total for n in nodes]
     rank = list(base)
     for _ in range(ITERATIONS):
         nxt = [0.0] * len(nodes)
@@ -124,26 +148,25 @@ def pagerank(graph: Graph, personal: Mapping[int, float]) -> dict[int, float]:
     return dict(zip(nodes, rank, strict=True))
 
 
-def rank_definitions(graph: Graph, tags: Mapping[str, FileTags], task_files: Iterable[str],
-                     mentioned: Iterable[str] = ()) -> list[tuple[float, str, str]]:
+def rank_definitions(graph: Graph, task_files: Iterable[str], mentioned: Iterable[str] = ()
+                     ) -> list[tuple[float, str, str]]:
     """(rank, file, name) of the definitions the task reaches, best first; none of the task's own files."""
-    task = {f for f in task_files if f in graph.ids}
+    task = {f for f in task_files if f in graph.tags}
     named = {m for m in mentioned if 0 < len(graph.defines.get(m, ())) <= MAX_DEFINERS}
-    personal: dict[int, float] = {graph.ids[f]: 1.0 for f in task}
+    personal: dict[str, float] = dict.fromkeys(task, 1.0)
     for name in named:
         definers = graph.defines[name] - task
         for f in definers:
-            personal[graph.ids[f]] = personal.get(graph.ids[f], 0.0) + 0.5 / len(definers)
+            personal[f] = personal.get(f, 0.0) + 0.5 / len(definers)
     rank = pagerank(graph, personal)
     scores: dict[tuple[str, str], float] = {}
     for src, r in rank.items():
-        for dst, name, share in graph.uses[src]:
-            key = (graph.files[dst], name)
-            scores[key] = scores.get(key, 0.0) + r * share * (MENTION_BOOST if name in named else 1.0)
+        for dst, name, share in graph.edges(src)[1]:
+            scores[(dst, name)] = scores.get((dst, name), 0.0) + r * share * (MENTION_BOOST if name in named else 1.0)
     for name in named:  # a mentioned name counts even when no file of the task uses it yet
         for f in graph.defines[name]:
-            scores[(f, name)] = scores.get((f, name), 0.0) + rank.get(graph.ids[f], 0.0) * MENTION_BOOST
-    ranked = [(s, f, n) for (f, n), s in scores.items() if s > 0 and f not in task and f in tags]
+            scores[(f, name)] = scores.get((f, name), 0.0) + rank.get(f, 0.0) * MENTION_BOOST
+    ranked = [(s, f, n) for (f, n), s in scores.items() if s > 0 and f not in task]
     ranked.sort(key=lambda t: (-t[0], t[1], t[2]))
     return ranked
 

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 # file name suffix -> tree-sitter-language-pack grammar; the query file is named for the grammar
 LANGUAGES: dict[str, str] = {
@@ -29,8 +29,7 @@ SIGNATURE_LINES = 4  # at most this many lines of a definition's head are shown
 LINE_CHARS = 160  # and each is cut here
 
 
-@dataclass(frozen=True)
-class Definition:
+class Definition(NamedTuple):  # a tuple of plain values: the garbage collector stops tracking it
     name: str
     kind: str  # class, function, method, constant, type, interface, module, ...
     line: int  # 0-based row of the definition's first line
@@ -44,7 +43,7 @@ class FileTags:
     """One file's definitions, and the names it references with the rows they appear on."""
 
     defs: list[Definition] = field(default_factory=list)
-    refs: dict[str, list[int]] = field(default_factory=dict)
+    refs: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def language_of(path: str) -> str | None:
@@ -102,6 +101,7 @@ def parse(path: str, source: bytes) -> FileTags | None:
     tree = _parser(lang).parse(source)
     lines = source.split(b"\n")
     out = FileTags()
+    refs: dict[str, list[int]] = {}
     seen: set[tuple[str, int]] = set()
     found: list[tuple[int, int, str, str, Any]] = []  # (start byte, -end byte, name, kind, node)
     for _, caps in QueryCursor(_query(lang)).matches(tree.root_node):
@@ -110,7 +110,7 @@ def parse(path: str, source: bytes) -> FileTags | None:
                 for node in nodes:
                     name = _text(node)
                     if name:
-                        out.refs.setdefault(name, []).append(node.start_point[0])
+                        refs.setdefault(name, []).append(node.start_point[0])
             elif cap.startswith("name.definition."):
                 kind = cap.removeprefix("name.definition.")
                 whole = caps.get(f"definition.{kind}") or nodes
@@ -127,6 +127,7 @@ def parse(path: str, source: bytes) -> FileTags | None:
         out.defs.append(Definition(name=name, kind=kind, line=node.start_point[0], end=node.end_point[0],
                                    head=_head(lines, node), parent=stack[-1][0] if stack else None))
         stack.append((len(out.defs) - 1, -neg_end))
+    out.refs = {name: tuple(rows) for name, rows in refs.items()}
     return out
 
 
