@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from common import Report, run_script
@@ -109,6 +110,12 @@ async def measure(r: Report, n: int) -> None:
                   note=f"median of {TASKS} tasks on other files; max {1000 * max(lookups):.0f} ms; "
                        f"cold / warm = {cold / warm:.0f}x; git ls-files alone {1000 * listing:.0f} ms")
 
+            idx = maps.index(ws)
+            stat_walk = statistics.median(_timed(lambda: idx.update(paths)) for _ in range(5))
+            ranking = statistics.median(_timed(lambda p=p: idx.render([p], None, "tidy run", 1024))
+                                        for p in rng.sample(paths, 5))
+            r.info(f"of which: stat of every file {1000 * stat_walk:.0f} ms, rank and render {1000 * ranking:.0f} ms")
+
             target = repo / paths[1]
             target.write_text(target.read_text() + "\n// edited\n" if not paths[1].endswith(".py")
                               else target.read_text() + "\n# edited\n")
@@ -121,6 +128,12 @@ async def measure(r: Report, n: int) -> None:
                   note=f"cold / this = {cold / edited:.0f}x")
         finally:
             await maps.close()
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main(args: argparse.Namespace) -> Report:
