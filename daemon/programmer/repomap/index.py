@@ -18,7 +18,6 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,44 +64,57 @@ class WorkspaceIndex:
         self._lock = threading.Lock()
         self._stamps: dict[str, tuple[int, int, int]] = {}  # file -> (mtime, size, inode) when parsed
         self._graph = rank.Graph()  # holds the parsed files' tags
+        self._listing: list[str] = []  # git's last listing, and the files of it worth a look
+        self._candidates: list[str] = []
         self._parses = self._updates = self._last_parsed = 0
 
     def stats(self) -> Stats:
         with self._lock:
             return Stats(len(self._stamps), self._parses, self._updates, self._last_parsed)
 
-    def update(self, listing: Iterable[str]) -> int:
+    def update(self, listing: list[str]) -> int:
         """Stat the listed files and parse the new and changed ones; how many were parsed."""
         with self._lock:
-            parsed = 0
-            seen: set[str] = set()
-            root = str(self.root)
-            for rel in listing:
-                if len(seen) >= MAX_FILES or self.stopping.is_set():
-                    break
-                if tags.language_of(rel) is None or secret_looking(rel):
-                    continue
-                try:
-                    st = os.lstat(os.path.join(root, rel))
-                except OSError:
-                    continue
-                if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
-                    continue  # a symbolic link is not followed, whatever it points at
-                seen.add(rel)
-                key = (st.st_mtime_ns, st.st_size, st.st_ino)
-                if self._stamps.get(rel) == key:
-                    continue
-                self._stamps[rel] = key
-                self._graph.put(rel, self._parse(rel))
-                parsed += 1
-            gone = set(self._stamps) - seen if not self.stopping.is_set() else set()
-            for rel in gone:
-                del self._stamps[rel]
-                self._graph.put(rel, None)
-            self._parses += parsed
-            self._updates += 1
-            self._last_parsed = parsed
-            return parsed
+            if listing != self._listing:  # the same listing as last time: its filtering is done
+                self._listing = listing
+                self._candidates = [rel for rel in listing if tags.language_of(rel) is not None
+                                    and not secret_looking(rel)][:MAX_FILES]
+            try:
+                root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                return 0
+            try:
+                return self._update(root)
+            finally:
+                os.close(root)
+
+    def _update(self, root: int) -> int:
+        parsed = 0
+        seen: set[str] = set()
+        for rel in self._candidates:
+            if self.stopping.is_set():
+                break
+            try:
+                st = os.stat(rel, dir_fd=root, follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
+                continue  # a symbolic link is not followed, whatever it points at
+            seen.add(rel)
+            key = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if self._stamps.get(rel) == key:
+                continue
+            self._stamps[rel] = key
+            self._graph.put(rel, self._parse(rel))
+            parsed += 1
+        gone = set(self._stamps) - seen if not self.stopping.is_set() else set()
+        for rel in gone:
+            del self._stamps[rel]
+            self._graph.put(rel, None)
+        self._parses += parsed
+        self._updates += 1
+        self._last_parsed = parsed
+        return parsed
 
     def _parse(self, rel: str) -> tags.FileTags | None:
         try:
