@@ -236,3 +236,29 @@ def test_an_old_receipt_without_map_tokens_still_loads() -> None:
            "cost_usd": 0.0, "priced": False, "wall_s": 1.0, "llm_s": 1.0, "outcome": "review", "created_at": 1.0}
     assert p.Receipt.model_validate(old).map_tokens == 0
 
+
+
+def test_the_graph_kept_file_by_file_matches_one_built_afresh() -> None:
+    def parse(path: str, text: str) -> tags.FileTags:
+        found = tags.parse(path, text.encode())
+        assert found is not None
+        return found
+
+    files = {"a.py": "def a():\n    b()\n    c()\n", "b.py": "def b():\n    c()\n", "c.py": "def c():\n    pass\n",
+             "d.go": "package d\n\nfunc c() { b() }\n"}
+    graph = build_graph({f: parse(f, t) for f, t in files.items()})
+    for f in graph.tags:  # every file's edges worked out, so that stale ones would show
+        graph.edges(f)
+    edits = [("c.py", "def gone():\n    pass\n"), ("b.py", "def b():\n    pass\n\n\ndef c():\n    pass\n"),
+             ("e.py", "def e():\n    a()\n"), ("c.py", None), ("a.py", "def a():\n    e()\n    c()\n")]
+    for path, text in edits:
+        if text is None:
+            files.pop(path)
+            graph.put(path, None)
+        else:
+            files[path] = text
+            graph.put(path, parse(path, text))
+        fresh = build_graph({f: parse(f, t) for f, t in files.items()})
+        assert graph.defines == fresh.defines
+        for f in files:
+            assert graph.edges(f) == fresh.edges(f), (path, f)

@@ -32,32 +32,42 @@ def estimate_tokens(text: str) -> int:
 class Graph:
     """The reference graph over a workspace's files, kept up to date file by file.
 
-    Who defines each name is maintained as files come and go; a file's edges (the files it uses,
-    weighted) are worked out when a ranking first reaches it and kept until any file changes, so
-    an edit costs its own file plus the files the next task reaches, not the whole workspace.
+    Who defines and who uses each name is maintained as files come and go; a file's edges (the
+    files it uses, weighted) are worked out when a ranking first reaches it and kept until a
+    definition they depend on comes or goes. An edit that keeps its file's names costs that file.
     """
 
     def __init__(self) -> None:
         self.tags: dict[str, FileTags] = {}
         self.defines: dict[str, set[str]] = {}  # name -> files defining it
         self._by_family: dict[tuple[str, str], set[str]] = {}  # a Python call never means a Go function
+        self._users: dict[tuple[str, str], set[str]] = {}  # (family, name) -> files referencing it
         self._edges: dict[str, tuple[list[tuple[str, float]], list[tuple[str, str, float]]]] = {}
 
     def put(self, path: str, ft: FileTags | None) -> None:
         """Add, replace (ft) or remove (None) one file."""
         old = self.tags.pop(path, None)
         fam = family_of(path)
+        before = {d.name for d in old.defs} if old is not None else set()
+        after = {d.name for d in ft.defs} if ft is not None else set()
         if old is not None:
-            for d in old.defs:
-                _discard(self.defines, d.name, path)
-                _discard(self._by_family, (fam, d.name), path)
+            for name in before:
+                _discard(self.defines, name, path)
+                _discard(self._by_family, (fam, name), path)
+            for name in old.refs:
+                _discard(self._users, (fam, name), path)
         if ft is not None:
             self.tags[path] = ft
-            for d in ft.defs:
-                self.defines.setdefault(d.name, set()).add(path)
-                self._by_family.setdefault((fam, d.name), set()).add(path)
-        if old is not None or ft is not None:
-            self._edges.clear()
+            for name in after:
+                self.defines.setdefault(name, set()).add(path)
+                self._by_family.setdefault((fam, name), set()).add(path)
+            for name in ft.refs:
+                self._users.setdefault((fam, name), set()).add(path)
+        # the edges that change: this file's own, and those of the files using a name it gained or lost
+        self._edges.pop(path, None)
+        for name in before ^ after:
+            for user in self._users.get((fam, name), ()):
+                self._edges.pop(user, None)
 
     def edges(self, path: str) -> tuple[list[tuple[str, float]], list[tuple[str, str, float]]]:
         """(files it uses with weights summing to 1, (definer, name, share) per definition it uses)."""
