@@ -15,11 +15,13 @@ from typing import Any
 
 from daemon.programmer.repomap.tags import FileTags, family_of
 
-DAMPING = 0.85
-ITERATIONS = 20  # 0.85^20: what is left to move is 4% of the rank, too little to reorder the top
+DAMPING = 0.5  # a task's map is about what its files use: most of the walk stays within two steps of them
+ITERATIONS = 20  # 0.5^20: nothing is left to move
 TOLERANCE = 1e-4  # the order of the ranks is what counts, not their fourth digit
 MAX_DEFINERS = 50  # a name defined in more files than this (`get`, `main`, `init`) says nothing
 MENTION_BOOST = 10.0
+MEMBER_WEIGHT = 0.1
+DISTINCT_BOOST = 10.0  # `parse_config` or `makeCircle` says more about a link than `get` or `add`
 HEADER = "Definitions elsewhere in the repository that the task's files use (signatures only, for reference):\n"
 
 
@@ -70,18 +72,20 @@ class Graph:
                 self._edges.pop(user, None)
 
     def edges(self, path: str) -> tuple[list[tuple[str, float]], list[tuple[str, str, float]]]:
-        """(files it uses with weights summing to 1, (definer, name, share) per definition it uses)."""
+        """(files it uses with weights summing to 1 at most, (definer, name, share) per definition it uses)."""
         hit = self._edges.get(path)
         if hit is not None:
             return hit
-        ft = self.tags.get(path)
+        ft = self.tags.get(path) or FileTags()
         fam = family_of(path)
         weights: dict[tuple[str, str], float] = {}
-        for name, rows in (ft.refs.items() if ft is not None else ()):
+        for name, rows in ft.refs.items():
             definers = self._by_family.get((fam, name))
             if not definers or len(definers) > MAX_DEFINERS:
                 continue
-            mul = 1.0
+            mul = DISTINCT_BOOST if _distinct(name) else 1.0
+            if name in ft.members:  # `x.get()` may be anyone's `get`, a dict's among them
+                mul *= MEMBER_WEIGHT
             if name.startswith("_"):
                 mul *= 0.1
             if len(definers) > 5:
@@ -90,7 +94,9 @@ class Graph:
             for definer in definers:
                 if definer != path:
                     weights[(definer, name)] = w
-        total = sum(weights.values())
+        # weights sum to 1 at most: a file whose only links are weak (one `x.join()`) passes on little
+        # of its rank, and the rest goes back to the task's files
+        total = max(sum(weights.values()), 1.0)
         per_file: dict[str, float] = {}
         uses: list[tuple[str, str, float]] = []
         for (dst, name), w in sorted(weights.items()):
@@ -98,6 +104,11 @@ class Graph:
             uses.append((dst, name, w / total))
         hit = self._edges[path] = (sorted(per_file.items()), uses)
         return hit
+
+
+def _distinct(name: str) -> bool:
+    """A long compound name (snake_case or camelCase), which few unrelated definitions share."""
+    return len(name) >= 8 and ("_" in name.strip("_") or (not name.isupper() and not name.islower()))
 
 
 def _discard(table: dict[Any, set[str]], key: Any, path: str) -> None:
@@ -134,15 +145,14 @@ def pagerank(graph: Graph, personal: Mapping[str, float]) -> dict[str, float]:
                 nodes.append(dst)
                 todo.append(dst)
     out = [[(reach[dst], w) for dst, w in graph.edges(n)[0]] for n in nodes]
+    kept = [1.0 - sum(w for _, w in edges) for edges in out]  # what a node does not pass on
     base = [personal.get(n, 0.0) / total for n in nodes]
     rank = list(base)
     for _ in range(ITERATIONS):
         nxt = [0.0] * len(nodes)
         dangling = 0.0
         for i, r in enumerate(rank):
-            if not out[i]:
-                dangling += r
-                continue
+            dangling += r * kept[i]
             r *= DAMPING
             for j, w in out[i]:
                 nxt[j] += r * w

@@ -23,6 +23,9 @@ LANGUAGES: dict[str, str] = {
     ".lua": "lua",
 }
 _QUERY_FILE = {"tsx": "typescript"}  # the TSX grammar extends TypeScript's
+# a name reached through one of these (`obj.name`) may be any type's method, a builtin's among them
+_MEMBER_NODES = frozenset({"attribute", "member_expression", "field_expression", "selector_expression",
+                           "method_index_expression", "dot_index_expression", "field_access"})
 # languages whose files call each other's definitions: a name links files of one family only
 _FAMILY = {"javascript": "js", "typescript": "js", "tsx": "js", "c": "c", "cpp": "c"}
 SIGNATURE_LINES = 4  # at most this many lines of a definition's head are shown
@@ -44,6 +47,7 @@ class FileTags:
 
     defs: list[Definition] = field(default_factory=list)
     refs: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    members: frozenset[str] = frozenset()  # names referenced only after a dot (`x.get()`), a weaker link
 
 
 def language_of(path: str) -> str | None:
@@ -102,6 +106,7 @@ def parse(path: str, source: bytes) -> FileTags | None:
     lines = source.split(b"\n")
     out = FileTags()
     refs: dict[str, list[int]] = {}
+    bare: set[str] = set()
     seen: set[tuple[str, int]] = set()
     found: list[tuple[int, int, str, str, Any]] = []  # (start byte, -end byte, name, kind, node)
     for _, caps in QueryCursor(_query(lang)).matches(tree.root_node):
@@ -111,6 +116,8 @@ def parse(path: str, source: bytes) -> FileTags | None:
                     name = _text(node)
                     if name:
                         refs.setdefault(name, []).append(node.start_point[0])
+                        if node.parent is None or node.parent.type not in _MEMBER_NODES:
+                            bare.add(name)
             elif cap.startswith("name.definition."):
                 kind = cap.removeprefix("name.definition.")
                 whole = caps.get(f"definition.{kind}") or nodes
@@ -128,6 +135,7 @@ def parse(path: str, source: bytes) -> FileTags | None:
                                    head=_head(lines, node), parent=stack[-1][0] if stack else None))
         stack.append((len(out.defs) - 1, -neg_end))
     out.refs = {name: tuple(rows) for name, rows in refs.items()}
+    out.members = frozenset(refs.keys() - bare)
     return out
 
 

@@ -20,6 +20,13 @@
 ; pasd: newer grammars put module-level assignments straight under the module
 (module (assignment left: (identifier) @name.definition.constant) @definition.constant)
 
+; pasd: imported names (`from x import name`) are what a module uses most surely
+(import_from_statement
+  name: [
+    (dotted_name (identifier) @name.reference.import)
+    (aliased_import name: (dotted_name (identifier) @name.reference.import))
+  ])
+
 ; pasd: names used as values and types (constants, classes in annotations)
 (attribute
   attribute: (identifier) @name.reference.attribute)
