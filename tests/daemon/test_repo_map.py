@@ -262,3 +262,10 @@ def test_the_graph_kept_file_by_file_matches_one_built_afresh() -> None:
         assert graph.defines == fresh.defines
         for f in files:
             assert graph.edges(f) == fresh.edges(f), (path, f)
+
+
+def test_imported_names_are_references_and_a_name_after_a_dot_is_a_weak_one() -> None:
+    found = tags.parse("a.py", b"from shop.helpers import slugify, titlecase as tc\n\nitems.get(1)\nslugify(2)\n")
+    assert found is not None
+    assert set(found.refs) >= {"slugify", "titlecase", "get"}
+    assert "get" in found.members and "slugify" not in found.members
