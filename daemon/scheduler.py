@@ -5,6 +5,7 @@ cancellation and crash recovery. It owns every task's asyncio task and their shu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import time
@@ -113,6 +114,9 @@ class Scheduler:
         self.bus.publish(ProgressEvent(task_id=task.id, phase="queued", message="queued"))
         heapq.heappush(self._heap, (-task.priority, seq, task.id))
         self._wake.set()
+        with contextlib.suppress(Exception):  # a bad config fails the task at dispatch, with its message
+            if self.maps is not None and self.settings_for(task.workspace).context.map_tokens > 0:
+                self.maps.warm(task.workspace)  # index it while the task waits for a programmer
         return task
 
     def cancel(self, task: TaskInfo) -> TaskInfo:

@@ -269,3 +269,17 @@ def test_imported_names_are_references_and_a_name_after_a_dot_is_a_weak_one() ->
     assert found is not None
     assert set(found.refs) >= {"slugify", "titlecase", "get"}
     assert "get" in found.members and "slugify" not in found.members
+
+
+async def test_a_submitted_task_warms_the_index_and_its_dispatch_reuses_it(shop: Path) -> None:
+    maps = RepoMaps()
+    try:
+        maps.warm(str(shop))
+        maps.warm(str(shop))  # a second submit while the first build runs starts nothing new
+        text = await maps.map_for(str(shop), ["shop/app.py"], None, "tidy title", 1000)
+        stats = maps.index(str(shop)).stats()
+        # one build parsed the four files; the dispatch's own look (a second update) parsed nothing
+        assert (stats.parses, stats.updates, stats.last_parsed) == (4, 2, 0)
+        assert "slugify" in text
+    finally:
+        await maps.close()

@@ -175,23 +175,33 @@ class RepoMaps:
             log.warning("repo map for %s failed; the task runs without it", workspace, exc_info=True)
             return ""
 
+    def warm(self, workspace: str) -> None:
+        """Start indexing a workspace a task was submitted for, so that its dispatch finds the index built."""
+        running = self._updating.get(workspace)
+        if not self.stopping.is_set() and (running is None or running.done()):
+            self._updating[workspace] = self._own(self._update(workspace))
+
+    async def _update(self, workspace: str) -> bool:
+        """List the workspace's files with git and bring its index up to date; False outside git."""
+        try:
+            out = await proc.git(workspace, "ls-files", "-z", "-co", "--exclude-standard", timeout=30.0)
+        except (proc.GitError, OSError):
+            return False  # not a git repository (or no longer there): no listing to trust
+        await asyncio.to_thread(self.index(workspace).update, [p for p in out.split("\0") if p])
+        return True
+
     async def _map_for(self, workspace: str, files: list[str], selection: Selection | None,
                        instruction: str, max_tokens: int) -> str:
         started = time.monotonic()
-        try:
-            out = await proc.git(workspace, "ls-files", "-z", "-co", "--exclude-standard", timeout=30.0)
-        except proc.GitError:
-            return ""  # not a git repository: no listing to trust
-        listing = [p for p in out.split("\0") if p]
-        idx = self.index(workspace)
         running = self._updating.get(workspace)
         if running is not None and not running.done():
             # a cold build, or another task's update: wait for it, then look again (cheap once it is done)
             if not await self._wait(workspace, running):
                 return ""
-        job = self._updating[workspace] = self._own(asyncio.to_thread(idx.update, listing))
-        if not await self._wait(workspace, job):
+        job = self._updating[workspace] = self._own(self._update(workspace))
+        if not await self._wait(workspace, job) or job.cancelled() or job.exception() or not job.result():
             return ""
+        idx = self.index(workspace)
         text = await asyncio.to_thread(idx.render, files, selection, instruction, max_tokens)
         s = idx.stats()
         log.debug("repo map of %s: %d files, %d parsed, %d tokens in %.3f s", workspace, s.files,
@@ -210,12 +220,11 @@ class RepoMaps:
             log.warning("repo map update failed", exc_info=job.exception())
 
     async def _wait(self, workspace: str, job: asyncio.Task[Any]) -> bool:
-        try:
-            await asyncio.wait_for(asyncio.shield(job), BUILD_WAIT_S)
-        except TimeoutError:
+        """Whether the job finished within BUILD_WAIT_S (it goes on either way, and its failure is logged)."""
+        done, _ = await asyncio.wait({job}, timeout=BUILD_WAIT_S)
+        if not done:
             log.info("the repo map of %s is still building; this task runs without it", workspace)
-            return False
-        return True
+        return bool(done)
 
     async def close(self) -> None:
         """Stop the updates at their next file; wait for their threads."""
