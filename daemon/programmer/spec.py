@@ -68,6 +68,7 @@ class TaskSpec(Spec):
     limits: Limits = Limits()
     context: ContextSpec = ContextSpec()
     secret_env: list[str] = []  # every variable an `api_key_env` setting names: redacted from check output
+    repo_map: str = ""  # the workspace's outline for this task, made by the daemon (programmer/repomap/)
 
 
 class FileChange(Spec):
