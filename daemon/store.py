@@ -69,6 +69,24 @@ CREATE TABLE IF NOT EXISTS spend (
 );
 """
 
+# What a year of history needs (bench/history.py): newest-first pages with or without a state or
+# workspace filter, MAX(seq) for the next task, without reading every row. Kept apart from SCHEMA
+# and created on every open, so a store made before them gains them at its next start.
+HISTORY_SCHEMA = """
+CREATE INDEX IF NOT EXISTS tasks_seq ON tasks(seq);
+CREATE INDEX IF NOT EXISTS tasks_state_seq ON tasks(state, seq);
+CREATE INDEX IF NOT EXISTS tasks_workspace_seq ON tasks(workspace, seq);
+CREATE INDEX IF NOT EXISTS receipts_run ON receipts(run_id);
+CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+# Receipt fields `pasd receipts --by` sums, as generated columns read from the stored JSON (NULL if it
+# is not JSON) and kept in one covering index, so the sums read the index and not a year of records.
+RECEIPT_KEYS = {"r_model": "$.provider.model", "r_job": "$.job_id", "r_tier": "$.tier",
+                "r_tokens_in": "$.tokens.input", "r_tokens_out": "$.tokens.output", "r_priced": "$.priced"}
+RECEIPT_SUMS_INDEX = ("CREATE INDEX IF NOT EXISTS receipts_sums ON receipts(r_model, r_job, r_tier, created_at, "
+                      "task_id, cost_usd, r_tokens_in, r_tokens_out, r_priced)")
+OPEN_STATES = ("QUEUED", "RUNNING", "REVIEW", "CONFLICT")
+
 
 def _first_error(exc: Exception) -> str:
     if isinstance(exc, ValidationError) and exc.errors():
@@ -136,7 +154,21 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
+        # a new store frees pages in steps (`pasd gc`); only takes effect before the first table exists
+        self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self.db.executescript(SCHEMA)
+        self.db.executescript(HISTORY_SCHEMA)
+        self._receipt_keys()
+
+    def _receipt_keys(self) -> None:
+        """Add the generated receipt columns and their index to a store made before them (once)."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_xinfo(receipts)")}
+        missing = [name for name in RECEIPT_KEYS if name not in have]
+        with self.transaction():
+            for name in missing:
+                self.db.execute(f"ALTER TABLE receipts ADD COLUMN {name} GENERATED ALWAYS AS (CASE WHEN "
+                                f"json_valid(data) THEN json_extract(data, '{RECEIPT_KEYS[name]}') END) VIRTUAL")
+            self.db.execute(RECEIPT_SUMS_INDEX)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -195,14 +227,19 @@ class Store:
         return task
 
     def mend_tasks(self) -> int:
-        """Mark FAILED every task whose record is not JSON or whose state is unknown (cheap: SQL finds
-        them); returns how many. Run at start, before queries that read inside records."""
+        """Mark FAILED every open task (queued, running, in review) whose record is not JSON or whose state
+        is unknown, and every task in a state this version does not know; returns how many. Run at start,
+        before queries that read inside records. Finished tasks are left to `_load`, which mends one
+        when it is read: a year of them is not parsed at every start."""
         known = [s.value for s in TaskState]
+        marks = ",".join("?" * len(known))
         rows = self.db.execute(
-            f"SELECT id, workspace, updated_at, info FROM tasks WHERE NOT json_valid(info) "
-            f"OR state NOT IN ({','.join('?' * len(known))}) "
-            f"OR json_extract(CASE WHEN json_valid(info) THEN info END, '$.state') "
-            f"NOT IN ({','.join('?' * len(known))})", known + known).fetchall()
+            f"SELECT id, workspace, updated_at, info FROM tasks WHERE state IN ({','.join('?' * len(OPEN_STATES))}) "
+            f"AND (NOT json_valid(info) OR json_extract(CASE WHEN json_valid(info) THEN info END, '$.state') "
+            f"NOT IN ({marks})) "
+            f"UNION ALL SELECT id, workspace, updated_at, info FROM tasks WHERE state IN "
+            f"(SELECT DISTINCT state FROM tasks WHERE state NOT IN ({marks}))",
+            [*OPEN_STATES, *known, *known]).fetchall()
         for row in rows:
             self._load(*row)
         return len(rows)
@@ -333,9 +370,18 @@ class Store:
             fh.write(receipt.model_dump_json() + "\n")
 
     def reconcile_jsonl(self) -> int:
-        """Append receipts a crash kept out of their JSONL file (SQLite is written first)."""
+        """Append receipts a crash kept out of their JSONL file (SQLite is written first).
+
+        Only receipts stored since the last start are checked (`store_meta.jsonl_checked`, the highest
+        receipt id seen then): a crash can only have cut the files of the runs since, and a year of
+        files is not read at every start."""
+        row = self.db.execute("SELECT value FROM store_meta WHERE key = 'jsonl_checked'").fetchone()
+        checked = int(row[0]) if row else 0
+        top = int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM receipts").fetchone()[0])
         added = 0
-        runs = self.db.execute("SELECT run_id, COUNT(*) FROM receipts GROUP BY run_id").fetchall()
+        runs = self.db.execute("SELECT run_id, COUNT(*) FROM receipts WHERE run_id IN "
+                               "(SELECT DISTINCT run_id FROM receipts WHERE id > ?) GROUP BY run_id",
+                               (checked,)).fetchall()
         for run_id, count in runs:
             path = self.receipts_dir / f"{run_id}.jsonl"
             try:
@@ -356,6 +402,7 @@ class Store:
                 if (r.task_id, r.attempt) not in have:
                     self._append_jsonl(r)
                     added += 1
+        self.db.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('jsonl_checked', ?)", (str(top),))
         return added
 
     def receipts(self, task_id: str | None = None, limit: int = 500) -> list[Receipt]:
