@@ -267,6 +267,19 @@ def main(args: argparse.Namespace) -> Report:
     try:
         d = DaemonProcess(tmp, workers=4, config=offline_config("http://127.0.0.1:9"))
         d.state_dir.mkdir(parents=True)
+        empty = []
+        for _ in range(3):
+            empty.append(timed_start(d))
+            d.stop()
+        r.add("daemon start to ready, empty store (this machine's floor now)", sorted(empty)[1], "s",
+              note=f"median of 3; load {load()}")
+        d.start()
+        st = asyncio.run(round_trips(d.socket, "pool.status", {}, 1000 if not args.quick else 300, warm=20))
+        r.add("pool.status p99, empty store (this machine's floor now)", pct(st, 99), "ms",
+              note=f"p50 {pct(st, 50):.2f} ms; load {load()}")
+        d.stop()
+        shutil.rmtree(d.state_dir)
+        d.state_dir.mkdir()
         t0 = time.perf_counter()
         counts = fill(d.state_dir, tmp / "workspaces", n)
         r.info(f"filled in {time.perf_counter() - t0:.1f} s: {counts} (load {load()})")

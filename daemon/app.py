@@ -137,6 +137,7 @@ class Daemon:
         scheduler.start()
         watcher.start()
         jobs.start()
+        service.retention.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
@@ -149,6 +150,7 @@ class Daemon:
         finally:
             log.info("stopping")
             await server.close()
+            await service.retention.close()
             await watcher.close()
             await jobs.close()
             await scheduler.close()

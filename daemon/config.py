@@ -155,11 +155,19 @@ class JobsConfig(Section):
     """How much file content the planning prompt carries; past it, only the file names."""
 
 
+class StoreConfig(Section):
+    keep_days: float | None = Field(default=None, ge=0, le=36_500)
+    """Days a reviewed task (applied, rejected, cancelled, failed) keeps its stored diff; the daemon then
+    removes it once a day (`pasd gc`), keeping the task's summary and its receipts. None: keep everything.
+    Read from the user's config only: a workspace's `.pas.toml` cannot set it."""
+
+
 class Settings(Section):
     pool: PoolConfig = PoolConfig()
     models: ModelsConfig = ModelsConfig()
     guardrails: GuardrailsConfig = GuardrailsConfig()
     jobs: JobsConfig = JobsConfig()
+    store: StoreConfig = StoreConfig()
 
     def model_settings(self, model: str) -> ModelSettings:
         return self.models.settings.get(model, ModelSettings())

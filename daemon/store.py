@@ -77,6 +77,8 @@ CREATE INDEX IF NOT EXISTS tasks_seq ON tasks(seq);
 CREATE INDEX IF NOT EXISTS tasks_state_seq ON tasks(state, seq);
 CREATE INDEX IF NOT EXISTS tasks_workspace_seq ON tasks(workspace, seq);
 CREATE INDEX IF NOT EXISTS receipts_run ON receipts(run_id);
+CREATE INDEX IF NOT EXISTS tasks_job ON tasks(json_extract(CASE WHEN json_valid(info) THEN info END, '$.job_id'))
+    WHERE json_extract(CASE WHEN json_valid(info) THEN info END, '$.job_id') IS NOT NULL;
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # Receipt fields `pasd receipts --by` sums, as generated columns read from the stored JSON (NULL if it
@@ -151,11 +153,11 @@ class Store:
                 create_private(state_dir / name)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves; statements autocommit otherwise.
         self.db = sqlite3.connect(state_dir / "pasd.db", isolation_level=None, check_same_thread=False)
+        # a new store frees pages in steps (`pasd gc`); takes effect only before WAL and the first table
+        self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
-        # a new store frees pages in steps (`pasd gc`); only takes effect before the first table exists
-        self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self.db.executescript(SCHEMA)
         self.db.executescript(HISTORY_SCHEMA)
         self._receipt_keys()

@@ -112,6 +112,7 @@ RULES: dict[str, Combiner] = {
     "jobs.max_tasks": smaller,
     "jobs.parallel": smaller_zero_unlimited,
     "jobs.plan_max_bytes": smaller,
+    "store": trust_only,  # retention is the daemon's, read from the user's config only (daemon/retention.py)
 }
 
 
