@@ -149,8 +149,8 @@ class Daemon:
             await self._stop.wait()
         finally:
             log.info("stopping")
+            await service.retention.close()  # first: a gc under way ends after its batch, not after the rest
             await server.close()
-            await service.retention.close()
             await watcher.close()
             await jobs.close()
             await scheduler.close()

@@ -109,7 +109,7 @@ def collect(db_path: Path, keep_days: float, *, dry_run: bool = False, vacuum: b
                 db.execute(f"UPDATE tasks SET info = json_set(info, '$.pruned_at', ?) "
                            f"WHERE id IN ({marks}) AND json_valid(info)", (stamp, *still))
         if not dry_run and tasks:
-            vacuumed = _give_back(db, vacuum)
+            vacuumed = _give_back(db, vacuum, stop)
     finally:
         db.close()
     after = _db_bytes(db_path)
@@ -118,12 +118,12 @@ def collect(db_path: Path, keep_days: float, *, dry_run: bool = False, vacuum: b
                       freed_bytes=max(0, before - after), vacuumed=vacuumed)
 
 
-def _give_back(db: sqlite3.Connection, vacuum: bool) -> bool:
+def _give_back(db: sqlite3.Connection, vacuum: bool, stop: threading.Event | None = None) -> bool:
     """Return free pages to the file system; True if that took a full VACUUM."""
     vacuumed = False
     mode = int(db.execute("PRAGMA auto_vacuum").fetchone()[0])
     if mode == 2:  # incremental: in short steps, each its own transaction
-        while int(db.execute("PRAGMA freelist_count").fetchone()[0]) > 0:
+        while int(db.execute("PRAGMA freelist_count").fetchone()[0]) > 0 and not (stop and stop.is_set()):
             db.execute(f"PRAGMA incremental_vacuum({VACUUM_STEP})").fetchall()
     elif vacuum:
         free = int(db.execute("PRAGMA freelist_count").fetchone()[0])
