@@ -70,7 +70,8 @@ def summarize_stored(db: sqlite3.Connection, by: ReceiptGrouping, since: float |
     record cannot be read are skipped, as `Store.receipts` skips them."""
     first = 0
     if int(db.execute("SELECT COUNT(*) FROM receipts").fetchone()[0]) > limit:
-        first = int(db.execute("SELECT id FROM receipts ORDER BY id DESC LIMIT 1 OFFSET ?", (limit - 1,)).fetchone()[0])
+        first = int(db.execute("SELECT id FROM receipts INDEXED BY receipts_id ORDER BY id DESC LIMIT 1 OFFSET ?",
+                               (limit - 1,)).fetchone()[0])
     sql = (f"SELECT {_KEY_SQL[by]} AS k, COUNT(*), COUNT(DISTINCT task_id), SUM(r_tokens_in), SUM(r_tokens_out), "
            "SUM(cost_usd), SUM(r_priced = 0) FROM receipts INDEXED BY receipts_sums "
            "WHERE r_model IS NOT NULL AND id >= ? AND created_at >= ? GROUP BY k")

@@ -77,6 +77,7 @@ CREATE INDEX IF NOT EXISTS tasks_seq ON tasks(seq);
 CREATE INDEX IF NOT EXISTS tasks_state_seq ON tasks(state, seq);
 CREATE INDEX IF NOT EXISTS tasks_workspace_seq ON tasks(workspace, seq);
 CREATE INDEX IF NOT EXISTS receipts_run ON receipts(run_id);
+CREATE INDEX IF NOT EXISTS receipts_id ON receipts(id);  -- the newest N by id, without reading the records
 CREATE INDEX IF NOT EXISTS tasks_job ON tasks(json_extract(CASE WHEN json_valid(info) THEN info END, '$.job_id'))
     WHERE json_extract(CASE WHEN json_valid(info) THEN info END, '$.job_id') IS NOT NULL;
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -145,8 +145,8 @@ def make_old(db_path: Path) -> None:
     """Take the store back to how the daemon left it before retention and the history indexes."""
     db = sqlite3.connect(db_path, isolation_level=None)
     try:
-        for name in ("tasks_seq", "tasks_state_seq", "tasks_workspace_seq", "receipts_run", "tasks_job",
-                     "receipts_sums"):
+        for name in ("tasks_seq", "tasks_state_seq", "tasks_workspace_seq", "receipts_run", "receipts_id",
+                     "tasks_job", "receipts_sums"):
             db.execute(f"DROP INDEX IF EXISTS {name}")
         for (column,) in db.execute("SELECT name FROM pragma_table_xinfo('receipts') WHERE name LIKE 'r\\_%' "
                                     "ESCAPE '\\'").fetchall():
