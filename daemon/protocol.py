@@ -590,7 +590,7 @@ class GcResult(Model):
     db_bytes_before: int  # the database and its write-ahead log
     db_bytes_after: int
     freed_bytes: int  # given back to the file system
-    vacuumed: bool = False  # a full VACUUM ran (once per older store, turning on incremental vacuum)
+    vacuumed: bool = False  # a full VACUUM ran (a gc that freed much of the file, with nothing running)
 
 
 # ---------------------------------------------------------------- events

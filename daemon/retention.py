@@ -8,8 +8,9 @@ are never touched, whatever their age.
 
 The work runs in a thread on a connection of its own, in short transactions that check each task's
 state again, so the daemon keeps serving and a task cannot change state under it. Freed pages go back
-to the file system by incremental vacuum; an older store (made without it) is converted by one
-VACUUM when a gc frees over a fifth of it and nothing is queued or running.
+to the file system: by one VACUUM when a gc frees over a fifth of the file and nothing is queued
+or running (which also turns on incremental vacuum in an older store), else in short incremental
+steps.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ log = logging.getLogger(__name__)
 DAY_S = 86400.0
 REVIEWED = ("APPLIED", "REJECTED", "CANCELLED", "FAILED")
 BATCH = 200  # tasks per transaction: a few ms of the write lock each
-VACUUM_FRACTION = 0.2  # of the file's pages free before an older store is VACUUMed
-VACUUM_STEP = 2048  # pages per incremental vacuum step
+VACUUM_FRACTION = 0.2  # of the file's pages free before a full VACUUM
+VACUUM_STEP = 256  # pages per incremental vacuum step: a short hold of the write lock
 FIRST_RUN_S = 120.0  # the daily run starts this long after the daemon, not during its start
 _IN = ",".join("?" * len(REVIEWED))
 
@@ -119,19 +120,22 @@ def collect(db_path: Path, keep_days: float, *, dry_run: bool = False, vacuum: b
 
 
 def _give_back(db: sqlite3.Connection, vacuum: bool, stop: threading.Event | None = None) -> bool:
-    """Return free pages to the file system; True if that took a full VACUUM."""
+    """Return free pages to the file system; True if that took a full VACUUM.
+
+    A gc that frees a large part of the file (the first one on a long history) VACUUMs when nothing is
+    queued or running: rewriting what is left is far quicker than moving it page by page, and it turns
+    on incremental vacuum in a store made without it. Smaller runs (a day's worth) free their pages in
+    short incremental steps, each its own transaction, and an older store keeps them for reuse."""
+    free = int(db.execute("PRAGMA freelist_count").fetchone()[0])
+    pages = int(db.execute("PRAGMA page_count").fetchone()[0])
     vacuumed = False
-    mode = int(db.execute("PRAGMA auto_vacuum").fetchone()[0])
-    if mode == 2:  # incremental: in short steps, each its own transaction
+    if vacuum and pages and free / pages > VACUUM_FRACTION:
+        db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect with this VACUUM
+        db.execute("VACUUM")
+        vacuumed = True
+    elif int(db.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
         while int(db.execute("PRAGMA freelist_count").fetchone()[0]) > 0 and not (stop and stop.is_set()):
             db.execute(f"PRAGMA incremental_vacuum({VACUUM_STEP})").fetchall()
-    elif vacuum:
-        free = int(db.execute("PRAGMA freelist_count").fetchone()[0])
-        pages = int(db.execute("PRAGMA page_count").fetchone()[0])
-        if pages and free / pages > VACUUM_FRACTION:
-            db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect with this VACUUM
-            db.execute("VACUUM")
-            vacuumed = True
     with contextlib.suppress(sqlite3.OperationalError):  # a reader may hold the log; the next checkpoint trims it
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     return vacuumed

@@ -49,6 +49,6 @@ async def cmd_gc(args: argparse.Namespace, c: PasClient) -> int:
     else:
         text = (f"removed the diffs of {what}; receipts and task summaries kept\n"
                 f"database {mb(r.db_bytes_before)} -> {mb(r.db_bytes_after)}, {mb(r.freed_bytes)} freed"
-                + (" (vacuumed once: later runs free space in steps)" if r.vacuumed else ""))
+                + (" (with a VACUUM)" if r.vacuumed else ""))
     out(args, r, text)
     return 0
