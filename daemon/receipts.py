@@ -66,7 +66,7 @@ _KEY_SQL: dict[str, str] = {
 def summarize_stored(db: sqlite3.Connection, by: ReceiptGrouping, since: float | None = None,
                      limit: int = 100_000) -> ReceiptSummary:
     """`summarize` over the newest `limit` stored receipts, summed by SQLite from one covering index
-    (daemon/store.py: RECEIPT_KEYS): a year of receipts is not read record by record. Receipts whose
+    (daemon/history_schema.py: RECEIPT_KEYS): a year of receipts is not read record by record. Receipts whose
     record cannot be read are skipped, as `Store.receipts` skips them."""
     first = 0
     if int(db.execute("SELECT COUNT(*) FROM receipts").fetchone()[0]) > limit:

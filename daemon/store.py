@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from daemon import history_schema
 from daemon.private import create_private, private_dir, private_files
 from daemon.protocol import HunkState, Receipt, TaskInfo, TaskState
 
@@ -69,25 +70,6 @@ CREATE TABLE IF NOT EXISTS spend (
 );
 """
 
-# What a year of history needs (bench/history.py): newest-first pages with or without a state or
-# workspace filter, MAX(seq) for the next task, without reading every row. Kept apart from SCHEMA
-# and created on every open, so a store made before them gains them at its next start.
-HISTORY_SCHEMA = """
-CREATE INDEX IF NOT EXISTS tasks_seq ON tasks(seq);
-CREATE INDEX IF NOT EXISTS tasks_state_seq ON tasks(state, seq);
-CREATE INDEX IF NOT EXISTS tasks_workspace_seq ON tasks(workspace, seq);
-CREATE INDEX IF NOT EXISTS receipts_run ON receipts(run_id);
-CREATE INDEX IF NOT EXISTS receipts_id ON receipts(id);  -- the newest N by id, without reading the records
-CREATE INDEX IF NOT EXISTS tasks_job ON tasks(json_extract(CASE WHEN json_valid(info) THEN info END, '$.job_id'))
-    WHERE json_extract(CASE WHEN json_valid(info) THEN info END, '$.job_id') IS NOT NULL;
-CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-# Receipt fields `pasd receipts --by` sums, as generated columns read from the stored JSON (NULL if it
-# is not JSON) and kept in one covering index, so the sums read the index and not a year of records.
-RECEIPT_KEYS = {"r_model": "$.provider.model", "r_job": "$.job_id", "r_tier": "$.tier",
-                "r_tokens_in": "$.tokens.input", "r_tokens_out": "$.tokens.output", "r_priced": "$.priced"}
-RECEIPT_SUMS_INDEX = ("CREATE INDEX IF NOT EXISTS receipts_sums ON receipts(r_model, r_job, r_tier, created_at, "
-                      "task_id, cost_usd, r_tokens_in, r_tokens_out, r_priced)")
 OPEN_STATES = ("QUEUED", "RUNNING", "REVIEW", "CONFLICT")
 
 
@@ -160,18 +142,7 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
-        self.db.executescript(HISTORY_SCHEMA)
-        self._receipt_keys()
-
-    def _receipt_keys(self) -> None:
-        """Add the generated receipt columns and their index to a store made before them (once)."""
-        have = {row[1] for row in self.db.execute("PRAGMA table_xinfo(receipts)")}
-        missing = [name for name in RECEIPT_KEYS if name not in have]
-        with self.transaction():
-            for name in missing:
-                self.db.execute(f"ALTER TABLE receipts ADD COLUMN {name} GENERATED ALWAYS AS (CASE WHEN "
-                                f"json_valid(data) THEN json_extract(data, '{RECEIPT_KEYS[name]}') END) VIRTUAL")
-            self.db.execute(RECEIPT_SUMS_INDEX)
+        history_schema.add(self.db)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
