@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -35,6 +36,16 @@ BATCH = 200  # tasks per transaction: a few ms of the write lock each
 VACUUM_FRACTION = 0.2  # of the file's pages free before a full VACUUM
 VACUUM_STEP = 256  # pages per incremental vacuum step: a short hold of the write lock
 FIRST_RUN_S = 120.0  # the daily run starts this long after the daemon, not during its start
+FIRST_RUN_ENV = "PASD_GC_FIRST_S"  # another delay (the tests use 0)
+
+
+def first_delay() -> float:
+    """FIRST_RUN_S, or the delay PASD_GC_FIRST_S names (a bad value is ignored)."""
+    try:
+        value = float(os.environ.get(FIRST_RUN_ENV, FIRST_RUN_S))
+    except ValueError:
+        return FIRST_RUN_S
+    return value if 0 <= value <= DAY_S else FIRST_RUN_S
 _IN = ",".join("?" * len(REVIEWED))
 
 
@@ -162,18 +173,17 @@ class Retention:
                      result.freed_bytes, " with a VACUUM" if result.vacuumed else "")
         return result
 
-    def start(self, first_delay: float = FIRST_RUN_S) -> None:
-        self._task = asyncio.create_task(self._daily(first_delay), name="retention")
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._daily(first_delay()), name="retention")
 
     async def _daily(self, delay: float) -> None:
         while True:
             await asyncio.sleep(delay)
             delay = DAY_S
-            keep = self.keep_days()
-            if keep is None:
-                continue
             try:
-                await self.run(keep)
+                keep = self.keep_days()
+                if keep is not None:
+                    await self.run(keep)
             except Exception:  # the next day tries again; the daemon serves on
                 log.exception("gc: the daily run failed")
 

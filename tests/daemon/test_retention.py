@@ -4,6 +4,7 @@ nothing; a workspace's .pas.toml cannot set retention; a store made before all t
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -193,3 +194,22 @@ async def test_a_store_from_before_still_loads(make_daemon: DaemonFactory, repo:
         assert {"tasks_seq", "tasks_state_seq", "receipts_sums"} <= names
     finally:
         db.close()
+
+
+async def test_the_daemon_runs_gc_itself_when_keep_days_is_set(make_daemon: DaemonFactory, repo: Path) -> None:
+    d = make_daemon(workers=1, store={"keep_days": 0})
+    async with d.client() as c:
+        done = (await c.reject(p.ReviewParams(task_id=(await reviewed(c, repo)).id))).task
+        waiting = await reviewed(c, repo, "util.py")
+        before = await stored(c, waiting.id)
+    d.stop()
+    d.env["PASD_GC_FIRST_S"] = "0"  # the daily run, at once instead of two minutes after the start
+    d.start()
+    async with d.client() as c:
+        for _ in range(3000):  # until the run has been (a few seconds at most)
+            if (await c.get(done.id)).pruned_at is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert (await c.diff(done.id)).pruned_at is not None
+        assert await stored(c, waiting.id) == before and (await c.get(waiting.id)).pruned_at is None
+    assert "gc: removed the stored diffs of 1 tasks" in d.log.read_text()
