@@ -316,7 +316,8 @@ class JobManager:
         ms = settings.model_settings(model)
         spec = ModelSpec(model=model, api_base=job.api_base or ms.api_base, api_key_env=ms.api_key_env,
                          params=ms.params, input_cost_per_token=ms.input_cost_per_token,
-                         output_cost_per_token=ms.output_cost_per_token)
+                         output_cost_per_token=ms.output_cost_per_token,
+                         cached_input_cost_per_token=ms.cached_input_cost_per_token)
         await llm.ensure_loaded()
         llm.validate(spec)
         messages = planning.plan_messages(workspace, job.instruction, job.files, settings.jobs.max_tasks,

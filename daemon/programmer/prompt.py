@@ -34,6 +34,8 @@ def _fence(content: str) -> str:
 
 
 def build_messages(spec: TaskSpec, contents: dict[str, str | None]) -> list[dict[str, str]]:
+    """The system text, then one user message: the stable part first (files), the task-specific
+    tail last (selection, instruction), so providers can cache the prefix (see `stable_end`)."""
     parts: list[str] = []
     for path in spec.files:
         content = contents.get(path)
@@ -49,6 +51,19 @@ def build_messages(spec: TaskSpec, contents: dict[str, str | None]) -> list[dict
                      "(apply the instruction to these lines)\n")
     parts.append(f"### INSTRUCTION\n{spec.instruction.strip()}\n")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(parts)}]
+
+
+def stable_end(text: str) -> int:
+    """Where the task-specific tail (selection, instruction) of a first user message begins; 0 if
+    none is found. Only the cache mark moves with it, never the text, so a stray header inside a
+    file or an instruction costs cache hits, not correctness."""
+    cut = text.rfind("\n### INSTRUCTION\n")
+    if cut < 0:
+        return 0
+    sel = text.rfind("\n### SELECTION: ", 0, cut)
+    if sel >= 0 and "\n### FILE: " not in text[sel:cut]:
+        cut = sel
+    return cut + 1
 
 
 def repair_message(problems: list[str], check_output: str | None,
