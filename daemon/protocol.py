@@ -596,8 +596,9 @@ class ProgressEvent(Model):
     programmer: str | None = None
     phase: str  # queued | snapshot | model | edit | check | diff | done
     message: str
-    tokens: int | None = None  # while a reply streams: output tokens so far (exact once it ends)
-    edit_blocks: int | None = None  # while a reply streams: complete SEARCH/REPLACE blocks so far
+    tokens: int | None = None  # a model reply's output tokens so far (estimated while streaming)
+    edit_blocks: int | None = None  # a model reply's complete SEARCH/REPLACE blocks so far
+    streaming: bool = False  # the reply is still arriving; False with `tokens` set: the provider's count
 
 
 class ReceiptEvent(Model):

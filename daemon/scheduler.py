@@ -359,4 +359,4 @@ def _streaming(task_id: str, programmer: str, message: str) -> ProgressEvent:
     blocks = f"{s.blocks} edit block{'' if s.blocks == 1 else 's'}"
     text = f"received {s.tokens} tokens, {blocks}" if s.final else f"receiving: ~{s.tokens} tokens, {blocks}"
     return ProgressEvent(task_id=task_id, programmer=programmer, phase="model", message=text,
-                         tokens=s.tokens, edit_blocks=s.blocks)
+                         tokens=s.tokens, edit_blocks=s.blocks, streaming=not s.final)

@@ -4,6 +4,11 @@ chunk, a cancel that closes the provider's HTTP stream, and cached prompt tokens
 from __future__ import annotations
 
 import asyncio
+import os
+import pty
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +180,41 @@ def test_anthropic_prompts_mark_the_end_of_their_stable_prefix() -> None:
     assert stable_end(bare[1]["content"]) == 0
     assert llm.cache_marked("anthropic/claude-sonnet-4-5", bare)[0]["content"][0]["cache_control"] == {
         "type": "ephemeral"}
+
+
+def test_submit_wait_shows_the_token_count(daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    offline.script([{"content": ANSWER, "completion_tokens": 321, "chunk_latency": 0.04}])
+    r = subprocess.run([sys.executable, "-m", "daemon", "submit", "type them", "--file", "app.py", "--file", "util.py",
+                        "--wait"], env=daemon.env, cwd=repo, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if "tokens" in line]
+    # not a terminal: one line for the reply, with the provider's count
+    assert len(lines) == 1 and lines[0].endswith("model: received 321 tokens, 3 edit blocks"), r.stderr
+
+
+def test_submit_wait_on_a_terminal_counts_tokens_live(daemon: DaemonProcess, offline: OfflineModel,
+                                                      repo: Path) -> None:
+    offline.script([{"content": ANSWER, "completion_tokens": 321, "chunk_latency": 0.04}])
+    leader, follower = pty.openpty()
+    with subprocess.Popen([sys.executable, "-m", "daemon", "submit", "type them", "--file", "app.py", "--file",
+                           "util.py", "--wait"], env=daemon.env, cwd=repo, stdout=subprocess.DEVNULL,
+                          stderr=follower) as proc:
+        os.close(follower)
+        shown = b""
+        while chunk := _read(leader):
+            shown += chunk
+        assert proc.wait(60) == 0, shown
+    os.close(leader)
+    text = shown.decode()
+    live = re.findall(r"\r\x1b\[K[^\r\n]*model: receiving: ~(\d+) tokens, (\d) edit blocks?", text)
+    assert len(live) >= 2, text  # the line was rewritten in place as the reply arrived
+    counts = [int(n) for n, _ in live]
+    assert counts == sorted(counts) and counts[0] < counts[-1]
+    assert "model: received 321 tokens, 3 edit blocks\r\n" in text  # the final count ends the line
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the other side has closed
+        return b""
