@@ -137,6 +137,9 @@ async def test_cached_prompt_tokens_are_recorded_and_priced(make_daemon: DaemonF
     expected = (t.input - cached) * IN_COST + cached * CACHED_COST + out * OUT_COST
     assert receipt.cost_usd == pytest.approx(expected, abs=1e-6)  # the receipt rounds to 6 decimals
     assert receipt.cost_usd < round(t.input * IN_COST + out * OUT_COST, 6)
+    shown = subprocess.run([sys.executable, "-m", "daemon", "receipts", "--task", task.id], env=d.env,
+                           capture_output=True, text=True, timeout=60)
+    assert f"{t.input} ({cached} cached)" in shown.stdout, shown.stdout + shown.stderr
 
 
 async def test_litellm_prices_cached_tokens_from_its_table(make_daemon: DaemonFactory, offline: OfflineModel,
