@@ -130,7 +130,7 @@ async def test_prompt_cache_reports_the_prefix_seen_before(srv: OfflineModel) ->
     assert first == 0 and second == len("be brief" + "x" * 400) // 4
     assert third == len("be brief") // 4  # only the system text is shared
     assert r.usage.prompt_tokens_details.cached_tokens == third
-    srv.script([{"cached_tokens": 7}])  # or a script says how many
+    srv.script([{"cached_tokens": 7, "prompt_tokens": 50}])  # or a script says how many
     assert (await ask(srv)).usage.prompt_tokens_details.cached_tokens == 7
 
 
