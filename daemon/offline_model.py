@@ -118,6 +118,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     model: OfflineModel
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            return  # a client hanging up (a cancelled stream) is what clients do, not a server error
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects from a real provider
