@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 
 from daemon import protocol as p
-from daemon.cli.lifecycle import ensure_daemon, running
+from daemon.cli.lifecycle import running
 from daemon.cli.output import table
-from daemon.client import EventStream, PasClient
+from daemon.client import EventStream, PasClient, ensure_daemon
 from daemon.config import OFFLINE_MODEL
 from daemon.offline_model import OfflineModel
 from daemon.testing import make_repo

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 
 from daemon import protocol as p
 from daemon.cli.args import workspace_root
-from daemon.cli.output import ago, out, table
-from daemon.client import PasClient
+from daemon.cli.output import ago, out, state, table
+from daemon.client import PasClient, ensure_daemon
 from daemon.errors import DaemonUnavailable, PasError
 
 
@@ -22,20 +21,6 @@ async def running() -> p.HelloResult | None:
             return await c.hello()
     except DaemonUnavailable:
         return None
-
-
-async def ensure_daemon(workers: int | None = None, quiet: bool = False,
-                        socket: str | None = None, pool_argv: list[str] | None = None) -> p.HelloResult:
-    """Start the daemon in the background unless one answers; returns once the socket is ready."""
-    from daemon import launch
-
-    if socket:
-        os.environ["PASD_SOCKET"] = socket
-    try:
-        found = await asyncio.to_thread(launch.start, workers, quiet, extra=pool_argv)
-    except launch.LaunchError as exc:
-        raise PasError(str(exc)) from None
-    return p.HelloResult.model_validate(found)
 
 
 async def cmd_start(args: argparse.Namespace) -> int:
@@ -86,8 +71,9 @@ async def cmd_stop(args: argparse.Namespace) -> int:
 
 async def cmd_status(args: argparse.Namespace, c: PasClient) -> int:
     st = await c.status()
-    rows = [[pr.id, pr.state.value, pr.task_id or "-", pr.model or "-", ago(pr.busy_since) if pr.busy_since else "-",
-             str(pr.tasks_done), str(pr.failures)] for pr in st.programmers]
+    rows = [[pr.id, state(pr.state.value), pr.task_id or "-", pr.model or "-",
+             ago(pr.busy_since) if pr.busy_since else "-", str(pr.tasks_done), str(pr.failures)]
+            for pr in st.programmers]
     headers = ["PROGRAMMER", "STATE", "TASK", "MODEL", "BUSY", "DONE", "FAILURES"]
     if any(pr.node != "local" for pr in st.programmers):  # a remote backend: say where each one runs
         rows = [[*r, pr.node] for r, pr in zip(rows, st.programmers, strict=True)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from daemon import protocol as p
-from daemon.cli.output import out, table
+from daemon.cli.output import out, paint, table
 from daemon.client import PasClient
 from daemon.errors import PasError
 
@@ -16,7 +16,7 @@ async def cmd_receipts(args: argparse.Namespace, c: PasClient) -> int:
     rs = await c.receipts(p.ReceiptsParams(task_id=args.task, limit=args.limit))
     rows = [[r.task_id, str(r.attempt), r.provider.model, _tokens_in(r.tokens), _tokens_out(r.tokens),
              f"{r.cost_usd:.6f}" + ("" if r.priced else "*"), f"{r.wall_s:.2f}", str(r.files_changed),
-             f"+{r.lines_added}/-{r.lines_removed}", r.outcome] for r in rs]
+             f"+{r.lines_added}/-{r.lines_removed}", _outcome(r.outcome)] for r in rs]
     text = table(rows, ["TASK", "TRY", "MODEL", "TOK IN", "TOK OUT", "COST USD", "SECONDS", "FILES", "LINES",
                         "OUTCOME"]) if rs else "no receipts"
     if any(not r.priced for r in rs):
@@ -34,6 +34,10 @@ def _tokens_in(t: p.TokenUsage) -> str:
 
 def _tokens_out(t: p.TokenUsage) -> str:
     return f"{'~' if t.estimated else ''}{t.output}"
+
+
+def _outcome(text: str) -> str:
+    return paint(text, "red" if text.startswith("failed") else "yellow" if text == "review" else None)
 
 
 async def cmd_receipts_by(args: argparse.Namespace, c: PasClient) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.protocol import CheckRun, Receipt, RefusedEdit, Selection
 
@@ -28,10 +28,23 @@ class Limits(Spec):
     sandbox: Literal["auto", "bwrap", "off"] = "auto"
 
 
+class ContextSpec(Spec):
+    """What the model may read besides the task's files (programmer/reads.py)."""
+
+    max_reads: int = 3
+    read_max_bytes: int = 100_000
+    round_max_bytes: int = 300_000
+    deny: list[str] = []
+    unreachable: str | None = None  # set where the workspace cannot be read: every request is refused so
+    missing: str = "no such file in the workspace"  # what a request for an absent file is told
+
+
 class ModelSpec(Spec):
     model: str
     api_base: str | None = None
     api_key_env: str | None = None  # the variable's name; the key is read where the engine runs
+    # keys submitted with the task (variable -> value), for this model only; never in a receipt
+    keys: dict[str, str] = Field(default={}, repr=False)
     params: dict[str, Any] = {}
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
@@ -54,6 +67,7 @@ class TaskSpec(Spec):
     snapshot: Literal["auto", "worktree", "reuse", "copy"] = "auto"
     worktrees_dir: str
     limits: Limits = Limits()
+    context: ContextSpec = ContextSpec()
     secret_env: list[str] = []  # every variable an `api_key_env` setting names: redacted from check output
 
 

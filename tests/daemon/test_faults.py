@@ -55,7 +55,7 @@ async def run_one(c: PasClient, repo: Path) -> tuple[p.TaskInfo, list[p.Receipt]
     ({"status": 429, "retry_after": 1}, "failed: rate_limit"),
     ({"status": 500}, "failed: provider"),
     ({"status": 503}, "failed: provider"),
-    ({"fault": "reset"}, "failed: provider"),
+    ({"fault": "reset"}, "failed: connection"),
     ({"fault": "garbage"}, "failed: provider"),
     ({"fault": "hang", "latency": 30}, "failed: model_timeout"),
 ])
@@ -87,7 +87,8 @@ async def test_retries_are_bounded(fast: DaemonProcess, offline: OfflineModel, r
     ({"fault": "no_edits"}, "no_edits", "without any SEARCH/REPLACE edit"),
     ({"content": "app.py\n```\n<<<<<<< SEARCH\nnot in the file\n=======\nx\n>>>>>>> REPLACE\n```\n"},
      "edits_failed", "no edit applied"),
-    ({"content": "app.py\n```\n<<<<<<< SEARCH\ndef add(a, b):\n=======\n"}, "edits_failed", "malformed"),
+    ({"content": "app.py\n```\n<<<<<<< SEARCH\ndef add(a, b):\n=======\n"}, "edits_failed",
+     "has no >>>>>>> REPLACE line"),
 ])
 async def test_permanent_faults_fail_with_a_readable_reason(single: DaemonProcess, offline: OfflineModel,
                                                             repo: Path, fault: dict[str, object], reason: str,
