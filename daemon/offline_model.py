@@ -346,7 +346,10 @@ class _Handler(BaseHTTPRequestHandler):
             chunk_chars = spec.get("chunk_chars")
             chunks = _chunks(head, content, usage if include_usage else None,
                              int(chunk_chars) if chunk_chars else None)
-            entry["response"] = {"stream": True, "chunks": chunks}
+            # logged as the answer it adds up to (as unstreamed), with the chunks it went out in
+            message = {"role": "assistant", "content": content}
+            entry["response"] = {**head, "object": "chat.completion", "usage": usage, "stream": True, "chunks": chunks,
+                                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
             entry["sent_chunks"] = 0
             entry["disconnected"] = False
             model._log(entry)
