@@ -16,7 +16,7 @@ from daemon.programmer import llm, snapshot
 from daemon.programmer.check import require_sandbox, run_check
 from daemon.programmer.edits import EditFormatError, SearchNotFound, apply_edit, parse_edits
 from daemon.programmer.guard import command_allowed, normalize, refuse_path
-from daemon.programmer.prompt import build_messages, repair_message
+from daemon.programmer.prompt import build_messages, repair_message, revision_message
 from daemon.programmer.spec import EngineResult, FileChange, ProviderFault, TaskFailed, TaskSpec
 from daemon.protocol import CheckRun, ProviderSnapshot, Receipt, RefusedEdit, TokenUsage
 
@@ -77,6 +77,7 @@ class _Tally:
             check=check, check_rounds=len(self.checks), refused=list(self.refused),
             checks=[c.model_copy(update={"output": c.output[-2000:]}) for c in self.checks],
             outcome=outcome, created_at=time.time(),
+            revision=spec.revision.number if spec.revision else 0,
         )
 
 
@@ -133,7 +134,11 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
     allowed = set(spec.files)
     base: dict[str, str | None] = dict(snap.base)
     contents: dict[str, str | None] = dict(snap.base)
-    messages = build_messages(spec, contents)
+    if spec.revision is not None:
+        messages = await _resume(spec, snap, base, contents)
+        allowed |= {c.path for c in spec.revision.files}
+    else:
+        messages = build_messages(spec, contents)
     limits = spec.limits
     problems: list[str] = []
     for round_no in range(limits.max_rounds + 1):
@@ -202,7 +207,23 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
             raise TaskFailed("edits_failed", "no edit applied: " + "; ".join(problems)[:800])
         raise TaskFailed("no_change", "the model's edits change nothing")
     return EngineResult(changes=changes, receipt=tally.receipt("review", changes),
-                        checks=tally.checks, refused=tally.refused)
+                        checks=tally.checks, refused=tally.refused, messages=messages)
+
+
+async def _resume(spec: TaskSpec, snap: snapshot.Snapshot, base: dict[str, str | None],
+                  contents: dict[str, str | None]) -> list[dict[str, str]]:
+    """A revision starts where the proposal left off: the snapshot holds the proposed files (whatever
+    the user's tree holds now), their base is the task's original base, and the conversation goes on."""
+    rev = spec.revision
+    assert rev is not None
+    allowed = set(spec.files) | {c.path for c in rev.files}
+    for ch in rev.files:
+        if why := refuse_path(snap.root, ch.path, allowed, spec.allow_files):
+            raise TaskFailed("guardrail", f"cannot revise {ch.path}: {why}")
+        base[ch.path] = None if ch.created else ch.base
+        contents[ch.path] = ch.proposed
+        await asyncio.to_thread(_write, snap.root / ch.path, ch.proposed)
+    return [*rev.messages, revision_message(rev.comment, rev.hunks, contents)]
 
 
 def _unusable(exc: snapshot.UnusableFile) -> TaskFailed:

@@ -1,0 +1,188 @@
+"""Revise: a proposal in review goes back to its Programmer with a comment and returns as a new diff."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon import protocol as p
+from daemon.errors import GuardrailRefused, InvalidParams, InvalidState
+from daemon.offline_model import OfflineModel
+from daemon.testing import DaemonFactory, DaemonProcess, block
+
+HINTS = block("app.py", "def sub(a, b):\n", "def sub(a: int, b: int) -> int:\n")
+# builds on the proposal: its SEARCH only matches the file as the first answer left it
+NONE_TOO = block("app.py", "def sub(a: int, b: int) -> int:\n    return a - b\n",
+                 "def sub(a: int | None, b: int) -> int:\n    return (a or 0) - b\n")
+TWO_HUNKS = (block("app.py", "def add(a, b):\n", "def add(a: int, b: int) -> int:\n")
+             + block("util.py", "def mul(a, b):\n", "def mul(a: int, b: int) -> int:\n"))
+
+
+def submit(repo: Path, **kw: Any) -> p.SubmitParams:
+    return p.SubmitParams.model_validate(
+        {"workspace": str(repo), "instruction": "add type hints to sub", "files": ["app.py"], **kw})
+
+
+def chat(offline: OfflineModel) -> list[list[dict[str, str]]]:
+    """The messages of every chat request the model received, in order."""
+    return [r["messages"] for r in offline.requests]
+
+
+async def test_revise_continues_the_conversation_and_returns_a_diff_on_the_base(
+        daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    offline.script([{"content": HINTS}, {"content": NONE_TOO}])
+    base = (repo / "app.py").read_text()
+    async with daemon.client() as c:
+        task = await c.wait((await c.submit(submit(repo))).id)
+        assert task.state is p.TaskState.REVIEW and task.revision == 0
+
+        asked = await c.revise(p.ReviseParams(task_id=task.id, comment="also handle None"))
+        assert asked.state is p.TaskState.QUEUED and asked.revision == 1
+        task = await c.wait(task.id)
+        assert task.state is p.TaskState.REVIEW, task.error
+        assert task.revision == 1 and task.error is None
+
+        # the model got the whole first conversation, its own answer, then the comment
+        first, second = chat(offline)
+        assert second[: len(first)] == first
+        assert second[len(first)] == {"role": "assistant", "content": HINTS}
+        request = second[len(first) + 1]
+        assert request["role"] == "user" and len(second) == len(first) + 2
+        assert "### INSTRUCTION\nalso handle None" in request["content"]
+        assert "def sub(a: int, b: int) -> int:" in request["content"]  # the file as proposed
+
+        # one diff from the original base to the revised proposal
+        d = await c.diff(task.id)
+        assert "-def sub(a, b):\n-    return a - b\n+def sub(a: int | None, b: int) -> int:\n" in d.diff
+        assert "b: int) -> int:\n+    return (a or 0) - b" in d.diff
+        assert [h.id for f in d.files for h in f.hunks] == [1]
+
+        # a receipt per round, linked to the task and numbered
+        receipts = sorted(await c.receipts(p.ReceiptsParams(task_id=task.id)), key=lambda r: r.attempt)
+        assert [(r.task_id, r.revision, r.outcome) for r in receipts] == [(task.id, 0, "review"),
+                                                                           (task.id, 1, "review")]
+        assert task.cost_usd == round(sum(r.cost_usd for r in receipts), 6) > 0
+
+        assert (repo / "app.py").read_text() == base  # nothing written before approval
+        res = await c.approve(p.ReviewParams(task_id=task.id))
+        assert res.task.state is p.TaskState.APPLIED
+    assert (repo / "app.py").read_text() == base.replace(
+        "def sub(a, b):\n    return a - b\n", "def sub(a: int | None, b: int) -> int:\n    return (a or 0) - b\n")
+
+
+async def test_revise_quotes_the_chosen_hunks(daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    offline.script([{"content": TWO_HUNKS}])  # the revision gets the offline model's own answer
+    async with daemon.client() as c:
+        task = await c.wait((await c.submit(submit(repo, instruction="add type hints",
+                                                   files=["app.py", "util.py"]))).id)
+        d = await c.diff(task.id)
+        assert [h.id for f in d.files for h in f.hunks] == [1, 2]
+        await c.revise(p.ReviseParams(task_id=task.id, comment="name the types in a comment", hunks=[2]))
+        task = await c.wait(task.id)
+        assert task.state is p.TaskState.REVIEW and task.revision == 1, task.error
+        request = chat(offline)[-1][-1]["content"]
+        quoted = request.split("### FILE:")[0]
+        assert ("--- a/util.py\n+++ b/util.py\n@@ -1,2 +1,2 @@\n-def mul(a, b):\n"
+                "+def mul(a: int, b: int) -> int:") in quoted
+        assert "def add" not in quoted
+        # the offline model's own answer edits the proposed files: the new diff holds both rounds
+        d = await c.diff(task.id)
+        assert "+# pas: name the types in a comment\n+def add(a: int, b: int) -> int:" in d.diff
+        assert "+def mul(a: int, b: int) -> int:" in d.diff
+
+
+async def test_revise_only_from_review_with_a_sound_comment(daemon: DaemonProcess, offline: OfflineModel,
+                                                            repo: Path) -> None:
+    offline.script([{"content": HINTS}])
+    async with daemon.client() as c:
+        task = await c.wait((await c.submit(submit(repo))).id)
+        with pytest.raises(InvalidParams, match="has no hunk 7"):
+            await c.revise(p.ReviseParams(task_id=task.id, comment="x", hunks=[7]))
+        for bad in ({"comment": "   "}, {"comment": "x" * (p.MAX_COMMENT_CHARS + 1)}):
+            with pytest.raises(InvalidParams, match="comment"):
+                await c.call("task.revise", _Raw(task_id=task.id, **bad))
+        await c.reject(p.ReviewParams(task_id=task.id))
+        with pytest.raises(InvalidState, match="is REJECTED; only a task awaiting review"):
+            await c.revise(p.ReviseParams(task_id=task.id, comment="try again"))
+        assert (await c.get(task.id)).state is p.TaskState.REJECTED
+
+
+class _Raw(p.Model):
+    """Params as a careless client would send them, past the client-side model's checks."""
+
+    model_config = p.ConfigDict(extra="allow")
+
+
+async def test_budget_covers_every_revision(daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    # 1000 prompt tokens cost $0.001: the first round spends the whole $0.001 budget
+    offline.script([{"content": HINTS, "prompt_tokens": 1000, "completion_tokens": 10}])
+    async with daemon.client() as c:
+        task = await c.wait((await c.submit(submit(repo, budget_usd=0.001))).id)
+        assert task.state is p.TaskState.REVIEW and task.cost_usd >= 0.001
+        with pytest.raises(GuardrailRefused, match=r"spent \$0\.00102\d* of its \$0\.001 budget"):
+            await c.revise(p.ReviseParams(task_id=task.id, comment="also handle None"))
+        again = await c.get(task.id)
+        assert again.state is p.TaskState.REVIEW and again.revision == 0
+    assert len(offline.requests) == 1
+
+
+async def test_a_failed_revision_leaves_the_proposal_in_review(daemon: DaemonProcess, offline: OfflineModel,
+                                                               repo: Path) -> None:
+    offline.script([{"content": HINTS}, {"fault": "no_edits"}])
+    async with daemon.client() as c:
+        task = await c.wait((await c.submit(submit(repo))).id)
+        before = (await c.diff(task.id)).diff
+        await c.revise(p.ReviseParams(task_id=task.id, comment="also handle None"))
+        task = await c.wait(task.id, until={p.TaskState.REVIEW})
+        assert task.reason == "revision_no_edits"
+        assert task.error is not None and task.error.startswith("revision 1 failed: the model answered without")
+        assert (await c.diff(task.id)).diff == before
+        receipts = sorted(await c.receipts(p.ReceiptsParams(task_id=task.id)), key=lambda r: r.attempt)
+        assert [(r.revision, r.outcome) for r in receipts] == [(0, "review"), (1, "failed: no_edits")]
+        # the next revise starts again from the proposal's conversation, not the failed one
+        offline.script([{"content": NONE_TOO}])
+        await c.revise(p.ReviseParams(task_id=task.id, comment="handle None, please"))
+        task = await c.wait(task.id, until={p.TaskState.REVIEW})
+        assert task.revision == 2 and task.error is None
+        last = chat(offline)[-1]
+        assert [m["role"] for m in last] == ["system", "user", "assistant", "user"]
+        assert "handle None, please" in last[-1]["content"]
+        assert "+def sub(a: int | None, b: int) -> int:" in (await c.diff(task.id)).diff
+
+
+async def test_the_conversation_survives_a_restart(make_daemon: DaemonFactory, offline: OfflineModel,
+                                                   repo: Path) -> None:
+    d = make_daemon()
+    offline.script([{"content": HINTS}, {"content": NONE_TOO}])
+    async with d.client() as c:
+        task = await c.wait((await c.submit(submit(repo))).id)
+    d.restart()
+    async with d.client() as c:
+        await c.revise(p.ReviseParams(task_id=task.id, comment="also handle None"))
+        task = await c.wait(task.id)
+        assert task.state is p.TaskState.REVIEW and task.revision == 1, task.error
+        assert "+def sub(a: int | None, b: int) -> int:" in (await c.diff(task.id)).diff
+    first, second = chat(offline)
+    assert second[: len(first) + 1] == [*first, {"role": "assistant", "content": HINTS}]
+
+
+async def test_revise_works_on_the_snapshot_when_the_file_changed(daemon: DaemonProcess, offline: OfflineModel,
+                                                                  repo: Path) -> None:
+    offline.script([{"content": HINTS}, {"content": NONE_TOO}])
+    async with daemon.client() as c:
+        task = await c.wait((await c.submit(submit(repo))).id)
+        app = repo / "app.py"
+        app.write_text("# edited meanwhile\n" + app.read_text())
+        await c.revise(p.ReviseParams(task_id=task.id, comment="also handle None"))
+        task = await c.wait(task.id)
+        assert task.state is p.TaskState.REVIEW, task.error
+        request = chat(offline)[-1][-1]["content"]
+        assert "# edited meanwhile" not in request  # the proposal, not the user's file
+        d = await c.diff(task.id)
+        assert "# edited meanwhile" not in d.diff and "+def sub(a: int | None, b: int) -> int:" in d.diff
+        res = await c.approve(p.ReviewParams(task_id=task.id))  # the 3-way approve merges as always
+        assert res.task.state is p.TaskState.APPLIED
+    text = (repo / "app.py").read_text()
+    assert text.startswith("# edited meanwhile\n") and "def sub(a: int | None, b: int) -> int:" in text
