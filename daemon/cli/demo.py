@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 
 from daemon import protocol as p
+from daemon.cli.lifecycle import ensure_daemon
+from daemon.cli.output import table
 from daemon.client import EventStream, PasClient
 from daemon.config import OFFLINE_MODEL
 from daemon.offline_model import OfflineModel
@@ -33,8 +35,6 @@ TASKS = [
 
 
 async def run_demo(args: argparse.Namespace) -> int:
-    from daemon.cli import ensure_daemon, table
-
     root = Path(tempfile.mkdtemp(prefix="pasd-demo-"))
     repo = make_repo(root / "shop-repo", FILES)
     # an uncommitted edit: tasks see the user's tree as it is, not just what git has
