@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +189,27 @@ async def test_revise_works_on_the_snapshot_when_the_file_changed(daemon: Daemon
         assert res.task.state is p.TaskState.APPLIED
     text = (repo / "app.py").read_text()
     assert text.startswith("# edited meanwhile\n") and "def sub(a: int | None, b: int) -> int:" in text
+
+
+def pasd(d: DaemonProcess, repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "daemon", *args], env=d.env, cwd=repo, capture_output=True,
+                          text=True, timeout=120)
+
+
+async def test_cli_revise_waits_for_the_new_proposal(daemon: DaemonProcess, offline: OfflineModel,
+                                                     repo: Path) -> None:
+    offline.script([{"content": HINTS}, {"content": NONE_TOO}])
+    async with daemon.client() as c:
+        task = await c.wait((await c.submit(submit(repo))).id)
+    r = await asyncio.to_thread(pasd, daemon, repo, "revise", task.id, "also handle None", "--hunks", "1", "--wait")
+    assert r.returncode == 0, r.stderr
+    assert f"revision 1 of {task.id} queued; waiting" in r.stderr and "model:" in r.stderr
+    assert f"task {task.id} REVIEW (revision 1): 1 file, +2 -2" in r.stdout
+    assert "+def sub(a: int, b: int) -> int:" in chat(offline)[-1][-1]["content"]  # hunk 1 quoted
+
+    r = await asyncio.to_thread(pasd, daemon, repo, "revise", task.id, "   ")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "comment is blank" in r.stderr, r.stderr
+    await asyncio.to_thread(pasd, daemon, repo, "reject", task.id)
+    r = await asyncio.to_thread(pasd, daemon, repo, "revise", task.id, "again")
+    assert r.returncode == 1 and r.stderr == (f"pasd: task {task.id} is REJECTED; only a task awaiting review "
+                                              "(REVIEW or CONFLICT) can be revised\n")
