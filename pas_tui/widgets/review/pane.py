@@ -81,7 +81,8 @@ class ReviewPane(Vertical):
         self.query_one("#review-summary", Static).update(summary(task) if task else Text("no task", style="dim"))
         await self.hunks.show(diff, keep_choice=same)
         self.receipt.show(receipt)
-        self.border_subtitle = "n/p hunk · space choose · a approve · r reject" if diff and diff.files else ""
+        keys = "n/p hunk · space choose · a approve · r reject · v revise"
+        self.border_subtitle = keys if diff and diff.files else ""
 
     async def show_job(self, job: JobInfo, diff: JobDiffResult | None) -> None:
         """A job: its combined diff (every task's hunks, one after another) and its summed receipt."""
