@@ -23,6 +23,7 @@ from daemon.pool import Pool
 from daemon.private import make_undumpable, private_files, private_state
 from daemon.programmer import snapshot
 from daemon.review import Reviewer
+from daemon.revising import Reviser
 from daemon.routing import TierFallback
 from daemon.scheduler import Scheduler
 from daemon.server import RpcServer
@@ -131,6 +132,7 @@ class Daemon:
                           configs=self.configs, hello=hello, on_shutdown=self.request_stop)
         scheduler.fallback = TierFallback(store, self.configs.get)
         jobs = JobManager(service)
+        Reviser(service)
         private_files(self.state_dir)  # the job store's database (and its -wal) is made by now
         server = RpcServer(service, bus, self.socket_path)
         await server.start()

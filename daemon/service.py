@@ -23,7 +23,7 @@ from daemon.programmer.guard import command_allowed
 from daemon.programmer.spec import ModelSpec
 from daemon.review import Reviewer
 from daemon.scheduler import Scheduler
-from daemon.store import RevisionRequest, Store
+from daemon.store import Store
 
 Handler = Callable[[Any], Awaitable[BaseModel]]
 
@@ -63,7 +63,6 @@ class Service:
             "task.contents": self.contents,
             "task.approve": self.approve,
             "task.reject": self.reject,
-            "task.revise": self.revise,
             "receipts.list": self.receipts,
             "models.list": self.models,
             "daemon.shutdown": self.shutdown,
@@ -244,35 +243,6 @@ class Service:
     async def reject(self, params: p.ReviewParams) -> p.ReviewResult:
         task = self.task(params.task_id)
         return await self.reviewer.reject(task, params.model_copy(update={"task_id": task.id}))
-
-    async def revise(self, params: p.ReviseParams) -> p.TaskInfo:
-        """Send the proposal back to its Programmer with the reviewer's comment (and chosen hunks quoted)."""
-        async with self.reviewer.holding([self.task(params.task_id).id]):
-            task = self.task(params.task_id)  # as it is now, under the lock: an approve may have won
-            if not task.state.reviewable:
-                raise InvalidState(f"task {task.id} is {task.state.value}; only a task awaiting review "
-                                   "(REVIEW or CONFLICT) can be revised")
-            files = await self.reviewer.files_async(task)
-            hunks = {h.id: (ch.path, h) for ch, fd, _ in files for h in fd.hunks}
-            applied = sorted(i for i, (_, h) in hunks.items() if h.state is p.HunkState.APPLIED)
-            if applied:
-                raise InvalidState(f"hunk {', '.join(map(str, applied))} of task {task.id} is already applied; "
-                                   "a revision reworks a whole proposal: approve or reject the rest")
-            unknown = sorted(set(params.hunks or ()) - hunks.keys())
-            if unknown:
-                raise InvalidParams(f"task {task.id} has no hunk {', '.join(map(str, unknown))} "
-                                    f"(hunks are 1..{len(hunks)})")
-            if self.store.conversation(task.id) is None:
-                raise InvalidState(f"task {task.id} has no stored conversation (it ran on an older pasd); "
-                                   "submit it again with the comment added to the instruction")
-            g = self.configs.get(task.workspace).guardrails
-            budget = task.budget_usd if task.budget_usd is not None else g.task_budget_usd
-            if budget is not None and task.cost_usd >= budget:
-                raise GuardrailRefused(f"task {task.id} has spent ${task.cost_usd:.6f} of its ${budget:g} budget, "
-                                       "which covers its revisions too; nothing is left for another round")
-            quoted = [f"--- a/{path}\n+++ b/{path}\n{h.text}" for i, (path, h) in sorted(hunks.items())
-                      if i in set(params.hunks or ())]
-            return self.scheduler.revise(task, RevisionRequest(comment=params.comment.strip(), hunks=quoted))
 
     async def receipts(self, params: p.ReceiptsParams) -> p.ReceiptList:
         task_id = self.task(params.task_id).id if params.task_id else None

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from daemon import protocol as p
+from daemon.client import EventStream
 from daemon.errors import GuardrailRefused, InvalidParams, InvalidState
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess, block
+from daemon.testing import DaemonFactory, DaemonProcess, block, until_state
 
 HINTS = block("app.py", "def sub(a, b):\n", "def sub(a: int, b: int) -> int:\n")
 # builds on the proposal: its SEARCH only matches the file as the first answer left it
@@ -129,6 +130,35 @@ async def test_budget_covers_every_revision(daemon: DaemonProcess, offline: Offl
         again = await c.get(task.id)
         assert again.state is p.TaskState.REVIEW and again.revision == 0
     assert len(offline.requests) == 1
+
+
+async def test_a_spent_daily_budget_refuses_a_revise(make_daemon: DaemonFactory, offline: OfflineModel,
+                                                    repo: Path) -> None:
+    d = make_daemon(guardrails={"daily_budget_usd": 0.001})
+    offline.script([{"content": HINTS, "prompt_tokens": 1000, "completion_tokens": 10}])
+    async with d.client() as c:
+        task = await c.wait((await c.submit(submit(repo))).id)
+        assert task.state is p.TaskState.REVIEW
+        with pytest.raises(GuardrailRefused, match=rf"daily budget of \$0.001 is spent; task {task.id} stays"):
+            await c.revise(p.ReviseParams(task_id=task.id, comment="also handle None"))
+        assert (await c.get(task.id)).state is p.TaskState.REVIEW
+
+
+async def test_cancelling_a_revision_leaves_the_proposal_in_review(daemon: DaemonProcess, offline: OfflineModel,
+                                                                   repo: Path) -> None:
+    offline.script([{"content": HINTS}, {"fault": "hang", "latency": 60}])
+    async with daemon.client() as c, EventStream(daemon.socket, kinds=["task"]) as events:
+        task = await c.wait((await c.submit(submit(repo))).id)
+        before = (await c.diff(task.id)).diff
+        await c.revise(p.ReviseParams(task_id=task.id, comment="also handle None"))
+        await until_state(events, task.id, p.TaskState.RUNNING)
+        done = await c.cancel(task.id)
+        assert done.state is p.TaskState.REVIEW and done.reason == "revision_cancelled"
+        assert done.error == "revision 1 was cancelled: cancelled by the user"
+        assert (await c.diff(task.id)).diff == before
+        res = await c.approve(p.ReviewParams(task_id=task.id))
+        assert res.task.state is p.TaskState.APPLIED
+    assert "def sub(a: int, b: int) -> int:" in (repo / "app.py").read_text()
 
 
 async def test_a_failed_revision_leaves_the_proposal_in_review(daemon: DaemonProcess, offline: OfflineModel,
