@@ -81,6 +81,8 @@ def _task_text(t: p.TaskInfo) -> str:
         lines.append(f"  selection: {t.selection.path}:{t.selection.start_line}-{t.selection.end_line}")
     if t.programmer:
         lines.append(f"  programmer: {t.programmer} (attempt {t.attempts})")
+    if t.revision:
+        lines.append(f"  revision: {t.revision} (sent back {plural(t.revision, 'time')} with a comment)")
     if t.state in (p.TaskState.REVIEW, p.TaskState.APPLIED, p.TaskState.CONFLICT, p.TaskState.REJECTED):
         lines.append(f"  changes: {plural(t.files_changed, 'file')}, +{t.lines_added} -{t.lines_removed}")
     lines.append(f"  cost: ${t.cost_usd:.6f}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -236,6 +237,8 @@ async def test_cli_revise_waits_for_the_new_proposal(daemon: DaemonProcess, offl
     assert f"revision 1 of {task.id} queued; waiting" in r.stderr and "model:" in r.stderr
     assert f"task {task.id} REVIEW (revision 1): 1 file, +2 -2" in r.stdout
     assert "+def sub(a: int, b: int) -> int:" in chat(offline)[-1][-1]["content"]  # hunk 1 quoted
+    r = await asyncio.to_thread(pasd, daemon, repo, "show", task.id)
+    assert "  revision: 1 (sent back 1 time with a comment)" in r.stdout
 
     r = await asyncio.to_thread(pasd, daemon, repo, "revise", task.id, "   ")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "comment is blank" in r.stderr, r.stderr
@@ -243,3 +246,26 @@ async def test_cli_revise_waits_for_the_new_proposal(daemon: DaemonProcess, offl
     r = await asyncio.to_thread(pasd, daemon, repo, "revise", task.id, "again")
     assert r.returncode == 1 and r.stderr == (f"pasd: task {task.id} is REJECTED; only a task awaiting review "
                                               "(REVIEW or CONFLICT) can be revised\n")
+
+
+async def test_a_task_from_an_older_store_says_it_cannot_be_revised(make_daemon: DaemonFactory,
+                                                                     offline: OfflineModel, repo: Path) -> None:
+    d = make_daemon()
+    offline.script([{"content": HINTS}])
+    async with d.client() as c:
+        task = await c.wait((await c.submit(submit(repo))).id)
+    d.stop()
+    # what a store written before revise existed holds: no conversation, no revision numbers
+    with sqlite3.connect(d.state_dir / "pasd.db") as db:
+        db.execute("DROP TABLE conversations")
+        db.execute("UPDATE tasks SET info = json_remove(info, '$.revision')")
+        db.execute("UPDATE receipts SET data = json_remove(data, '$.revision')")
+    d.start()
+    async with d.client() as c:
+        old = await c.get(task.id)
+        assert old.state is p.TaskState.REVIEW and old.revision == 0
+        [receipt] = await c.receipts(p.ReceiptsParams(task_id=task.id))
+        assert receipt.revision == 0
+        with pytest.raises(InvalidState, match=f"task {task.id} has no stored conversation"):
+            await c.revise(p.ReviseParams(task_id=task.id, comment="also handle None"))
+        assert (await c.approve(p.ReviewParams(task_id=task.id))).task.state is p.TaskState.APPLIED

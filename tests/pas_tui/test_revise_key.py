@@ -11,6 +11,8 @@ from daemon import protocol as p
 from daemon.offline_model import OfflineModel
 from daemon.testing import DaemonProcess
 from pas_tui import PasApp
+from pas_tui.widgets.review import ReviewPane
+from pas_tui.widgets.review.pane import summary
 from pas_tui.widgets.revise_form import ReviseForm
 from pas_tui.widgets.task_list import TaskList
 
@@ -34,6 +36,10 @@ async def test_v_asks_for_a_comment_and_the_task_comes_back_revised(daemon: Daem
         tasks = app.query_one(TaskList)
         await wait_until(pilot, lambda: tasks.tasks[task.id].revision == 1
                          and tasks.tasks[task.id].state is p.TaskState.REVIEW, what="revision 1 in review")
+        pane = app.query_one(ReviewPane)
+        await wait_until(pilot, lambda: pane.shown_task is not None and pane.shown_task.revision == 1,
+                         what="the review pane on the revised proposal")
+        assert "+2 -0  ·  revision 1" in summary(pane.shown_task).plain
     request = offline.requests[-1]["messages"][-1]["content"]
     assert "### INSTRUCTION\nalso handle None" in request and "+# pas: document add" in request  # hunk 1 quoted
     async with daemon.client() as c:

@@ -27,6 +27,8 @@ def summary(task: TaskInfo) -> Text:
         text.append(f"+{task.lines_added}", style="green")
         text.append(" ")
         text.append(f"-{task.lines_removed}", style="red")
+    if task.revision:
+        text.append(f"  ·  revision {task.revision}")
     if task.state is TaskState.CONFLICT:
         text.append(f"\ncannot apply: {conflict_text(task)}", style="bold red")
     elif task.error:
