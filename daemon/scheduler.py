@@ -341,9 +341,10 @@ class Scheduler:
         ))
         if self.store.save_result(task, changes, r, result.messages):
             self.bus.publish(ReceiptEvent(receipt=r))
-        self.bus.publish(TaskEvent(task=task))
+        # the last progress line comes before the state that ends the task: a follower stops there
         self.bus.publish(ProgressEvent(task_id=task.id, programmer=task.programmer, phase="done",
                                        message=f"ready for review: +{r.lines_added} -{r.lines_removed}"))
+        self.bus.publish(TaskEvent(task=task))
         if self.on_review is not None:
             self.on_review(task)
 
@@ -382,10 +383,10 @@ class Scheduler:
         current = self.store.get_task(task.id) or task
         if current.revision and changes.get("state") in (TaskState.FAILED, TaskState.CANCELLED):
             return self._unrevise(current, changes)
-        task = self._update(task, finished_at=time.time(), **changes)
-        self.bus.publish(ProgressEvent(task_id=task.id, programmer=task.programmer, phase="done",
-                                       message=f"{task.state.value.lower()}: {task.error or task.reason or ''}"))
-        return task
+        ending = task.model_copy(update=changes)  # announced before the state that ends the task
+        self.bus.publish(ProgressEvent(task_id=task.id, programmer=ending.programmer, phase="done",
+                                       message=f"{ending.state.value.lower()}: {ending.error or ending.reason or ''}"))
+        return self._update(task, finished_at=time.time(), **changes)
 
     def _unrevise(self, task: TaskInfo, ended: dict[str, Any]) -> TaskInfo:
         """A revision that failed or was cancelled leaves the proposal it was asked about in review."""
@@ -393,10 +394,10 @@ class Scheduler:
         error = f"revision {task.revision} {how}: {ended.get('error') or ended.get('reason') or ''}".rstrip(": ")
         task = task.model_copy(update=dict(state=TaskState.REVIEW, finished_at=time.time(),
                                            reason=f"revision_{ended.get('reason') or 'failed'}", error=error))
-        self.store.ask_revision(task, None)
-        self.bus.publish(TaskEvent(task=task))
         self.bus.publish(ProgressEvent(task_id=task.id, programmer=task.programmer, phase="done",
                                        message=f"back in review: {error}"))
+        self.store.ask_revision(task, None)
+        self.bus.publish(TaskEvent(task=task))
         if self.on_review is not None:
             self.on_review(task)
         return task

@@ -4,37 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 
 from daemon import protocol as p
 from daemon.cli.args import workspace_root
 from daemon.cli.output import ago, out, table
-from daemon.client import PasClient
+from daemon.client import PasClient, ensure_daemon
 from daemon.errors import DaemonUnavailable, PasError
 
 
-async def _hello() -> p.HelloResult | None:
+async def running() -> p.HelloResult | None:
+    """The daemon's hello, or None when none answers."""
     try:
         async with PasClient(name="cli") as c:
             return await c.hello()
     except DaemonUnavailable:
         return None
-
-
-async def ensure_daemon(workers: int | None = None, quiet: bool = False,
-                        socket: str | None = None, pool_argv: list[str] | None = None) -> p.HelloResult:
-    """Start the daemon in the background unless one answers; returns once the socket is ready."""
-    from daemon import launch
-
-    if socket:
-        os.environ["PASD_SOCKET"] = socket
-    try:
-        found = await asyncio.to_thread(launch.start, workers, quiet, extra=pool_argv)
-    except launch.LaunchError as exc:
-        raise PasError(str(exc)) from None
-    return p.HelloResult.model_validate(found)
 
 
 async def cmd_start(args: argparse.Namespace) -> int:
@@ -76,7 +62,7 @@ async def cmd_stop(args: argparse.Namespace) -> int:
         print("pasd is not running")
         return 0
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and await _hello() is not None:
+    while time.monotonic() < deadline and await running() is not None:
         await asyncio.sleep(0.05)
     print(f"pasd stopped (pid {hello.pid})")
     return 0

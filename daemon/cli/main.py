@@ -110,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--revoke", action="store_true", help="stop trusting the workspace's .pas.toml")
     sp.add_argument("--list", action="store_true", help="list the trusted files")
     sp = cmd("demo", "run the whole flow against the offline model (no API key needed)", json_flag=False)
-    sp.add_argument("--keep", action="store_true", help="keep the demo repository")
+    sp.add_argument("--clean", action="store_true", help="remove the demo repository at the end (default: keep it)")
+    sp.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)  # the default now
+    sp = cmd("offline-model", "serve the offline model (OpenAI-compatible, scripted answers, no key) on loopback",
+             json_flag=False)
+    sp.add_argument("options", nargs="*", help="see `pasd offline-model --help`")
     return ap
 
 
@@ -151,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["offline-model"]:  # its own parser: argparse cannot pass `--port` on through a subcommand
+        from daemon import offline_model
+
+        return offline_model.main(argv[1:], prog="pasd offline-model")
     args = build_parser().parse_args(argv)
     if args.command == "submit" and args.range and not args.file:
         print("pasd submit: --range needs --file (the range is lines of the first --file) "

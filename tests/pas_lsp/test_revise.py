@@ -20,7 +20,8 @@ async def test_revise_lens_action_and_command(client: LanguageClient, workspace:
         lsp.CodeLensParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
     [lens] = [x for x in lenses if x.command and x.command.title == "Revise…"]
     # the editor asks for the comment (a client-side command, docs/lsp.md), then runs pas.revise
-    assert lens.command.command == "pas.promptRevise" and list(lens.command.arguments) == [{"task": task_id, "hunks": [1]}]
+    assert lens.command.command == "pas.promptRevise"
+    assert list(lens.command.arguments) == [{"task": task_id, "hunks": [1]}]
     actions = await client.text_document_code_action_async(lsp.CodeActionParams(
         text_document=lsp.TextDocumentIdentifier(uri=uri), range=r(4, 0, 4, 0),
         context=lsp.CodeActionContext(diagnostics=[])))
