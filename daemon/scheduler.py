@@ -191,19 +191,17 @@ class Scheduler:
         ms = settings.model_settings(task.model)
         g = settings.guardrails
         budget = task.budget_usd if task.budget_usd is not None else g.task_budget_usd
+        if task.revision and budget is not None:  # the task's budget covers all its rounds
+            if budget - task.cost_usd <= 0:
+                raise TaskFailed("budget", f"the task has spent ${task.cost_usd:.6f} of its ${budget:g} budget")
+            budget -= task.cost_usd
         if g.daily_budget_usd is not None:
             midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
             left = max(0.0, g.daily_budget_usd - self.store.spent_since(midnight))
             if left <= 0:
                 raise TaskFailed("budget", f"the daily budget of ${g.daily_budget_usd:g} is spent")
             budget = left if budget is None else min(budget, left)
-        revision = None
-        if task.revision:
-            revision = self._revision(task)
-            if budget is not None:  # the task's budget covers all its rounds
-                budget = budget - task.cost_usd
-                if budget <= 0:
-                    raise TaskFailed("budget", f"the task has spent ${task.cost_usd:.6f}, all of its budget")
+        revision = self._revision(task) if task.revision else None
         return TaskSpec(
             task_id=task.id, run_id=self.run_id, attempt=task.attempts, programmer=prog.id,
             workspace=task.workspace, instruction=task.instruction, files=task.files, selection=task.selection,
@@ -392,8 +390,9 @@ class Scheduler:
         """A revision that failed or was cancelled leaves the proposal it was asked about in review."""
         how = "was cancelled" if ended["state"] is TaskState.CANCELLED else "failed"
         error = f"revision {task.revision} {how}: {ended.get('error') or ended.get('reason') or ''}".rstrip(": ")
-        task = task.model_copy(update=dict(state=TaskState.REVIEW, finished_at=time.time(),
-                                           reason=f"revision_{ended.get('reason') or 'failed'}", error=error))
+        task = task.model_copy(update=dict(state=TaskState.REVIEW, finished_at=time.time(), error=error,
+                                           reason=f"revision_{ended.get('reason') or 'failed'}",
+                                           programmer=ended.get("programmer", task.programmer)))
         self.bus.publish(ProgressEvent(task_id=task.id, programmer=task.programmer, phase="done",
                                        message=f"back in review: {error}"))
         self.store.ask_revision(task, None)

@@ -133,6 +133,25 @@ async def test_budget_covers_every_revision(daemon: DaemonProcess, offline: Offl
     assert len(offline.requests) == 1
 
 
+async def test_a_revision_stops_when_the_tasks_budget_runs_out(daemon: DaemonProcess, offline: OfflineModel,
+                                                                repo: Path) -> None:
+    # each answer costs $0.00102; the budget allows the first round and one call of the revision
+    miss = block("app.py", "def nowhere():\n", "def nowhere(): pass\n")  # fails: a repair round would follow
+    offline.script([{"content": HINTS, "prompt_tokens": 1000, "completion_tokens": 10},
+                    {"content": miss, "prompt_tokens": 1000, "completion_tokens": 10}])
+    async with daemon.client() as c:
+        task = await c.wait((await c.submit(submit(repo, budget_usd=0.0015))).id)
+        before = (await c.diff(task.id)).diff
+        await c.revise(p.ReviseParams(task_id=task.id, comment="also handle None"))
+        task = await c.wait(task.id)
+        assert task.state is p.TaskState.REVIEW and task.reason == "revision_budget"
+        assert task.error is not None and task.error.startswith("revision 1 failed: stopped before the next model call")
+        assert (await c.diff(task.id)).diff == before and task.cost_usd == 0.00204
+        with pytest.raises(GuardrailRefused, match=r"spent \$0\.002040 of its \$0\.0015 budget"):
+            await c.revise(p.ReviseParams(task_id=task.id, comment="one more time"))
+    assert len(offline.requests) == 2
+
+
 async def test_a_spent_daily_budget_refuses_a_revise(make_daemon: DaemonFactory, offline: OfflineModel,
                                                     repo: Path) -> None:
     d = make_daemon(guardrails={"daily_budget_usd": 0.001})
