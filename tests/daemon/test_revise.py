@@ -258,6 +258,9 @@ async def test_cli_revise_waits_for_the_new_proposal(daemon: DaemonProcess, offl
     assert "+def sub(a: int, b: int) -> int:" in chat(offline)[-1][-1]["content"]  # hunk 1 quoted
     r = await asyncio.to_thread(pasd, daemon, repo, "show", task.id)
     assert "  revision: 1 (sent back 1 time with a comment)" in r.stdout
+    r = await asyncio.to_thread(pasd, daemon, repo, "receipts", "--task", task.id)
+    rows = [line.split()[:3] for line in r.stdout.splitlines()[1:]]
+    assert rows == [[task.id, "2", "r1"], [task.id, "1", "openai/pasd-offline"]]
 
     r = await asyncio.to_thread(pasd, daemon, repo, "revise", task.id, "   ")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "comment is blank" in r.stderr, r.stderr
