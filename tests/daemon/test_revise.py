@@ -14,7 +14,10 @@ import pytest
 from daemon import protocol as p
 from daemon.client import EventStream
 from daemon.errors import GuardrailRefused, InvalidParams, InvalidState
-from daemon.offline_model import OfflineModel
+from daemon.offline_model import OfflineModel, default_answer
+from daemon.programmer.edits import apply_edit, parse_edits
+from daemon.programmer.prompt import build_messages, revision_message
+from daemon.programmer.spec import ModelSpec, TaskSpec
 from daemon.testing import DaemonFactory, DaemonProcess, block, until_state
 
 HINTS = block("app.py", "def sub(a, b):\n", "def sub(a: int, b: int) -> int:\n")
@@ -291,3 +294,16 @@ async def test_a_task_from_an_older_store_says_it_cannot_be_revised(make_daemon:
         with pytest.raises(InvalidState, match=f"task {task.id} has no stored conversation"):
             await c.revise(p.ReviseParams(task_id=task.id, comment="also handle None"))
         assert (await c.approve(p.ReviewParams(task_id=task.id))).task.state is p.TaskState.APPLIED
+
+
+def test_the_offline_models_own_answer_to_a_revision_takes_the_comment_and_the_proposed_file() -> None:
+    base = "def add(a, b):\n    return a + b\n"
+    proposed = "# pas: explain add\n" + base
+    task = p.SubmitParams(workspace="/ws", instruction="explain add", files=["app.py"])
+    first = build_messages(TaskSpec(task_id="t", run_id="r", attempt=1, programmer="P", workspace=task.workspace,
+                                    instruction=task.instruction, files=task.files,
+                                    model=ModelSpec(model="openai/pasd-offline"), worktrees_dir="/tmp"),
+                           {"app.py": base})[1]["content"]
+    again = revision_message("say what it returns", [], {"app.py": proposed})["content"]
+    [edit] = parse_edits(default_answer(first, [again]))
+    assert apply_edit(proposed, edit) == "# pas: say what it returns\n" + proposed
