@@ -251,7 +251,7 @@ def test_revise_lens_then_approve(
     model.script([{"content": SUM}, {"content": HANDLE_NONE}])
     model.set_latency(1.0)
     cs = _editor(code_server, tmp_path, daemon)
-    result = cs.drive(
+    cs.drive(
         [
             *_delegate(tmp_path / "review.png"),
             {"do": "click", "selector": ".codelens-decoration a:text('Revise…')"},
