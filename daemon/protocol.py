@@ -65,6 +65,8 @@ def _usable_path(v: str) -> str:
 PathStr = Annotated[str, AfterValidator(_usable_path)]
 Timeout = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)]
 Budget = Annotated[float, Field(ge=0, le=MAX_BUDGET_USD)]
+KeyName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+KeyValue = Annotated[str, Field(min_length=1, max_length=8192)]
 Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
 LineNo = Annotated[int, Field(ge=1, le=MAX_LINE_NO)]
 HunkId = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -326,6 +328,10 @@ class SubmitParams(Model):
     timeout_s: Timeout | None = None
     budget_usd: Budget | None = None
     priority: Priority = 0
+    # Provider keys from the submitting shell, for this task's model only: sent only when the daemon
+    # asked for them (a MissingCredentials error names the variables), held in memory for this task,
+    # never stored, logged or shown (README: "Keys where you work").
+    keys: dict[KeyName, KeyValue] = Field(default={}, max_length=8, repr=False)
 
 
 class TaskRef(Model):
@@ -486,6 +492,7 @@ class JobSubmitParams(Model):
     budget_usd: Budget | None = None  # cap for the whole job (planning included)
     task_budget_usd: Budget | None = None
     priority: Priority = 0
+    keys: dict[KeyName, KeyValue] = Field(default={}, max_length=8, repr=False)  # as SubmitParams.keys, per job
 
 
 class JobTotals(Model):

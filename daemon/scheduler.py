@@ -59,6 +59,9 @@ class Scheduler:
         self._loop_task: asyncio.Task[None] | None = None
         self.on_review: Callable[[TaskInfo], None] | None = None
         self.fallback: Fallback | None = None  # daemon/routing.py: next tier when a model is unavailable
+        # keys submitted with a task: task id -> (the model they are for, variable -> value); in memory
+        # only, for that model only, dropped when the task ends (a restart loses them: submit again)
+        self._keys: dict[str, tuple[str, dict[str, str]]] = {}
 
     # ------------------------------------------------------------ life cycle
 
@@ -114,7 +117,9 @@ class Scheduler:
 
     # ------------------------------------------------------------ public operations
 
-    def submit(self, task: TaskInfo) -> TaskInfo:
+    def submit(self, task: TaskInfo, keys: dict[str, str] | None = None) -> TaskInfo:
+        if keys:
+            self._keys[task.id] = (task.model, dict(keys))
         seq = self.store.next_seq()
         self.store.save_task(task, seq=seq)
         self.bus.publish(TaskEvent(task=task))
@@ -207,7 +212,7 @@ class Scheduler:
             task_id=task.id, run_id=self.run_id, attempt=task.attempts, programmer=prog.id,
             workspace=task.workspace, instruction=task.instruction, files=task.files, selection=task.selection,
             model=ModelSpec(model=task.model, api_base=task.api_base or ms.api_base, api_key_env=ms.api_key_env,
-                            params=ms.params, input_cost_per_token=ms.input_cost_per_token,
+                            keys=self._keys_for(task), params=ms.params, input_cost_per_token=ms.input_cost_per_token,
                             output_cost_per_token=ms.output_cost_per_token),
             check=task.check, allow_files=g.allow_files, allow_commands=g.allow_commands,
             snapshot=settings.pool.snapshot, worktrees_dir=str(self.worktrees_dir),
@@ -404,9 +409,17 @@ class Scheduler:
             self.on_review(task)
         return task
 
+    def _keys_for(self, task: TaskInfo) -> dict[str, str]:
+        """The keys submitted with the task, while it still runs the model they were given for: a
+        fallback to another model never carries them along."""
+        model, keys = self._keys.get(task.id, ("", {}))
+        return dict(keys) if model == task.model else {}
+
     def _update(self, task: TaskInfo, **changes: Any) -> TaskInfo:
         """Change a task from its stored state (the caller's copy may be stale), store and publish."""
         task = (self.store.get_task(task.id) or task).model_copy(update=changes)
+        if not task.state.active:
+            self._keys.pop(task.id, None)
         self.store.save_task(task)
         self.bus.publish(TaskEvent(task=task))
         return task
