@@ -383,6 +383,7 @@ class ReviseParams(Model):
     task_id: str = Field(min_length=1)
     comment: Annotated[str, Field(min_length=1, max_length=MAX_COMMENT_CHARS), AfterValidator(_comment_not_blank)]
     hunks: list[HunkId] | None = None  # the hunks (numbers as `task.diff` gives them) the comment is about
+    keys: dict[KeyName, KeyValue] = Field(default={}, max_length=8, repr=False)  # as SubmitParams.keys
 
 
 class ReviewResult(Model):

@@ -12,6 +12,8 @@ from datetime import datetime
 
 from daemon import protocol as p
 from daemon.errors import GuardrailRefused, InvalidParams, InvalidState
+from daemon.programmer import llm
+from daemon.programmer.spec import ModelSpec
 from daemon.service import Service
 from daemon.store import RevisionRequest
 
@@ -43,8 +45,20 @@ class Reviser:
                 raise InvalidState(f"task {task.id} has no stored conversation (it ran on an older pasd); "
                                    "submit it again with the comment added to the instruction")
             self._check_budget(task)
+            keys = await self._keys(task, params.keys)
             quoted = [f"--- a/{path}\n+++ b/{path}\n{h.text}" for i, (path, h) in sorted(hunks.items()) if i in chosen]
-            return service.scheduler.revise(task, RevisionRequest(comment=params.comment.strip(), hunks=quoted))
+            return service.scheduler.revise(task, RevisionRequest(comment=params.comment.strip(), hunks=quoted),
+                                            keys)
+
+    async def _keys(self, task: p.TaskInfo, submitted: dict[str, str]) -> dict[str, str]:
+        """The submitted keys the revision's model needs; MissingCredentials (naming the variables) now,
+        not a failed revision later, when the daemon has none and none came with the request."""
+        ms = self.service.configs.get(task.workspace).model_settings(task.model)
+        await llm.ensure_loaded()
+        needed = llm.validate(ModelSpec(model=task.model, api_base=task.api_base or ms.api_base,
+                                        api_key_env=ms.api_key_env),
+                              keys=self.service.pool.backend.name == "local", submitted=submitted)
+        return {k: submitted[k] for k in needed}
 
     def _check_budget(self, task: p.TaskInfo) -> None:
         """Refuse now, rather than queue a revision the scheduler would fail for want of money."""

@@ -128,9 +128,11 @@ class Scheduler:
         self._wake.set()
         return task
 
-    def revise(self, task: TaskInfo, request: RevisionRequest) -> TaskInfo:
+    def revise(self, task: TaskInfo, request: RevisionRequest, keys: dict[str, str] | None = None) -> TaskInfo:
         """Queue the task again to answer the reviewer's comment; it comes back to REVIEW (the caller
-        holds the task's review lock and checked it awaits review)."""
+        holds the task's review lock and checked it awaits review). `keys`: as for `submit`."""
+        if keys:
+            self._keys[task.id] = (task.model, dict(keys))
         task = task.model_copy(update=dict(
             state=TaskState.QUEUED, revision=task.revision + 1, programmer=None, reason=None, error=None,
             conflicts=[], stale_hunks=[], started_at=None, finished_at=None,

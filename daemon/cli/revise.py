@@ -9,6 +9,7 @@ import time
 from daemon import protocol as p
 from daemon.cli.args import hunk_list
 from daemon.cli.output import out, plural
+from daemon.cli.tasks import with_keys
 from daemon.client import EventStream, PasClient
 from daemon.errors import DaemonUnavailable
 
@@ -25,11 +26,11 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 async def cmd_revise(args: argparse.Namespace, c: PasClient) -> int:
     params = p.ReviseParams(task_id=args.task, comment=args.comment, hunks=hunk_list(args.hunks))
     if not args.wait:
-        task = await c.revise(params)
+        task = await with_keys(c.revise, params)
         out(args, task, f"revision {task.revision} of {task.id} queued")
         return 0
     async with EventStream(c.socket, kinds=["task", "progress"]) as events:  # before asking: no event missed
-        task = await c.revise(params)
+        task = await with_keys(c.revise, params)
         if not args.json:
             print(f"revision {task.revision} of {task.id} queued; waiting…", file=sys.stderr)
         task = await _follow(events, task, quiet=args.json)

@@ -49,7 +49,7 @@ async def cmd_submit(args: argparse.Namespace, c: PasClient) -> int:
     return _verdict(task, receipts[0] if receipts else None)
 
 
-Params = TypeVar("Params", p.SubmitParams, p.JobSubmitParams)
+Params = TypeVar("Params", p.SubmitParams, p.JobSubmitParams, p.ReviseParams)
 Result = TypeVar("Result")
 
 

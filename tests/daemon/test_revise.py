@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import subprocess
 import sys
@@ -307,3 +308,34 @@ def test_the_offline_models_own_answer_to_a_revision_takes_the_comment_and_the_p
     again = revision_message("say what it returns", [], {"app.py": proposed})["content"]
     [edit] = parse_edits(default_answer(first, [again]))
     assert apply_edit(proposed, edit) == "# pas: say what it returns\n" + proposed
+
+
+KEY_VAR = "PASD_TEST_REVISE_KEY"
+KEYED = "openai/pasd-keyed"
+
+
+async def test_a_revise_sends_the_shells_key_when_the_daemon_has_none(make_daemon: DaemonFactory,
+                                                                     offline: OfflineModel, repo: Path) -> None:
+    """The key the task was submitted with is gone once it reached review; `pasd revise` sends it again,
+    for that revision only (asked for by name, never stored)."""
+    d = make_daemon(workers=1, **{f'models.settings."{KEYED}"': {"api_base": offline.url, "api_key_env": KEY_VAR}})
+    key = "sk-revise-" + "7" * 24
+    offline.script([{"content": HINTS}, {"content": NONE_TOO}])
+    env = {**d.env, KEY_VAR: key}
+
+    def run(*args: str, with_key: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "daemon", *args], env=env if with_key else d.env, cwd=repo,
+                              capture_output=True, text=True, timeout=120)
+
+    r = await asyncio.to_thread(run, "submit", "add type hints to sub", "--file", "app.py", "--model", KEYED,
+                                "--wait", "--json")
+    assert r.returncode == 0, r.stderr
+    task_id = json.loads(r.stdout)["id"]
+    r = await asyncio.to_thread(run, "revise", task_id, "also handle None", with_key=False)
+    assert r.returncode == 1 and KEY_VAR in r.stderr  # said up front; the task stays in review
+    async with d.client() as c:
+        assert (await c.get(task_id)).state is p.TaskState.REVIEW
+    r = await asyncio.to_thread(run, "revise", task_id, "also handle None", "--wait")
+    assert r.returncode == 0, r.stderr
+    assert [req["headers"].get("authorization") for req in offline.requests] == [f"Bearer {key}"] * 2
+    assert key.encode() not in b"".join(f.read_bytes() for f in d.state_dir.rglob("*") if f.is_file())
