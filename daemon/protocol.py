@@ -217,6 +217,7 @@ class Receipt(Model):
     route: str | None = None  # why the tier was chosen
     fallback: str | None = None  # set when this attempt runs on a tier the task fell back to
     node: str = "local"  # where the attempt ran: "local", or the Ray node's name
+    map_tokens: int = 0  # the repo map's size in the prompt (estimated at 4 characters a token)
     files_read: list[str] = []  # files sent to the model on its request (read-only)
     rounds: dict[str, int] = {}  # model calls by kind: "first", "read" (after a read round), "repair"
     revision: int = 0  # 0: the task's first proposal; n: the attempt answering its nth revise

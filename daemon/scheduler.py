@@ -5,6 +5,7 @@ cancellation and crash recovery. It owns every task's asyncio task and their shu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import time
@@ -19,6 +20,7 @@ from daemon.events import EventBus
 from daemon.pool import Pool, Programmer
 from daemon.programmer.engine import SPEND, STOPPED, spent
 from daemon.programmer.llm import scrub
+from daemon.programmer.repomap.index import RepoMaps
 from daemon.programmer.spec import (
     ContextSpec,
     EngineResult,
@@ -62,6 +64,7 @@ class Scheduler:
         # keys submitted with a task: task id -> (the model they are for, variable -> value); in memory
         # only, for that model only, dropped when the task ends (a restart loses them: submit again)
         self._keys: dict[str, tuple[str, dict[str, str]]] = {}
+        self.maps: RepoMaps | None = None  # programmer/repomap/: the workspace outline each spec carries
 
     # ------------------------------------------------------------ life cycle
 
@@ -126,6 +129,9 @@ class Scheduler:
         self.bus.publish(ProgressEvent(task_id=task.id, phase="queued", message="queued"))
         heapq.heappush(self._heap, (-task.priority, seq, task.id))
         self._wake.set()
+        with contextlib.suppress(Exception):  # a bad config fails the task at dispatch, with its message
+            if self.maps is not None and self.settings_for(task.workspace).context.map_tokens > 0:
+                self.maps.warm(task.workspace)  # index it while the task waits for a programmer
         return task
 
     def revise(self, task: TaskInfo, request: RevisionRequest, keys: dict[str, str] | None = None) -> TaskInfo:
@@ -251,6 +257,9 @@ class Scheduler:
         try:
             settings = self.settings_for(task.workspace)
             spec = self._spec(task, prog, settings)
+            if self.maps is not None:
+                spec.repo_map = await self.maps.map_for(task.workspace, task.files, task.selection,
+                                                        task.instruction, settings.context.map_tokens)
             result = await self.pool.backend.run(prog.id, spec, progress)
         except asyncio.CancelledError:
             if task.id in self._cancelling and not self._stopping:

@@ -89,6 +89,7 @@ class TaskSpec(Spec):
     context: ContextSpec = ContextSpec()
     secret_env: list[str] = []  # every variable an `api_key_env` setting names: redacted from check output
     revision: Revision | None = None  # set when the reviewer sent the task's proposal back
+    repo_map: str = ""  # the workspace's outline for this task, made by the daemon (programmer/repomap/)
 
 
 class EngineResult(Spec):
