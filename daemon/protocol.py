@@ -257,6 +257,7 @@ class TaskInfo(Model):
     route: str | None = None  # why that tier was chosen
     fallbacks: list[str] = []  # each move to the next tier, and why
     attempts_before_fallback: int = 0  # fault retries count again from here on a new tier
+    pruned_at: float | None = None  # when retention (`pasd gc`) removed its stored diff; summary and receipts stay
     revision: int = 0  # how many times the proposal was sent back with a comment (`task.revise`)
 
 
@@ -354,6 +355,7 @@ class DiffResult(Model):
     state: TaskState
     diff: str  # unified diff of the whole task
     files: list[FileDiff]
+    pruned_at: float | None = None  # the diff was removed by retention then (`pasd gc`): empty, not "no changes"
 
 
 class FileContents(Model):
@@ -595,6 +597,30 @@ class ReceiptSummary(Model):
     total_usd: float
 
 
+# ---------------------------------------------------------------- retention
+
+
+class GcParams(Model):
+    """Remove the stored diffs of tasks reviewed or ended more than `keep_days` ago (receipts stay)."""
+
+    keep_days: float | None = Field(default=None, ge=0, le=36_500)  # None: the config's [store] keep_days
+    dry_run: bool = False  # only count what would go
+
+
+class GcResult(Model):
+    keep_days: float
+    cutoff: float  # epoch seconds: tasks whose last change is older lose their diff
+    dry_run: bool
+    tasks: int  # tasks whose stored diff was (or would be) removed
+    files: int  # their stored files (base and proposed text)
+    hunk_states: int
+    text_bytes: int  # the size of that text
+    db_bytes_before: int  # the database and its write-ahead log
+    db_bytes_after: int
+    freed_bytes: int  # given back to the file system
+    vacuumed: bool = False  # a full VACUUM ran (a gc that freed much of the file, with nothing running)
+
+
 # ---------------------------------------------------------------- events
 
 
@@ -668,6 +694,8 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "job.approve": (JobReviewParams, JobReviewResult),
     "job.reject": (JobReviewParams, JobReviewResult),
     "receipts.summary": (ReceiptsSummaryParams, ReceiptSummary),
+    # retention (daemon/retention.py)
+    "store.gc": (GcParams, GcResult),
 }
 
 

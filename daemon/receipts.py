@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -49,5 +50,33 @@ def summarize(receipts: Iterable[Receipt], by: ReceiptGrouping, since: float | N
                          tokens_input=sum(r.tokens.input for r in rs), tokens_output=sum(r.tokens.output for r in rs),
                          cost_usd=round(sum(r.cost_usd for r in rs), 6), unpriced=sum(1 for r in rs if not r.priced))
             for k, rs in groups.items()]
+    rows.sort(key=(lambda g: g.key) if by == "day" else (lambda g: (-g.cost_usd, g.key)))
+    return ReceiptSummary(by=by, groups=rows, total_usd=round(sum(g.cost_usd for g in rows), 6))
+
+
+# the SQL for each grouping (the same keys as KEYS), over the store's generated receipt columns
+_KEY_SQL: dict[str, str] = {
+    "model": "r_model",
+    "day": "date(created_at, 'unixepoch', 'localtime')",
+    "job": "COALESCE(r_job, '-')",
+    "tier": "COALESCE(r_tier, '-')",
+}
+
+
+def summarize_stored(db: sqlite3.Connection, by: ReceiptGrouping, since: float | None = None,
+                     limit: int = 100_000) -> ReceiptSummary:
+    """`summarize` over the newest `limit` stored receipts, summed by SQLite from one covering index
+    (daemon/history_schema.py: RECEIPT_KEYS): a year of receipts is not read record by record. Receipts whose
+    record cannot be read are skipped, as `Store.receipts` skips them."""
+    first = 0
+    if int(db.execute("SELECT COUNT(*) FROM receipts").fetchone()[0]) > limit:
+        first = int(db.execute("SELECT id FROM receipts INDEXED BY receipts_id ORDER BY id DESC LIMIT 1 OFFSET ?",
+                               (limit - 1,)).fetchone()[0])
+    sql = (f"SELECT {_KEY_SQL[by]} AS k, COUNT(*), COUNT(DISTINCT task_id), SUM(r_tokens_in), SUM(r_tokens_out), "
+           "SUM(cost_usd), SUM(r_priced = 0) FROM receipts INDEXED BY receipts_sums "
+           "WHERE r_model IS NOT NULL AND id >= ? AND created_at >= ? GROUP BY k")
+    rows = [ReceiptGroup(key=str(k), receipts=n, tasks=tasks, tokens_input=int(tin or 0), tokens_output=int(tout or 0),
+                         cost_usd=round(cost or 0.0, 6), unpriced=int(unpriced or 0))
+            for k, n, tasks, tin, tout, cost, unpriced in db.execute(sql, (first, -1e300 if since is None else since))]
     rows.sort(key=(lambda g: g.key) if by == "day" else (lambda g: (-g.cost_usd, g.key)))
     return ReceiptSummary(by=by, groups=rows, total_usd=round(sum(g.cost_usd for g in rows), 6))
