@@ -24,6 +24,7 @@ from daemon.private import make_undumpable, private_files, private_state
 from daemon.programmer import snapshot
 from daemon.programmer.repomap.index import RepoMaps
 from daemon.review import Reviewer
+from daemon.revising import Reviser
 from daemon.routing import TierFallback
 from daemon.scheduler import Scheduler
 from daemon.server import RpcServer
@@ -133,6 +134,7 @@ class Daemon:
         scheduler.fallback = TierFallback(store, self.configs.get)
         maps = scheduler.maps = RepoMaps()
         jobs = JobManager(service)
+        Reviser(service)
         private_files(self.state_dir)  # the job store's database (and its -wal) is made by now
         server = RpcServer(service, bus, self.socket_path)
         await server.start()

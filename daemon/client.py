@@ -193,6 +193,9 @@ class PasClient:
     async def reject(self, params: p.ReviewParams) -> p.ReviewResult:
         return await self._typed("task.reject", params, p.ReviewResult)
 
+    async def revise(self, params: p.ReviseParams) -> p.TaskInfo:
+        return await self._typed("task.revise", params, p.TaskInfo)
+
     async def receipts(self, params: p.ReceiptsParams | None = None) -> builtins.list[p.Receipt]:
         return (await self._typed("receipts.list", params or p.ReceiptsParams(), p.ReceiptList)).receipts
 

@@ -123,13 +123,15 @@ def _comment_prefix(path: str) -> str:
 def default_answer(prompt: str, later: list[str] | None = None) -> str:
     """A real, deterministic edit: a `pas:` comment above the selection (or the file's top).
 
-    `later`: the conversation's later user messages (repair rounds): their files as they are now
-    replace the prompt's, so the edit applies to what the files have become.
+    `later`: the conversation's later user messages (repair rounds, revisions): their files as they
+    are now replace the prompt's, so the edit applies to what the files have become, and a
+    revision's instruction (the reviewer's comment) replaces the task's.
     """
     files, selection, instruction = parse_prompt(prompt.replace("\r\n", "\n"))
     for text in later or []:
-        now, _, _ = parse_prompt(text.replace("\r\n", "\n"))
+        now, _, said = parse_prompt(text.replace("\r\n", "\n"))
         files.update((path, content) for path, content in now.items() if path in files)
+        instruction = said or instruction  # a revision's comment is the instruction from then on
     if not files:
         return NO_EDITS
     path = selection[0] if selection and selection[0] in files else next(iter(files))

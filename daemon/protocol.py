@@ -20,6 +20,7 @@ MAX_BUDGET_USD = 1_000_000.0
 MAX_PRIORITY = 1_000_000
 MAX_LINE_NO = 100_000_000
 MAX_ID = 100_000_000  # hunk ids and the like
+MAX_COMMENT_CHARS = 16_000  # a reviewer's comment sent back with a proposal
 PATH_MAX = 4096  # bytes, as Linux counts them
 NAME_MAX = 255
 
@@ -38,6 +39,12 @@ def _not_blank(v: str) -> str:
 
 
 Instruction = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
+
+
+def _comment_not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("comment is blank")
+    return v
 
 
 def _usable_path(v: str) -> str:
@@ -223,6 +230,7 @@ class Receipt(Model):
     map_tokens: int = 0  # the repo map's size in the prompt (estimated at 4 characters a token)
     files_read: list[str] = []  # files sent to the model on its request (read-only)
     rounds: dict[str, int] = {}  # model calls by kind: "first", "read" (after a read round), "repair"
+    revision: int = 0  # 0: the task's first proposal; n: the attempt answering its nth revise
 
 
 class TaskInfo(Model):
@@ -260,6 +268,7 @@ class TaskInfo(Model):
     fallbacks: list[str] = []  # each move to the next tier, and why
     attempts_before_fallback: int = 0  # fault retries count again from here on a new tier
     pruned_at: float | None = None  # when retention (`pasd gc`) removed its stored diff; summary and receipts stay
+    revision: int = 0  # how many times the proposal was sent back with a comment (`task.revise`)
 
 
 class ProgrammerInfo(Model):
@@ -379,6 +388,15 @@ class ReviewParams(Model):
     task_id: str = Field(min_length=1)
     hunks: list[HunkId] | None = None  # None: every pending hunk
     applied_by_client: list[HunkId] = []  # hunks an editor already applied to its buffers
+
+
+class ReviseParams(Model):
+    """Send a task's proposal back to its Programmer with a comment, optionally about some hunks."""
+
+    task_id: str = Field(min_length=1)
+    comment: Annotated[str, Field(min_length=1, max_length=MAX_COMMENT_CHARS), AfterValidator(_comment_not_blank)]
+    hunks: list[HunkId] | None = None  # the hunks (numbers as `task.diff` gives them) the comment is about
+    keys: dict[KeyName, KeyValue] = Field(default={}, max_length=8, repr=False)  # as SubmitParams.keys
 
 
 class ReviewResult(Model):
@@ -673,6 +691,7 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "task.contents": (TaskRef, ContentsResult),
     "task.approve": (ReviewParams, ReviewResult),
     "task.reject": (ReviewParams, ReviewResult),
+    "task.revise": (ReviseParams, TaskInfo),
     "receipts.list": (ReceiptsParams, ReceiptList),
     "models.list": (ModelsParams, ModelsResult),
     "events.subscribe": (SubscribeParams, SubscribeResult),

@@ -117,6 +117,9 @@ def collect(db_path: Path, keep_days: float, *, dry_run: bool = False, vacuum: b
                 marks = ",".join("?" * len(still))
                 db.execute(f"DELETE FROM changes WHERE task_id IN ({marks})", still)
                 db.execute(f"DELETE FROM hunk_states WHERE task_id IN ({marks})", still)
+                if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conversations'").fetchone():
+                    # a reviewed task is never revised: the conversation behind its proposal goes too
+                    db.execute(f"DELETE FROM conversations WHERE task_id IN ({marks})", still)
                 # the summary stays; updated_at too (it is the task's age, not the gc's)
                 db.execute(f"UPDATE tasks SET info = json_set(info, '$.pruned_at', ?) "
                            f"WHERE id IN ({marks}) AND json_valid(info)", (stamp, *still))

@@ -21,10 +21,20 @@ from daemon.pool import Pool, Programmer
 from daemon.programmer.engine import SPEND, STOPPED, STREAM, spent, streamed
 from daemon.programmer.llm import scrub
 from daemon.programmer.repomap.index import RepoMaps
-from daemon.programmer.spec import ContextSpec, EngineResult, Limits, ModelSpec, ProviderFault, TaskFailed, TaskSpec
+from daemon.programmer.spec import (
+    ContextSpec,
+    EngineResult,
+    FileChange,
+    Limits,
+    ModelSpec,
+    ProviderFault,
+    Revision,
+    TaskFailed,
+    TaskSpec,
+)
 from daemon.protocol import ProgressEvent, Receipt, ReceiptEvent, TaskEvent, TaskInfo, TaskState
 from daemon.routing import stamp
-from daemon.store import Change, Store
+from daemon.store import Change, RevisionRequest, Store
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +107,8 @@ class Scheduler:
         requeued = failed = 0
         for task in self.store.list_tasks([TaskState.RUNNING], limit=100_000):
             if task.attempts > max_retries:
-                self._update(task, state=TaskState.FAILED, reason="crashed", finished_at=time.time(),
-                             error=f"the daemon stopped during the task {task.attempts} times", programmer=None)
+                self._finish(task, state=TaskState.FAILED, reason="crashed", programmer=None,
+                             error=f"the daemon stopped during the task {task.attempts} times")
                 failed += 1
             else:
                 self._update(task, state=TaskState.QUEUED, programmer=None)
@@ -124,8 +134,26 @@ class Scheduler:
                 self.maps.warm(task.workspace)  # index it while the task waits for a programmer
         return task
 
+    def revise(self, task: TaskInfo, request: RevisionRequest, keys: dict[str, str] | None = None) -> TaskInfo:
+        """Queue the task again to answer the reviewer's comment; it comes back to REVIEW (the caller
+        holds the task's review lock and checked it awaits review). `keys`: as for `submit`."""
+        if keys:
+            self._keys[task.id] = (task.model, dict(keys))
+        task = task.model_copy(update=dict(
+            state=TaskState.QUEUED, revision=task.revision + 1, programmer=None, reason=None, error=None,
+            conflicts=[], stale_hunks=[], started_at=None, finished_at=None,
+            attempts_before_fallback=task.attempts))  # a revision gets its own fault retries
+        self.store.ask_revision(task, request)
+        self.bus.publish(TaskEvent(task=task))
+        self.bus.publish(ProgressEvent(task_id=task.id, phase="queued", message=f"revision {task.revision} queued"))
+        heapq.heappush(self._heap, (-task.priority, self.store.seq_of(task.id), task.id))
+        self._wake.set()
+        return task
+
     def cancel(self, task: TaskInfo) -> TaskInfo:
         if task.state is TaskState.QUEUED:
+            if task.revision:
+                return self._finish(task, state=TaskState.CANCELLED, reason="cancelled", error="cancelled by the user")
             return self._update(task, state=TaskState.CANCELLED, finished_at=time.time())
         job = self._running.get(task.id)
         if job is not None:
@@ -177,12 +205,17 @@ class Scheduler:
         ms = settings.model_settings(task.model)
         g = settings.guardrails
         budget = task.budget_usd if task.budget_usd is not None else g.task_budget_usd
+        if task.revision and budget is not None:  # the task's budget covers all its rounds
+            if budget - task.cost_usd <= 0:
+                raise TaskFailed("budget", f"the task has spent ${task.cost_usd:.6f} of its ${budget:g} budget")
+            budget -= task.cost_usd
         if g.daily_budget_usd is not None:
             midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
             left = max(0.0, g.daily_budget_usd - self.store.spent_since(midnight))
             if left <= 0:
                 raise TaskFailed("budget", f"the daily budget of ${g.daily_budget_usd:g} is spent")
             budget = left if budget is None else min(budget, left)
+        revision = self._revision(task) if task.revision else None
         return TaskSpec(
             task_id=task.id, run_id=self.run_id, attempt=task.attempts, programmer=prog.id,
             workspace=task.workspace, instruction=task.instruction, files=task.files, selection=task.selection,
@@ -199,7 +232,19 @@ class Scheduler:
             context=ContextSpec(**settings.context.model_dump(include={"max_reads", "read_max_bytes",
                                                                        "round_max_bytes", "deny"})),
             secret_env=sorted({m.api_key_env for m in settings.models.settings.values() if m.api_key_env}),
+            revision=revision,
         )
+
+    def _revision(self, task: TaskInfo) -> Revision:
+        """What a revision attempt continues from: the stored conversation, the comment, the proposal."""
+        messages = self.store.conversation(task.id)
+        request = self.store.revision_request(task.id)
+        if messages is None or request is None:
+            raise TaskFailed("revision", "the conversation or the comment of this revision is not stored")
+        files = [FileChange(path=c.path, base=c.base, proposed=c.proposed, created=c.created)
+                 for c in self.store.changes(task.id)]
+        return Revision(number=task.revision, messages=messages, comment=request.comment, hunks=request.hunks,
+                        files=files)
 
     async def _run(self, task: TaskInfo, prog: Programmer) -> None:
         settings: Settings | None = None
@@ -313,9 +358,9 @@ class Scheduler:
         task = (self.store.get_task(task.id) or task).model_copy(update=dict(
             state=TaskState.REVIEW, finished_at=time.time(), files_changed=r.files_changed,
             lines_added=r.lines_added, lines_removed=r.lines_removed, refused=result.refused,
-            cost_usd=round(task.cost_usd + r.cost_usd, 6),
+            cost_usd=round(task.cost_usd + r.cost_usd, 6), stale_hunks=[], conflicts=[],
         ))
-        if self.store.save_result(task, changes, r):
+        if self.store.save_result(task, changes, r, result.messages):
             self.bus.publish(ReceiptEvent(receipt=r))
         # the last progress line comes before the state that ends the task: a follower stops there
         self.bus.publish(ProgressEvent(task_id=task.id, programmer=task.programmer, phase="done",
@@ -356,10 +401,28 @@ class Scheduler:
                 self.bus.publish(TaskEvent(task=task))
 
     def _finish(self, task: TaskInfo, **changes: Any) -> TaskInfo:
+        current = self.store.get_task(task.id) or task
+        if current.revision and changes.get("state") in (TaskState.FAILED, TaskState.CANCELLED):
+            return self._unrevise(current, changes)
         ending = task.model_copy(update=changes)  # announced before the state that ends the task
         self.bus.publish(ProgressEvent(task_id=task.id, programmer=ending.programmer, phase="done",
                                        message=f"{ending.state.value.lower()}: {ending.error or ending.reason or ''}"))
         return self._update(task, finished_at=time.time(), **changes)
+
+    def _unrevise(self, task: TaskInfo, ended: dict[str, Any]) -> TaskInfo:
+        """A revision that failed or was cancelled leaves the proposal it was asked about in review."""
+        how = "was cancelled" if ended["state"] is TaskState.CANCELLED else "failed"
+        error = f"revision {task.revision} {how}: {ended.get('error') or ended.get('reason') or ''}".rstrip(": ")
+        task = task.model_copy(update=dict(state=TaskState.REVIEW, finished_at=time.time(), error=error,
+                                           reason=f"revision_{ended.get('reason') or 'failed'}",
+                                           programmer=ended.get("programmer", task.programmer)))
+        self.bus.publish(ProgressEvent(task_id=task.id, programmer=task.programmer, phase="done",
+                                       message=f"back in review: {error}"))
+        self.store.ask_revision(task, None)
+        self.bus.publish(TaskEvent(task=task))
+        if self.on_review is not None:
+            self.on_review(task)
+        return task
 
     def _keys_for(self, task: TaskInfo) -> dict[str, str]:
         """The keys submitted with the task, while it still runs the model they were given for: a

@@ -68,6 +68,11 @@ CREATE TABLE IF NOT EXISTS spend (
     data TEXT NOT NULL,
     PRIMARY KEY (task_id, attempt)
 );
+CREATE TABLE IF NOT EXISTS conversations (
+    task_id TEXT PRIMARY KEY,
+    messages TEXT NOT NULL,
+    request TEXT
+);
 """
 
 OPEN_STATES = ("QUEUED", "RUNNING", "REVIEW", "CONFLICT")
@@ -121,6 +126,13 @@ class Change(BaseModel):
     base: str
     proposed: str
     created: bool = False
+
+
+class RevisionRequest(BaseModel):
+    """A revise the reviewer asked for and no attempt has answered yet."""
+
+    comment: str
+    hunks: list[str] = []  # the hunks quoted, each as a small unified diff
 
 
 class Store:
@@ -271,9 +283,14 @@ class Store:
 
     # ------------------------------------------------------------ changes and hunks
 
-    def save_result(self, task: TaskInfo, changes: list[Change], receipt: Receipt | None) -> bool:
-        """Store a finished attempt in one transaction; False if its receipt was already stored."""
+    def save_result(self, task: TaskInfo, changes: list[Change], receipt: Receipt | None,
+                    messages: list[dict[str, str]] | None = None) -> bool:
+        """Store a finished attempt (and the conversation behind it) in one transaction; False if its
+        receipt was already stored."""
         with self.transaction():
+            if messages:
+                self.db.execute("INSERT OR REPLACE INTO conversations (task_id, messages, request) VALUES (?, ?, NULL)",
+                                (task.id, json.dumps(messages)))
             self.db.execute("DELETE FROM changes WHERE task_id = ?", (task.id,))
             self.db.execute("DELETE FROM hunk_states WHERE task_id = ?", (task.id,))
             self.db.executemany(
@@ -316,6 +333,39 @@ class Store:
             "AND IFNULL(json_extract(info, '$.stale_hunks'), '[]') != json(?)",
             (json.dumps(stale), time.time(), task_id, json.dumps(stale)))
         return self.get_task(task_id) if cur.rowcount == 1 else None
+
+    # ------------------------------------------------------------ conversations (revise)
+
+    def conversation(self, task_id: str) -> list[dict[str, str]] | None:
+        """The messages behind the task's proposal, ending with the model's answer (None: not stored)."""
+        row = self.db.execute("SELECT messages FROM conversations WHERE task_id = ?", (task_id,)).fetchone()
+        if row is None:
+            return None
+        try:
+            messages = json.loads(row[0])
+        except ValueError:
+            log.warning("task %s: stored conversation unreadable", task_id)
+            return None
+        ok = isinstance(messages, list) and all(
+            isinstance(m, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in m.items())
+            for m in messages)
+        return messages if ok else None
+
+    def revision_request(self, task_id: str) -> RevisionRequest | None:
+        row = self.db.execute("SELECT request FROM conversations WHERE task_id = ?", (task_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        try:
+            return RevisionRequest.model_validate_json(row[0])
+        except (ValidationError, ValueError):
+            return None
+
+    def ask_revision(self, task: TaskInfo, request: RevisionRequest | None) -> None:
+        """Save the task with the revise it waits for (None: it waits for none now), in one transaction."""
+        with self.transaction():
+            self.db.execute("UPDATE conversations SET request = ? WHERE task_id = ?",
+                            (request.model_dump_json() if request else None, task.id))
+            self.save_task(task)
 
     # ------------------------------------------------------------ receipts
 

@@ -157,6 +157,16 @@ async def reject(ls: PasServer, *args: Any) -> dict[str, Any]:
     return {"task_id": r.task.id, "state": r.task.state.value, "rejected": r.rejected}
 
 
+async def revise(ls: PasServer, *args: Any) -> dict[str, Any]:
+    """Send the task's proposal back to its Programmer with a comment (about some hunks)."""
+    a = tasks.parse_args("pas.revise", tasks.ReviseArgs, args)
+    if not a.comment.strip():
+        raise InvalidParams("pas.revise: comment is blank")
+    task = await ls.submit(p.ReviseParams(task_id=a.task, comment=a.comment, hunks=a.hunks))
+    await ls.track(task)
+    return {"task_id": task.id, "state": task.state.value, "revision": task.revision}
+
+
 async def show_diff(ls: PasServer, *args: Any) -> dict[str, Any]:
     a = tasks.parse_args("pas.showDiff", tasks.TaskOnlyArgs, args)
     client = await ls.link.client()
@@ -244,6 +254,7 @@ COMMANDS: dict[str, Command] = {
     "pas.delegateJob": delegate_job,
     "pas.approve": approve,
     "pas.reject": reject,
+    "pas.revise": revise,
     "pas.approveJob": approve_job,
     "pas.rejectJob": reject_job,
     "pas.showDiff": show_diff,

@@ -42,7 +42,10 @@ class Progress:
         return subject in self.tasks or subject in self.jobs
 
     async def begin_task(self, task: p.TaskInfo) -> None:
-        tp = Tracked(token=f"pas-task-{task.id}", title=f"PAS: {task.instruction}")
+        # a revision is a new piece of work on the same task: a token (and a title) of its own
+        token = f"pas-task-{task.id}" + (f"-r{task.revision}" if task.revision else "")
+        title = f"PAS: revise {task.id} ({task.revision})" if task.revision else f"PAS: {task.instruction}"
+        tp = Tracked(token=token, title=title)
         self.tasks[task.id] = tp
         if not await self._start(tp, "queued"):
             self.tasks.pop(task.id, None)

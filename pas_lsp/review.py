@@ -85,6 +85,7 @@ def code_lenses(task: ReviewTask, hunk: p.Hunk, lines: list[str]) -> list[lsp.Co
     return [
         lsp.CodeLens(range=at, command=lsp.Command(title="Approve", command="pas.approve", arguments=[one])),
         lsp.CodeLens(range=at, command=lsp.Command(title="Reject", command="pas.reject", arguments=[one])),
+        lsp.CodeLens(range=at, command=lsp.Command(title="Revise…", command="pas.promptRevise", arguments=[one])),
         lsp.CodeLens(range=at, command=lsp.Command(title="Show diff", command="pas.showDiff",
                                                    arguments=[{"task": task.id}])),
         *([lsp.CodeLens(range=at, command=lsp.Command(title=f"Approve job {task.info.job_id}",
@@ -101,6 +102,9 @@ def hunk_actions(task: ReviewTask, hunk: p.Hunk) -> list[lsp.CodeAction]:
                        command=lsp.Command(title="Approve hunk", command="pas.approve", arguments=[one])),
         lsp.CodeAction(title=f"PAS: reject hunk {hunk.id} of task {task.id}", kind=lsp.CodeActionKind.QuickFix,
                        command=lsp.Command(title="Reject hunk", command="pas.reject", arguments=[one])),
+        # client-side (docs/lsp.md): the editor asks for the comment, then runs pas.revise
+        lsp.CodeAction(title=f"PAS: revise hunk {hunk.id} of task {task.id}…", kind=lsp.CodeActionKind.QuickFix,
+                       command=lsp.Command(title="Revise hunk", command="pas.promptRevise", arguments=[one])),
     ]
 
 

@@ -156,12 +156,13 @@ class PasServer(LanguageServer):
 
     # ------------------------------------------------------------ submitting
 
-    async def submit(self, params: p.SubmitParams) -> p.TaskInfo:
-        """Submit a task; events that race ahead of the answer are replayed once its id is known."""
+    async def submit(self, params: p.SubmitParams | p.ReviseParams) -> p.TaskInfo:
+        """Submit a task (or send one back with a comment); events that race ahead of the answer are
+        replayed once its id is known."""
         client = await self.link.client()
         self._submitting += 1
         try:
-            task = await client.submit(params)
+            task = await (client.submit(params) if isinstance(params, p.SubmitParams) else client.revise(params))
         finally:
             self._submitting -= 1
         early = [env for env in self._early if _subject(env.event) == task.id]

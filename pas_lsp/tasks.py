@@ -43,6 +43,12 @@ class TaskArgs(_Args):
     hunks: list[int] | None = None
 
 
+class ReviseArgs(_Args):
+    task: str = Field(min_length=1)
+    comment: str = Field(min_length=1, max_length=p.MAX_COMMENT_CHARS)
+    hunks: list[int] | None = None
+
+
 class TaskOnlyArgs(_Args):
     task: str = Field(min_length=1)
 
@@ -147,6 +153,8 @@ def report(ev: p.ProgressEvent) -> str:
 
 def outcome(t: p.TaskInfo) -> str:
     """The end message of a task's progress."""
+    if t.state is p.TaskState.REVIEW and t.reason and t.reason.startswith("revision_"):
+        return f"{t.error or t.reason}; the previous proposal is still in review"
     if t.state is p.TaskState.REVIEW:
         return f"ready for review: +{t.lines_added} -{t.lines_removed}"
     if t.state is p.TaskState.FAILED:

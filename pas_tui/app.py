@@ -21,6 +21,7 @@ from pas_tui.widgets.pool_panel import PoolPanel
 from pas_tui.widgets.receipts_screen import ReceiptsScreen
 from pas_tui.widgets.review import ReviewPane
 from pas_tui.widgets.review.pane import conflict_text
+from pas_tui.widgets.revise_form import ReviseForm
 from pas_tui.widgets.submit_form import SubmitForm
 from pas_tui.widgets.task_list import TaskList
 
@@ -38,6 +39,7 @@ class PasApp(App[None]):
         Binding("space", "toggle_hunk", "Choose hunk", show=False),
         Binding("a", "review('approve')", "Approve"),
         Binding("r", "review('reject')", "Reject"),
+        Binding("v", "revise", "Revise"),
         Binding("c", "cancel_task", "Cancel"),
         Binding("s", "submit", "Submit"),
         Binding("R", "receipts", "Receipts", key_display="R"),
@@ -45,7 +47,7 @@ class PasApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    MAIN_ONLY = frozenset({"filter", "hunk", "toggle_hunk", "review", "cancel_task"})
+    MAIN_ONLY = frozenset({"filter", "hunk", "toggle_hunk", "review", "revise", "cancel_task"})
 
     def __init__(self, socket: str | os.PathLike[str] | None = None, *, client_factory: ClientFactory | None = None,
                  workspace: str | os.PathLike[str] | None = None, clock: Callable[[], float] = time.time,
@@ -212,6 +214,16 @@ class PasApp(App[None]):
         self._load_review()
 
     @work(group="rpc", exit_on_error=False)
+    async def revise(self, task: p.TaskInfo, comment: str, hunks: list[int] | None) -> None:
+        try:
+            result = await self.link.client.revise(p.ReviseParams(task_id=task.id, comment=comment, hunks=hunks))
+        except PasError as exc:
+            self.notify(exc.message, title="revise failed", severity="error")
+            return
+        self.query_one(TaskList).upsert(result)
+        self.notify(f"revision {result.revision} of {result.id} queued", title=result.state.value)
+
+    @work(group="rpc", exit_on_error=False)
     async def review_job(self, verb: str, job: p.JobInfo) -> None:
         params = p.JobReviewParams(job_id=job.id)
         try:
@@ -297,6 +309,23 @@ class PasApp(App[None]):
         if task.state is p.TaskState.CONFLICT and verb == "approve":
             self.notify(f"retrying the merge; it failed because {conflict_text(task)}", title="conflict")
         self.review(verb, task, pane.hunks.chosen or None)
+
+    def action_revise(self) -> None:
+        """Ask for a comment, then send the selected task back to its Programmer (about the chosen hunks)."""
+        task = self.query_one(TaskList).selected
+        if self.query_one(TaskList).selected_job is not None or task is None:
+            self.notify("select a task awaiting review to revise it", severity="warning")
+            return
+        if not task.state.reviewable:
+            self.notify(f"task {task.id} is {task.state.value}, not awaiting review", severity="warning")
+            return
+        hunks = self.query_one(ReviewPane).hunks.chosen
+
+        def done(comment: str | None) -> None:
+            if comment:
+                self.revise(task, comment, hunks or None)
+
+        self.push_screen(ReviseForm(task.id, hunks), done)
 
     def action_cancel_task(self) -> None:
         job = self.query_one(TaskList).selected_job

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from daemon import paths
 from daemon import protocol as p
-from daemon.cli import jobs, lifecycle, receipts, store, tasks
+from daemon.cli import jobs, lifecycle, receipts, revise, store, tasks
 from daemon.cli.args import bounds, line_range, number, task_state, whole, workers_error
 from daemon.client import PasClient
 from daemon.errors import PasError
@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp = cmd(name, help)
         sp.add_argument("task", help="task id (or a unique prefix)")
         sp.add_argument("--hunks", help="only these hunks, e.g. 1,3")
+    revise.add_arguments(cmd("revise", revise.HELP))
     sp = cmd("receipts", "what tasks cost and changed")
     sp.add_argument("--task", help="only this task's receipts")
     sp.add_argument("--by", choices=["model", "day", "job", "tier"], help="sum the receipts by model, day, job or tier")
@@ -145,6 +146,7 @@ COMMANDS: dict[str, Command] = {
     "status": lifecycle.cmd_status, "trust": lifecycle.cmd_trust,
     "submit": tasks.cmd_submit, "tasks": tasks.cmd_tasks, "show": tasks.cmd_show, "diff": tasks.cmd_diff,
     "approve": tasks.cmd_approve, "reject": tasks.cmd_reject, "cancel": tasks.cmd_cancel,
+    "revise": revise.cmd_revise,
     "receipts": receipts.cmd_receipts, "job": jobs.cmd_job, "jobs": jobs.cmd_jobs, "gc": store.cmd_gc,
 }
 

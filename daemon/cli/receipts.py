@@ -14,7 +14,9 @@ async def cmd_receipts(args: argparse.Namespace, c: PasClient) -> int:
     if args.by:
         return await cmd_receipts_by(args, c)
     rs = await c.receipts(p.ReceiptsParams(task_id=args.task, limit=args.limit))
-    rows = [[r.task_id, str(r.attempt), r.provider.model, _tokens_in(r.tokens), _tokens_out(r.tokens),
+    # a revision's attempt says which round it answered: "2 r1"
+    rows = [[r.task_id, str(r.attempt) + (f" r{r.revision}" if r.revision else ""), r.provider.model,
+             _tokens_in(r.tokens), _tokens_out(r.tokens),
              f"{r.cost_usd:.6f}" + ("" if r.priced else "*"), f"{r.wall_s:.2f}", str(r.files_changed),
              f"+{r.lines_added}/-{r.lines_removed}", _outcome(r.outcome)] for r in rs]
     text = table(rows, ["TASK", "TRY", "MODEL", "TOK IN", "TOK OUT", "COST USD", "SECONDS", "FILES", "LINES",

@@ -49,7 +49,7 @@ async def cmd_submit(args: argparse.Namespace, c: PasClient) -> int:
     return _verdict(task, receipts[0] if receipts else None)
 
 
-Params = TypeVar("Params", p.SubmitParams, p.JobSubmitParams)
+Params = TypeVar("Params", p.SubmitParams, p.JobSubmitParams, p.ReviseParams)
 Result = TypeVar("Result")
 
 
@@ -120,6 +120,8 @@ def _task_text(t: p.TaskInfo) -> str:
         lines.append(f"  selection: {t.selection.path}:{t.selection.start_line}-{t.selection.end_line}")
     if t.programmer:
         lines.append(f"  programmer: {t.programmer} (attempt {t.attempts})")
+    if t.revision:
+        lines.append(f"  revision: {t.revision} (sent back {plural(t.revision, 'time')} with a comment)")
     if t.state in (p.TaskState.REVIEW, p.TaskState.APPLIED, p.TaskState.CONFLICT, p.TaskState.REJECTED):
         lines.append(f"  changes: {plural(t.files_changed, 'file')}, +{t.lines_added} -{t.lines_removed}")
     if t.pruned_at:

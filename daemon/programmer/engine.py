@@ -18,7 +18,7 @@ from daemon.programmer import llm, reads, snapshot
 from daemon.programmer.check import require_sandbox, run_check
 from daemon.programmer.edits import Edit, EditRefused, apply_edit, parse_reply, resolve_path
 from daemon.programmer.guard import NOT_A_TASK_FILE, command_allowed, normalize, refuse_path
-from daemon.programmer.prompt import build_messages, repair_message
+from daemon.programmer.prompt import build_messages, repair_message, revision_message
 from daemon.programmer.repomap.rank import estimate_tokens
 from daemon.programmer.spec import EngineResult, FileChange, ProviderFault, TaskFailed, TaskSpec
 from daemon.protocol import CheckRun, ProviderSnapshot, Receipt, RefusedEdit, TokenUsage
@@ -87,6 +87,7 @@ class _Tally:
             checks=[c.model_copy(update={"output": c.output[-2000:]}) for c in self.checks],
             outcome=outcome, created_at=time.time(), files_read=list(self.files_read), rounds=dict(self.rounds),
             map_tokens=estimate_tokens(spec.repo_map),
+            revision=spec.revision.number if spec.revision else 0,
         )
 
 
@@ -190,7 +191,11 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
     workspace = Path(spec.workspace)
     base: dict[str, str | None] = dict(snap.base)
     contents: dict[str, str | None] = dict(snap.base)
-    messages = build_messages(spec, contents)
+    if spec.revision is not None:
+        messages = await _resume(spec, snap, base, contents)
+    else:
+        messages = build_messages(spec, contents)
+    revised = _proposal(base, contents) if spec.revision is not None else None  # what a revision starts from
     limits, ctx = spec.limits, spec.context
     problems: list[str] = []
     kind, repairs, read_rounds, proposed = "first", 0, 0, False
@@ -257,8 +262,32 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
         if not proposed:
             raise TaskFailed("no_edits", "the model answered without any SEARCH/REPLACE edit")
         raise TaskFailed("no_change", "the model's edits change nothing")
+    if revised is not None and _proposal(base, contents) == revised:
+        if problems:
+            raise TaskFailed("edits_failed", "no edit of the revision applied: " + "; ".join(problems)[:800])
+        raise TaskFailed("no_change", "the revision's edits change nothing in the proposal")
     return EngineResult(changes=changes, receipt=tally.receipt("review", changes),
-                        checks=tally.checks, refused=tally.refused)
+                        checks=tally.checks, refused=tally.refused, messages=messages)
+
+
+def _proposal(base: dict[str, str | None], contents: dict[str, str | None]) -> dict[str, str | None]:
+    return {p: c for p, c in contents.items() if c != base.get(p)}
+
+
+async def _resume(spec: TaskSpec, snap: snapshot.Snapshot, base: dict[str, str | None],
+                  contents: dict[str, str | None]) -> list[dict[str, str]]:
+    """A revision starts where the proposal left off: the snapshot holds the proposed files (whatever
+    the user's tree holds now), their base is the task's original base, and the conversation goes on."""
+    rev = spec.revision
+    assert rev is not None
+    allowed = set(spec.files) | {c.path for c in rev.files}
+    for ch in rev.files:
+        if why := refuse_path(snap.root, ch.path, allowed, spec.allow_files):
+            raise TaskFailed("guardrail", f"cannot revise {ch.path}: {why}")
+        base[ch.path] = None if ch.created else ch.base
+        contents[ch.path] = ch.proposed
+        await asyncio.to_thread(_write, snap.root / ch.path, ch.proposed)
+    return [*rev.messages, revision_message(rev.comment, rev.hunks, contents)]
 
 
 async def _apply(spec: TaskSpec, tally: _Tally, snap: snapshot.Snapshot, edit: Edit, base: dict[str, str | None],

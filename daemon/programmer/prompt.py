@@ -108,3 +108,22 @@ def repair_message(problems: list[str], check_output: str | None, contents: dict
         text += [_file(path, content, " (as it is now)") for path, content in contents.items() if content is not None]
     text.append("Answer with SEARCH/REPLACE blocks against the task's files as they are now.")
     return {"role": "user", "content": "\n\n".join(text)}
+
+
+def revision_message(comment: str, hunks: list[str], contents: dict[str, str | None]) -> dict[str, str]:
+    """The reviewer's answer to a proposal: the hunks they point at, the files as proposed, their comment."""
+    text = ["The reviewer read your proposal and sends it back with a comment. The files below are as "
+            "your edits left them; the diff is reviewed against the files as they were before your edits."]
+    if hunks:
+        quoted = "\n".join(h.rstrip("\n") for h in hunks)
+        fence = _fence(quoted)
+        text.append("The comment is about these hunks of your proposal:\n" + f"{fence}diff\n{quoted}\n{fence}")
+    for path, content in contents.items():
+        if content is None:
+            continue
+        fence = _fence(content)
+        body = content if content.endswith("\n") or not content else content + "\n"
+        text.append(f"### FILE: {path}\n{fence}\n{body}{fence}")
+    text.append(f"### INSTRUCTION\n{comment.strip()}")
+    text.append("Answer with SEARCH/REPLACE blocks against the files as they are now.")
+    return {"role": "user", "content": "\n\n".join(text)}

@@ -51,6 +51,26 @@ class ModelSpec(Spec):
     cached_input_cost_per_token: float | None = None
 
 
+class FileChange(Spec):
+    path: str
+    base: str
+    proposed: str
+    created: bool = False
+
+
+class Revision(Spec):
+    """A proposal sent back with a comment: the conversation so far and the files as it left them.
+
+    Self-contained, like the rest of the spec: the engine needs no store to continue the task.
+    """
+
+    number: int  # 1 for the first revision
+    messages: list[dict[str, str]]  # the conversation up to the model's last answer
+    comment: str  # the reviewer's words
+    hunks: list[str] = []  # the hunks of the proposal the comment is about, as the diff shows them
+    files: list[FileChange]  # base = the task's original base content, proposed = the current proposal
+
+
 class TaskSpec(Spec):
     task_id: str
     run_id: str
@@ -69,14 +89,8 @@ class TaskSpec(Spec):
     limits: Limits = Limits()
     context: ContextSpec = ContextSpec()
     secret_env: list[str] = []  # every variable an `api_key_env` setting names: redacted from check output
+    revision: Revision | None = None  # set when the reviewer sent the task's proposal back
     repo_map: str = ""  # the workspace's outline for this task, made by the daemon (programmer/repomap/)
-
-
-class FileChange(Spec):
-    path: str
-    base: str
-    proposed: str
-    created: bool = False
 
 
 class EngineResult(Spec):
@@ -84,6 +98,7 @@ class EngineResult(Spec):
     receipt: Receipt
     checks: list[CheckRun] = []
     refused: list[RefusedEdit] = []
+    messages: list[dict[str, str]] = []  # the final conversation, ending with the model's last answer
 
 
 class TaskFailed(Exception):

@@ -60,3 +60,8 @@ def test_nvim_job_on_a_folder_review_approve_one_task(nvim: str, daemon: DaemonP
     assert any(line.startswith("in review: job ") for line in lines)
     assert (src / "a.py").read_text() == "# pas: note the job\ndef a():\n    return 1\n"
     assert (src / "b.py").read_text() == "def b():\n    return 2\n"
+
+
+def test_nvim_revise_lens_then_approve(nvim: str, daemon: DaemonProcess, repo: Path, tmp_path: Path) -> None:
+    lines = run_flow(nvim, "revise_approve.lua", daemon, repo, tmp_path, PAS_TEST_FILE=str(repo / "app.py"))
+    assert any(line.startswith("revise asked for task ") for line in lines)

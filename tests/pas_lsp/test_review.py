@@ -72,7 +72,7 @@ async def test_review_shows_diagnostics_and_lenses(client: LanguageClient, works
     assert diag.severity == lsp.DiagnosticSeverity.Information and diag.source == "pas"
     lenses = await client.text_document_code_lens_async(
         lsp.CodeLensParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
-    assert [lens.command.title for lens in lenses] == ["Approve", "Reject", "Show diff"]
+    assert [lens.command.title for lens in lenses] == ["Approve", "Reject", "Revise…", "Show diff"]
     assert {lens.range.start.line for lens in lenses} == {4}
     assert lenses[0].command.arguments[0] == {"task": task_id, "hunks": [1]}
     found = await client.text_document_code_action_async(lsp.CodeActionParams(

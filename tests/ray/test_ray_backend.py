@@ -345,3 +345,21 @@ async def test_file_requests_on_a_node_read_the_commit_sent_there_or_say_why_not
     assert f"### FILE: util.py (read-only)\n```\n{SAMPLE['util.py']}```" in told[0]
     assert (f"- util.py: refused: the workspace is not reachable from Ray node {WORKER}: only the task's files "
             "were sent there") in told[1]
+
+
+async def test_a_revision_runs_on_the_node_from_the_conversation_it_ships(
+        remote: DaemonProcess, offline: OfflineModel, tmp_path: Path) -> None:
+    """The revision's spec carries the conversation and the proposed files: the node needs nothing else."""
+    repo = make_repo(tmp_path / "ws", SAMPLE)
+    async with remote.client() as c:
+        task = await c.wait((await c.submit(p.SubmitParams(
+            workspace=str(repo), instruction="note mul", files=["util.py"]))).id)
+        await c.revise(p.ReviseParams(task_id=task.id, comment="note the types too"))
+        task = await c.wait(task.id)
+        assert task.state is p.TaskState.REVIEW and task.revision == 1, task.error
+        diff = (await c.diff(task.id)).diff
+        receipts = sorted(await c.receipts(p.ReceiptsParams(task_id=task.id)), key=lambda r: r.attempt)
+    assert "+# pas: note the types too\n+# pas: note mul\n" in diff
+    assert [(r.revision, r.node) for r in receipts] == [(0, WORKER), (1, WORKER)]
+    first, second = (r["messages"] for r in offline.requests)
+    assert second[: len(first)] == first and second[len(first)]["role"] == "assistant"

@@ -58,6 +58,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         void vscode.window.showInformationMessage(`PAS: task ${r.task_id} rejected.`);
       }
     }),
+    // Client-side half of the server's "Revise…" lens and action on a hunk: ask, then pas.revise.
+    command('pas.promptRevise', (arg) => promptRevise(client, arg)),
+    command('pas.reviseTask', async (arg) => {
+      const task = await chooseTask(client, REVIEW_STATES, arg, 'revise');
+      if (task) {
+        await promptRevise(client, { task });
+      }
+    }),
     command('pas.showDiffTask', async (arg) => {
       const task = await chooseTask(client, REVIEW_STATES, arg, 'show');
       if (task) {
@@ -173,6 +181,29 @@ async function promptDelegateJob(pas: PasClient, given: Partial<JobArgs> | undef
   const args: JobArgs = { uris, instruction: instruction.trim(), ...(model ? { model } : {}) };
   const r = await pas.execute<{ job_id: string; task_ids: string[] }>('pas.delegateJob', args);
   vscode.window.setStatusBarMessage(`PAS: job ${r.job_id} queued (${r.task_ids.length} tasks)`, 15000);
+}
+
+/** `pas.promptRevise` {task, hunks?}: ask for the comment, then send the task back with pas.revise. */
+async function promptRevise(pas: PasClient, arg: unknown): Promise<void> {
+  const given = (arg ?? {}) as { task?: unknown; hunks?: unknown };
+  if (typeof given.task !== 'string') {
+    throw new Error('pas.promptRevise needs {task, hunks?}');
+  }
+  const hunks = Array.isArray(given.hunks) ? (given.hunks as number[]) : undefined;
+  const about = hunks?.length ? ` (hunk ${hunks.join(', ')})` : '';
+  const comment = await vscode.window.showInputBox({
+    title: `PAS: Revise task ${given.task}${about}`,
+    prompt: 'What should the Programmer change in its proposal?',
+    ignoreFocusOut: true,
+  });
+  if (!comment?.trim()) {
+    return;
+  }
+  const r = await pas.execute<{ task_id: string; revision: number }>(
+    'pas.revise',
+    { task: given.task, comment: comment.trim(), ...(hunks?.length ? { hunks } : {}) },
+  );
+  vscode.window.setStatusBarMessage(`PAS: revision ${r.revision} of task ${r.task_id} queued`, 15000);
 }
 
 /**

@@ -27,6 +27,8 @@ def summary(task: TaskInfo) -> Text:
         text.append(f"+{task.lines_added}", style="green")
         text.append(" ")
         text.append(f"-{task.lines_removed}", style="red")
+    if task.revision:
+        text.append(f"  ·  revision {task.revision}")
     if task.state is TaskState.CONFLICT:
         text.append(f"\ncannot apply: {conflict_text(task)}", style="bold red")
     elif task.error:
@@ -81,7 +83,8 @@ class ReviewPane(Vertical):
         self.query_one("#review-summary", Static).update(summary(task) if task else Text("no task", style="dim"))
         await self.hunks.show(diff, keep_choice=same)
         self.receipt.show(receipt)
-        self.border_subtitle = "n/p hunk · space choose · a approve · r reject" if diff and diff.files else ""
+        keys = "n/p hunk · space choose · a approve · r reject · v revise"
+        self.border_subtitle = keys if diff and diff.files else ""
 
     async def show_job(self, job: JobInfo, diff: JobDiffResult | None) -> None:
         """A job: its combined diff (every task's hunks, one after another) and its summed receipt."""

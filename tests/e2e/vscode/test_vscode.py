@@ -259,3 +259,36 @@ def test_with_no_models_set_the_pick_offers_the_daemons_choices(
         timeout_ms=30_000,
     )
     assert cs.value(result, "pick") == MODELS  # the daemon's models.choices, its default first
+
+
+HANDLE_NONE = ("Empty lists too.\n\napp.py\n```\n<<<<<<< SEARCH\n    return sum(items)\n=======\n"
+               "    return sum(items or [])\n>>>>>>> REPLACE\n```\n")
+
+
+def test_revise_lens_then_approve(
+    code_server: Callable[..., CodeServer], tmp_path: Path, pas_stack: tuple[DaemonProcess, OfflineModel]
+) -> None:
+    """The hunk's "Revise…" lens asks for a comment in an input box; the revised proposal comes back to review."""
+    daemon, model = pas_stack
+    model.script([{"content": SUM}, {"content": HANDLE_NONE}])
+    model.set_latency(1.0)
+    cs = _editor(code_server, tmp_path, daemon)
+    cs.drive(
+        [
+            *_delegate(tmp_path / "review.png"),
+            {"do": "click", "selector": ".codelens-decoration a:text('Revise…')"},
+            {"do": "type", "text": "also take None"},
+            {"do": "statusBar", "match": r"PAS: revision 1 of task \S+ queued"},
+            {"do": "statusBar", "match": r"PAS \d+ idle · 0 busy", "timeoutMs": 60000},
+            {"do": "wait", "selector": ".codelens-decoration a:text('Approve')"},
+            {"do": "command", "title": "PAS: Approve"},
+            {"do": "notification", "text": "approved"},
+            {"do": "editorText", "contains": "sum(items or [])"},
+            {"do": "save"},
+        ],
+        timeout_ms=30_000,
+    )
+    request = model.requests[-1]["messages"][-1]["content"]
+    assert "### INSTRUCTION\nalso take None" in request and "+    return sum(items)" in request  # the hunk quoted
+    saved = (cs.workspace / "app.py").read_text()
+    assert "return sum(items or [])" in saved and "len(items)" not in saved

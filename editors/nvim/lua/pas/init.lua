@@ -80,6 +80,21 @@ local function prompt_delegate_job(command, ctx)
   end)
 end
 
+--- The client half of the "Revise…" lens and action on a hunk: ask for the comment, then run pas.revise.
+local function prompt_revise(command, ctx)
+  local args = vim.deepcopy((command.arguments or {})[1] or {})
+  local about = args.hunks and #args.hunks > 0 and (" (hunk " .. table.concat(args.hunks, ", ") .. ")") or ""
+  vim.ui.input({ prompt = "PAS revise " .. tostring(args.task) .. about .. ": " }, function(input)
+    if not input or vim.trim(input) == "" then
+      return
+    end
+    args.comment = vim.trim(input)
+    M.execute("pas.revise", args, function(result)
+      notify("revision " .. result.revision .. " of task " .. result.task_id .. " queued")
+    end, ctx and ctx.bufnr)
+  end)
+end
+
 function M.client_config(root)
   return {
     name = "pas",
@@ -119,6 +134,7 @@ function M.setup(opts)
   M.config = vim.tbl_deep_extend("force", M.config, opts or {})
   vim.lsp.commands["pas.promptDelegate"] = prompt_delegate
   vim.lsp.commands["pas.promptDelegateJob"] = prompt_delegate_job
+  vim.lsp.commands["pas.promptRevise"] = prompt_revise
   local group = vim.api.nvim_create_augroup("pas", { clear = true })
   -- Without a filetype list, attach on reading any file: filetype detection may be off (nvim -u).
   local events = M.config.filetypes and { "FileType" } or { "BufReadPost", "BufNewFile" }
@@ -273,6 +289,13 @@ function M.review(verb, task)
       end
       M.last_review = r
     end)
+  end)
+end
+
+--- :PasRevise [task]: send a task in review back to its Programmer with a comment from vim.ui.input.
+function M.revise(task)
+  with_task(task, "revise", function(id)
+    prompt_revise({ arguments = { { task = id } } }, { bufnr = vim.api.nvim_get_current_buf() })
   end)
 end
 
