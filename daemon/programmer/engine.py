@@ -18,7 +18,16 @@ from daemon.programmer.edits import EditFormatError, SearchNotFound, apply_edit,
 from daemon.programmer.guard import command_allowed, normalize, refuse_path
 from daemon.programmer.prompt import build_messages, repair_message
 from daemon.programmer.spec import EngineResult, FileChange, ProviderFault, TaskFailed, TaskSpec
-from daemon.protocol import CheckRun, ProviderSnapshot, Receipt, RefusedEdit, TokenUsage
+from daemon.protocol import (
+    CHECK_FAILED,
+    EDITS_REFUSED,
+    EDITS_UNAPPLIED,
+    CheckRun,
+    ProviderSnapshot,
+    Receipt,
+    RefusedEdit,
+    TokenUsage,
+)
 
 Progress = Callable[[str, str], None]
 
@@ -47,6 +56,7 @@ class _Tally:
     calls: int = 0
     checks: list[CheckRun] = field(default_factory=list)
     refused: list[RefusedEdit] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # set once the last round is over
 
     def add(self, reply: llm.Reply) -> None:
         self.tokens = TokenUsage(input=self.tokens.input + reply.tokens.input,
@@ -59,10 +69,10 @@ class _Tally:
 
     def receipt(self, outcome: str, changes: list[FileChange] | None = None) -> Receipt:
         spec = self.spec
-        added = removed = 0
+        added = removed = hunks = 0
         for ch in changes or []:
-            a, r = _line_delta(ch.base, ch.proposed)
-            added, removed = added + a, removed + r
+            a, r, h = _line_delta(ch.base, ch.proposed)
+            added, removed, hunks = added + a, removed + r, hunks + h
         check = None
         if self.checks:
             check = "passed" if self.checks[-1].exit_code == 0 else "failed"
@@ -76,20 +86,24 @@ class _Tally:
             files_changed=len(changes or []), lines_added=added, lines_removed=removed,
             check=check, check_rounds=len(self.checks), refused=list(self.refused),
             checks=[c.model_copy(update={"output": c.output[-2000:]}) for c in self.checks],
-            outcome=outcome, created_at=time.time(),
+            outcome=outcome, created_at=time.time(), warnings=list(self.warnings),
+            repair_rounds=max(0, self.calls - 1), hunks_proposed=hunks,
         )
 
 
-def _line_delta(base: str, new: str) -> tuple[int, int]:
-    from daemon.programmer.diffs import LineMatcher  # difflib's own matcher is quadratic on repeated lines
+def _line_delta(base: str, new: str) -> tuple[int, int, int]:
+    """Lines added and removed, and hunks as review numbers them (daemon/programmer/diffs.py)."""
+    from daemon.programmer.diffs import LineMatcher, split_lines  # difflib's matcher is quadratic on repeats
 
     added = removed = 0
-    for tag, i1, i2, j1, j2 in LineMatcher(base.splitlines(), new.splitlines()).get_opcodes():
+    matcher = LineMatcher(base.splitlines(), new.splitlines())
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag in ("replace", "delete"):
             removed += i2 - i1
         if tag in ("replace", "insert"):
             added += j2 - j1
-    return added, removed
+    hunks = sum(1 for _ in LineMatcher(split_lines(base), split_lines(new)).get_grouped_opcodes(3))
+    return added, removed, hunks
 
 
 async def run_task(spec: TaskSpec, progress: Progress) -> EngineResult:
@@ -136,6 +150,8 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
     messages = build_messages(spec, contents)
     limits = spec.limits
     problems: list[str] = []
+    refused: list[RefusedEdit] = []  # this round's
+    unapplied: list[str] = []  # this round's edits that did not apply
     for round_no in range(limits.max_rounds + 1):
         if limits.budget_usd is not None and tally.cost >= limits.budget_usd:
             raise TaskFailed("budget", f"stopped before the next model call: spent ${tally.cost:.6f} "
@@ -148,11 +164,12 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
         messages.append({"role": "assistant", "content": reply.text})
 
         progress("edit", "applying edits")
-        problems = []
+        problems, refused, unapplied = [], [], []
         try:
             edits = parse_edits(reply.text)
         except EditFormatError as exc:
-            edits, problems = [], [f"malformed edit block: {exc}"]
+            edits, unapplied = [], [f"malformed edit block: {exc}"]
+            problems = list(unapplied)
         if not edits and not problems and round_no == 0:
             raise TaskFailed("no_edits", "the model answered without any SEARCH/REPLACE edit")
         for edit in edits:
@@ -160,7 +177,8 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
             why = refuse_path(snap.root, path, allowed, spec.allow_files) or refuse_path(
                 workspace, path, allowed, spec.allow_files)
             if why:
-                tally.refused.append(RefusedEdit(path=path, reason=why))
+                refused.append(RefusedEdit(path=path, reason=why))
+                tally.refused.append(refused[-1])
                 problems.append(f"{path}: refused, {why}")
                 continue
             if path not in contents:
@@ -177,6 +195,7 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
                 new = apply_edit(contents[path] or "", edit)
             except SearchNotFound as exc:
                 problems.append(str(exc))
+                unapplied.append(str(exc))
                 continue
             contents[path] = new
             await asyncio.to_thread(_write, snap.root / path, new)
@@ -201,8 +220,21 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
         if problems:
             raise TaskFailed("edits_failed", "no edit applied: " + "; ".join(problems)[:800])
         raise TaskFailed("no_change", "the model's edits change nothing")
+    tally.warnings = verdict(tally.checks, refused, unapplied)
     return EngineResult(changes=changes, receipt=tally.receipt("review", changes),
-                        checks=tally.checks, refused=tally.refused)
+                        checks=tally.checks, refused=tally.refused, unapplied=unapplied)
+
+
+def verdict(checks: list[CheckRun], refused: list[RefusedEdit], unapplied: list[str]) -> list[str]:
+    """What keeps a result from being a good one once the last round is over (empty: nothing)."""
+    warnings = []
+    if checks and checks[-1].exit_code != 0:
+        warnings.append(CHECK_FAILED)
+    if refused:
+        warnings.append(EDITS_REFUSED)
+    if unapplied:
+        warnings.append(EDITS_UNAPPLIED)
+    return warnings
 
 
 def _unusable(exc: snapshot.UnusableFile) -> TaskFailed:

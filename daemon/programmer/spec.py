@@ -67,7 +67,8 @@ class EngineResult(Spec):
     changes: list[FileChange]
     receipt: Receipt
     checks: list[CheckRun] = []
-    refused: list[RefusedEdit] = []
+    refused: list[RefusedEdit] = []  # every round's
+    unapplied: list[str] = []  # the last round's edits that did not apply, and why (refusals not included)
 
 
 class TaskFailed(Exception):
