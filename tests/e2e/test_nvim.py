@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.testing import DaemonProcess, commit_all, write_files
+from daemon.offline_model import OfflineModel
+from daemon.testing import DaemonProcess, block, commit_all, write_files
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -60,3 +62,17 @@ def test_nvim_job_on_a_folder_review_approve_one_task(nvim: str, daemon: DaemonP
     assert any(line.startswith("in review: job ") for line in lines)
     assert (src / "a.py").read_text() == "# pas: note the job\ndef a():\n    return 1\n"
     assert (src / "b.py").read_text() == "def b():\n    return 2\n"
+
+
+def test_nvim_notifies_a_failed_and_a_flagged_task(nvim: str, daemon: DaemonProcess, offline: OfflineModel, repo: Path,
+                                     tmp_path: Path) -> None:
+    offline.script([{"content": "I would leave add as it is."},
+                    {"content": block("app.py", "def add(a, b):\n", "def add(a, b):  # kept\n")
+                     + block("util.py", "def mul(a, b):\n", "def mul(a, b):  # x\n")}])
+    lines = run_flow(nvim, "notify_failure.lua", daemon, repo, tmp_path, PAS_TEST_FILE=str(repo / "app.py"))
+    [note] = [line for line in lines if line.startswith("notified: ")]
+    assert re.fullmatch(r"notified: PAS: task \w+ failed: the model answered without any SEARCH/REPLACE edit "
+                        r"\(no_edits\)", note), note
+    [flag] = [line for line in lines if line.startswith("flagged: ")]
+    assert re.fullmatch(r"flagged: PAS: task \w+ is in review, but flagged: edits refused \(leave add alone\)",
+                        flag), flag
