@@ -8,6 +8,7 @@ import {
   extractInstruction,
   jobUris,
   modelChoices,
+  noticeActions,
   orderTasks,
   serverSettings,
   splitCommand,
@@ -126,4 +127,11 @@ test('a job from the explorer takes the whole selection, else the clicked item',
   assert.deepEqual(jobUris('file:///w/a', ['file:///w/a', 'file:///w/b', 'file:///w/a']), ['file:///w/a', 'file:///w/b']);
   assert.deepEqual(jobUris('file:///w/src', undefined), ['file:///w/src']);
   assert.deepEqual(jobUris(undefined, []), []);
+});
+
+test('a flagged review offers its diff and reject; a failed check its diff; other failures nothing', () => {
+  const notice = { task: 'abc', reason: null, warnings: ['check_failed'], level: 'warning' as const, message: 'm' };
+  assert.deepEqual(noticeActions({ ...notice, state: 'REVIEW' }), ['Show diff', 'Reject']);
+  assert.deepEqual(noticeActions({ ...notice, state: 'FAILED', reason: 'check_failed', level: 'error' }), ['Show diff']);
+  assert.deepEqual(noticeActions({ ...notice, state: 'FAILED', reason: 'no_edits', warnings: [], level: 'error' }), []);
 });
