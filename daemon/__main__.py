@@ -1,5 +1,5 @@
 import sys
 
-from daemon.launch import entry
+from daemon.cli.entry import entry
 
 sys.exit(entry())

@@ -315,4 +315,19 @@ async def connect(socket: str | os.PathLike[str] | None = None, *, name: str = "
     return await PasClient(socket, name=name).connect()
 
 
-__all__ = ["DaemonUnavailable", "EventStream", "PasClient", "PasError", "connect"]
+
+async def ensure_daemon(workers: int | None = None, quiet: bool = False,
+                        socket: str | None = None, pool_argv: list[str] | None = None) -> p.HelloResult:
+    """Start the daemon in the background unless one answers; returns once the socket is ready."""
+    from daemon import launch
+
+    if socket:
+        os.environ["PASD_SOCKET"] = socket
+    try:
+        found = await asyncio.to_thread(launch.start, workers, quiet, extra=pool_argv)
+    except launch.LaunchError as exc:
+        raise PasError(str(exc)) from None
+    return p.HelloResult.model_validate(found)
+
+
+__all__ = ["DaemonUnavailable", "EventStream", "PasClient", "PasError", "connect", "ensure_daemon"]

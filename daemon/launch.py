@@ -107,11 +107,15 @@ def _serve_here(log_path: Path, env: dict[str, str], workers: int | None) -> Non
         # open otherwise, and a caller reading one to its end would wait for the daemon to exit.
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         os.environ.update(env)
-        serve = ["serve"] + (["--workers", str(workers)] if workers is not None else [])
-        sys.argv = [sys.argv[0], *serve]
-        from daemon.cli import main
+        sys.argv = [sys.argv[0], "serve"] + (["--workers", str(workers)] if workers is not None else [])
+        from daemon.app import serve
+        from daemon.errors import PasError
 
-        code = main(serve)
+        try:
+            code = serve(None, None, workers, {})
+        except PasError as exc:
+            print(f"pasd: {exc.message}", file=sys.stderr)
+            code = 1
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
@@ -154,13 +158,3 @@ def main(argv: list[str]) -> int | None:
         print(f"pasd: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def entry() -> int:
-    """The `pasd` command: the fast start path, else the full CLI."""
-    code = main(sys.argv[1:])
-    if code is None:
-        from daemon.cli import main as cli_main
-
-        code = cli_main()
-    return code

@@ -402,9 +402,24 @@ class OfflineModel:
             self.requests.append(entry)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Serve until SIGINT/SIGTERM: `python -m daemon.offline_model --port 8765 --latency 0.2`."""
-    parser = argparse.ArgumentParser(prog="python -m daemon.offline_model", description=__doc__)
+USAGE = """Serves {model} on {url}: try the editors or CI of your own project with no key.
+  pasd submit "add a docstring" -f app.py --model {model} --api-base {url}
+or in ~/.config/pasd/config.toml:
+  [models]
+  default = "{model}"
+  [models.settings."{model}"]
+  api_base = "{url}"
+Without a script it answers every task with a comment above the selection (or the file's first
+line). Control (JSON over HTTP): POST /control/script [responses], /control/rules [{{"match": regex,
+...}}], /control/latency {{"seconds": S}}, /control/reset; GET /control/requests lists what it was asked.
+Ctrl-C stops it."""
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m daemon.offline_model") -> int:
+    """Serve until SIGINT/SIGTERM: `pasd offline-model --port 8765 --latency 0.2`."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description="An OpenAI-compatible model server on loopback with scripted answers, "
+                               "for trying pasd, its editors and CI without an API key.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
@@ -429,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     with server:
-        print(server.url, flush=True)
+        print(server.url, flush=True)  # the first line of stdout: scripts read the URL from it
+        print(USAGE.format(model="openai/" + MODEL_ID, url=server.url), file=sys.stderr, flush=True)
         done.wait()
     return 0
 

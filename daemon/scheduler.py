@@ -316,13 +316,14 @@ class Scheduler:
         task = (self.store.get_task(task.id) or task).model_copy(update=update)
         if self.store.save_result(task, changes, r):
             self.bus.publish(ReceiptEvent(receipt=r))
-        self.bus.publish(TaskEvent(task=task))
         if fail:
             message = f"failed: {task.error}"
         else:
             flagged = f" ({warning_text(task.warnings)})" if task.warnings else ""
             message = f"ready for review{flagged}: +{r.lines_added} -{r.lines_removed}"
+        # the last progress line comes before the state that ends the task: a follower stops there
         self.bus.publish(ProgressEvent(task_id=task.id, programmer=task.programmer, phase="done", message=message))
+        self.bus.publish(TaskEvent(task=task))
         if self.on_review is not None and not fail:
             self.on_review(task)
 
@@ -358,10 +359,10 @@ class Scheduler:
                 self.bus.publish(TaskEvent(task=task))
 
     def _finish(self, task: TaskInfo, **changes: Any) -> TaskInfo:
-        task = self._update(task, finished_at=time.time(), **changes)
-        self.bus.publish(ProgressEvent(task_id=task.id, programmer=task.programmer, phase="done",
-                                       message=f"{task.state.value.lower()}: {task.error or task.reason or ''}"))
-        return task
+        ending = task.model_copy(update=changes)  # announced before the state that ends the task
+        self.bus.publish(ProgressEvent(task_id=task.id, programmer=ending.programmer, phase="done",
+                                       message=f"{ending.state.value.lower()}: {ending.error or ending.reason or ''}"))
+        return self._update(task, finished_at=time.time(), **changes)
 
     def _update(self, task: TaskInfo, **changes: Any) -> TaskInfo:
         """Change a task from its stored state (the caller's copy may be stale), store and publish."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from daemon import paths
 from daemon import protocol as p
-from daemon.client import EventStream, PasClient
+from daemon.client import EventStream, PasClient, ensure_daemon
 from daemon.errors import DaemonUnavailable, PasError
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,6 @@ class DaemonLink:
             return client
 
     async def _start_daemon(self) -> None:
-        from daemon.cli import ensure_daemon
-
         try:
             await ensure_daemon(quiet=True, socket=str(self.socket_path()) if self.socket else None)
         except PasError as exc:

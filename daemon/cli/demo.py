@@ -1,18 +1,22 @@
-"""`pasd demo`: the whole flow on a throwaway repository, with no API key.
+"""`pasd demo`: the whole flow on a small new repository, with no API key.
 
 Starts the offline model on loopback, makes sure a daemon runs, submits four tasks in
-parallel, shows progress, diffs and receipts, then approves two and rejects one.
+parallel, shows progress, diffs and receipts, then approves two, rejects one and leaves one
+in review for the user to try. The repository stays (its path is printed) unless `--clean`.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 from daemon import protocol as p
-from daemon.client import EventStream, PasClient
+from daemon.cli.lifecycle import running
+from daemon.cli.output import table
+from daemon.client import EventStream, PasClient, ensure_daemon
 from daemon.config import OFFLINE_MODEL
 from daemon.offline_model import OfflineModel
 from daemon.testing import make_repo
@@ -33,16 +37,16 @@ TASKS = [
 
 
 async def run_demo(args: argparse.Namespace) -> int:
-    from daemon.cli import ensure_daemon, table
-
     root = Path(tempfile.mkdtemp(prefix="pasd-demo-"))
     repo = make_repo(root / "shop-repo", FILES)
     # an uncommitted edit: tasks see the user's tree as it is, not just what git has
     cart = repo / "shop/cart.py"
     cart.write_text(cart.read_text() + "\n\ndef empty(items):\n    return not items\n")
     print(f"demo repository: {repo}")
+    already = await running()
     with OfflineModel(latency=0.6) as model:
-        await ensure_daemon()
+        hello = await ensure_daemon(quiet=True)
+        print(f"pasd {'was already running' if already else 'started'} (pid {hello.pid}, {hello.socket})")
         async with PasClient(name="demo") as c, EventStream(c.socket, kinds=["task", "progress"]) as events:
             ids = []
             for path, (a, b), instruction in TASKS:
@@ -79,8 +83,21 @@ async def run_demo(args: argparse.Namespace) -> int:
             for task_id in reviewable[2:3]:
                 res = await c.reject(p.ReviewParams(task_id=task_id))
                 print(f"rejected {task_id}: {res.task.state.value}")
+            left = reviewable[3:]
+            if args.clean:  # nothing may stay in review pointing at a repository that is gone
+                for task_id in left:
+                    await c.reject(p.ReviewParams(task_id=task_id))
     print(f"\nshop/cart.py now:\n{cart.read_text()}")
-    print("Next: `pasd tasks`, `pasd receipts`, `pas-tui`, or `pasd submit --help` with a real model.")
-    if not args.keep:
+    if args.clean:
         shutil.rmtree(root, ignore_errors=True)
+        print(f"removed the demo repository ({repo})")
+    else:
+        print(f"The demo repository stays at {repo} (`rm -rf {root}` removes it).")
+        for task_id in left:
+            print(f"Task {task_id} is still in review: `pasd diff {task_id}`, then `pasd approve {task_id}` "
+                  f"or `pasd reject {task_id}`; or review it in `pas-tui`.")
+    print(f"The daemon keeps running (pid {hello.pid}): `pasd status` shows the pool, `pasd stop` stops it.")
+    print("Next: `pasd tasks`, `pasd receipts`, `pas-tui`, or `pasd submit --help` with a real model; "
+          "`pasd offline-model` serves the offline model for trying the editors.")
+    sys.stdout.flush()
     return 0 if len(reviewable) == len(ids) else 1

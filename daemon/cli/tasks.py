@@ -1,0 +1,162 @@
+"""Tasks: submit (and follow), list, show, diff, approve, reject, cancel."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from daemon import protocol as p
+from daemon.cli.args import hunk_list, workspace_root
+from daemon.cli.lifecycle import warn_untrusted
+from daemon.cli.output import ago, out, plural, short, table
+from daemon.client import EventStream, PasClient
+from daemon.errors import DaemonUnavailable
+
+
+def _selection(args: argparse.Namespace, files: list[str]) -> p.Selection | None:
+    if not args.range:
+        return None
+    start, end = args.range
+    return p.Selection(path=files[0], start_line=start, end_line=end)
+
+
+async def cmd_submit(args: argparse.Namespace, c: PasClient) -> int:
+    files = [str(Path(f).resolve()) for f in args.file]
+    params = p.SubmitParams(
+        workspace=workspace_root(args.workspace), instruction=args.instruction, files=files,
+        selection=_selection(args, files), model=args.model, api_base=args.api_base, check=args.check,
+        timeout_s=args.timeout, budget_usd=args.budget, priority=args.priority,
+    )
+    if not args.wait:
+        task = await c.submit(params)
+        await warn_untrusted(c, task.workspace)
+        out(args, task, f"submitted {task.id} ({task.model}): {short(task.instruction, 60)}")
+        return 0
+    # subscribed before submitting, so that no event of the task (queued, running, model) is missed
+    async with EventStream(c.socket, kinds=["task", "progress"]) as events:
+        task = await c.submit(params)
+        await warn_untrusted(c, task.workspace)
+        if not args.json:
+            print(f"submitted {task.id} ({task.model}); waiting…", file=sys.stderr)
+        task = await _follow(events, task, quiet=args.json)
+    out(args, task, _task_text(task))
+    receipts = await c.receipts(p.ReceiptsParams(task_id=task.id, limit=1))
+    return _verdict(task, receipts[0] if receipts else None)
+
+
+async def _follow(events: EventStream, task: p.TaskInfo, quiet: bool) -> p.TaskInfo:
+    """The task's progress on stderr (time since submit, the Programmer, the phase) until it ends."""
+    started = time.monotonic()
+    async for env in events:
+        ev = env.event
+        if isinstance(ev, p.ProgressEvent) and ev.task_id == task.id and not quiet:
+            who = f"{ev.programmer}: " if ev.programmer else ""
+            print(f"  {time.monotonic() - started:6.1f}s  {who}{ev.phase}: {ev.message}", file=sys.stderr)
+        elif isinstance(ev, p.TaskEvent) and ev.task.id == task.id and not ev.task.state.active:
+            return ev.task
+    raise DaemonUnavailable("the daemon went away while waiting")
+
+
+def _verdict(task: p.TaskInfo, receipt: p.Receipt | None) -> int:
+    """0 only for a result worth reviewing: in review (or applied) with its check passing and no edit refused."""
+    if task.state not in (p.TaskState.REVIEW, p.TaskState.APPLIED):
+        return 1
+    problems = []
+    if receipt is not None and receipt.check == "failed":
+        problems.append(f"the check still fails after {plural(receipt.check_rounds, 'run')}: {task.check}")
+    if task.refused:
+        problems.append(f"{plural(len(task.refused), 'edit')} refused: "
+                        + "; ".join(f"{r.path} ({r.reason})" for r in task.refused[:3]))
+    for problem in problems:
+        print(f"pasd: {problem}; review the diff before approving", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _task_text(t: p.TaskInfo) -> str:
+    lines = [f"task {t.id}  {t.state.value}", f"  instruction: {t.instruction}", f"  model: {t.model}",
+             f"  files: {', '.join(t.files)}", f"  workspace: {t.workspace}"]
+    if t.selection:
+        lines.append(f"  selection: {t.selection.path}:{t.selection.start_line}-{t.selection.end_line}")
+    if t.programmer:
+        lines.append(f"  programmer: {t.programmer} (attempt {t.attempts})")
+    if t.state in (p.TaskState.REVIEW, p.TaskState.APPLIED, p.TaskState.CONFLICT, p.TaskState.REJECTED):
+        lines.append(f"  changes: {plural(t.files_changed, 'file')}, +{t.lines_added} -{t.lines_removed}")
+    lines.append(f"  cost: ${t.cost_usd:.6f}")
+    if t.error or t.reason:
+        lines.append(f"  reason: {t.reason or '-'}: {t.error or ''}")
+    for r in t.refused:
+        lines.append(f"  refused edit: {r.path}: {r.reason}")
+    for cf in t.conflicts:
+        lines.append(f"  conflict: hunk {cf.hunk_id} in {cf.path}: {cf.reason}")
+    if t.stale_hunks:
+        lines.append(f"  stale hunks (file changed since): {', '.join(map(str, t.stale_hunks))}")
+    return "\n".join(lines)
+
+
+async def cmd_tasks(args: argparse.Namespace, c: PasClient) -> int:
+    states: list[p.TaskState] | None = args.state
+    tasks = await c.list(p.TaskListParams(states=states, limit=args.limit))
+    rows = [[t.id, t.state.value, short(t.instruction, 36), t.model, short(", ".join(t.files), 30),
+             f"${t.cost_usd:.4f}", ago(t.created_at)] for t in tasks]
+    out(args, tasks, table(rows, ["ID", "STATE", "INSTRUCTION", "MODEL", "FILES", "COST", "AGE"])
+        if tasks else "no tasks")
+    return 0
+
+
+async def cmd_show(args: argparse.Namespace, c: PasClient) -> int:
+    task = await c.get(args.task)
+    text = _task_text(task)
+    if task.state.reviewable:
+        d = await c.diff(task.id)
+        hunks = [f"  hunk {h.id}: {h.path} {h.header} [{h.state.value}{', stale' if h.stale else ''}]"
+                 for f in d.files for h in f.hunks]
+        text += "\n" + "\n".join(hunks)
+    out(args, task, text)
+    return 0
+
+
+async def cmd_diff(args: argparse.Namespace, c: PasClient) -> int:
+    d = await c.diff(args.task)
+    out(args, d, numbered(d).rstrip("\n") if d.diff else f"task {d.task_id} has no changes")
+    return 0
+
+
+def numbered(d: p.DiffResult) -> str:
+    """The diff with each hunk's number (what `--hunks` takes) after its `@@ -a,b +c,d @@`: the
+    text there is free for a heading, so the output is still a patch `git apply` and `patch` take."""
+    hunks = [h for f in d.files for h in f.hunks]
+    lines = d.diff.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if hunks and line.startswith("@@ ") and line.rstrip("\r\n") == hunks[0].header:
+            h = hunks.pop(0)
+            marks = "".join([f", {h.state.value}" if h.state is not p.HunkState.PENDING else "",
+                             ", stale" if h.stale else ""])
+            lines[i] = f"{h.header} hunk {h.id}{marks}\n"
+    return "".join(lines)
+
+
+
+async def cmd_approve(args: argparse.Namespace, c: PasClient) -> int:
+    res = await c.approve(p.ReviewParams(task_id=args.task, hunks=hunk_list(args.hunks)))
+    if res.conflicts:
+        lines = [f"task {res.task.id} CONFLICT: nothing was written"]
+        lines += [f"  hunk {cf.hunk_id} in {cf.path}: {cf.reason}" for cf in res.conflicts]
+        out(args, res, "\n".join(lines))
+        return 1
+    out(args, res, f"task {res.task.id} {res.task.state.value}: applied hunks {', '.join(map(str, res.applied))}")
+    return 0
+
+
+async def cmd_reject(args: argparse.Namespace, c: PasClient) -> int:
+    res = await c.reject(p.ReviewParams(task_id=args.task, hunks=hunk_list(args.hunks)))
+    out(args, res, f"task {res.task.id} {res.task.state.value}: rejected hunks {', '.join(map(str, res.rejected))}")
+    return 0
+
+
+async def cmd_cancel(args: argparse.Namespace, c: PasClient) -> int:
+    task = await c.cancel(args.task)
+    out(args, task, f"task {task.id} {task.state.value}")
+    return 0
+
