@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 
 from rich.console import Console
-
 from textual.widgets import DataTable
 from tui_support import BIG, TWO_HUNKS, review_settled, wait_until
 
