@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from daemon.protocol import TaskInfo
+
 
 def out(args: argparse.Namespace, data: BaseModel | list[Any] | dict[str, Any], text: str) -> None:
     if getattr(args, "json", False):
@@ -45,3 +47,8 @@ def ago(t: float | None) -> str:
     s = max(0, int(time.time() - t))
     return f"{s}s" if s < 60 else f"{s // 60}m" if s < 3600 else f"{s // 3600}h"
 
+
+
+def badge(t: TaskInfo) -> str:
+    """The task's state, with `⚠` when it is flagged: "REVIEW ⚠"."""
+    return f"{t.state.value} ⚠" if t.warnings else t.state.value

@@ -10,7 +10,7 @@ from pathlib import Path
 from daemon import protocol as p
 from daemon.cli.args import hunk_list, workspace_root
 from daemon.cli.lifecycle import warn_untrusted
-from daemon.cli.output import ago, out, plural, short, table
+from daemon.cli.output import ago, badge, out, plural, short, table
 from daemon.client import EventStream, PasClient
 from daemon.errors import DaemonUnavailable
 
@@ -77,11 +77,6 @@ def _verdict(task: p.TaskInfo, receipt: p.Receipt | None) -> int:
     for problem in problems:
         print(f"pasd: {problem}; review the diff before approving", file=sys.stderr)
     return 1 if problems else 0
-
-
-def badge(t: p.TaskInfo) -> str:
-    """The task's state, with `⚠` when it is flagged: "REVIEW ⚠"."""
-    return f"{t.state.value} ⚠" if t.warnings else t.state.value
 
 
 def _task_text(t: p.TaskInfo) -> str:
