@@ -158,11 +158,24 @@ class JobsConfig(Section):
     """How much file content the planning prompt carries; past it, only the file names."""
 
 
+class ContextConfig(Section):
+    max_reads: int = Field(default=3, ge=0, le=20)
+    """Rounds in which the model may ask to read more files (`READ path`); 0: it may not ask."""
+    read_max_bytes: int = Field(default=100_000, ge=1000)
+    """The largest file a read request is answered with; a bigger one is refused."""
+    round_max_bytes: int = Field(default=300_000, ge=1000)
+    """Most bytes of file content one read round sends; requests past it are refused for that round."""
+    deny: list[str] = []
+    """Glob patterns of files never sent to a model on request, besides .gitignored files and `.env`,
+    `.env.*`, `*.pem`, `*.key`, `id_*` (matched against the path and against the file's name)."""
+
+
 class Settings(Section):
     pool: PoolConfig = PoolConfig()
     models: ModelsConfig = ModelsConfig()
     guardrails: GuardrailsConfig = GuardrailsConfig()
     jobs: JobsConfig = JobsConfig()
+    context: ContextConfig = ContextConfig()
 
     def model_settings(self, model: str) -> ModelSettings:
         return self.models.settings.get(model, ModelSettings())

@@ -1,4 +1,11 @@
-"""An OpenAI-compatible model server on loopback: scripted answers and faults for tests and demos."""
+"""An OpenAI-compatible model server on loopback: scripted answers and faults for tests and demos.
+
+Control: POST /control/script (responses queued in order), /control/rules, /control/latency,
+/control/reset; GET /control/requests (every request and its answer) and /control/reads (pasd's
+answers to file requests, as the model saw them). A response with `"read": [paths]` asks for those
+files (`READ path`) until pasd has answered each request, then answers as scripted; without
+`content` the answer is a real edit of the task's files as the latest round shows them.
+"""
 
 from __future__ import annotations
 
@@ -30,23 +37,44 @@ _PREFIXES = {
 # ---------------------------------------------------------------- the default answer
 
 
+_NOTE = re.compile(r"\s+\((as it is now|read-only)\)$")
+_READ_ANSWER = re.compile(r"^- (.+?): (sent below, read-only|refused: (.*))", re.M)
+
+
+def _sections(text: str) -> list[tuple[str, str, str]]:
+    """(kind, argument, body) of each `### FILE|SELECTION|INSTRUCTION` section of a message."""
+    parts = re.split(r"^### (FILE|SELECTION|INSTRUCTION)\b:?[ \t]*(.*)$", text, flags=re.M)
+    return list(zip(parts[1::3], parts[2::3], parts[3::3], strict=True))
+
+
+def _fenced(body: str) -> str | None:
+    lines = body.strip("\n").split("\n")
+    fence = re.match(r"`{3,}|~{3,}", lines[0]) if lines else None
+    if fence is None:
+        return None
+    # The last line that is the same fence closes the file, so inner ``` lines survive.
+    close = max((i for i, x in enumerate(lines) if i and x.strip() == fence.group()), default=0)
+    inner = lines[1:close] if close else lines[1:]
+    return "".join(line + "\n" for line in inner)
+
+
 def parse_prompt(text: str) -> tuple[dict[str, str], tuple[str, int, int] | None, str]:
-    """Files, selection (path, start, end) and instruction from pasd's prompt layout."""
+    """Files, selection (path, start, end) and instruction from pasd's prompt layout.
+
+    A repair message's `### FILE: path (as it is now)` updates that file; files sent on request
+    (`(read-only)`) are not the task's and are left out.
+    """
     files: dict[str, str] = {}
     selection: tuple[str, int, int] | None = None
     instruction: list[str] = []
-    # Split on the section headers; each section's body runs to the next header.
-    sections = re.split(r"^### (FILE|SELECTION|INSTRUCTION)\b:?[ \t]*(.*)$", text, flags=re.M)
-    for kind, arg, body in zip(sections[1::3], sections[2::3], sections[3::3], strict=True):
+    for kind, arg, body in _sections(text):
         if kind == "FILE":
-            lines = body.strip("\n").split("\n")
-            fence = re.match(r"`{3,}|~{3,}", lines[0]) if lines else None
-            if fence is None:
+            note = _NOTE.search(arg.strip())
+            if note is not None and note.group(1) == "read-only":
                 continue
-            # The last line that is the same fence closes the file, so inner ``` lines survive.
-            close = max((i for i, x in enumerate(lines) if i and x.strip() == fence.group()), default=0)
-            inner = lines[1:close] if close else lines[1:]
-            files[arg.strip()] = "".join(line + "\n" for line in inner)
+            content = _fenced(body)
+            if content is not None:
+                files[_NOTE.sub("", arg.strip())] = content
         elif kind == "SELECTION":
             m = re.fullmatch(r"(.+):(\d+)-(\d+)", arg.strip())
             if m:
@@ -56,14 +84,47 @@ def parse_prompt(text: str) -> tuple[dict[str, str], tuple[str, int, int] | None
     return files, selection, instruction[0].strip() if instruction else ""
 
 
+def read_answers(text: str) -> list[dict[str, Any]]:
+    """pasd's answers to file requests in one message: path, whether it was sent, and the reason if not."""
+    if "Your file requests:" not in text:
+        return []
+    listed = text.split("Your file requests:", 1)[1].split("\n\n", 1)[0]
+    return [{"path": m.group(1), "sent": m.group(3) is None, "reason": m.group(3) or ""}
+            for m in _READ_ANSWER.finditer(listed)]
+
+
+def user_texts(messages: list[Any]) -> list[str]:
+    """The user's side of a conversation: the task, then each later round's message."""
+    return [_text_of(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+
+
+def _answered(messages: list[Any]) -> set[str] | None:
+    """Paths pasd has answered a request for; None once it refuses any more requests."""
+    done: set[str] = set()
+    for m in messages:
+        if isinstance(m, dict) and m.get("role") == "user":
+            text = _text_of(m.get("content"))
+            if "file requests refused:" in text:
+                return None
+            done |= {a["path"] for a in read_answers(text)}
+    return done
+
+
 def _comment_prefix(path: str) -> str:
     name = path.rsplit("/", 1)[-1]
     return _PREFIXES.get(name.rsplit(".", 1)[-1], "#") if "." in name else "#"
 
 
-def default_answer(prompt: str) -> str:
-    """A real, deterministic edit: a `pas:` comment above the selection (or the file's top)."""
+def default_answer(prompt: str, later: list[str] | None = None) -> str:
+    """A real, deterministic edit: a `pas:` comment above the selection (or the file's top).
+
+    `later`: the conversation's later user messages (repair rounds): their files as they are now
+    replace the prompt's, so the edit applies to what the files have become.
+    """
     files, selection, instruction = parse_prompt(prompt.replace("\r\n", "\n"))
+    for text in later or []:
+        now, _, _ = parse_prompt(text.replace("\r\n", "\n"))
+        files.update((path, content) for path, content in now.items() if path in files)
     if not files:
         return NO_EDITS
     path = selection[0] if selection and selection[0] in files else next(iter(files))
@@ -152,6 +213,10 @@ class _Handler(BaseHTTPRequestHandler):
             with model._lock:
                 log = list(model.requests)
             self._send_json(200, log)
+        elif self.path == "/control/reads":
+            with model._lock:
+                answers = [a for entry in model.requests for a in entry.get("reads", [])]
+            self._send_json(200, answers)
         else:
             self._send_json(404, _error_body(404, f"no route {self.path}"))
 
@@ -194,8 +259,9 @@ class _Handler(BaseHTTPRequestHandler):
         messages: list[Any] = body["messages"]
         users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
         last_user = _text_of(users[-1].get("content")) if users else ""
-        spec, default_latency = model._next_spec(last_user)
+        spec, default_latency = model._next_spec(last_user, _answered(messages))
         entry: dict[str, Any] = {
+            "reads": read_answers(last_user),
             "time": time.time(),
             "model": body.get("model"),
             "headers": {k.lower(): v for k, v in self.headers.items()},
@@ -242,7 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         content = NO_EDITS if fault == "no_edits" else spec.get("content")
         if not isinstance(content, str):
-            content = default_answer(last_user)
+            texts = user_texts(messages)
+            content = default_answer(texts[0], texts[1:]) if texts else NO_EDITS
         prompt_text = "".join(_text_of(m.get("content")) for m in messages if isinstance(m, dict))
         prompt_tokens = int(spec.get("prompt_tokens", len(prompt_text) // 4 + 1))
         completion_tokens = int(spec.get("completion_tokens", len(content) // 4 + 1))
@@ -306,6 +373,21 @@ def _chunks(head: dict[str, Any], content: str, usage: dict[str, Any] | None) ->
 
 
 # ---------------------------------------------------------------- the server object
+
+
+def _asks(spec: dict[str, Any], answered: set[str] | None) -> dict[str, Any] | None:
+    """The READ answer a spec with `read` gives while some of its files are unanswered, else None."""
+    wanted = spec.get("read") or []
+    if answered is None or not isinstance(wanted, list):
+        return None
+    missing = [str(x) for x in wanted if str(x).removeprefix("./") not in answered]
+    if not missing:
+        return None
+    out: dict[str, Any] = {"content": "I need to see more before I edit.\n" + "".join(f"READ {x}\n" for x in missing)}
+    if "latency" in spec:
+        out["latency"] = spec["latency"]
+    return out
+
 
 
 class OfflineModel:
@@ -388,13 +470,19 @@ class OfflineModel:
             self._latency = self._initial_latency
             self.requests.clear()
 
-    def _next_spec(self, last_user: str) -> tuple[dict[str, Any], float]:
+    def _next_spec(self, last_user: str, answered: set[str] | None = None) -> tuple[dict[str, Any], float]:
+        """The response spec for this request; one with `read` asks for those files (staying at the
+        head of the script) until pasd has answered each request, then answers as scripted."""
         with self._lock:
             if self._script:
-                return self._script.popleft(), self._latency
+                spec = self._script[0]
+                if not _asks(spec, answered):
+                    self._script.popleft()
+                return _asks(spec, answered) or spec, self._latency
             for rule in self._rules:
                 if re.search(str(rule.get("match", "")), last_user):
-                    return {k: v for k, v in rule.items() if k != "match"}, self._latency
+                    spec = {k: v for k, v in rule.items() if k != "match"}
+                    return _asks(spec, answered) or spec, self._latency
             return {}, self._latency
 
     def _log(self, entry: dict[str, Any]) -> None:

@@ -220,11 +220,13 @@ class Receipt(Model):
     route: str | None = None  # why the tier was chosen
     fallback: str | None = None  # set when this attempt runs on a tier the task fell back to
     node: str = "local"  # where the attempt ran: "local", or the Ray node's name
-    # quality: what the review made of it (set when the user approves or rejects, by hunk)
+    files_read: list[str] = []  # files sent to the model on its request (read-only)
+    rounds: dict[str, int] = {}  # model calls by kind: "first", "read" (after a read round), "repair"
+    # quality: the result's warnings, its repairs, and what the review made of it
     warnings: list[str] = []  # CHECK_FAILED, EDITS_REFUSED, EDITS_UNAPPLIED: the result is not a good one
-    repair_rounds: int = 0  # model calls after the first, each answering failed edits or a failed check
+    repair_rounds: int = 0  # model calls answering failed edits or a failed check (rounds["repair"])
     hunks_proposed: int = 0  # hunks of the diff this attempt left for review
-    hunks_approved: int = 0
+    hunks_approved: int = 0  # set when the user approves or rejects, by hunk
     hunks_rejected: int = 0
     reviewed_at: float | None = None  # when the last hunk was decided (outcome approved/rejected/partial)
 

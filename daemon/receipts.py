@@ -40,14 +40,6 @@ def reviewed(r: Receipt) -> bool:
     return r.outcome in REVIEWED or r.hunks_approved + r.hunks_rejected > 0
 
 
-def files_read(r: Receipt) -> int | None:
-    """How many files the attempt's model read, where the receipt records it (None: it does not)."""
-    value = getattr(r, "files_read", None)
-    if isinstance(value, list):
-        return len(value)
-    return value if isinstance(value, int) else None
-
-
 def quality(receipts: list[Receipt]) -> dict[str, Any]:
     """How good a group's results were: the ReceiptGroup quality fields.
 

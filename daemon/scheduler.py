@@ -19,7 +19,7 @@ from daemon.events import EventBus
 from daemon.pool import Pool, Programmer
 from daemon.programmer.engine import SPEND, STOPPED, spent
 from daemon.programmer.llm import scrub
-from daemon.programmer.spec import EngineResult, Limits, ModelSpec, ProviderFault, TaskFailed, TaskSpec
+from daemon.programmer.spec import ContextSpec, EngineResult, Limits, ModelSpec, ProviderFault, TaskFailed, TaskSpec
 from daemon.protocol import (
     CHECK_FAILED,
     ProgressEvent,
@@ -193,6 +193,8 @@ class Scheduler:
                           check_timeout_s=g.check_timeout_s, check_output_bytes=g.check_output_bytes,
                           max_rounds=g.max_rounds, budget_usd=budget, check_env=g.check_env,
                           check_network=g.check_network, sandbox=g.sandbox),
+            context=ContextSpec(**settings.context.model_dump(include={"max_reads", "read_max_bytes",
+                                                                       "round_max_bytes", "deny"})),
             secret_env=sorted({m.api_key_env for m in settings.models.settings.values() if m.api_key_env}),
         )
 

@@ -58,6 +58,11 @@ def subset(user: Any, ws: Any, _: Dump) -> Any:
     return [x for x in ws if x in user]
 
 
+def union(user: Any, ws: Any, _: Dump) -> Any:
+    """Denylists: the workspace may add entries, never drop the user's."""
+    return [*user, *(x for x in ws if x not in user)]
+
+
 def off_only(user: Any, ws: Any, _: Dump) -> Any:
     """A switch that widens when on (`check_network`)."""
     return user and ws
@@ -113,6 +118,10 @@ RULES: dict[str, Combiner] = {
     "jobs.max_tasks": smaller,
     "jobs.parallel": smaller_zero_unlimited,
     "jobs.plan_max_bytes": smaller,
+    "context.max_reads": smaller,
+    "context.read_max_bytes": smaller,
+    "context.round_max_bytes": smaller,
+    "context.deny": union,
 }
 
 
@@ -169,7 +178,9 @@ def restrict(user: Dump, merged: Dump, raw: Dump) -> tuple[Dump, list[str]]:
             continue
         value = combine(u, w, user)
         _get(out, path[:-1])[path[-1]] = value
-        if value != w:  # the file asked for more than it gets: name its keys that differ from the user's
+        # the file asked for more than it gets: name its keys that differ from the user's (a denylist it
+        # extends gets all it asks for, and the user's entries besides)
+        if value != w and combine is not union:
             ignored += [key_name(leaf) for leaf in _leaves(_get(raw, path), path)
                         if _get(merged, leaf) != _get(user, leaf)] or [key]
     return out, ignored

@@ -24,7 +24,7 @@ from daemon.backends.shipment import Mirrors, NeedsFullBundle, Shipment, Staged
 from daemon.errors import PasError
 from daemon.programmer import llm
 from daemon.programmer.engine import run_task
-from daemon.programmer.spec import EngineResult, ProviderFault, TaskFailed, TaskSpec
+from daemon.programmer.spec import ContextSpec, EngineResult, ProviderFault, TaskFailed, TaskSpec
 from daemon.protocol import Receipt
 
 log = logging.getLogger("pasd.node")
@@ -145,7 +145,8 @@ class ProgrammerNode:
             await llm.ensure_loaded()
             llm.validate(spec.model)  # this node's keys, not the daemon's
             local = spec.model_copy(update={"workspace": str(staged.workspace),
-                                            "worktrees_dir": str(self.work / "snapshots")})
+                                            "worktrees_dir": str(self.work / "snapshots"),
+                                            "context": self._reads(spec, ship)})
             result = await run_task(local, progress)
         except PasError as exc:  # missing credentials or an unknown model on this node
             return Message(kind="failed", reason="credentials", message=f"on node {self.node}: {exc.message}")
@@ -159,6 +160,15 @@ class ProgrammerNode:
             await asyncio.shield(staged.remove())
         result.receipt = self._mark(result.receipt) or result.receipt
         return Message(kind="ok", result=result)
+
+    def _reads(self, spec: TaskSpec, ship: Shipment) -> ContextSpec:
+        """File requests read the rebuilt workspace: a commit checked out here, or only the task's files."""
+        if ship.repo is None:
+            why = f"the workspace is not reachable from Ray node {self.node}: only the task's files were sent there"
+            return spec.context.model_copy(update={"unreachable": why})
+        missing = (f"no such file in the commit sent to Ray node {self.node} (untracked files are sent only "
+                   "with a check command or an allowlist)")
+        return spec.context.model_copy(update={"missing": missing})
 
     def _mark(self, receipt: Receipt | None) -> Receipt | None:
         return receipt.model_copy(update={"node": self.node}) if receipt is not None else None

@@ -8,7 +8,7 @@ from daemon import protocol as p
 from daemon.cli.output import out, table
 from daemon.client import PasClient
 from daemon.errors import PasError
-from daemon.receipts import REVIEWED, files_read
+from daemon.receipts import REVIEWED
 
 
 def rate(part: int, whole: int) -> str:
@@ -27,14 +27,13 @@ async def cmd_receipts(args: argparse.Namespace, c: PasClient) -> int:
     if args.by:
         return await cmd_receipts_by(args, c)
     rs = await c.receipts(p.ReceiptsParams(task_id=args.task, limit=args.limit))
-    reads = any(files_read(r) is not None for r in rs)
     rows = [[r.task_id, str(r.attempt), r.provider.model, str(r.tokens.input), str(r.tokens.output),
              f"{r.cost_usd:.6f}" + ("" if r.priced else "*"), f"{r.wall_s:.2f}", str(r.files_changed),
-             f"+{r.lines_added}/-{r.lines_removed}", r.check or "-", str(r.repair_rounds), hunks(r),
-             *([str(files_read(r) if files_read(r) is not None else "-")] if reads else []),
+             f"+{r.lines_added}/-{r.lines_removed}", str(len(r.files_read)), r.check or "-", str(r.repair_rounds),
+             hunks(r),
              r.outcome + (f" ⚠ {p.warning_text(r.warnings)}" if r.warnings else "")] for r in rs]
     text = table(rows, ["TASK", "TRY", "MODEL", "TOK IN", "TOK OUT", "COST USD", "SECONDS", "FILES", "LINES",
-                        "CHECK", "REPAIRS", "HUNKS", *(["READS"] if reads else []), "OUTCOME"]) if rs else "no receipts"
+                        "READS", "CHECK", "REPAIRS", "HUNKS", "OUTCOME"]) if rs else "no receipts"
     if any(not r.priced for r in rs):
         text += "\n* unpriced: the model is not in litellm's price table (set prices in [models.settings])"
     out(args, rs, text)

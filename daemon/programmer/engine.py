@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.programmer import llm, snapshot
+from daemon.programmer import llm, reads, snapshot
 from daemon.programmer.check import require_sandbox, run_check
-from daemon.programmer.edits import EditFormatError, SearchNotFound, apply_edit, parse_edits
-from daemon.programmer.guard import command_allowed, normalize, refuse_path
+from daemon.programmer.edits import Edit, EditRefused, apply_edit, parse_reply, resolve_path
+from daemon.programmer.guard import NOT_A_TASK_FILE, command_allowed, normalize, refuse_path
 from daemon.programmer.prompt import build_messages, repair_message
 from daemon.programmer.spec import EngineResult, FileChange, ProviderFault, TaskFailed, TaskSpec
 from daemon.protocol import (
@@ -56,9 +56,11 @@ class _Tally:
     calls: int = 0
     checks: list[CheckRun] = field(default_factory=list)
     refused: list[RefusedEdit] = field(default_factory=list)
+    files_read: list[str] = field(default_factory=list)
+    rounds: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # set once the last round is over
 
-    def add(self, reply: llm.Reply) -> None:
+    def add(self, reply: llm.Reply, kind: str = "first") -> None:
         self.tokens = TokenUsage(input=self.tokens.input + reply.tokens.input,
                                  output=self.tokens.output + reply.tokens.output,
                                  reasoning=self.tokens.reasoning + reply.tokens.reasoning)
@@ -66,6 +68,7 @@ class _Tally:
         self.priced = self.priced and reply.priced
         self.llm_s += reply.seconds
         self.calls += 1
+        self.rounds[kind] = self.rounds.get(kind, 0) + 1
 
     def receipt(self, outcome: str, changes: list[FileChange] | None = None) -> Receipt:
         spec = self.spec
@@ -86,8 +89,8 @@ class _Tally:
             files_changed=len(changes or []), lines_added=added, lines_removed=removed,
             check=check, check_rounds=len(self.checks), refused=list(self.refused),
             checks=[c.model_copy(update={"output": c.output[-2000:]}) for c in self.checks],
-            outcome=outcome, created_at=time.time(), warnings=list(self.warnings),
-            repair_rounds=max(0, self.calls - 1), hunks_proposed=hunks,
+            outcome=outcome, created_at=time.time(), files_read=list(self.files_read), rounds=dict(self.rounds),
+            warnings=list(self.warnings), repair_rounds=self.rounds.get("repair", 0), hunks_proposed=hunks,
         )
 
 
@@ -96,8 +99,7 @@ def _line_delta(base: str, new: str) -> tuple[int, int, int]:
     from daemon.programmer.diffs import LineMatcher, split_lines  # difflib's matcher is quadratic on repeats
 
     added = removed = 0
-    matcher = LineMatcher(base.splitlines(), new.splitlines())
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    for tag, i1, i2, j1, j2 in LineMatcher(base.splitlines(), new.splitlines()).get_opcodes():
         if tag in ("replace", "delete"):
             removed += i2 - i1
         if tag in ("replace", "insert"):
@@ -144,72 +146,64 @@ async def _attempt(spec: TaskSpec, progress: Progress, tally: _Tally) -> EngineR
 
 async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snapshot.Snapshot) -> EngineResult:
     workspace = Path(spec.workspace)
-    allowed = set(spec.files)
     base: dict[str, str | None] = dict(snap.base)
     contents: dict[str, str | None] = dict(snap.base)
     messages = build_messages(spec, contents)
-    limits = spec.limits
+    limits, ctx = spec.limits, spec.context
     problems: list[str] = []
-    refused: list[RefusedEdit] = []  # this round's
-    unapplied: list[str] = []  # this round's edits that did not apply
-    for round_no in range(limits.max_rounds + 1):
+    unapplied: list[str] = []  # this round's edits that did not apply (malformed, path or SEARCH not found)
+    refused_from = 0  # this round's refusals are tally.refused[refused_from:]
+    kind, repairs, read_rounds, proposed = "first", 0, 0, False
+    while True:
         if limits.budget_usd is not None and tally.cost >= limits.budget_usd:
             raise TaskFailed("budget", f"stopped before the next model call: spent ${tally.cost:.6f} "
                                        f"of a ${limits.budget_usd:g} budget")
-        note = f" (repair round {round_no})" if round_no else ""
-        progress("model", f"asking {spec.model.model}{note}")
+        note = {"first": "", "read": " (with the files it asked for)", "repair": f" (repair round {repairs})"}
+        progress("model", f"asking {spec.model.model}{note[kind]}")
         reply = await llm.complete(spec.model, messages, limits.model_timeout_s)
-        tally.add(reply)
+        tally.add(reply, kind)
         progress(SPEND, tally.receipt(STOPPED).model_dump_json())
         messages.append({"role": "assistant", "content": reply.text})
 
         progress("edit", "applying edits")
-        problems, refused, unapplied = [], [], []
-        try:
-            edits = parse_edits(reply.text)
-        except EditFormatError as exc:
-            edits, unapplied = [], [f"malformed edit block: {exc}"]
-            problems = list(unapplied)
-        if not edits and not problems and round_no == 0:
+        parsed = parse_reply(reply.text)
+        problems = list(parsed.problems)
+        unapplied, refused_from = list(parsed.problems), len(tally.refused)
+        proposed = proposed or bool(parsed.edits)
+        if kind == "first" and not (parsed.edits or parsed.problems or parsed.reads):
             raise TaskFailed("no_edits", "the model answered without any SEARCH/REPLACE edit")
-        for edit in edits:
-            path = normalize(edit.path)
-            why = refuse_path(snap.root, path, allowed, spec.allow_files) or refuse_path(
-                workspace, path, allowed, spec.allow_files)
-            if why:
-                refused.append(RefusedEdit(path=path, reason=why))
-                tally.refused.append(refused[-1])
-                problems.append(f"{path}: refused, {why}")
-                continue
-            if path not in contents:
-                # a file admitted by the project's allowlist globs: like the task's files, its base is
-                # the user's file as it is now (it may be untracked or edited)
-                try:
-                    current = await asyncio.to_thread(snapshot.read_text, workspace / path, path)
-                except snapshot.UnusableFile as exc:
-                    raise _unusable(exc) from None
-                contents[path] = base[path] = current
-                if current is not None:
-                    await asyncio.to_thread(_write, snap.root / path, current)
-            try:
-                new = apply_edit(contents[path] or "", edit)
-            except SearchNotFound as exc:
-                problems.append(str(exc))
-                unapplied.append(str(exc))
-                continue
-            contents[path] = new
-            await asyncio.to_thread(_write, snap.root / path, new)
+        applied = 0
+        for edit in parsed.edits:
+            applied += await _apply(spec, tally, snap, edit, base, contents, problems, unapplied)
+
+        answers: list[reads.ReadAnswer] | None = None
+        if parsed.reads and read_rounds < ctx.max_reads:
+            read_rounds += 1
+            progress("read", f"reading {len(parsed.reads)} file(s) the model asked for")
+            answers = await reads.answer(workspace, parsed.reads, ctx, set(spec.files), tally.files_read)
+            tally.files_read += [a.path for a in answers if a.text is not None]
+        elif parsed.reads:
+            problems.append("file requests refused: " + (f"the {ctx.max_reads} read round(s) are used up"
+                            if ctx.max_reads else "this task takes no file requests")
+                            + "; answer with SEARCH/REPLACE blocks against the files you have")
 
         check_output: str | None = None
         changed = any(contents[p] != base.get(p) for p in contents)
-        if spec.check and changed:
+        if spec.check and changed and answers is None:  # a model still reading has not finished its edits
             progress("check", f"running {spec.check}")
-            run = await run_check(spec, snap.root, round_no)
+            run = await run_check(spec, snap.root, repairs)
             tally.checks.append(run)
             if run.exit_code != 0:
                 check_output = run.output or f"exit code {run.exit_code}"
-        if (problems or check_output is not None) and round_no < limits.max_rounds:
+        if answers is not None:
+            messages.append(repair_message(problems, check_output, contents, answers, ctx.max_reads - read_rounds,
+                                           show_files=applied > 0))
+            kind = "read"
+            continue
+        if (problems or check_output is not None) and repairs < limits.max_rounds:
+            repairs += 1
             messages.append(repair_message(problems, check_output, contents))
+            kind = "repair"
             continue
         break
 
@@ -219,8 +213,10 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
     if not changes:
         if problems:
             raise TaskFailed("edits_failed", "no edit applied: " + "; ".join(problems)[:800])
+        if not proposed:
+            raise TaskFailed("no_edits", "the model answered without any SEARCH/REPLACE edit")
         raise TaskFailed("no_change", "the model's edits change nothing")
-    tally.warnings = verdict(tally.checks, refused, unapplied)
+    tally.warnings = verdict(tally.checks, tally.refused[refused_from:], unapplied)
     return EngineResult(changes=changes, receipt=tally.receipt("review", changes),
                         checks=tally.checks, refused=tally.refused, unapplied=unapplied)
 
@@ -235,6 +231,47 @@ def verdict(checks: list[CheckRun], refused: list[RefusedEdit], unapplied: list[
     if unapplied:
         warnings.append(EDITS_UNAPPLIED)
     return warnings
+
+
+async def _apply(spec: TaskSpec, tally: _Tally, snap: snapshot.Snapshot, edit: Edit, base: dict[str, str | None],
+                 contents: dict[str, str | None], problems: list[str], unapplied: list[str]) -> int:
+    """Apply one block in the snapshot (1), or say in `problems` why not (0); a block refused by the
+    guardrails goes to `tally.refused`, one that does not apply (its path or SEARCH not found) to `unapplied`."""
+    workspace = Path(spec.workspace)
+    allowed = set(spec.files)
+    try:
+        path = normalize(resolve_path(edit.path, allowed, spec.allow_files))
+    except EditRefused as exc:
+        problems.append(str(exc))
+        unapplied.append(str(exc))
+        return 0
+    why = refuse_path(snap.root, path, allowed, spec.allow_files) or refuse_path(
+        workspace, path, allowed, spec.allow_files)
+    if why == NOT_A_TASK_FILE and path in tally.files_read:
+        why = "read-only: it was sent because you asked to read it; only the task's files can be edited"
+    if why:
+        tally.refused.append(RefusedEdit(path=path, reason=why))
+        problems.append(f"{path}: refused, {why}")
+        return 0
+    if path not in contents:
+        # a file admitted by the project's allowlist globs: like the task's files, its base is
+        # the user's file as it is now (it may be untracked or edited)
+        try:
+            current = await asyncio.to_thread(snapshot.read_text, workspace / path, path)
+        except snapshot.UnusableFile as exc:
+            raise _unusable(exc) from None
+        contents[path] = base[path] = current
+        if current is not None:
+            await asyncio.to_thread(_write, snap.root / path, current)
+    try:
+        new = apply_edit(contents[path] or "", edit)
+    except EditRefused as exc:
+        problems.append(str(exc))
+        unapplied.append(str(exc))
+        return 0
+    contents[path] = new
+    await asyncio.to_thread(_write, snap.root / path, new)
+    return 1
 
 
 def _unusable(exc: snapshot.UnusableFile) -> TaskFailed:

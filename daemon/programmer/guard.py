@@ -6,6 +6,8 @@ import fnmatch
 import shlex
 from pathlib import Path, PurePosixPath
 
+NOT_A_TASK_FILE = "not one of the task's files"
+
 
 def normalize(path: str) -> str:
     return path.strip().replace("\\", "/").removeprefix("./")
@@ -23,7 +25,7 @@ def refuse_path(root: Path, path: str, allowed: set[str], globs: list[str]) -> s
     if p.parts and p.parts[0] == ".git":
         return "path inside .git"
     if path not in allowed and not any(fnmatch.fnmatchcase(path, g) for g in globs):
-        return "not one of the task's files"
+        return NOT_A_TASK_FILE
     real_root = root.resolve()
     target = (root / path).resolve()
     if target != real_root and real_root not in target.parents:

@@ -28,6 +28,17 @@ class Limits(Spec):
     sandbox: Literal["auto", "bwrap", "off"] = "auto"
 
 
+class ContextSpec(Spec):
+    """What the model may read besides the task's files (programmer/reads.py)."""
+
+    max_reads: int = 3
+    read_max_bytes: int = 100_000
+    round_max_bytes: int = 300_000
+    deny: list[str] = []
+    unreachable: str | None = None  # set where the workspace cannot be read: every request is refused so
+    missing: str = "no such file in the workspace"  # what a request for an absent file is told
+
+
 class ModelSpec(Spec):
     model: str
     api_base: str | None = None
@@ -53,6 +64,7 @@ class TaskSpec(Spec):
     snapshot: Literal["auto", "worktree", "reuse", "copy"] = "auto"
     worktrees_dir: str
     limits: Limits = Limits()
+    context: ContextSpec = ContextSpec()
     secret_env: list[str] = []  # every variable an `api_key_env` setting names: redacted from check output
 
 

@@ -74,8 +74,8 @@ def test_a_flagged_task_says_so_in_tasks_show_and_receipts(make_daemon: DaemonFa
     assert first == f"task {task_id}  REVIEW ⚠ flagged: check failed"
 
     header, row = pasd(d, repo, "receipts").stdout.splitlines()[:2]
-    assert header.split()[-4:] == ["CHECK", "REPAIRS", "HUNKS", "OUTCOME"]
-    assert row.split()[-7:] == ["failed", "0", "-/1", "review", "⚠", "check", "failed"]
+    assert header.split()[-5:] == ["READS", "CHECK", "REPAIRS", "HUNKS", "OUTCOME"]
+    assert row.split()[-8:] == ["0", "failed", "0", "-/1", "review", "⚠", "check", "failed"]
 
 
 def test_an_unapplied_edit_fails_the_wait_and_is_named(make_daemon: DaemonFactory, offline: OfflineModel,

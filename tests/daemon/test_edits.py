@@ -113,8 +113,8 @@ def test_parse_no_blocks() -> None:
         ("a.py\n```\n<<<<<<< SEARCH\nold\n", "no ======="),
         ("a.py\n```\n<<<<<<< SEARCH\nold\n=======\nnew\n```\n", "no >>>>>>> REPLACE"),
         ("a.py\n<<<<<<< SEARCH\nx\n<<<<<<< SEARCH\ny\n=======\nz\n>>>>>>> REPLACE\n", "not closed"),
-        ("```\n<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE\n```", "without a file path"),
-        ("a.py\nx\n=======\ny\n>>>>>>> REPLACE\n", "without a SEARCH"),
+        ("```\n<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE\n```", "no file path before it"),
+        ("a.py\nx\n=======\ny\n>>>>>>> REPLACE\n", "no <<<<<<< SEARCH line"),
     ],
 )
 def test_parse_malformed(text: str, says: str) -> None:

@@ -87,7 +87,8 @@ async def test_retries_are_bounded(fast: DaemonProcess, offline: OfflineModel, r
     ({"fault": "no_edits"}, "no_edits", "without any SEARCH/REPLACE edit"),
     ({"content": "app.py\n```\n<<<<<<< SEARCH\nnot in the file\n=======\nx\n>>>>>>> REPLACE\n```\n"},
      "edits_failed", "no edit applied"),
-    ({"content": "app.py\n```\n<<<<<<< SEARCH\ndef add(a, b):\n=======\n"}, "edits_failed", "malformed"),
+    ({"content": "app.py\n```\n<<<<<<< SEARCH\ndef add(a, b):\n=======\n"}, "edits_failed",
+     "has no >>>>>>> REPLACE line"),
 ])
 async def test_permanent_faults_fail_with_a_readable_reason(single: DaemonProcess, offline: OfflineModel,
                                                             repo: Path, fault: dict[str, object], reason: str,

@@ -255,3 +255,39 @@ def test_main_serves_until_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ---------------------------------------------------------------- repair rounds and file requests
+
+
+def test_default_answer_edits_the_files_as_a_repair_round_shows_them() -> None:
+    now = "import os\n\n\ndef main():\n    x = 2\n    return x\n"
+    repair = (f"Some of your edits could not be applied:\n- a.py: SEARCH block not found\n\n"
+              f"### FILE: a.py (as it is now)\n```\n{now}```\n\n### FILE: b.py (read-only)\n```\nb = 1\n```\n\n"
+              "Answer with SEARCH/REPLACE blocks against the task's files as they are now.")
+    text = default_answer(prompt({"a.py": APP}, "note it"), [repair])
+    (edit,) = parse_edits(text)
+    assert edit.path == "a.py"
+    assert apply_edit(now, edit) == "# pas: note it\n" + now
+
+
+async def test_a_scripted_repair_goes_through_the_daemon(daemon: Any, offline: OfflineModel, repo: Path) -> None:
+    from daemon import protocol as p
+
+    wrong = "app.py\n```\n<<<<<<< SEARCH\nnot in the file\n=======\nx\n>>>>>>> REPLACE\n```\n"
+    offline.script([{"content": wrong}])  # then the default answer, which must read the repair round right
+    async with daemon.client() as c:
+        task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="explain add", files=["app.py"]))
+        task = await c.wait(task.id)
+        assert task.state is p.TaskState.REVIEW, task.error
+        (receipt,) = await c.receipts(p.ReceiptsParams(task_id=task.id))
+        assert receipt.rounds == {"first": 1, "repair": 1} and receipt.refused == []
+        contents = await c.contents(task.id)
+    _, second = offline.requests
+    asked = second["messages"][-1]["content"]
+    assert asked.startswith("Some of your edits could not be applied:\n- app.py: SEARCH block not found")
+    assert "### FILE: app.py (as it is now)" in asked
+    answer = second["response"]["choices"][0]["message"]["content"]
+    assert "\napp.py\n```\n<<<<<<< SEARCH\n" in answer and "(as it is now)" not in answer
+    (f,) = contents.files
+    assert f.proposed == "# pas: explain add\n" + f.base

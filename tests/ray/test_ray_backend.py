@@ -327,3 +327,21 @@ async def test_provider_keys_are_the_nodes_and_checked_there(remote: DaemonProce
         task = await c.wait((await c.submit(params)).id)
     assert task.state is p.TaskState.FAILED and task.reason == "credentials"
     assert f"on node {WORKER}" in (task.error or "") and "PASD_TEST_NODE_KEY" in (task.error or "")
+
+
+async def test_file_requests_on_a_node_read_the_commit_sent_there_or_say_why_not(
+        remote: DaemonProcess, offline: OfflineModel, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", SAMPLE)
+    (repo / "check.py").write_text("import util\n")
+    edit = "app.py\n```\n<<<<<<< SEARCH\ndef add(a, b):\n=======\ndef add(a, b):  # read util\n>>>>>>> REPLACE\n```\n"
+    offline.script([{"read": ["util.py"], "content": edit}])
+    tree = p.SubmitParams(workspace=str(repo), instruction="x", files=["app.py"], check="python check.py")
+    offline.script([{"read": ["util.py"], "content": edit}])
+    files_only = p.SubmitParams(workspace=str(repo), instruction="y", files=["app.py"])
+    (t1, _, r1), (t2, _, r2) = await _run(remote, [tree, files_only])
+    assert t1.state is t2.state is p.TaskState.REVIEW, (t1.error, t2.error)
+    assert r1[0].files_read == ["util.py"] and r2[0].files_read == []
+    told = [m["messages"][-1]["content"] for m in offline.requests if len(m["messages"]) > 2]
+    assert f"### FILE: util.py (read-only)\n```\n{SAMPLE['util.py']}```" in told[0]
+    assert (f"- util.py: refused: the workspace is not reachable from Ray node {WORKER}: only the task's files "
+            "were sent there") in told[1]
