@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess, block, commit_all, write_files
+from daemon.testing import DaemonFactory, DaemonProcess, block, commit_all, write_files
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -64,8 +64,9 @@ def test_nvim_job_on_a_folder_review_approve_one_task(nvim: str, daemon: DaemonP
     assert (src / "b.py").read_text() == "def b():\n    return 2\n"
 
 
-def test_nvim_notifies_a_failed_and_a_flagged_task(nvim: str, daemon: DaemonProcess, offline: OfflineModel, repo: Path,
-                                     tmp_path: Path) -> None:
+def test_nvim_notifies_a_failed_and_a_flagged_task(nvim: str, make_daemon: DaemonFactory, offline: OfflineModel,
+                                                   repo: Path, tmp_path: Path) -> None:
+    daemon = make_daemon(guardrails={"max_rounds": 0})  # the refused edit is the last round's
     offline.script([{"content": "I would leave add as it is."},
                     {"content": block("app.py", "def add(a, b):\n", "def add(a, b):  # kept\n")
                      + block("util.py", "def mul(a, b):\n", "def mul(a, b):  # x\n")}])

@@ -242,6 +242,7 @@ def test_job_from_the_explorer_review_approve_one_task(
 REFUSED = ("I used sum() and noted it in util.py.\n\napp.py\n```\n<<<<<<< SEARCH\n    return len(items)\n=======\n"
            "    return sum(items)\n>>>>>>> REPLACE\n```\n\nutil.py\n```\n<<<<<<< SEARCH\nX = 1\n=======\nX = 2\n"
            ">>>>>>> REPLACE\n```\n")
+UTIL_AGAIN = "util.py needs it too.\n\nutil.py\n```\n<<<<<<< SEARCH\nX = 1\n=======\nX = 2\n>>>>>>> REPLACE\n```\n"
 
 
 def test_a_flagged_review_is_a_notification_with_show_diff(
@@ -250,7 +251,8 @@ def test_a_flagged_review_is_a_notification_with_show_diff(
     """An edit of a file the task may not change is refused: the task reaches review flagged, the
     window that delegated it shows a warning with Show diff, and the Approve lens says why."""
     daemon, model = pas_stack
-    model.script([{"content": REFUSED}])
+    # each repair round (two by default) tries util.py again: the last round's edit is still refused
+    model.script([{"content": REFUSED}, {"content": UTIL_AGAIN}, {"content": UTIL_AGAIN}])
     cs = _editor(code_server, tmp_path, daemon, files={"util.py": "X = 1\n"})
     result = cs.drive(
         [
