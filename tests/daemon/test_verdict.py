@@ -145,3 +145,36 @@ async def test_approve_and_reject_whole_tasks_set_approved_and_rejected(
         [b] = await c.receipts(p.ReceiptsParams(task_id=second.id))
         assert (a.outcome, a.hunks_approved) == ("approved", 1)
         assert (b.outcome, b.hunks_rejected) == ("rejected", 1)
+
+
+def test_a_store_from_before_the_quality_fields_loads_and_its_review_is_counted(tmp_path: Path) -> None:
+    """A task and a receipt written without warnings or hunk counts load with their defaults; deciding
+    the task's hunks counts them (every decided hunk was proposed) and sets the receipt's outcome."""
+    from daemon.store import Store
+
+    old_receipt = {"task_id": "t1", "run_id": "r", "attempt": 1, "programmer": "Programmer-01",
+                   "provider": {"provider": "openai", "model": "openai/x"}, "tokens": {"input": 1, "output": 2},
+                   "cost_usd": 0.25, "priced": True, "wall_s": 3.0, "llm_s": 1.0, "outcome": "review",
+                   "created_at": 1.0}
+    old_task = {"id": "t1", "state": "REVIEW", "workspace": str(tmp_path), "instruction": "x", "files": ["a.py"],
+                "model": "openai/x", "timeout_s": 60.0, "created_at": 1.0}
+    store = Store(tmp_path / "state")
+    store.db.execute("INSERT INTO receipts (task_id, run_id, attempt, created_at, cost_usd, data) "
+                     "VALUES ('t1', 'r', 1, 1.0, 0.25, ?)", (json.dumps(old_receipt),))
+    store.db.execute("INSERT INTO tasks (id, seq, state, workspace, info, updated_at) "
+                     "VALUES ('t1', 1, 'REVIEW', ?, ?, 1.0)", (str(tmp_path), json.dumps(old_task)))
+    task = store.get_task("t1")
+    assert task is not None and task.warnings == [] and task.unapplied == []
+    [r] = store.receipts("t1")
+    assert (r.warnings, r.hunks_proposed, r.repair_rounds, r.reviewed_at) == ([], 0, 0, None)
+
+    store.set_hunk_states(task.model_copy(update={"state": p.TaskState.REVIEW}), {1: p.HunkState.APPLIED})
+    [r] = store.receipts("t1")
+    assert (r.outcome, r.hunks_approved, r.hunks_proposed) == ("review", 1, 0)  # hunk 2 may still be pending
+
+    store.set_hunk_states(task.model_copy(update={"state": p.TaskState.APPLIED}), {2: p.HunkState.REJECTED})
+    [r] = store.receipts("t1")
+    assert (r.outcome, r.hunks_approved, r.hunks_rejected, r.hunks_proposed) == ("partial", 1, 1, 2)
+    jsonl = [json.loads(line) for line in (tmp_path / "state" / "receipts" / "r.jsonl").read_text().splitlines()]
+    assert [x["outcome"] for x in jsonl] == ["review", "partial"]  # appended once each decision commits
+    store.close()
