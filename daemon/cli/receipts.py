@@ -52,9 +52,6 @@ async def cmd_receipts_by(args: argparse.Namespace, c: PasClient) -> int:
     text = table(rows, [args.by.upper(), "RECEIPTS", "TASKS", "TOK IN", "TOK OUT", "COST USD", "APPROVED",
                         "CHECKS OK", "FLAGGED", "MEDIAN USD", "MEDIAN S"])
     text = f"{text}\ntotal ${summary.total_usd:.6f}" if rows else "no receipts"
-    if rows:
-        text += ("\nAPPROVED: approved hunks of reviewed diffs; CHECKS OK: attempts whose last check passed; "
-                 "MEDIAN: cost and seconds per task with an approved hunk")
     if any(g.unpriced for g in summary.groups):
         text += "\n* includes unpriced receipts (set prices in [models.settings])"
     out(args, summary, text)
