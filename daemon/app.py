@@ -22,6 +22,7 @@ from daemon.jobs import JobManager
 from daemon.pool import Pool
 from daemon.private import make_undumpable, private_files, private_state
 from daemon.programmer import snapshot
+from daemon.programmer.repomap.index import RepoMaps
 from daemon.review import Reviewer
 from daemon.routing import TierFallback
 from daemon.scheduler import Scheduler
@@ -130,6 +131,7 @@ class Daemon:
         service = Service(store=store, pool=pool, bus=bus, scheduler=scheduler, reviewer=reviewer,
                           configs=self.configs, hello=hello, on_shutdown=self.request_stop)
         scheduler.fallback = TierFallback(store, self.configs.get)
+        maps = scheduler.maps = RepoMaps()
         jobs = JobManager(service)
         private_files(self.state_dir)  # the job store's database (and its -wal) is made by now
         server = RpcServer(service, bus, self.socket_path)
@@ -152,6 +154,7 @@ class Daemon:
             await watcher.close()
             await jobs.close()
             await scheduler.close()
+            await maps.close()
             await pool.backend.close()
             store.close()
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -159,6 +159,9 @@ class JobsConfig(Section):
 
 
 class ContextConfig(Section):
+    map_tokens: int = Field(default=1024, ge=0, le=65_536)
+    """Tokens of repo map (the definitions the task's files use elsewhere in the workspace) in each
+    prompt, estimated at 4 characters a token; 0 turns the map off."""
     max_reads: int = Field(default=3, ge=0, le=20)
     """Rounds in which the model may ask to read more files (`READ path`); 0: it may not ask."""
     read_max_bytes: int = Field(default=100_000, ge=1000)

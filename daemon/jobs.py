@@ -138,6 +138,8 @@ class JobManager:
         self.jobs = JobStore(service.store.state_dir / "jobs.db")
         self._lock = asyncio.Lock()  # one job advances at a time: queuing decisions see each other
         self._watch_task: asyncio.Task[None] | None = None
+        # keys submitted with a job, in memory until its last subtask is queued (Service.submit explains)
+        self._keys: dict[str, dict[str, str]] = {}
         service.handlers.update({
             "job.submit": self.submit, "job.get": self.get, "job.list": self.list_jobs, "job.cancel": self.cancel,
             "job.diff": self.diff, "job.approve": self.approve, "job.reject": self.reject,
@@ -282,32 +284,38 @@ class JobManager:
                         files=files, budget_usd=params.budget_usd if params.budget_usd is not None
                         else settings.guardrails.job_budget_usd, created_at=time.time())
         if params.split == "plan":
-            items, job = await self._plan(job, settings, workspace)
+            items, job = await self._plan(job, settings, workspace, params.keys)
         else:
             items = planning.per_file(job.instruction, files)
-        await self._validate_models(job, settings, workspace, items)
+        needed = await self._validate_models(job, settings, workspace, items, params.keys)
         job = job.model_copy(update={"plan": items, "pending": items})
         self.jobs.save(job)
+        if needed:
+            self._keys[job.id] = {k: params.keys[k] for k in needed}
         await self._advance(job.id)
         self._publish(job.id)
         return self.info(self.record(job.id))
 
     async def _validate_models(self, job: JobRecord, settings: Settings, workspace: Path,
-                               items: list[p.PlanItem]) -> None:
-        """Refuse the job now if a model its tasks would use cannot be (bad string, no credentials)."""
+                               items: list[p.PlanItem], submitted: dict[str, str]) -> set[str]:
+        """Refuse the job now if a model its tasks would use cannot be (bad string, no credentials);
+        the variables whose submitted keys its tasks need."""
         await llm.ensure_loaded()
         models = {job.model}
         if routing.is_routed(job.model, settings):
             models = {routing.route(settings, job.model, routing.scope_of(workspace, i.files, None)).model
                       for i in items}
+        needed: set[str] = set()
         for model in sorted(models):
             ms = settings.model_settings(model)
             # the job's tasks may run on remote nodes, which hold and check their own keys
-            llm.validate(ModelSpec(model=model, api_base=job.api_base or ms.api_base, api_key_env=ms.api_key_env),
-                         keys=self.service.pool.backend.name == "local")
+            needed.update(llm.validate(
+                ModelSpec(model=model, api_base=job.api_base or ms.api_base, api_key_env=ms.api_key_env),
+                keys=self.service.pool.backend.name == "local", submitted=submitted))
+        return needed
 
-    async def _plan(self, job: JobRecord, settings: Settings,
-                    workspace: Path) -> tuple[list[p.PlanItem], JobRecord]:
+    async def _plan(self, job: JobRecord, settings: Settings, workspace: Path,
+                    submitted: dict[str, str]) -> tuple[list[p.PlanItem], JobRecord]:
         """Ask the model for subtasks; a failed or refused plan leaves a FAILED job that shows its cost."""
         model, tier, why = job.model, None, None
         if routing.is_routed(model, settings):
@@ -318,7 +326,8 @@ class JobManager:
                          params=ms.params, input_cost_per_token=ms.input_cost_per_token,
                          output_cost_per_token=ms.output_cost_per_token)
         await llm.ensure_loaded()
-        llm.validate(spec)
+        if needed := llm.validate(spec, submitted=submitted):
+            spec = spec.model_copy(update={"keys": {k: submitted[k] for k in needed}})
         messages = planning.plan_messages(workspace, job.instruction, job.files, settings.jobs.max_tasks,
                                           settings.jobs.plan_max_bytes)
         started = time.time()
@@ -395,19 +404,22 @@ class JobManager:
                 task_budget = job.task_budget_usd
                 if left is not None:
                     task_budget = left if task_budget is None else min(task_budget, left)
+                keys: dict[str, str] = {}
                 try:
                     task = await self.service.build_task(p.SubmitParams(
                         workspace=job.workspace, instruction=item.instruction, files=item.files, model=job.model,
                         api_base=job.api_base, check=job.check, timeout_s=job.timeout_s, budget_usd=task_budget,
-                        priority=job.priority), job_id=job.id)
+                        priority=job.priority, keys=self._keys.get(job.id, {})), job_id=job.id, keys=keys)
                 except PasError as exc:
                     errors.append(f"{', '.join(item.files)}: {exc.message}")
                     continue
-                self.scheduler.submit(task)
+                self.scheduler.submit(task, keys)
                 crashpoints.reach("job.task-queued")
                 new_ids.append(task.id)
                 busy.update(task.files)
             error = "; ".join(filter(None, [job.error, *errors])) or None
+            if not pending or job.stopped:
+                self._keys.pop(job.id, None)  # every subtask that will run is queued, with its own copy
             self.jobs.save(job.model_copy(update={"pending": pending, "task_ids": [*job.task_ids, *new_ids],
                                                   "error": error}))
 
@@ -416,6 +428,7 @@ class JobManager:
     async def cancel(self, params: p.JobRef) -> p.JobInfo:
         async with self._lock:
             job = self.record(params.job_id)
+            self._keys.pop(job.id, None)
             self.jobs.save(job.model_copy(update={"stopped": True, "cancelled": True,
                                                   "stop_reason": job.stop_reason or "cancelled by the user"}))
         for task in self.tasks(job):

@@ -58,6 +58,8 @@ def _usable_path(v: str) -> str:
 PathStr = Annotated[str, AfterValidator(_usable_path)]
 Timeout = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)]
 Budget = Annotated[float, Field(ge=0, le=MAX_BUDGET_USD)]
+KeyName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+KeyValue = Annotated[str, Field(min_length=1, max_length=8192)]
 Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
 LineNo = Annotated[int, Field(ge=1, le=MAX_LINE_NO)]
 HunkId = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -220,6 +222,7 @@ class Receipt(Model):
     route: str | None = None  # why the tier was chosen
     fallback: str | None = None  # set when this attempt runs on a tier the task fell back to
     node: str = "local"  # where the attempt ran: "local", or the Ray node's name
+    map_tokens: int = 0  # the repo map's size in the prompt (estimated at 4 characters a token)
     files_read: list[str] = []  # files sent to the model on its request (read-only)
     rounds: dict[str, int] = {}  # model calls by kind: "first", "read" (after a read round), "repair"
     # quality: the result's warnings, its repairs, and what the review made of it
@@ -338,6 +341,10 @@ class SubmitParams(Model):
     timeout_s: Timeout | None = None
     budget_usd: Budget | None = None
     priority: Priority = 0
+    # Provider keys from the submitting shell, for this task's model only: sent only when the daemon
+    # asked for them (a MissingCredentials error names the variables), held in memory for this task,
+    # never stored, logged or shown (README: "Keys where you work").
+    keys: dict[KeyName, KeyValue] = Field(default={}, max_length=8, repr=False)
 
 
 class TaskRef(Model):
@@ -490,6 +497,7 @@ class JobSubmitParams(Model):
     budget_usd: Budget | None = None  # cap for the whole job (planning included)
     task_budget_usd: Budget | None = None
     priority: Priority = 0
+    keys: dict[KeyName, KeyValue] = Field(default={}, max_length=8, repr=False)  # as SubmitParams.keys, per job
 
 
 class JobTotals(Model):

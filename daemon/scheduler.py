@@ -5,6 +5,7 @@ cancellation and crash recovery. It owns every task's asyncio task and their shu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import time
@@ -19,6 +20,7 @@ from daemon.events import EventBus
 from daemon.pool import Pool, Programmer
 from daemon.programmer.engine import SPEND, STOPPED, spent
 from daemon.programmer.llm import scrub
+from daemon.programmer.repomap.index import RepoMaps
 from daemon.programmer.spec import ContextSpec, EngineResult, Limits, ModelSpec, ProviderFault, TaskFailed, TaskSpec
 from daemon.protocol import (
     CHECK_FAILED,
@@ -58,6 +60,10 @@ class Scheduler:
         self._loop_task: asyncio.Task[None] | None = None
         self.on_review: Callable[[TaskInfo], None] | None = None
         self.fallback: Fallback | None = None  # daemon/routing.py: next tier when a model is unavailable
+        # keys submitted with a task: task id -> (the model they are for, variable -> value); in memory
+        # only, for that model only, dropped when the task ends (a restart loses them: submit again)
+        self._keys: dict[str, tuple[str, dict[str, str]]] = {}
+        self.maps: RepoMaps | None = None  # programmer/repomap/: the workspace outline each spec carries
 
     # ------------------------------------------------------------ life cycle
 
@@ -113,13 +119,18 @@ class Scheduler:
 
     # ------------------------------------------------------------ public operations
 
-    def submit(self, task: TaskInfo) -> TaskInfo:
+    def submit(self, task: TaskInfo, keys: dict[str, str] | None = None) -> TaskInfo:
+        if keys:
+            self._keys[task.id] = (task.model, dict(keys))
         seq = self.store.next_seq()
         self.store.save_task(task, seq=seq)
         self.bus.publish(TaskEvent(task=task))
         self.bus.publish(ProgressEvent(task_id=task.id, phase="queued", message="queued"))
         heapq.heappush(self._heap, (-task.priority, seq, task.id))
         self._wake.set()
+        with contextlib.suppress(Exception):  # a bad config fails the task at dispatch, with its message
+            if self.maps is not None and self.settings_for(task.workspace).context.map_tokens > 0:
+                self.maps.warm(task.workspace)  # index it while the task waits for a programmer
         return task
 
     def cancel(self, task: TaskInfo) -> TaskInfo:
@@ -185,7 +196,7 @@ class Scheduler:
             task_id=task.id, run_id=self.run_id, attempt=task.attempts, programmer=prog.id,
             workspace=task.workspace, instruction=task.instruction, files=task.files, selection=task.selection,
             model=ModelSpec(model=task.model, api_base=task.api_base or ms.api_base, api_key_env=ms.api_key_env,
-                            params=ms.params, input_cost_per_token=ms.input_cost_per_token,
+                            keys=self._keys_for(task), params=ms.params, input_cost_per_token=ms.input_cost_per_token,
                             output_cost_per_token=ms.output_cost_per_token),
             check=task.check, allow_files=g.allow_files, allow_commands=g.allow_commands,
             snapshot=settings.pool.snapshot, worktrees_dir=str(self.worktrees_dir),
@@ -210,6 +221,9 @@ class Scheduler:
         try:
             settings = self.settings_for(task.workspace)
             spec = self._spec(task, prog, settings)
+            if self.maps is not None:
+                spec.repo_map = await self.maps.map_for(task.workspace, task.files, task.selection,
+                                                        task.instruction, settings.context.map_tokens)
             result = await self.pool.backend.run(prog.id, spec, progress)
         except asyncio.CancelledError:
             if task.id in self._cancelling and not self._stopping:
@@ -366,9 +380,17 @@ class Scheduler:
                                        message=f"{ending.state.value.lower()}: {ending.error or ending.reason or ''}"))
         return self._update(task, finished_at=time.time(), **changes)
 
+    def _keys_for(self, task: TaskInfo) -> dict[str, str]:
+        """The keys submitted with the task, while it still runs the model they were given for: a
+        fallback to another model never carries them along."""
+        model, keys = self._keys.get(task.id, ("", {}))
+        return dict(keys) if model == task.model else {}
+
     def _update(self, task: TaskInfo, **changes: Any) -> TaskInfo:
         """Change a task from its stored state (the caller's copy may be stale), store and publish."""
         task = (self.store.get_task(task.id) or task).model_copy(update=changes)
+        if not task.state.active:
+            self._keys.pop(task.id, None)
         self.store.save_task(task)
         self.bus.publish(TaskEvent(task=task))
         return task

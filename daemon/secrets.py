@@ -33,6 +33,30 @@ PROVIDER_KEYS: frozenset[str] = frozenset({
 })
 """Variables litellm reads credentials from (its providers' documented names)."""
 
+EITHER: tuple[tuple[str, ...], ...] = (
+    ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    ("FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY", "FIREWORKSAI_API_KEY", "FIREWORKS_AI_TOKEN"),
+    ("TOGETHERAI_API_KEY", "TOGETHER_API_KEY"),
+)
+"""Variables of which any one is enough: litellm reads the first it finds."""
+
+
+def needed(missing: Iterable[str]) -> list[tuple[str, ...]]:
+    """Group the variables a provider reports missing: each group is one credential, any member of
+    which will do ("GEMINI_API_KEY or GOOGLE_API_KEY"); the groups are all needed."""
+    groups: list[tuple[str, ...]] = []
+    for name in missing:
+        group = next((g for g in EITHER if name in g), (name,))
+        if group not in groups:
+            groups.append(group)
+    return groups
+
+
+def say_needed(groups: Iterable[tuple[str, ...]]) -> str:
+    """`ANTHROPIC_API_KEY`; `GEMINI_API_KEY or GOOGLE_API_KEY`; `AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`."""
+    return " and ".join(" or ".join(g) for g in groups)
+
+
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
 
 # A named variable is a secret whatever its value looks like; a variable caught only by a word in

@@ -132,10 +132,14 @@ class Service:
                 return task_id
 
     async def submit(self, params: p.SubmitParams) -> p.TaskInfo:
-        return self.scheduler.submit(await self.build_task(params))
+        keys: dict[str, str] = {}
+        task = await self.build_task(params, keys=keys)
+        return self.scheduler.submit(task, keys)
 
-    async def build_task(self, params: p.SubmitParams, *, job_id: str | None = None) -> p.TaskInfo:
-        """A checked, routed task ready to queue (jobs build theirs here too)."""
+    async def build_task(self, params: p.SubmitParams, *, job_id: str | None = None,
+                         keys: dict[str, str] | None = None) -> p.TaskInfo:
+        """A checked, routed task ready to queue (jobs build theirs here too); `keys` receives the
+        submitted keys the task's model needs, and only those."""
         workspace = Path(params.workspace)
         if not workspace.is_absolute():
             raise InvalidParams(f"workspace must be an absolute path: {params.workspace}")
@@ -166,8 +170,10 @@ class Service:
         api_base = params.api_base or ms.api_base
         await llm.ensure_loaded()
         # a remote backend's nodes hold the provider keys and check them; this machine may have none
-        llm.validate(ModelSpec(model=model, api_base=api_base, api_key_env=ms.api_key_env),
-                     keys=self.pool.backend.name == "local")
+        needed = llm.validate(ModelSpec(model=model, api_base=api_base, api_key_env=ms.api_key_env),
+                              keys=self.pool.backend.name == "local", submitted=params.keys)
+        if keys is not None:
+            keys.update({k: params.keys[k] for k in needed})
         if params.check and not command_allowed(params.check, settings.guardrails.allow_commands):
             raise GuardrailRefused(f"check command not allowed: {params.check!r}; add a matching pattern to "
                                    "[guardrails] allow_commands in the config")

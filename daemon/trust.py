@@ -118,6 +118,7 @@ RULES: dict[str, Combiner] = {
     "jobs.max_tasks": smaller,
     "jobs.parallel": smaller_zero_unlimited,
     "jobs.plan_max_bytes": smaller,
+    "context.map_tokens": smaller,
     "context.max_reads": smaller,
     "context.read_max_bytes": smaller,
     "context.round_max_bytes": smaller,

@@ -6,20 +6,21 @@ raised (PasError) and turned into LSP errors by the server's registration.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lsprotocol import types as lsp
 
 from daemon import protocol as p
-from daemon.errors import DaemonUnavailable
+from daemon.errors import DaemonUnavailable, PasError
 from pas_lsp import jobs, review, tasks
+from pas_lsp.config import combine
 from pas_lsp.errors import InvalidParams
+from pas_lsp.state import PasServer, status_counts
 
-if TYPE_CHECKING:
-    from pas_lsp.server import PasServer
-
+log = logging.getLogger(__name__)
 Command = Callable[..., Awaitable[dict[str, Any]]]
 
 
@@ -187,8 +188,6 @@ async def cancel(ls: PasServer, *args: Any) -> dict[str, Any]:
 
 async def status(ls: PasServer, *args: Any) -> dict[str, Any]:
     tasks.parse_args("pas.status", tasks.NoArgs, args)
-    from pas_lsp.server import status_counts
-
     try:
         client = await ls.link.client()
         pool = await client.status()
@@ -198,6 +197,23 @@ async def status(ls: PasServer, *args: Any) -> dict[str, Any]:
     return {**status_counts(pool), "programmers": [
         {"id": prog.id, "state": prog.state.value, "task_id": prog.task_id, "model": prog.model}
         for prog in pool.programmers]}
+
+
+async def models(ls: PasServer, *args: Any) -> dict[str, Any]:
+    """The models to offer: the client's `pas.models`, else the daemon's `models.choices` for the workspace."""
+    a = tasks.parse_args("pas.models", tasks.ModelsArgs, args)
+    root = ls.locate(a.uri)[0] if a.uri else next(iter(ls.roots()), None)
+    offered, source = ls.effective(root), "settings"
+    if not ls.settings.models:
+        try:
+            client = await ls.link.client()
+            answer = await client.models(str(root) if root else None)
+        except PasError as exc:  # the daemon cannot say: the config file as this server reads it
+            log.info("models.list: %s", exc)
+            source = "config"
+        else:
+            offered, source = combine(ls.settings, answer.choices, answer.default), "daemon"
+    return {"models": offered.models, "default": offered.default_model, "source": source}
 
 
 async def list_tasks(ls: PasServer, *args: Any) -> dict[str, Any]:
@@ -234,5 +250,6 @@ COMMANDS: dict[str, Command] = {
     "pas.diffContents": diff_contents,
     "pas.cancel": cancel,
     "pas.status": status,
+    "pas.models": models,
     "pas.tasks": list_tasks,
 }

@@ -73,8 +73,13 @@ def effective(settings: PasSettings, workspace: Path | None) -> tuple[Effective,
     except PasError as exc:
         error = f"daemon config: {exc.message}; using built-in defaults"
         fallback = daemon_config.Settings()
-    models = settings.models or list(fallback.models.choices)
-    default = settings.default_model or fallback.models.default
+    return combine(settings, fallback.models.choices, fallback.models.default), error
+
+
+def combine(settings: PasSettings, choices: list[str], default: str | None) -> Effective:
+    """The client's models and default over the daemon's `models.choices` and `models.default`."""
+    models = settings.models or list(choices)
+    default = settings.default_model or default
     if default and default not in models:
         models = [default, *models] if not settings.models else models
-    return Effective(models=models, default_model=default or None, socket=settings.socket or None), error
+    return Effective(models=models, default_model=default or None, socket=settings.socket or None)

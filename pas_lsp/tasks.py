@@ -52,6 +52,10 @@ class TasksArgs(_Args):
     uri: str | None = None
 
 
+class ModelsArgs(_Args):
+    uri: str | None = None  # a document: the models for its workspace (its .pas.toml applies)
+
+
 class NoArgs(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

@@ -24,6 +24,8 @@ from pas_tui.widgets.review.pane import conflict_text
 from pas_tui.widgets.submit_form import SubmitForm
 from pas_tui.widgets.task_list import TaskList
 
+DONE = {"approve": "approved", "reject": "rejected"}  # each review verb's past tense, spelled out
+
 
 class PasApp(App[None]):
     """The monitor: pool panel, task list and review pane, live from the daemon's events."""
@@ -79,10 +81,13 @@ class PasApp(App[None]):
     def _synced(self, msg: Synced) -> None:
         self.query_one(ConnectionBanner).connected()
         self.query_one(PoolPanel).show_status(msg.status)
-        self.query_one(TaskList).replace_all(msg.tasks, msg.jobs)
+        tasks = self.query_one(TaskList)
+        was = tasks.selected_id
+        tasks.replace_all(msg.tasks, msg.jobs)
         self._report_untrusted(msg.status)
         self.synced += 1
-        self._load_review()
+        if tasks.selected_id == was:  # else its TaskList.Selected loads the review: once, not twice
+            self._load_review()
 
     @on(Lost)
     def _lost(self, msg: Lost) -> None:
@@ -95,8 +100,7 @@ class PasApp(App[None]):
             self.query_one(PoolPanel).update_programmer(ev.programmer)
         elif isinstance(ev, p.TaskEvent):
             tasks = self.query_one(TaskList)
-            before = tasks.tasks.get(ev.task.id)
-            tasks.upsert(ev.task)
+            before = self._task_seen(ev.task)
             if ev.task.state is p.TaskState.QUEUED:  # a new task may be the first from its workspace
                 self.check_untrusted()
             if tasks.selected and tasks.selected.id == ev.task.id and (before is None or before != ev.task):
@@ -113,6 +117,15 @@ class PasApp(App[None]):
                 pane.receipt.show(ev.receipt)
             if isinstance(self.screen, ReceiptsScreen):
                 self.screen.add(ev.receipt)
+
+    def _task_seen(self, task: p.TaskInfo) -> p.TaskInfo | None:
+        """Show a task's new state in the list and the pool's counts; returns what was known before."""
+        before = self.query_one(TaskList).tasks.get(task.id)
+        self.query_one(TaskList).upsert(task)
+        self.query_one(PoolPanel).task_moved(before.state if before else None, task.state)
+        if before is None and task.state is not p.TaskState.QUEUED:
+            self.recount()  # a task older than the list: where it was counted is unknown here, not to the daemon
+        return before
 
     @on(TaskList.Selected)
     def _selected(self) -> None:
@@ -134,6 +147,14 @@ class PasApp(App[None]):
         except PasError:
             return
         self._report_untrusted(status)
+
+    @work(exclusive=True, group="recount", exit_on_error=False)
+    async def recount(self) -> None:
+        try:
+            status = await self.link.client.status()
+        except PasError:
+            return
+        self.query_one(PoolPanel).show_counts(status)
 
     def _load_review(self) -> None:
         tasks = self.query_one(TaskList)
@@ -184,7 +205,7 @@ class PasApp(App[None]):
             self.notify(f"rejected; it could not apply because {conflict_text(task)}", title="rejected")
         else:
             done = result.applied if verb == "approve" else result.rejected
-            self.notify(f"{verb}d hunk{'s' if len(done) != 1 else ''} {', '.join(map(str, done))}",
+            self.notify(f"{DONE[verb]} hunk{'s' if len(done) != 1 else ''} {', '.join(map(str, done))}",
                         title=result.task.state.value)
         self._load_review()
 
@@ -200,10 +221,10 @@ class PasApp(App[None]):
         n = len(result.results)
         if result.conflicts:
             detail = "; ".join(f"hunk {c.hunk_id} in {c.path}: {c.reason}" for c in result.conflicts)
-            self.notify(f"job {job.id}: {verb}d {n} task{'s' if n != 1 else ''}; cannot apply {detail}",
+            self.notify(f"job {job.id}: {DONE[verb]} {n} task{'s' if n != 1 else ''}; cannot apply {detail}",
                         title="conflict", severity="error", timeout=10)
         else:
-            self.notify(f"job {job.id}: {verb}d {n} task{'s' if n != 1 else ''}", title=result.job.state.value)
+            self.notify(f"job {job.id}: {DONE[verb]} {n} task{'s' if n != 1 else ''}", title=result.job.state.value)
         self.query_one(TaskList).upsert_job(result.job)
         self._load_review()
 
@@ -232,7 +253,8 @@ class PasApp(App[None]):
         except PasError as exc:
             self.notify(exc.message, title="submit failed", severity="error")
             return
-        self.query_one(TaskList).upsert(task)
+        if task.id not in self.query_one(TaskList).tasks:  # its events may have come first, and be newer
+            self._task_seen(task)
         self.notify(f"task {task.id} queued on {task.model}")
 
     @work(group="rpc", exit_on_error=False)

@@ -48,13 +48,18 @@ def by_day(receipts: Iterable[Receipt]) -> list[Totals]:
     return sorted(_group(receipts, lambda r: day(r.created_at)), key=lambda t: t.key, reverse=True)
 
 
-def cost_series(receipts: Iterable[Receipt], buckets: int = 60) -> list[float]:
-    """Cost per equal time slice from the first receipt to the last (one slice per receipt if few)."""
+def cost_over_time(receipts: Iterable[Receipt], buckets: int = 60) -> list[tuple[float, float]]:
+    """(start time, cost) of equal time slices from the first receipt to the last; one per receipt if few."""
     rs = sorted(receipts, key=lambda r: r.created_at)
     if len(rs) <= buckets:
-        return [r.cost_usd for r in rs]
+        return [(r.created_at, r.cost_usd) for r in rs]
     start, span = rs[0].created_at, (rs[-1].created_at - rs[0].created_at) or 1.0
     out = [0.0] * buckets
     for r in rs:
         out[min(buckets - 1, int((r.created_at - start) / span * buckets))] += r.cost_usd
-    return out
+    return [(start + i * span / buckets, c) for i, c in enumerate(out)]
+
+
+def cost_series(receipts: Iterable[Receipt], buckets: int = 60) -> list[float]:
+    """Cost per equal time slice from the first receipt to the last (one slice per receipt if few)."""
+    return [c for _, c in cost_over_time(receipts, buckets)]

@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from daemon import protocol as p
 from daemon.cli.args import workspace_root
 from daemon.cli.lifecycle import warn_untrusted
-from daemon.cli.output import ago, badge, out, plural, short, table
+from daemon.cli.output import ago, badge, out, painted_diff, plural, short, state, table
+from daemon.cli.tasks import number_hunks, with_keys
 from daemon.client import PasClient
 
 JOB_VERBS = ("show", "diff", "approve", "reject", "cancel")
@@ -39,7 +40,7 @@ async def cmd_job(args: argparse.Namespace, c: PasClient) -> int:
     # relative paths and globs are relative to where the user is; the daemon expands them in the workspace
     cwd = os.path.realpath(os.getcwd())
     files = [f if os.path.isabs(f) else os.path.join(cwd, f) for f in args.files]
-    job = await c.submit_job(p.JobSubmitParams(
+    job = await with_keys(c.submit_job, p.JobSubmitParams(
         workspace=ws, instruction=words[0], files=files, split=args.split, model=args.model,
         api_base=args.api_base, check=args.check, timeout_s=args.timeout, budget_usd=args.budget,
         task_budget_usd=args.task_budget, priority=args.priority))
@@ -56,7 +57,7 @@ async def cmd_job(args: argparse.Namespace, c: PasClient) -> int:
 
 
 def _job_text(j: p.JobInfo) -> str:
-    lines = [f"job {j.id}  {j.state.value}  ({j.split}, {_job_progress(j)})",
+    lines = [f"job {j.id}  {state(j.state.value)}  ({j.split}, {_job_progress(j)})",
              f"  instruction: {j.instruction}", f"  model: {j.model}", f"  workspace: {j.workspace}"]
     budget = f" of ${j.budget_usd:g}" if j.budget_usd is not None else ""
     lines.append(f"  spent: ${j.spent_usd:.6f}{budget}" + (f" (planning ${j.plan_cost_usd:.6f})" if j.plan_cost_usd
@@ -81,10 +82,15 @@ def _job_text(j: p.JobInfo) -> str:
     return "\n".join(lines)
 
 
-def _job_progress(j: p.JobInfo) -> str:
-    """"3 of 4 tasks done, 1 queued or running": the subtasks are the plan's, or the tasks queued so far."""
+def _done_total(j: p.JobInfo) -> tuple[int, int]:
+    """Tasks that have run (in review or past it), and all the job's tasks: the plan's, or those queued so far."""
     total = max(len(j.plan), len(j.task_ids), len(j.tasks))
-    done = sum(1 for t in j.tasks if not t.state.active)
+    return sum(1 for t in j.tasks if not t.state.active), total
+
+
+def _job_progress(j: p.JobInfo) -> str:
+    """"3 of 4 tasks done, 1 queued or running"."""
+    done, total = _done_total(j)
     active = len(j.tasks) - done
     return f"{done} of {plural(total, 'task')} done" + (f", {active} queued or running" if active else "")
 
@@ -94,14 +100,16 @@ async def job_show(args: argparse.Namespace, c: PasClient, ref: str) -> int:
     text = _job_text(job)
     d = await c.job_diff(job.id)
     if d.diff:
-        text += "\n\n" + d.diff.rstrip("\n")
+        text += "\n\n" + painted_diff(d.diff.rstrip("\n"))
     out(args, job, text)
     return 0
 
 
 async def job_diff(args: argparse.Namespace, c: PasClient, ref: str) -> int:
+    """The job's diff, task after task, each hunk numbered as `pasd diff TASK` numbers it."""
     d = await c.job_diff(ref)
-    out(args, d, d.diff.rstrip("\n") if d.diff else f"job {d.job_id} has no changes")
+    text = number_hunks(d.diff, [h for t in d.tasks for f in t.files for h in f.hunks])
+    out(args, d, painted_diff(text.rstrip("\n")) if d.diff else f"job {d.job_id} has no changes")
     return 0
 
 
@@ -110,10 +118,11 @@ async def job_review(args: argparse.Namespace, c: PasClient, ref: str) -> int:
     approve = args.words[0] == "approve"
     res = await (c.approve_job(params) if approve else c.reject_job(params))
     verb = "applied" if approve else "rejected"
-    lines = [f"job {res.job.id} {res.job.state.value}"]
+    lines = [f"job {res.job.id} {state(res.job.state.value)}"]
     for r in res.results:
         hunks = r.applied if approve else r.rejected
-        lines.append(f"  task {r.task.id} {r.task.state.value}: {verb} hunks {', '.join(map(str, hunks)) or '-'}")
+        lines.append(f"  task {r.task.id} {state(r.task.state.value)}: "
+                     f"{verb} hunks {', '.join(map(str, hunks)) or '-'}")
     lines += [f"  conflict: task hunk {cf.hunk_id} in {cf.path}: {cf.reason}" for cf in res.conflicts]
     out(args, res, "\n".join(lines))
     return 1 if res.conflicts else 0
@@ -127,9 +136,9 @@ async def job_cancel(args: argparse.Namespace, c: PasClient, ref: str) -> int:
 
 async def cmd_jobs(args: argparse.Namespace, c: PasClient) -> int:
     jobs = await c.jobs(p.JobListParams(limit=args.limit))
-    rows = [[j.id, j.state.value, j.split, short(j.instruction, 36), j.model, f"{len(j.tasks)}/{len(j.plan)}",
+    rows = [[j.id, state(j.state.value), j.split, short(j.instruction, 36), j.model, "{}/{}".format(*_done_total(j)),
              f"${j.spent_usd:.4f}", ago(j.created_at)] for j in jobs]
-    out(args, jobs, table(rows, ["JOB", "STATE", "SPLIT", "INSTRUCTION", "MODEL", "TASKS", "SPENT", "AGE"])
+    out(args, jobs, table(rows, ["JOB", "STATE", "SPLIT", "INSTRUCTION", "MODEL", "DONE/TASKS", "SPENT", "AGE"])
         if jobs else "no jobs")
     return 0
 

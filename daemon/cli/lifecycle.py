@@ -9,7 +9,7 @@ import time
 
 from daemon import protocol as p
 from daemon.cli.args import workspace_root
-from daemon.cli.output import ago, out, table
+from daemon.cli.output import ago, out, state, table
 from daemon.client import PasClient, ensure_daemon
 from daemon.errors import DaemonUnavailable, PasError
 
@@ -71,8 +71,9 @@ async def cmd_stop(args: argparse.Namespace) -> int:
 
 async def cmd_status(args: argparse.Namespace, c: PasClient) -> int:
     st = await c.status()
-    rows = [[pr.id, pr.state.value, pr.task_id or "-", pr.model or "-", ago(pr.busy_since) if pr.busy_since else "-",
-             str(pr.tasks_done), str(pr.failures)] for pr in st.programmers]
+    rows = [[pr.id, state(pr.state.value), pr.task_id or "-", pr.model or "-",
+             ago(pr.busy_since) if pr.busy_since else "-", str(pr.tasks_done), str(pr.failures)]
+            for pr in st.programmers]
     headers = ["PROGRAMMER", "STATE", "TASK", "MODEL", "BUSY", "DONE", "FAILURES"]
     if any(pr.node != "local" for pr in st.programmers):  # a remote backend: say where each one runs
         rows = [[*r, pr.node] for r, pr in zip(rows, st.programmers, strict=True)]

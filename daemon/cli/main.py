@@ -114,7 +114,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("offline-model", "serve the offline model (OpenAI-compatible, scripted answers, no key) on loopback",
              json_flag=False)
     sp.add_argument("options", nargs="*", help="see `pasd offline-model --help`")
+    sp = cmd("completion", "print the shell completion script (see README: Shell completion)", json_flag=False)
+    sp.add_argument("shell", choices=SHELLS, help="the shell to complete in")
     return ap
+
+
+SHELLS = ("bash", "zsh", "fish")
+
+
+def completion(shell: str) -> str:
+    """The completion script for `shell`, generated from this parser (shtab: static, so a TAB runs
+    no Python); file and directory options complete paths."""
+    import shtab
+
+    ap = build_parser()
+    kinds = {"file": shtab.FILE, "files": shtab.FILE, "workspace": shtab.DIRECTORY}
+    stack = [ap]
+    while stack:
+        parser = stack.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack += list(action.choices.values())
+            elif action.dest in kinds:
+                action.complete = kinds[action.dest]  # type: ignore[attr-defined]
+    return str(shtab.complete(ap, shell=shell))
 
 
 COMMANDS: dict[str, Command] = {
@@ -165,6 +188,9 @@ def _run(argv: list[str] | None) -> int:
         return 2
     if missing := paths.missing_config():
         print(f"pasd: warning: {missing}", file=sys.stderr)
+    if args.command == "completion":
+        print(completion(args.shell), end="")
+        return 0
     if args.command in ("start", "serve") and (bad := workers_error(args.workers)):
         print(bad, file=sys.stderr)
         return 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from daemon import protocol as p
-from daemon.cli.output import out, table
+from daemon.cli.output import out, paint, table
 from daemon.client import PasClient
 from daemon.errors import PasError
 from daemon.receipts import REVIEWED
@@ -31,13 +31,17 @@ async def cmd_receipts(args: argparse.Namespace, c: PasClient) -> int:
              f"{r.cost_usd:.6f}" + ("" if r.priced else "*"), f"{r.wall_s:.2f}", str(r.files_changed),
              f"+{r.lines_added}/-{r.lines_removed}", str(len(r.files_read)), r.check or "-", str(r.repair_rounds),
              hunks(r),
-             r.outcome + (f" ⚠ {p.warning_text(r.warnings)}" if r.warnings else "")] for r in rs]
+             _outcome(r.outcome) + (f" ⚠ {p.warning_text(r.warnings)}" if r.warnings else "")] for r in rs]
     text = table(rows, ["TASK", "TRY", "MODEL", "TOK IN", "TOK OUT", "COST USD", "SECONDS", "FILES", "LINES",
                         "READS", "CHECK", "REPAIRS", "HUNKS", "OUTCOME"]) if rs else "no receipts"
     if any(not r.priced for r in rs):
         text += "\n* unpriced: the model is not in litellm's price table (set prices in [models.settings])"
     out(args, rs, text)
     return 0
+
+
+def _outcome(text: str) -> str:
+    return paint(text, "red" if text.startswith("failed") else "yellow" if text == "review" else None)
 
 
 async def cmd_receipts_by(args: argparse.Namespace, c: PasClient) -> int:

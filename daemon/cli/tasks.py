@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from daemon import protocol as p
 from daemon.cli.args import hunk_list, workspace_root
 from daemon.cli.lifecycle import warn_untrusted
-from daemon.cli.output import ago, badge, out, plural, short, table
+from daemon.cli.output import ago, badge, out, painted_diff, plural, short, state, table
 from daemon.client import EventStream, PasClient
-from daemon.errors import DaemonUnavailable
+from daemon.errors import DaemonUnavailable, MissingCredentials
 
 
 def _selection(args: argparse.Namespace, files: list[str]) -> p.Selection | None:
@@ -30,13 +33,13 @@ async def cmd_submit(args: argparse.Namespace, c: PasClient) -> int:
         timeout_s=args.timeout, budget_usd=args.budget, priority=args.priority,
     )
     if not args.wait:
-        task = await c.submit(params)
+        task = await submit(c, params)
         await warn_untrusted(c, task.workspace)
         out(args, task, f"submitted {task.id} ({task.model}): {short(task.instruction, 60)}")
         return 0
     # subscribed before submitting, so that no event of the task (queued, running, model) is missed
     async with EventStream(c.socket, kinds=["task", "progress"]) as events:
-        task = await c.submit(params)
+        task = await submit(c, params)
         await warn_untrusted(c, task.workspace)
         if not args.json:
             print(f"submitted {task.id} ({task.model}); waiting…", file=sys.stderr)
@@ -44,6 +47,27 @@ async def cmd_submit(args: argparse.Namespace, c: PasClient) -> int:
     out(args, task, _task_text(task))
     receipts = await c.receipts(p.ReceiptsParams(task_id=task.id, limit=1))
     return _verdict(task, receipts[0] if receipts else None)
+
+
+Params = TypeVar("Params", p.SubmitParams, p.JobSubmitParams)
+Result = TypeVar("Result")
+
+
+async def with_keys(send: Callable[[Params], Awaitable[Result]], params: Params) -> Result:
+    """Submit; when the daemon has no key for the model and this shell has one, submit again with
+    that key (for this task or job only: the daemon keeps it in memory while it runs)."""
+    try:
+        return await send(params)
+    except MissingCredentials as exc:
+        wanted = exc.data.get("variables") if isinstance(exc.data, dict) else None
+        keys = {name: os.environ[name] for name in wanted or [] if isinstance(name, str) and os.environ.get(name)}
+        if not keys:
+            raise
+        return await send(params.model_copy(update={"keys": keys}))
+
+
+async def submit(c: PasClient, params: p.SubmitParams) -> p.TaskInfo:
+    return await with_keys(c.submit, params)
 
 
 async def _follow(events: EventStream, task: p.TaskInfo, quiet: bool) -> p.TaskInfo:
@@ -81,7 +105,7 @@ def _verdict(task: p.TaskInfo, receipt: p.Receipt | None) -> int:
 
 def _task_text(t: p.TaskInfo) -> str:
     flagged = f" ⚠ flagged: {p.warning_text(t.warnings)}" if t.warnings else ""
-    lines = [f"task {t.id}  {t.state.value}{flagged}", f"  instruction: {t.instruction}", f"  model: {t.model}",
+    lines = [f"task {t.id}  {state(t.state.value)}{flagged}", f"  instruction: {t.instruction}", f"  model: {t.model}",
              f"  files: {', '.join(t.files)}", f"  workspace: {t.workspace}"]
     if t.selection:
         lines.append(f"  selection: {t.selection.path}:{t.selection.start_line}-{t.selection.end_line}")
@@ -115,29 +139,49 @@ async def cmd_tasks(args: argparse.Namespace, c: PasClient) -> int:
     return 0
 
 
+REVIEWED = (p.TaskState.REVIEW, p.TaskState.CONFLICT, p.TaskState.APPLIED, p.TaskState.REJECTED)
+
+
+def fate(h: p.Hunk) -> str:
+    """What became of a hunk: applied, rejected, pending, or stale (pending, its file changed since)."""
+    if h.state is p.HunkState.PENDING and h.stale:
+        return "stale"
+    return h.state.value
+
+
 async def cmd_show(args: argparse.Namespace, c: PasClient) -> int:
     task = await c.get(args.task)
     text = _task_text(task)
-    if task.state.reviewable:
+    if task.state in REVIEWED:  # every task that had a diff: which hunks went which way
         d = await c.diff(task.id)
-        hunks = [f"  hunk {h.id}: {h.path} {h.header} [{h.state.value}{', stale' if h.stale else ''}]"
-                 for f in d.files for h in f.hunks]
-        text += "\n" + "\n".join(hunks)
+        hunks = [h for f in d.files for h in f.hunks]
+        if hunks:
+            counts: dict[str, int] = {}
+            for h in hunks:
+                counts[fate(h)] = counts.get(fate(h), 0) + 1
+            text += f"\n  hunks: {', '.join(f'{n} {state(k)}' for k, n in counts.items())}\n"
+            text += "\n".join(f"  hunk {h.id}: {h.path} {h.header} [{state(fate(h))}]" for h in hunks)
     out(args, task, text)
     return 0
 
 
 async def cmd_diff(args: argparse.Namespace, c: PasClient) -> int:
     d = await c.diff(args.task)
-    out(args, d, numbered(d).rstrip("\n") if d.diff else f"task {d.task_id} has no changes")
+    out(args, d, painted_diff(numbered(d).rstrip("\n")) if d.diff else f"task {d.task_id} has no changes")
     return 0
 
 
 def numbered(d: p.DiffResult) -> str:
     """The diff with each hunk's number (what `--hunks` takes) after its `@@ -a,b +c,d @@`: the
     text there is free for a heading, so the output is still a patch `git apply` and `patch` take."""
-    hunks = [h for f in d.files for h in f.hunks]
-    lines = d.diff.splitlines(keepends=True)
+    return number_hunks(d.diff, [h for f in d.files for h in f.hunks])
+
+
+def number_hunks(text: str, hunks: list[p.Hunk]) -> str:
+    """Mark each of `hunks`, in order, at its header line in `text` (a task's diff, or a job's:
+    its tasks' diffs one after the other, each numbered from 1 as `pasd diff TASK` numbers it)."""
+    hunks = list(hunks)
+    lines = text.splitlines(keepends=True)
     for i, line in enumerate(lines):
         if hunks and line.startswith("@@ ") and line.rstrip("\r\n") == hunks[0].header:
             h = hunks.pop(0)
@@ -151,22 +195,24 @@ def numbered(d: p.DiffResult) -> str:
 async def cmd_approve(args: argparse.Namespace, c: PasClient) -> int:
     res = await c.approve(p.ReviewParams(task_id=args.task, hunks=hunk_list(args.hunks)))
     if res.conflicts:
-        lines = [f"task {res.task.id} CONFLICT: nothing was written"]
+        lines = [f"task {res.task.id} {state('CONFLICT')}: nothing was written"]
         lines += [f"  hunk {cf.hunk_id} in {cf.path}: {cf.reason}" for cf in res.conflicts]
         out(args, res, "\n".join(lines))
         return 1
-    out(args, res, f"task {res.task.id} {res.task.state.value}: applied hunks {', '.join(map(str, res.applied))}")
+    out(args, res, f"task {res.task.id} {state(res.task.state.value)}: "
+                   f"applied hunks {', '.join(map(str, res.applied))}")
     return 0
 
 
 async def cmd_reject(args: argparse.Namespace, c: PasClient) -> int:
     res = await c.reject(p.ReviewParams(task_id=args.task, hunks=hunk_list(args.hunks)))
-    out(args, res, f"task {res.task.id} {res.task.state.value}: rejected hunks {', '.join(map(str, res.rejected))}")
+    out(args, res, f"task {res.task.id} {state(res.task.state.value)}: "
+                   f"rejected hunks {', '.join(map(str, res.rejected))}")
     return 0
 
 
 async def cmd_cancel(args: argparse.Namespace, c: PasClient) -> int:
     task = await c.cancel(args.task)
-    out(args, task, f"task {task.id} {task.state.value}")
+    out(args, task, f"task {task.id} {state(task.state.value)}")
     return 0
 

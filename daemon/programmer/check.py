@@ -37,7 +37,8 @@ async def run_check(spec: TaskSpec, cwd: Path, round_no: int) -> CheckRun:
     command = spec.check or ""
     limits = spec.limits
     named = [*spec.secret_env, *([spec.model.api_key_env] if spec.model.api_key_env else [])]
-    values = secret_values(named)
+    # and the keys submitted with the task, though a check's environment never holds them
+    values = sorted({*secret_values(named), *spec.model.keys.values()}, key=len, reverse=True)
 
     def done(code: int | None, output: str, timed_out: bool = False) -> CheckRun:
         return CheckRun(round=round_no, command=command, exit_code=code, timed_out=timed_out,

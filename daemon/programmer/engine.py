@@ -17,6 +17,7 @@ from daemon.programmer.check import require_sandbox, run_check
 from daemon.programmer.edits import Edit, EditRefused, apply_edit, parse_reply, resolve_path
 from daemon.programmer.guard import NOT_A_TASK_FILE, command_allowed, normalize, refuse_path
 from daemon.programmer.prompt import build_messages, repair_message
+from daemon.programmer.repomap.rank import estimate_tokens
 from daemon.programmer.spec import EngineResult, FileChange, ProviderFault, TaskFailed, TaskSpec
 from daemon.protocol import (
     CHECK_FAILED,
@@ -91,6 +92,7 @@ class _Tally:
             checks=[c.model_copy(update={"output": c.output[-2000:]}) for c in self.checks],
             outcome=outcome, created_at=time.time(), files_read=list(self.files_read), rounds=dict(self.rounds),
             warnings=list(self.warnings), repair_rounds=self.rounds.get("repair", 0), hunks_proposed=hunks,
+            map_tokens=estimate_tokens(spec.repo_map),
         )
 
 

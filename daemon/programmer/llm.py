@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -61,25 +61,57 @@ def provider_of(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else "openai"
 
 
-def validate(spec: ModelSpec, *, keys: bool = True) -> None:
-    """Refuse a malformed model string or (with `keys`) a provider whose credentials are missing here."""
+WHERE = " in the shell you submit from (or in the daemon's environment)"
+EXAMPLES = "e.g. openai/gpt-4.1-mini, anthropic/claude-sonnet-4-5, gemini/gemini-2.5-flash, ollama/llama3"
+
+
+def validate(spec: ModelSpec, *, keys: bool = True, submitted: Mapping[str, str] | None = None) -> list[str]:
+    """Refuse a malformed model string or (with `keys`) a provider whose credentials are missing here
+    and were not `submitted` with the task; returns the variables whose submitted keys the task needs
+    (the daemon's own environment has none for them).
+
+    A MissingCredentials error carries the variables (`data.variables`), so that a client whose
+    environment has one can submit it with the task."""
     litellm = load()
-    if not spec.model or spec.model != spec.model.strip() or " " in spec.model:
-        raise BadModel(f"bad model string {spec.model!r}: expected provider/model, e.g. openai/gpt-4.1-mini")
+    model = spec.model
+    if not model or model != model.strip() or any(c.isspace() for c in model):
+        raise BadModel(f"bad model string {model!r}: write provider/model, {EXAMPLES}")
+    provider_part, slash, name = model.partition("/")
+    if slash and not provider_part:
+        raise BadModel(f"bad model string {model!r}: it names no provider before the '/'; {EXAMPLES}")
+    if slash and not name.strip("/"):
+        raise BadModel(f"bad model string {model!r}: it names no model after {provider_part + '/'!r}, "
+                       f"e.g. {provider_part}/<model name>")
     try:
-        _, provider, _, _ = litellm.get_llm_provider(model=spec.model, api_base=spec.api_base)
+        _, provider, _, _ = litellm.get_llm_provider(model=model, api_base=spec.api_base)
     except Exception as exc:
-        raise BadModel(f"unknown model {spec.model!r}: {_first_line(exc)}") from exc
-    if spec.api_base or not keys:
-        return  # a custom endpoint may need no key; a wrong one fails the task with a clear reason
+        if slash:
+            why = f"{provider_part!r} is not a provider litellm knows"
+        else:
+            why = "it names no provider and litellm does not recognise it as a model"
+        raise BadModel(f"unknown model {model!r}: {why}; write provider/model, {EXAMPLES}") from exc
+    if not keys:
+        return []
+    given = submitted or {}
     if spec.api_key_env:
-        if not os.environ.get(spec.api_key_env):
-            raise MissingCredentials(f"{spec.model} needs a key: set {spec.api_key_env}")
-        return
-    env = litellm.validate_environment(model=spec.model)
+        if os.environ.get(spec.api_key_env):
+            return []
+        if not given.get(spec.api_key_env):
+            raise MissingCredentials(f"{model} needs a key: set {spec.api_key_env}{WHERE}",
+                                     data={"variables": [spec.api_key_env]})
+        return [spec.api_key_env]
+    if spec.api_base:
+        return []  # a custom endpoint may need no key; a wrong one fails the task with a clear reason
+    env = litellm.validate_environment(model=model)
     missing = env.get("missing_keys") or []
-    if not env.get("keys_in_environment", True) and missing:
-        raise MissingCredentials(f"{spec.model} ({provider}) needs credentials: set {', '.join(missing)}")
+    if env.get("keys_in_environment", True) or not missing:
+        return []
+    needed = secrets.needed(missing)
+    if any(not any(given.get(k) for k in group) for group in needed):
+        raise MissingCredentials(f"{model} ({provider}) needs credentials: set {secrets.say_needed(needed)}{WHERE}",
+                                 data={"variables": [k for group in needed for k in group]})
+    # one variable per credential: the first of each group the client sent
+    return [next(k for k in group if given.get(k)) for group in needed]
 
 
 @dataclass
@@ -93,8 +125,11 @@ class Reply:
 
 def _api_key(spec: ModelSpec) -> str | None:
     if spec.api_key_env:
-        return os.environ.get(spec.api_key_env)
-    return NO_KEY if spec.api_base else None
+        return spec.keys.get(spec.api_key_env) or os.environ.get(spec.api_key_env)
+    if spec.api_base:
+        return NO_KEY
+    # a key submitted with the task, for a provider that takes one key (litellm reads the rest itself)
+    return next(iter(spec.keys.values())) if len(spec.keys) == 1 else None
 
 
 async def complete(spec: ModelSpec, messages: list[dict[str, str]], timeout: float) -> Reply:
@@ -147,16 +182,16 @@ def _cost(litellm: ModuleType, spec: ModelSpec, response: Any, tokens: TokenUsag
 
 # litellm exception class name -> (retryable, reason, what the user reads)
 ERRORS: dict[str, tuple[bool, str, str]] = {
-    "RateLimitError": (True, "rate_limit", "the provider is rate limiting (429)"),
-    "InternalServerError": (True, "provider", "the provider failed or could not be reached"),
+    "RateLimitError": (True, "rate_limit", "the provider is rate limiting (429): wait, or lower pool.workers"),
+    "InternalServerError": (True, "provider", "the provider's server failed (5xx)"),
     "ServiceUnavailableError": (True, "provider", "the provider is unavailable (503)"),
     "APIConnectionError": (True, "connection", "could not connect to the provider"),
     "Timeout": (True, "model_timeout", "the model did not answer in time"),
     "APIError": (True, "provider", "the provider returned an error"),
     "JSONSchemaValidationError": (True, "malformed", "the provider's answer was malformed"),
-    "AuthenticationError": (False, "auth", "the provider refused the credentials"),
-    "PermissionDeniedError": (False, "auth", "the provider denied access"),
-    "NotFoundError": (False, "bad_model", "the provider does not know this model"),
+    "AuthenticationError": (False, "auth", "the provider refused the credentials: check the key"),
+    "PermissionDeniedError": (False, "auth", "the provider denied access: check the key's permissions"),
+    "NotFoundError": (False, "bad_model", "the provider does not know this model: check the model name"),
     "BadRequestError": (False, "bad_request", "the provider rejected the request"),
     "ContextWindowExceededError": (False, "context", "the prompt is too long for this model"),
     "ContentPolicyViolationError": (False, "policy", "the provider refused the content"),
@@ -164,11 +199,86 @@ ERRORS: dict[str, tuple[bool, str, str]] = {
     "BudgetExceededError": (False, "budget", "budget exceeded"),
 }
 
+# what went wrong under the HTTP client, found in the exception's chain -> (reason, what happened, what to check)
+TRANSPORT: dict[str, tuple[str, str, str]] = {
+    "dns": ("connection", "could not resolve the provider's host {where}",
+            "check the model's api_base and this machine's network and DNS"),
+    "refused": ("connection", "the connection to {where} was refused",
+                "is the server running there? check the model's api_base"),
+    "tls": ("connection", "TLS with {where} failed ({detail})",
+            "check the api_base's scheme (http or https) and the server's certificate"),
+    "reset": ("connection", "the connection to {where} was closed before an answer",
+              "check the server at the model's api_base"),
+    "unreachable": ("connection", "could not reach {where} ({detail})",
+                    "check the model's api_base and this machine's network"),
+    "timeout": ("model_timeout", "the model did not answer {within}",
+                "check the server at the model's api_base, or raise guardrails.model_timeout_s"),
+}
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and every exception it was raised from or during, outermost first."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(seen) < 20:
+        e = todo.pop(0)
+        if e is None or any(e is x for x in seen):
+            continue
+        seen.append(e)
+        todo += [e.__cause__, e.__context__]
+    return seen
+
+
+def _transport(exc: BaseException) -> tuple[str, str, str] | None:
+    """(kind, host:port, detail) when the failure was below HTTP: no name, refused, TLS, reset, timeout."""
+    import socket
+    import ssl
+
+    chain = _chain(exc)
+    host = next((h for e in chain if isinstance(h := getattr(e, "host", None), str) and h), None)
+    port = next((pt for e in chain if isinstance(pt := getattr(e, "port", None), int)), None)
+    where = (f"{host}:{port}" if port else host) if host else "the provider"
+    names = {type(e).__name__ for e in chain}
+    for e in chain:
+        if isinstance(e, socket.gaierror) or "DNSError" in type(e).__name__:
+            return "dns", host or where, ""
+    for e in chain:
+        if isinstance(e, ConnectionRefusedError):
+            return "refused", where, ""
+    tls = [e for e in chain if isinstance(e, ssl.SSLError)]
+    if tls:  # the innermost carries OpenSSL's reason ("WRONG_VERSION_NUMBER", "CERTIFICATE_VERIFY_FAILED")
+        why = next((r for e in reversed(tls) if isinstance(r := getattr(e, "reason", None), str)), "handshake")
+        return "tls", where, why.replace("_", " ").lower()
+    if names & {"Timeout", "APITimeoutError", "ReadTimeout", "ConnectTimeout", "TimeoutError",
+                "ServerTimeoutError", "PoolTimeout", "WriteTimeout"}:
+        return "timeout", where, ""
+    for e in chain:
+        if isinstance(e, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)) or \
+                type(e).__name__ in ("ServerDisconnectedError", "RemoteProtocolError"):
+            return "reset", where, ""
+    for e in chain:
+        if isinstance(e, OSError) and e.errno is not None and type(e).__module__ in ("builtins", "socket"):
+            return "unreachable", where, e.strerror or str(e)
+    return None
+
+
+def _within(exc: BaseException) -> str:
+    found = re.search(r"timeout value=([\d.]+)", "\n".join(str(e) for e in _chain(exc)))
+    return f"within {float(found.group(1)):g} s" if found else "in time"
+
 
 def classify(exc: BaseException, secret: str | None = None) -> Exception:
-    """Map a litellm (or transport) exception to TaskFailed / ProviderFault with a clean message."""
-    if isinstance(exc, TimeoutError):
-        return ProviderFault("model_timeout", "the model did not answer in time")
+    """Map a litellm (or transport) exception to TaskFailed / ProviderFault with a message in pasd's
+    words: what happened and what to check, never the client library's internals."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return ProviderFault("model_timeout", TRANSPORT["timeout"][1].format(within="in time")
+                             + ": " + TRANSPORT["timeout"][2])
+    found = _transport(exc)
+    if found is not None:
+        kind, where, detail = found
+        reason, happened, check = TRANSPORT[kind]
+        text = happened.format(where=where, detail=detail, within=_within(exc)) + ": " + check
+        return ProviderFault(reason, scrub(text, secret), retry_after=None)
     for cls in type(exc).__mro__:
         entry = ERRORS.get(cls.__name__)
         if entry is not None:
@@ -203,9 +313,24 @@ def scrub(text: str, secret: str | None = None, named: Iterable[str] = ()) -> st
     return secrets.KEYLIKE.sub(secrets.MARK, secrets.redact(text, values))
 
 
+# litellm's and the HTTP clients' wording around the provider's own words
+_NOISE = [
+    re.compile(r"^(litellm\.)?\w+(Error|Exception|Timeout):\s*"),  # class names, repeated
+    re.compile(r"^\w+Exception\s*-\s*"),  # "OpenAIException - "
+    re.compile(r"\s*ssl:(<[^>]*>|\S+)"),  # aiohttp's "ssl:<ssl.SSLContext object at 0x...>"
+    re.compile(r"\s*<[\w.]+ object at 0x[0-9a-f]+>"),
+    re.compile(r"\.?\s*Handle with `?litellm\.\w+`?\.?"),
+    re.compile(r"\s*Received Model Group=.*$"),
+    re.compile(r"\s*LiteLLM Retried: .*$"),
+    re.compile(r"\s*Error_str: .*$"),
+]
+
+
 def _first_line(exc: BaseException) -> str:
+    """The first line of the provider's own words, without the client libraries' class names and internals."""
     text = str(exc).strip()
-    # litellm prefixes messages with its own class path; keep the provider's words.
-    text = re.sub(r"^litellm\.\w+:\s*", "", text)
-    line = text.splitlines()[0] if text else ""
+    line = text.splitlines()[0].strip() if text else ""
+    for _ in range(3):  # prefixes nest: "litellm.X: X: OpenAIException - ..."
+        for pattern in _NOISE:
+            line = pattern.sub("", line).strip()
     return line[:300]

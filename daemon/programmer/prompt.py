@@ -58,7 +58,19 @@ def build_messages(spec: TaskSpec, contents: dict[str, str | None]) -> list[dict
                      "(apply the instruction to these lines)\n")
     parts.append(f"### INSTRUCTION\n{spec.instruction.strip()}\n")
     system = SYSTEM if spec.context.max_reads > 0 else SYSTEM.split("\n\nTo see another file")[0]
-    return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(parts)}]
+    return [{"role": "system", "content": system}, *map_messages(spec.repo_map),
+            {"role": "user", "content": "\n".join(parts)}]
+
+
+MAP_ACK = "Understood: I will use those definitions as reference and edit only the files I am given."
+
+
+def map_messages(repo_map: str) -> list[dict[str, str]]:
+    """The repo map as its own exchange between the system prompt and the files: the workspace's
+    text stays out of the system role, and a prompt cache keeps the stable prefix (system, map)."""
+    if not repo_map:
+        return []
+    return [{"role": "user", "content": f"### REPO MAP\n{repo_map}"}, {"role": "assistant", "content": MAP_ACK}]
 
 
 def repair_message(problems: list[str], check_output: str | None, contents: dict[str, str | None],

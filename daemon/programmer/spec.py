@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.protocol import CheckRun, Receipt, RefusedEdit, Selection
 
@@ -43,6 +43,8 @@ class ModelSpec(Spec):
     model: str
     api_base: str | None = None
     api_key_env: str | None = None  # the variable's name; the key is read where the engine runs
+    # keys submitted with the task (variable -> value), for this model only; never in a receipt
+    keys: dict[str, str] = Field(default={}, repr=False)
     params: dict[str, Any] = {}
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
@@ -66,6 +68,7 @@ class TaskSpec(Spec):
     limits: Limits = Limits()
     context: ContextSpec = ContextSpec()
     secret_env: list[str] = []  # every variable an `api_key_env` setting names: redacted from check output
+    repo_map: str = ""  # the workspace's outline for this task, made by the daemon (programmer/repomap/)
 
 
 class FileChange(Spec):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.widgets import DataTable
 
-from daemon.protocol import PoolStatus, ProgrammerInfo, ProgrammerState
+from daemon.protocol import PoolStatus, ProgrammerInfo, ProgrammerState, TaskState
 from pas_tui.format import duration, state_text
 
 COLUMNS = (("programmer", "Programmer"), ("state", "State"), ("task", "Task"), ("model", "Model"),
@@ -26,6 +26,8 @@ class PoolPanel(DataTable[str | Text]):
         super().__init__(cursor_type="none", zebra_stripes=True, **kw)  # type: ignore[arg-type]
         self.clock = clock
         self.programmers: dict[str, ProgrammerInfo] = {}
+        self.queued = 0
+        self.review = 0  # REVIEW and CONFLICT: both wait for the user, as the daemon counts them
         self.border_title = "Pool"
 
     def on_mount(self) -> None:
@@ -39,7 +41,31 @@ class PoolPanel(DataTable[str | Text]):
         self.programmers = {}
         for info in status.programmers:
             self.update_programmer(info)
-        self.border_subtitle = f"{status.queued} queued · {status.running} running · {status.review} in review"
+        self.show_counts(status)
+
+    def show_counts(self, status: PoolStatus) -> None:
+        """Take the daemon's counts as they are now (task events move them from there)."""
+        self.queued, self.review = status.queued, status.review
+        self._show_counts()
+
+    @property
+    def running(self) -> int:
+        """Tasks on a Programmer now (the daemon's own definition of running)."""
+        return sum(1 for info in self.programmers.values() if info.task_id)
+
+    def task_moved(self, before: TaskState | None, after: TaskState) -> None:
+        """Keep the queued and in-review counts live from a task event (`before`: None for a new task)."""
+        if before == after:
+            return
+        for state, step in ((before, -1), (after, 1)):
+            if state is TaskState.QUEUED:
+                self.queued = max(0, self.queued + step)
+            elif state is not None and state.reviewable:
+                self.review = max(0, self.review + step)
+        self._show_counts()
+
+    def _show_counts(self) -> None:
+        self.border_subtitle = f"{self.queued} queued · {self.running} running · {self.review} in review"
 
     def update_programmer(self, info: ProgrammerInfo) -> None:
         cells = self._cells(info)
@@ -49,6 +75,7 @@ class PoolPanel(DataTable[str | Text]):
         else:
             self.add_row(*cells, key=info.id)
         self.programmers[info.id] = info
+        self._show_counts()
 
     def tick(self) -> None:
         """Advance the elapsed column of busy Programmers (a clock, not a poll of the daemon)."""

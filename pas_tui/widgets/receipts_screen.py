@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Sparkline, Static
+from textual.widgets import DataTable, Footer, Static
+from textual_plotext import PlotextPlot
 
 from daemon.protocol import Receipt
 from daemon.receipts import quality
 from pas_tui import totals
 from pas_tui.format import cost, duration, tokens
+from pas_tui.totals import day
 
 HEADERS = ("Tasks", "Tokens in", "Tokens out", "Cost")
 QUALITY = ("Model", "Tasks", "Approved hunks", "Checks passed", "Flagged", "Median $/approved", "Median time")
@@ -37,7 +41,7 @@ class ReceiptsScreen(Screen[None]):
     DEFAULT_CSS = """
     ReceiptsScreen DataTable { height: auto; max-height: 14; margin: 0 1 1 1; }
     ReceiptsScreen .caption { margin: 0 1; text-style: bold; }
-    ReceiptsScreen Sparkline { height: 4; margin: 0 1; }
+    ReceiptsScreen #cost-chart { height: 1fr; min-height: 10; max-height: 18; margin: 0 1; }
     """
 
     def __init__(self, receipts: list[Receipt]) -> None:
@@ -52,8 +56,7 @@ class ReceiptsScreen(Screen[None]):
         yield DataTable(id="quality", cursor_type="none")
         yield Static("Per day", classes="caption")
         yield DataTable(id="by-day", cursor_type="none")
-        yield Static("Cost over time", classes="caption")
-        yield Sparkline([], id="cost-spark")
+        yield PlotextPlot(id="cost-chart")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -86,4 +89,40 @@ class ReceiptsScreen(Screen[None]):
         spent = sum(r.cost_usd for r in self.receipts)
         self.query_one("#receipts-total", Static).update(
             f"Receipts — {len(self.receipts)} task attempts, {cost(spent)} in all")
-        self.query_one(Sparkline).data = totals.cost_series(self.receipts)
+        self.draw_chart()
+
+    def draw_chart(self) -> None:
+        """Cost over time: each attempt (or time slice, when many) as a bar, and the running total."""
+        chart = self.query_one("#cost-chart", PlotextPlot)
+        plt = chart.plt
+        plt.clear_figure()
+        plt.title("Cost over time")
+        points = totals.cost_over_time(self.receipts)
+        if not points:
+            plt.xlabel("no receipts yet")
+            chart.refresh()
+            return
+        xs = [float(i) for i in range(1, len(points) + 1)]
+        costs = [c for _, c in points]
+        running = [sum(costs[: i + 1]) for i in range(len(costs))]
+        sliced = len(points) < len(self.receipts)
+        plt.bar(xs, costs, label="cost of each time slice (left)" if sliced else "cost of each attempt (left)",
+                color="cyan", width=0.3)
+        plt.plot(xs, running, label="running total (right)", color="magenta", marker="braille", yside="right")
+        step = max(1, len(xs) // 6)
+        ticks = xs[::step]
+        plt.xticks(ticks, [_when(points[int(x) - 1][0], points) for x in ticks])
+        plt.xlim(0.5, len(xs) + 0.5)
+        for side, top in ((1, max(costs)), (2, running[-1])):  # y axes 1 (left) and 2 (right)
+            top = top or 1.0  # all unpriced: an axis from $0 to $1 rather than a flat, unlabelled one
+            plt.ylim(0, top * 1.05, yside=side)
+            digits = 2 if top >= 1 else 4 if top >= 0.01 else 6  # one precision per axis, enough to tell ticks apart
+            plt.yticks([top * i / 4 for i in range(5)], [f"${top * i / 4:.{digits}f}" for i in range(5)], yside=side)
+        plt.xlabel("time (local)")
+        chart.refresh()
+
+
+def _when(ts: float, points: list[tuple[float, float]]) -> str:
+    """A tick label: the time of day when every point is on one day, else the date and time."""
+    one_day = day(points[0][0]) == day(points[-1][0])
+    return datetime.fromtimestamp(ts).strftime("%H:%M" if one_day else "%m-%d %H:%M")

@@ -22,7 +22,9 @@ from pas_tui.format import cost, duration, short, state_text, task_state_text
 
 COLUMNS = (("id", "Id"), ("state", "State"), ("instruction", "Instruction"), ("model", "Model"),
            ("files", "Files"), ("cost", "Cost"), ("age", "Age"))
-STATES = {s.value.lower(): s for s in TaskState}
+# A state word and the states it shows; `review` is everything waiting for the user, CONFLICT included.
+STATES: dict[str, frozenset[str]] = {s.value.lower(): frozenset({s.value}) for s in TaskState}
+STATES["review"] = frozenset({TaskState.REVIEW.value, TaskState.CONFLICT.value})
 
 
 def matches(task: TaskInfo, query: str) -> bool:
@@ -30,7 +32,7 @@ def matches(task: TaskInfo, query: str) -> bool:
     else is a substring."""
     for word in query.lower().split():
         if word in STATES:
-            if task.state is not STATES[word]:
+            if task.state.value not in STATES[word]:
                 return False
         elif word == "flagged":
             if not task.warnings:
@@ -44,7 +46,7 @@ def job_matches(job: JobInfo, query: str) -> bool:
     """A job matches on its state, id, instruction or model (its tasks are matched on their own)."""
     for word in query.lower().split():
         if word in STATES:
-            if job.state.value.lower() != word:
+            if job.state.value not in STATES[word]:
                 return False
         elif not any(word in field.lower() for field in (job.id, job.instruction, job.model)):
             return False
@@ -78,6 +80,8 @@ class TaskList(Vertical):
         self.query_text = ""
         self.border_title = "Tasks"
         self._selected: str | None = None
+        self._unseen: set[str] = set()  # rows that arrived above the view and have not been scrolled to
+        self._laying_out = False
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: a state (review, running…) and/or words; Esc clears", id="task-filter")
@@ -91,6 +95,12 @@ class TaskList(Vertical):
         for key, label in COLUMNS:
             self.table.add_column(label, key=key)
         self.set_interval(1.0, self.tick)
+        self.watch(self.table, "scroll_y", self._seen, init=False)
+
+    @property
+    def selected_id(self) -> str | None:
+        """The id of the highlighted task or job."""
+        return self._selected
 
     @property
     def selected(self) -> TaskInfo | None:
@@ -117,7 +127,7 @@ class TaskList(Vertical):
                 and matches(task, self.query_text):
             self._update_row(task)
         else:
-            self._rebuild()
+            self._rebuild(arrivals=True)
 
     def upsert_job(self, job: JobInfo) -> None:
         before = self.jobs.get(job.id)
@@ -126,7 +136,7 @@ class TaskList(Vertical):
                 and job_matches(job, self.query_text) == job_matches(before, self.query_text):
             self._update_row(job)
         else:
-            self._rebuild()
+            self._rebuild(arrivals=True)
 
     def tick(self) -> None:
         """Advance the age column."""
@@ -198,17 +208,55 @@ class TaskList(Vertical):
         except Exception:  # RowDoesNotExist
             return -1
 
-    def _rebuild(self) -> None:
+    def _rebuild(self, arrivals: bool = False) -> None:
+        """Lay the rows out again, keeping the selected row where the user sees it.
+
+        With `arrivals`, rows not shown before are new: at the top of the list they show at once;
+        scrolled down, the view keeps its place and the title counts the new rows above it.
+        """
         keep = self._selected
         table = self.table
+        before = [str(key.value) for key in table.rows]
+        old_index = before.index(keep) if keep in before else None
+        old_scroll = round(table.scroll_y)
+        self._laying_out = True  # the scroll moves while rows are re-added: that is not the user scrolling
         table.clear()
         visible = self._visible()
         for row in visible:
             table.add_row(*self._cells(row), key=row.id)
         ids = [r.id for r in visible]
+        if arrivals:
+            self._unseen |= set(ids) - set(before)
+        self._unseen &= set(ids)
         if keep in ids:
             table.move_cursor(row=ids.index(keep), animate=False)
         self._select(keep if keep in ids else (ids[0] if ids else None))
+        if keep in ids and old_index is not None and old_scroll > 0:  # scrolled down: the same rows stay in view
+            table.call_after_refresh(self._scroll_back, old_scroll + ids.index(keep) - old_index)
+        else:
+            self._laying_out = False
+            self._show_unseen()
+
+    def _scroll_back(self, y: int) -> None:
+        """Scroll to `y`, as near as keeps the cursor's row in view."""
+        table = self.table
+        rows = max(1, table.scrollable_content_region.height - (table.header_height if table.show_header else 0))
+        y = max(table.cursor_row - rows + 1, min(y, table.cursor_row))
+        table.scroll_to(y=max(0, y), animate=False, immediate=True)
+        self._laying_out = False
+        self._show_unseen()
+
+    def _seen(self) -> None:
+        """New rows that scrolled into view are no longer new."""
+        if self._unseen and not self._laying_out:
+            self._show_unseen()
+
+    def _show_unseen(self) -> None:
+        table = self.table
+        top = round(table.scroll_y)
+        self._unseen = {i for i in self._unseen if self._row_index(i) < top}
+        n = len(self._unseen)
+        self.border_title = f"Tasks · {n} new above ↑" if n else "Tasks"
 
     def _age(self, row: Row) -> str:
         return duration(self.clock() - row.created_at)

@@ -55,7 +55,7 @@ async def run_one(c: PasClient, repo: Path) -> tuple[p.TaskInfo, list[p.Receipt]
     ({"status": 429, "retry_after": 1}, "failed: rate_limit"),
     ({"status": 500}, "failed: provider"),
     ({"status": 503}, "failed: provider"),
-    ({"fault": "reset"}, "failed: provider"),
+    ({"fault": "reset"}, "failed: connection"),
     ({"fault": "garbage"}, "failed: provider"),
     ({"fault": "hang", "latency": 30}, "failed: model_timeout"),
 ])

@@ -87,7 +87,7 @@ async def test_engine_failure_marks_programmer_failed_then_idle(daemon: DaemonPr
         prog = next(pr for pr in st.programmers if pr.id == failed[0])
         assert prog.failures == 1 and prog.last_error and "connect" in prog.last_error.lower()
         receipts = await c.receipts(p.ReceiptsParams(task_id=task.id))
-        assert sorted(r.outcome for r in receipts) == ["failed: provider", "review"]
+        assert sorted(r.outcome for r in receipts) == ["failed: connection", "review"]
 
 
 async def test_cancel_queued_and_running(make_daemon: DaemonFactory, offline: OfflineModel, repo: Path) -> None:

@@ -56,7 +56,7 @@ async def test_initialize_result(pasd: DaemonProcess, workspace: Path) -> None:
         assert commands is not None
         assert set(commands.commands) == {"pas.delegate", "pas.delegateJob", "pas.approve", "pas.reject",
                                           "pas.approveJob", "pas.rejectJob", "pas.showDiff", "pas.diffContents",
-                                          "pas.cancel", "pas.status", "pas.tasks"}
+                                          "pas.cancel", "pas.status", "pas.tasks", "pas.models"}
         assert "pas.promptDelegate" not in commands.commands  # a client-side command (docs/lsp.md)
         assert "pas.promptDelegateJob" not in commands.commands
         assert result.capabilities.code_action_provider

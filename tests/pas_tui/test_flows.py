@@ -68,6 +68,25 @@ async def test_filter_by_state_and_text(daemon: DaemonProcess, repo: Path) -> No
         assert tasks.selected is not None and tasks.selected.id == done.id
 
 
+async def test_the_review_filter_shows_a_conflict_too(daemon: DaemonProcess, repo: Path) -> None:
+    clash = await run_to_review(daemon, repo, instruction="document add")
+    (repo / "app.py").write_text("def add(a, b):  # my own edit\n    return b + a\n")
+    async with daemon.client() as c:
+        assert (await c.approve(p.ReviewParams(task_id=clash.id))).task.state is p.TaskState.CONFLICT
+    waiting = await run_to_review(daemon, repo, instruction="document util", files=["util.py"])
+    async with daemon.client() as c:
+        applied = await c.approve(p.ReviewParams(task_id=waiting.id))
+    assert applied.task.state is p.TaskState.APPLIED
+    fresh = await run_to_review(daemon, repo, instruction="document sub", files=["util.py"])
+    app = PasApp(daemon.socket, workspace=repo)
+    async with app.run_test(size=SIZE) as pilot:
+        tasks = app.query_one(TaskList)
+        await wait_until(pilot, lambda: tasks.table.row_count == 3, what="three rows")
+        await pilot.press("slash", *"review")
+        await wait_until(pilot, lambda: tasks.table.row_count == 2, what="the two tasks that need the user")
+        assert {str(k.value) for k in tasks.table.rows} == {clash.id, fresh.id}
+
+
 async def test_c_cancels_a_running_task(daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
     offline.set_latency(30)
     app = PasApp(daemon.socket, workspace=repo)

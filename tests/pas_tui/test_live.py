@@ -7,8 +7,9 @@ from pathlib import Path
 from tui_support import wait_until
 
 from daemon import protocol as p
+from daemon.client import EventStream
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess
+from daemon.testing import DaemonProcess, occupy, until_state
 from pas_tui import PasApp
 from pas_tui.widgets.pool_panel import PoolPanel
 from pas_tui.widgets.task_list import TaskList
@@ -34,3 +35,33 @@ async def test_pool_goes_busy_then_idle_as_a_task_runs(make_daemon, offline: Off
                          what="every programmer IDLE again")
         await wait_until(pilot, lambda: tasks.tasks[task.id].state is p.TaskState.REVIEW, what="REVIEW")
         assert sum(i.tasks_done for i in pool.programmers.values()) == 1
+
+
+async def test_queued_running_and_review_counts_follow_the_events(make_daemon, offline: OfflineModel,
+                                                                   repo: Path) -> None:
+    daemon: DaemonProcess = make_daemon(workers=1)
+    # a rule, not a script entry: the blocker may be cancelled before its request reaches the model
+    offline.set_rules([{"match": "hang", "fault": "hang", "latency": 120}])
+    app = PasApp(daemon.socket, workspace=repo)
+    async with app.run_test(size=SIZE) as pilot:
+        pool = app.query_one(PoolPanel)
+        await wait_until(pilot, lambda: app.synced, what="the first sync")
+        assert pool.border_subtitle == "0 queued · 0 running · 0 in review"
+
+        def counts(queued: int, running: int, review: int) -> bool:
+            return pool.border_subtitle == f"{queued} queued · {running} running · {review} in review"
+
+        async with daemon.client() as c, EventStream(daemon.socket, kinds=["task"]) as events:
+            blocker = await occupy(c, events, repo)
+            await wait_until(pilot, lambda: counts(0, 1, 0), what="one running")
+            waiting = await c.submit(p.SubmitParams(workspace=str(repo), instruction="next", files=["util.py"]))
+            await wait_until(pilot, lambda: counts(1, 1, 0), what="one queued behind it")
+            await c.cancel(blocker)
+            await until_state(events, waiting.id, p.TaskState.REVIEW)
+            await wait_until(pilot, lambda: counts(0, 0, 1), what="one in review")
+            await c.reject(p.ReviewParams(task_id=waiting.id))
+            await wait_until(pilot, lambda: counts(0, 0, 0), what="none in review")
+        # the live counts agree with the daemon's own
+        async with daemon.client() as c:
+            status = await c.status()
+        assert (pool.queued, pool.running, pool.review) == (status.queued, status.running, status.review)

@@ -26,6 +26,11 @@ async def open_review(pilot, app: PasApp, task: p.TaskInfo, hunks: int = 1) -> R
     return pane
 
 
+def said(app: PasApp, text: str) -> bool:
+    """Some toast so far reads `text`."""
+    return any(text in str(n.message) for n in app._notifications)
+
+
 async def test_a_on_a_review_task_changes_the_file(daemon: DaemonProcess, repo: Path) -> None:
     task = await run_to_review(daemon, repo, instruction="document add")
     app = PasApp(daemon.socket, workspace=repo)
@@ -34,6 +39,7 @@ async def test_a_on_a_review_task_changes_the_file(daemon: DaemonProcess, repo: 
         await pilot.press("a")
         tasks = app.query_one(TaskList)
         await wait_until(pilot, lambda: tasks.tasks[task.id].state is p.TaskState.APPLIED, what="APPLIED")
+        await wait_until(pilot, lambda: said(app, "approved hunk 1"), what="the toast")
     assert "# pas: document add" in (repo / "app.py").read_text()
 
 
@@ -69,6 +75,8 @@ async def test_r_rejects_and_leaves_the_file_untouched(daemon: DaemonProcess, re
         await pilot.press("r")
         tasks = app.query_one(TaskList)
         await wait_until(pilot, lambda: tasks.tasks[task.id].state is p.TaskState.REJECTED, what="REJECTED")
+        await wait_until(pilot, lambda: said(app, "rejected hunk 1"), what="the toast")
+        assert not said(app, "rejectd")
     assert (repo / "app.py").read_bytes() == before
 
 

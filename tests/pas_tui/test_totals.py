@@ -32,3 +32,18 @@ def test_filter_matches_state_names_and_words() -> None:
                       files=["app.py"], model="openai/x", timeout_s=60, created_at=DAY)
     assert matches(task, "review") and matches(task, "REVIEW add") and matches(task, "app.py ab12")
     assert not matches(task, "running") and not matches(task, "review sub")
+
+
+def test_the_review_filter_keeps_conflicts_which_need_the_user_too() -> None:
+    task = p.TaskInfo(id="ab12cd", state=p.TaskState.CONFLICT, workspace="/w", instruction="Document add",
+                      files=["app.py"], model="openai/x", timeout_s=60, created_at=DAY)
+    assert matches(task, "review") and matches(task, "conflict") and matches(task, "review add")
+    assert not matches(task, "applied")
+    assert not matches(task.model_copy(update={"state": p.TaskState.APPLIED}), "review")
+
+
+def test_cost_over_time_keeps_the_time_of_each_point() -> None:
+    rs = [receipt("a", 0.5, DAY + 60), receipt("a", 0.25, DAY)]
+    assert totals.cost_over_time(rs) == [(DAY, 0.25), (DAY + 60, 0.5)]
+    sliced = totals.cost_over_time([receipt("a", 0.1, DAY + i) for i in range(10)], buckets=2)
+    assert [t for t, _ in sliced] == [DAY, DAY + 4.5] and round(sum(c for _, c in sliced), 6) == 1.0

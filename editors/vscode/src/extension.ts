@@ -6,15 +6,17 @@ import {
   CANCELLABLE_STATES,
   DelegateArgs,
   JobArgs,
+  ModelOffer,
   PoolStatus,
   REVIEW_STATES,
   TaskInfo,
   approveMessage,
   delegateArgs,
   extractInstruction,
+  hasModels,
   jobUris,
-  modelChoices,
   orderTasks,
+  pickableModels,
   taskPickItem,
 } from './format';
 
@@ -113,16 +115,11 @@ async function delegate(pas: PasClient, selectionOnly: boolean): Promise<void> {
   if (!instruction?.trim()) {
     return;
   }
-  const config = vscode.workspace.getConfiguration('pas');
-  const models = modelChoices(config.get<string[]>('models', []), config.get<string>('defaultModel'));
-  let model: string | undefined = models[0];
-  if (models.length > 1) {
-    model = await vscode.window.showQuickPick(models, { title: 'PAS: model', placeHolder: 'Model for this task' });
-    if (!model) {
-      return;
-    }
-  }
   const c2p = pas.client.code2ProtocolConverter;
+  const model = await chooseModel(pas, c2p.asUri(doc.uri));
+  if (model === null) {
+    return;
+  }
   const range = selectionOnly ? c2p.asRange(sel) : undefined;
   const args = delegateArgs(c2p.asUri(doc.uri), range, model, instruction);
   const r = await pas.execute<{ task_id: string }>('pas.delegate', args);
@@ -169,18 +166,37 @@ async function promptDelegateJob(pas: PasClient, given: Partial<JobArgs> | undef
   if (!instruction?.trim()) {
     return;
   }
-  let model = given?.model;
-  if (!model) {
-    const config = vscode.workspace.getConfiguration('pas');
-    const models = modelChoices(config.get<string[]>('models', []), config.get<string>('defaultModel'));
-    model = models.length > 1 ? await vscode.window.showQuickPick(models, { title: 'PAS: model' }) : models[0];
-    if (models.length > 1 && !model) {
-      return;
-    }
+  const model = given?.model || (await chooseModel(pas, uris[0]));
+  if (model === null) {
+    return;
   }
   const args: JobArgs = { uris, instruction: instruction.trim(), ...(model ? { model } : {}) };
   const r = await pas.execute<{ job_id: string; task_ids: string[] }>('pas.delegateJob', args);
   vscode.window.setStatusBarMessage(`PAS: job ${r.job_id} queued (${r.task_ids.length} tasks)`, 15000);
+}
+
+/**
+ * The model for a new task: picked from `pas.models`, or from the daemon's choices (through the
+ * server) when that setting is empty. Undefined: no choice to make, the server's default applies;
+ * null: the user dismissed the pick.
+ */
+async function chooseModel(pas: PasClient, uri: string): Promise<string | undefined | null> {
+  const config = vscode.workspace.getConfiguration('pas');
+  const configured = config.get<string[]>('models', []);
+  let offered: ModelOffer | undefined;
+  if (!hasModels(configured)) {
+    try {
+      offered = await pas.execute<ModelOffer>('pas.models', { uri });
+    } catch {
+      // The server cannot say (it is down): no pick, and the server's default applies when it is back.
+    }
+  }
+  const models = pickableModels(configured, config.get<string>('defaultModel'), offered);
+  if (models.length <= 1) {
+    return models[0];
+  }
+  const pick = await vscode.window.showQuickPick(models, { title: 'PAS: model', placeHolder: 'Model for this task' });
+  return pick ?? null;
 }
 
 /** The task a command acts on: its argument, the only candidate, or the user's pick. */

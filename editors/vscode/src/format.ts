@@ -85,6 +85,29 @@ export function modelChoices(models: readonly string[], defaultModel?: string): 
   return all.filter((m, i) => m.trim() !== '' && all.indexOf(m) === i);
 }
 
+/** `pas.models`'s result: the models the server offers (the daemon's `models.choices` when `pas.models` is empty). */
+export interface ModelOffer {
+  models: string[];
+  default: string | null;
+  source?: 'settings' | 'daemon' | 'config';
+}
+
+/** Whether the user set any model in `pas.models` (blank entries do not count). */
+export function hasModels(configured: readonly string[] | undefined): boolean {
+  return (configured ?? []).some((m) => m.trim() !== '');
+}
+
+/**
+ * The models to pick from: the user's `pas.models`; when that is empty, what the server offers
+ * (the daemon's choices). The user's `pas.defaultModel`, else the server's default, comes first.
+ */
+export function pickableModels(configured: readonly string[], defaultModel?: string, offered?: ModelOffer): string[] {
+  if (hasModels(configured) || !offered) {
+    return modelChoices(configured, defaultModel);
+  }
+  return modelChoices(offered.models, defaultModel?.trim() || offered.default || undefined);
+}
+
 /** The `pas.delegate` argument; empty optional values are left out so the server's defaults apply. */
 export function delegateArgs(uri: string, range?: Range, model?: string, instruction?: string): DelegateArgs {
   const args: DelegateArgs = { uri };

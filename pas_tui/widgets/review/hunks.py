@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pygments.lexer import Lexer
+from pygments.lexers import get_lexer_for_filename
+from pygments.util import ClassNotFound
 from rich.console import Group
 from rich.syntax import Syntax
 from rich.text import Text
@@ -34,11 +37,58 @@ class HunkView(Static):
                              (h.path, "bold"), f"  hunk {h.id}  ", (h.state.value, _HUNK_STYLE[h.state]))
         if h.stale:
             head.append("  stale: the file changed under this hunk", style="yellow")
-        self.update(Group(head, Syntax(h.text.rstrip("\n"), "diff", theme="ansi_dark", background_color="default",
-                                       word_wrap=False)))
+        self.update(Group(head, hunk_text(h.path, h.text)))
 
 
 _HUNK_STYLE = {HunkState.PENDING: "magenta", HunkState.APPLIED: "green", HunkState.REJECTED: "dim"}
+_MARK_STYLE = {"+": "bold green", "-": "bold red", " ": ""}
+LINE_BACKGROUND = {"+": "on #16361f", "-": "on #3d1a1f"}  # dark enough that the code's colours still read
+
+
+def hunk_text(path: str, text: str) -> Text:
+    """A unified-diff hunk with its code highlighted as the file's language, on green/red for +/- lines.
+
+    The old side (context and `-` lines) and the new side (context and `+` lines) are each
+    highlighted as a whole, so a string or comment opened on one line colours the lines after it.
+    """
+    lines = text.rstrip("\n").split("\n")
+    lexer = _lexer(path)
+    old = iter(_highlight([line[1:] for line in lines if line[:1] in " -"], lexer))
+    new = iter(_highlight([line[1:] for line in lines if line[:1] in " +"], lexer))
+    width = max((len(line) for line in lines), default=0)
+    out = Text(no_wrap=True, overflow="crop")
+    for i, line in enumerate(lines):
+        if i:
+            out.append("\n")
+        mark = line[:1]
+        if mark not in _MARK_STYLE or not line:  # the @@ header, "\ No newline at end of file"
+            out.append(line, style="cyan" if line.startswith("@@") else "dim")
+            continue
+        code = next(old if mark == "-" else new)
+        if mark == " ":
+            next(old)
+        row = Text.assemble((mark, _MARK_STYLE[mark]), code)
+        if mark in LINE_BACKGROUND:  # padded so the hunk's changed lines make one even block
+            row.append(" " * (width - len(line)))
+            row.stylize_before(LINE_BACKGROUND[mark])
+        out.append_text(row)
+    return out
+
+
+def _lexer(path: str) -> Lexer | str:
+    """The file's language by its name alone: guessing from the code loads every lexer (seconds)."""
+    try:
+        return get_lexer_for_filename(path)
+    except ClassNotFound:
+        return "text"
+
+
+def _highlight(code: list[str], lexer: Lexer | str) -> list[Text]:
+    if not code:
+        return []
+    text = Syntax("\n".join(code), lexer, theme="ansi_dark").highlight("\n".join(code))
+    out = text.split("\n", allow_blank=True)
+    return [*out, *(Text() for _ in range(len(code) - len(out)))]
 
 
 class HunkList(VerticalScroll):

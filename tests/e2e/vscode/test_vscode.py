@@ -112,10 +112,10 @@ def _workspace(tmp_path: Path, files: dict[str, str] | None) -> Path:
 
 
 def _editor(code_server: Callable[..., CodeServer], tmp_path: Path, daemon: DaemonProcess,
-            files: dict[str, str] | None = None) -> CodeServer:
+            files: dict[str, str] | None = None, models: list[str] = MODELS) -> CodeServer:
     settings = {
         "pas.serverPath": f"{sys.executable} -m pas_lsp",
-        "pas.models": MODELS,
+        "pas.models": models,
         "pas.socket": str(daemon.socket),
     }
     # The extension host passes its environment to the server it spawns: the daemon's socket, state
@@ -237,6 +237,28 @@ def test_job_from_the_explorer_review_approve_one_task(
     assert cs.value(result, "pick")[:2] == MODELS
     assert (cs.workspace / "src" / "a.py").read_text() == "# pas: note the job\n" + a
     assert (cs.workspace / "src" / "b.py").read_text() == b
+
+
+def test_with_no_models_set_the_pick_offers_the_daemons_choices(
+    code_server: Callable[..., CodeServer], tmp_path: Path, pas_stack: tuple[DaemonProcess, OfflineModel]
+) -> None:
+    """`pas.models` empty: Delegate selection asks the server, which asks the daemon, for the choices."""
+    daemon, model = pas_stack
+    model.script([{"content": SUM}])
+    cs = _editor(code_server, tmp_path, daemon, models=[])
+    result = cs.drive(
+        [
+            {"do": "statusBar", "match": r"PAS \d+ idle"},
+            {"do": "openFile", "path": "app.py"},
+            {"do": "selectLines", "from": 2, "to": 3},
+            {"do": "command", "title": "PAS: Delegate selection"},
+            {"do": "type", "text": "return the sum of the prices"},
+            {"do": "pick", "label": "openai/pasd-offline-b"},
+            {"do": "statusBar", "match": r"PAS: task \S+ queued"},
+        ],
+        timeout_ms=30_000,
+    )
+    assert cs.value(result, "pick") == MODELS  # the daemon's models.choices, its default first
 
 
 REFUSED = ("I used sum() and noted it in util.py.\n\napp.py\n```\n<<<<<<< SEARCH\n    return len(items)\n=======\n"

@@ -6,10 +6,12 @@ import {
   delegateArgs,
   diffTitle,
   extractInstruction,
+  hasModels,
   jobUris,
   modelChoices,
   noticeActions,
   orderTasks,
+  pickableModels,
   serverSettings,
   splitCommand,
   statusText,
@@ -127,6 +129,31 @@ test('a job from the explorer takes the whole selection, else the clicked item',
   assert.deepEqual(jobUris('file:///w/a', ['file:///w/a', 'file:///w/b', 'file:///w/a']), ['file:///w/a', 'file:///w/b']);
   assert.deepEqual(jobUris('file:///w/src', undefined), ['file:///w/src']);
   assert.deepEqual(jobUris(undefined, []), []);
+});
+
+test('with pas.models empty, the pick offers the daemon\'s choices, its default first', () => {
+  const offered = { models: ['openai/a', 'openai/b'], default: 'openai/b', source: 'daemon' as const };
+  assert.deepEqual(pickableModels([], '', offered), ['openai/b', 'openai/a']);
+  assert.deepEqual(pickableModels(['  '], undefined, offered), ['openai/b', 'openai/a']);
+});
+
+test('a set pas.defaultModel comes first among the daemon\'s choices', () => {
+  const offered = { models: ['openai/a', 'openai/b'], default: 'openai/a' };
+  assert.deepEqual(pickableModels([], 'openai/b', offered), ['openai/b', 'openai/a']);
+  assert.deepEqual(pickableModels([], 'openai/c', offered), ['openai/c', 'openai/a', 'openai/b']);
+});
+
+test('the user\'s pas.models win over what the server offers', () => {
+  const offered = { models: ['openai/a', 'openai/b'], default: 'openai/a' };
+  assert.deepEqual(pickableModels(['openai/mine'], undefined, offered), ['openai/mine']);
+  assert.deepEqual(pickableModels(['openai/mine'], 'openai/x', offered), ['openai/x', 'openai/mine']);
+});
+
+test('without an offer (server down) the settings alone decide', () => {
+  assert.deepEqual(pickableModels([], undefined, undefined), []);
+  assert.deepEqual(pickableModels([], 'openai/x', undefined), ['openai/x']);
+  assert.equal(hasModels(['', ' ']), false);
+  assert.equal(hasModels(['openai/a']), true);
 });
 
 test('a flagged review offers its diff and reject; a failed check its diff; other failures nothing', () => {

@@ -1,0 +1,82 @@
+"""The task list on its own: where a new task lands, and whether the user is told of it."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+
+from daemon import protocol as p
+from pas_tui.widgets.task_list import TaskList
+
+START = 1_780_000_000.0
+
+
+def task(i: int) -> p.TaskInfo:
+    return p.TaskInfo(id=f"t{i:04d}", state=p.TaskState.REVIEW, workspace="/w", instruction=f"task {i}",
+                      files=["app.py"], model="openai/x", timeout_s=60, created_at=START + i)
+
+
+class ListApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield TaskList(clock=lambda: START + 1000)
+
+
+def shown(tasks: TaskList) -> range:
+    """Indexes of the rows in view (one line each, below the header)."""
+    table = tasks.table
+    top = round(table.scroll_y)
+    return range(top, top + table.scrollable_content_region.height - table.header_height)
+
+
+async def test_at_the_top_a_new_task_shows_and_the_cursor_stays_on_the_users_task() -> None:
+    app = ListApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        tasks = app.query_one(TaskList)
+        tasks.replace_all([task(i) for i in range(40)])
+        await pilot.pause()
+        assert tasks.selected is not None and tasks.selected.id == "t0039"
+        tasks.upsert(task(100))
+        await pilot.pause()
+        assert tasks.table.get_row_index("t0100") in shown(tasks)
+        assert tasks.selected.id == "t0039" and tasks.table.cursor_row == 1  # what `a` approves did not change
+        assert tasks.border_title == "Tasks"
+
+
+async def test_scrolled_down_the_view_keeps_its_place_and_counts_what_arrived_above() -> None:
+    app = ListApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        tasks = app.query_one(TaskList)
+        tasks.replace_all([task(i) for i in range(40)])
+        await pilot.pause()
+        tasks.table.move_cursor(row=25)
+        await pilot.pause()
+        top_before = round(tasks.table.scroll_y)
+        assert top_before > 0 and tasks.selected is not None
+        mine, first_in_view = tasks.selected.id, str(tasks.table.coordinate_to_cell_key((top_before, 0)).row_key.value)
+        for i in (100, 101):
+            tasks.upsert(task(i))
+            await pilot.pause()
+        assert tasks.selected.id == mine
+        top = round(tasks.table.scroll_y)
+        assert top == top_before + 2  # the same rows are in view: nothing jumped under the user
+        assert str(tasks.table.coordinate_to_cell_key((top, 0)).row_key.value) == first_in_view
+        assert tasks.border_title == "Tasks · 2 new above ↑"
+        tasks.table.scroll_to(y=1, animate=False, immediate=True)
+        await pilot.pause()
+        assert tasks.border_title == "Tasks · 1 new above ↑"  # row 0 is still above the view
+        tasks.table.scroll_home(animate=False, immediate=True)
+        await pilot.pause()
+        assert tasks.border_title == "Tasks"
+
+
+async def test_a_state_change_is_not_an_arrival() -> None:
+    app = ListApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        tasks = app.query_one(TaskList)
+        tasks.replace_all([task(i) for i in range(40)])
+        await pilot.pause()
+        tasks.table.move_cursor(row=25)
+        await pilot.pause()
+        tasks.query_text = "review"  # the filter on: a task leaving REVIEW drops out and the list is rebuilt
+        tasks.upsert(task(3).model_copy(update={"state": p.TaskState.APPLIED}))
+        await pilot.pause()
+        assert tasks.border_title == "Tasks"
