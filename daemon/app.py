@@ -139,6 +139,7 @@ class Daemon:
         scheduler.start()
         watcher.start()
         jobs.start()
+        service.retention.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
@@ -150,6 +151,7 @@ class Daemon:
             await self._stop.wait()
         finally:
             log.info("stopping")
+            await service.retention.close()  # first: a gc under way ends after its batch, not after the rest
             await server.close()
             await watcher.close()
             await jobs.close()

@@ -232,6 +232,9 @@ class PasClient:
     async def receipts_summary(self, params: p.ReceiptsSummaryParams) -> p.ReceiptSummary:
         return await self._typed("receipts.summary", params, p.ReceiptSummary)
 
+    async def gc(self, params: p.GcParams) -> p.GcResult:
+        return await self._typed("store.gc", params, p.GcResult)
+
     async def wait_job(self, job_id: str) -> p.JobInfo:
         """Wait on the event stream until the job has stopped running."""
         async with EventStream(self.socket, kinds=["job"]) as events:

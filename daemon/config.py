@@ -171,6 +171,11 @@ class ContextConfig(Section):
     deny: list[str] = []
     """Glob patterns of files never sent to a model on request, besides .gitignored files and `.env`,
     `.env.*`, `*.pem`, `*.key`, `id_*` (matched against the path and against the file's name)."""
+class StoreConfig(Section):
+    keep_days: float | None = Field(default=None, ge=0, le=36_500)
+    """Days a reviewed task (applied, rejected, cancelled, failed) keeps its stored diff; the daemon then
+    removes it once a day (`pasd gc`), keeping the task's summary and its receipts. None: keep everything.
+    Read from the user's config only: a workspace's `.pas.toml` cannot set it."""
 
 
 class Settings(Section):
@@ -179,6 +184,7 @@ class Settings(Section):
     guardrails: GuardrailsConfig = GuardrailsConfig()
     jobs: JobsConfig = JobsConfig()
     context: ContextConfig = ContextConfig()
+    store: StoreConfig = StoreConfig()
 
     def model_settings(self, model: str) -> ModelSettings:
         return self.models.settings.get(model, ModelSettings())

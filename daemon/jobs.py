@@ -477,7 +477,7 @@ class JobManager:
         return p.JobReviewResult(job=self.info(self.record(job.id)), results=results)
 
     async def summary(self, params: p.ReceiptsSummaryParams) -> p.ReceiptSummary:
-        from daemon.receipts import summarize
+        from daemon.receipts import summarize_stored
 
-        return summarize(self.store.receipts(None, params.limit), params.by, params.since)
+        return summarize_stored(self.store.db, params.by, params.since, params.limit)
 

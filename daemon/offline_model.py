@@ -94,8 +94,11 @@ def read_answers(text: str) -> list[dict[str, Any]]:
 
 
 def user_texts(messages: list[Any]) -> list[str]:
-    """The user's side of a conversation: the task, then each later round's message."""
-    return [_text_of(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    """The user's side of a conversation: the task, then each later round's message (what comes before
+    the task, such as the repo map, is context, not the task)."""
+    texts = [_text_of(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    first = next((i for i, text in enumerate(texts) if re.search(r"^### INSTRUCTION\b", text, flags=re.M)), 0)
+    return texts[first:]
 
 
 def _answered(messages: list[Any]) -> set[str] | None:

@@ -270,6 +270,7 @@ class TaskInfo(Model):
     attempts_before_fallback: int = 0  # fault retries count again from here on a new tier
     warnings: list[str] = []  # a task in review that is not a good result: CHECK_FAILED, EDITS_REFUSED, ...
     unapplied: list[str] = []  # the last round's edits that did not apply, and why
+    pruned_at: float | None = None  # when retention (`pasd gc`) removed its stored diff; summary and receipts stay
 
 
 class ProgrammerInfo(Model):
@@ -366,6 +367,7 @@ class DiffResult(Model):
     state: TaskState
     diff: str  # unified diff of the whole task
     files: list[FileDiff]
+    pruned_at: float | None = None  # the diff was removed by retention then (`pasd gc`): empty, not "no changes"
 
 
 class FileContents(Model):
@@ -610,6 +612,30 @@ class ReceiptSummary(Model):
     total_usd: float
 
 
+# ---------------------------------------------------------------- retention
+
+
+class GcParams(Model):
+    """Remove the stored diffs of tasks reviewed or ended more than `keep_days` ago (receipts stay)."""
+
+    keep_days: float | None = Field(default=None, ge=0, le=36_500)  # None: the config's [store] keep_days
+    dry_run: bool = False  # only count what would go
+
+
+class GcResult(Model):
+    keep_days: float
+    cutoff: float  # epoch seconds: tasks whose last change is older lose their diff
+    dry_run: bool
+    tasks: int  # tasks whose stored diff was (or would be) removed
+    files: int  # their stored files (base and proposed text)
+    hunk_states: int
+    text_bytes: int  # the size of that text
+    db_bytes_before: int  # the database and its write-ahead log
+    db_bytes_after: int
+    freed_bytes: int  # given back to the file system
+    vacuumed: bool = False  # a full VACUUM ran (a gc that freed much of the file, with nothing running)
+
+
 # ---------------------------------------------------------------- events
 
 
@@ -682,6 +708,8 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "job.approve": (JobReviewParams, JobReviewResult),
     "job.reject": (JobReviewParams, JobReviewResult),
     "receipts.summary": (ReceiptsSummaryParams, ReceiptSummary),
+    # retention (daemon/retention.py)
+    "store.gc": (GcParams, GcResult),
 }
 
 

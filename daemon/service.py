@@ -21,6 +21,7 @@ from daemon.pool import Pool
 from daemon.programmer import llm, snapshot
 from daemon.programmer.guard import command_allowed
 from daemon.programmer.spec import ModelSpec
+from daemon.retention import Retention
 from daemon.review import Reviewer
 from daemon.scheduler import Scheduler
 from daemon.store import Store
@@ -52,6 +53,9 @@ class Service:
         self.configs = configs
         self._hello = hello
         self._on_shutdown = on_shutdown
+        # retention is the user's choice: [store] of the user's config, never a workspace's .pas.toml
+        self.retention = Retention(store, lambda: configs.get().store.keep_days,
+                                   idle=lambda: store.count_tasks([p.TaskState.QUEUED, p.TaskState.RUNNING]) == 0)
         self.handlers: dict[str, Handler] = {
             "hello": self.hello,
             "pool.status": self.pool_status,
@@ -68,6 +72,7 @@ class Service:
             "daemon.shutdown": self.shutdown,
             "workspace.trust": self.trust,
             "workspace.trusted": self.trusted,
+            "store.gc": self.gc,
         }
 
     # ------------------------------------------------------------ basics
@@ -108,6 +113,14 @@ class Service:
 
     async def trusted(self, params: p.Empty) -> p.TrustList:
         return self.configs.trusted_files()
+
+    async def gc(self, params: p.GcParams) -> p.GcResult:
+        """Remove the stored diffs of tasks reviewed more than keep_days ago (daemon/retention.py)."""
+        keep = params.keep_days if params.keep_days is not None else self.configs.get().store.keep_days
+        if keep is None:
+            raise InvalidParams("no retention is set: pass --keep-days N, or set keep_days under [store] "
+                                "in your config")
+        return await self.retention.run(keep, dry_run=params.dry_run)
 
     # ------------------------------------------------------------ tasks
 
@@ -234,7 +247,9 @@ class Service:
         return self.task(task.id)
 
     async def diff(self, params: p.TaskRef) -> p.DiffResult:
-        return await self.reviewer.diff(self.task(params.task_id))
+        task = self.task(params.task_id)
+        result = await self.reviewer.diff(task)
+        return result.model_copy(update={"pruned_at": task.pruned_at}) if task.pruned_at else result
 
     async def contents(self, params: p.TaskRef) -> p.ContentsResult:
         task = self.task(params.task_id)

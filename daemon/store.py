@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from daemon import history_schema
 from daemon.private import create_private, private_dir, private_files
 from daemon.protocol import HunkState, Receipt, TaskInfo, TaskState
 
@@ -68,6 +69,8 @@ CREATE TABLE IF NOT EXISTS spend (
     PRIMARY KEY (task_id, attempt)
 );
 """
+
+OPEN_STATES = ("QUEUED", "RUNNING", "REVIEW", "CONFLICT")
 
 
 def _first_error(exc: Exception) -> str:
@@ -133,10 +136,13 @@ class Store:
                 create_private(state_dir / name)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves; statements autocommit otherwise.
         self.db = sqlite3.connect(state_dir / "pasd.db", isolation_level=None, check_same_thread=False)
+        # a new store frees pages in steps (`pasd gc`); takes effect only before WAL and the first table
+        self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        history_schema.add(self.db)
         self._committed: list[Receipt] = []  # receipts a transaction updated, for their JSONL once it commits
 
     @contextlib.contextmanager
@@ -200,14 +206,19 @@ class Store:
         return task
 
     def mend_tasks(self) -> int:
-        """Mark FAILED every task whose record is not JSON or whose state is unknown (cheap: SQL finds
-        them); returns how many. Run at start, before queries that read inside records."""
+        """Mark FAILED every open task (queued, running, in review) whose record is not JSON or whose state
+        is unknown, and every task in a state this version does not know; returns how many. Run at start,
+        before queries that read inside records. Finished tasks are left to `_load`, which mends one
+        when it is read: a year of them is not parsed at every start."""
         known = [s.value for s in TaskState]
+        marks = ",".join("?" * len(known))
         rows = self.db.execute(
-            f"SELECT id, workspace, updated_at, info FROM tasks WHERE NOT json_valid(info) "
-            f"OR state NOT IN ({','.join('?' * len(known))}) "
-            f"OR json_extract(CASE WHEN json_valid(info) THEN info END, '$.state') "
-            f"NOT IN ({','.join('?' * len(known))})", known + known).fetchall()
+            f"SELECT id, workspace, updated_at, info FROM tasks WHERE state IN ({','.join('?' * len(OPEN_STATES))}) "
+            f"AND (NOT json_valid(info) OR json_extract(CASE WHEN json_valid(info) THEN info END, '$.state') "
+            f"NOT IN ({marks})) "
+            f"UNION ALL SELECT id, workspace, updated_at, info FROM tasks WHERE state IN "
+            f"(SELECT DISTINCT state FROM tasks WHERE state NOT IN ({marks}))",
+            [*OPEN_STATES, *known, *known]).fetchall()
         for row in rows:
             self._load(*row)
         return len(rows)
@@ -372,9 +383,18 @@ class Store:
             fh.write(receipt.model_dump_json() + "\n")
 
     def reconcile_jsonl(self) -> int:
-        """Append receipts a crash kept out of their JSONL file (SQLite is written first)."""
+        """Append receipts a crash kept out of their JSONL file (SQLite is written first).
+
+        Only receipts stored since the last start are checked (`store_meta.jsonl_checked`, the highest
+        receipt id seen then): a crash can only have cut the files of the runs since, and a year of
+        files is not read at every start."""
+        row = self.db.execute("SELECT value FROM store_meta WHERE key = 'jsonl_checked'").fetchone()
+        checked = int(row[0]) if row else 0
+        top = int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM receipts").fetchone()[0])
         added = 0
-        runs = self.db.execute("SELECT run_id, COUNT(*) FROM receipts GROUP BY run_id").fetchall()
+        runs = self.db.execute("SELECT run_id, COUNT(*) FROM receipts WHERE run_id IN "
+                               "(SELECT DISTINCT run_id FROM receipts WHERE id > ?) GROUP BY run_id",
+                               (checked,)).fetchall()
         for run_id, count in runs:
             path = self.receipts_dir / f"{run_id}.jsonl"
             try:
@@ -395,6 +415,7 @@ class Store:
                 if (r.task_id, r.attempt) not in have:
                     self._append_jsonl(r)
                     added += 1
+        self.db.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('jsonl_checked', ?)", (str(top),))
         return added
 
     def receipts(self, task_id: str | None = None, limit: int = 500) -> list[Receipt]:

@@ -123,6 +123,7 @@ RULES: dict[str, Combiner] = {
     "context.read_max_bytes": smaller,
     "context.round_max_bytes": smaller,
     "context.deny": union,
+    "store": trust_only,  # retention is the daemon's, read from the user's config only (daemon/retention.py)
 }
 
 

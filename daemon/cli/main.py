@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from daemon import paths
 from daemon import protocol as p
-from daemon.cli import jobs, lifecycle, receipts, tasks
+from daemon.cli import jobs, lifecycle, receipts, store, tasks
 from daemon.cli.args import bounds, line_range, number, task_state, whole, workers_error
 from daemon.client import PasClient
 from daemon.errors import PasError
@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("workspace", nargs="?", help="workspace root (default: the git top level, else .)")
     sp.add_argument("--revoke", action="store_true", help="stop trusting the workspace's .pas.toml")
     sp.add_argument("--list", action="store_true", help="list the trusted files")
+    store.add_parser(cmd)
     sp = cmd("demo", "run the whole flow against the offline model (no API key needed)", json_flag=False)
     sp.add_argument("--clean", action="store_true", help="remove the demo repository at the end (default: keep it)")
     sp.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)  # the default now
@@ -144,7 +145,7 @@ COMMANDS: dict[str, Command] = {
     "status": lifecycle.cmd_status, "trust": lifecycle.cmd_trust,
     "submit": tasks.cmd_submit, "tasks": tasks.cmd_tasks, "show": tasks.cmd_show, "diff": tasks.cmd_diff,
     "approve": tasks.cmd_approve, "reject": tasks.cmd_reject, "cancel": tasks.cmd_cancel,
-    "receipts": receipts.cmd_receipts, "job": jobs.cmd_job, "jobs": jobs.cmd_jobs,
+    "receipts": receipts.cmd_receipts, "job": jobs.cmd_job, "jobs": jobs.cmd_jobs, "gc": store.cmd_gc,
 }
 
 

@@ -113,6 +113,8 @@ def _task_text(t: p.TaskInfo) -> str:
         lines.append(f"  programmer: {t.programmer} (attempt {t.attempts})")
     if t.state in (p.TaskState.REVIEW, p.TaskState.APPLIED, p.TaskState.CONFLICT, p.TaskState.REJECTED):
         lines.append(f"  changes: {plural(t.files_changed, 'file')}, +{t.lines_added} -{t.lines_removed}")
+    if t.pruned_at:
+        lines.append(f"  diff: {pruned_text(t.pruned_at)}")
     lines.append(f"  cost: ${t.cost_usd:.6f}")
     if t.error or t.reason:
         lines.append(f"  reason: {t.reason or '-'}: {t.error or ''}")
@@ -167,8 +169,17 @@ async def cmd_show(args: argparse.Namespace, c: PasClient) -> int:
 
 async def cmd_diff(args: argparse.Namespace, c: PasClient) -> int:
     d = await c.diff(args.task)
-    out(args, d, painted_diff(numbered(d).rstrip("\n")) if d.diff else f"task {d.task_id} has no changes")
+    if d.pruned_at:
+        text = f"task {d.task_id}: {pruned_text(d.pruned_at)}"
+    else:
+        text = painted_diff(numbered(d).rstrip("\n")) if d.diff else f"task {d.task_id} has no changes"
+    out(args, d, text)
     return 0
+
+
+def pruned_text(at: float) -> str:
+    when = time.strftime("%Y-%m-%d", time.localtime(at))
+    return f"removed by retention (`pasd gc`) on {when}; the task's summary and receipts are kept"
 
 
 def numbered(d: p.DiffResult) -> str:
