@@ -312,7 +312,7 @@ async def run_tasks(socket: Path, workspace: Path, files: list[str], n: int | No
                     done.add(task["id"])
                     if len(done) >= n:
                         finished.set()
-            elif ev["kind"] == "progress":
+            elif ev["kind"] == "progress" and ev.get("tokens") is None:  # not a streaming reply's counts
                 tr = traces.setdefault(ev["task_id"], TaskTrace(ev["task_id"]))
                 tr.phases[ev["phase"]] = env["time"]  # the last attempt's, if a task is retried
 

@@ -62,6 +62,8 @@ class ModelSettings(Section):
     """USD per input token, for models litellm has no price for."""
     output_cost_per_token: float | None = Field(default=None, ge=0)
     """USD per output token, for models litellm has no price for."""
+    cached_input_cost_per_token: float | None = Field(default=None, ge=0)
+    """USD per input token read from the provider's prompt cache; unset: the input price."""
     params: dict[str, Any] = {}
     """Extra completion parameters (temperature, max_tokens, ...)."""
 

@@ -324,7 +324,8 @@ class JobManager:
         ms = settings.model_settings(model)
         spec = ModelSpec(model=model, api_base=job.api_base or ms.api_base, api_key_env=ms.api_key_env,
                          params=ms.params, input_cost_per_token=ms.input_cost_per_token,
-                         output_cost_per_token=ms.output_cost_per_token)
+                         output_cost_per_token=ms.output_cost_per_token,
+                         cached_input_cost_per_token=ms.cached_input_cost_per_token)
         await llm.ensure_loaded()
         if needed := llm.validate(spec, submitted=submitted):
             spec = spec.model_copy(update={"keys": {k: submitted[k] for k in needed}})

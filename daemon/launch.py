@@ -69,8 +69,12 @@ def start(workers: int | None = None, quiet: bool = False, timeout: float = 30.0
             os.close(log)
         pid = proc.pid
 
+    gone = False
+
     def exited() -> bool:
-        return proc.poll() is not None if proc is not None else os.waitpid(pid, os.WNOHANG)[0] != 0
+        nonlocal gone  # a forked child can be reaped once only
+        gone = gone or (proc.poll() is not None if proc is not None else os.waitpid(pid, os.WNOHANG)[0] != 0)
+        return gone
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -85,10 +89,32 @@ def start(workers: int | None = None, quiet: bool = False, timeout: float = 30.0
             if found is not None:
                 _say(quiet, f"pasd is already running (pid {found['pid']}) on {found['socket']}")
                 return found
+            if _starting(state / "pasd.lock", pid):
+                # another `pasd start` won the lock and is still starting: its socket answers soon
+                time.sleep(0.02)
+                continue
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
             raise LaunchError(f"the daemon exited during start-up: {tail[0]} (log: {log_path})")
         time.sleep(0.01)
     raise LaunchError(f"the daemon did not answer within {timeout:g} s (log: {log_path})")
+
+
+def _starting(lock: Path, ours: int) -> bool:
+    """Whether the daemon's lock file names a live process other than the one we started (read
+    only: taking the lock, even shared for a moment, could fail that process's own start)."""
+    try:
+        holder = int(lock.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    if holder == ours:
+        return False
+    try:
+        os.kill(holder, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _serve_here(log_path: Path, env: dict[str, str], workers: int | None) -> None:

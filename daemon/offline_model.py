@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import re
 import signal
 import socket
@@ -20,6 +21,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -180,6 +182,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     model: OfflineModel
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            return  # a client hanging up (a cancelled stream) is what clients do, not a server error
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects from a real provider
@@ -246,10 +253,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"ok": True})
         elif path == "/control/latency":
             seconds = body.get("seconds") if isinstance(body, dict) else None
-            if not isinstance(seconds, int | float) or seconds < 0:
-                self._send_json(400, _error_body(400, "expected {\"seconds\": <number >= 0>}"))
+            chunk = body.get("chunk_seconds") if isinstance(body, dict) else None
+            if (not isinstance(seconds, int | float) or seconds < 0
+                    or not (chunk is None or (isinstance(chunk, int | float) and chunk >= 0))):
+                self._send_json(400, _error_body(400, "expected {\"seconds\": <number >= 0>, "
+                                                      "\"chunk_seconds\": <number >= 0, optional>}"))
                 return
-            model.set_latency(float(seconds))
+            model.set_latency(float(seconds), None if chunk is None else float(chunk))
             self._send_json(200, {"ok": True})
         elif path == "/control/reset":
             model.reset()
@@ -322,6 +332,9 @@ class _Handler(BaseHTTPRequestHandler):
             "total_tokens": prompt_tokens + completion_tokens,
             "completion_tokens_details": {"reasoning_tokens": int(spec.get("reasoning_tokens", 0))},
         }
+        cached = model._cached_tokens(prompt_text, spec)
+        if cached is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": min(cached, prompt_tokens)}
         entry["usage"] = usage
         head = {
             "id": f"chatcmpl-offline-{next(model._ids)}",
@@ -331,10 +344,19 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream"):
             options = body.get("stream_options") or {}
             include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-            chunks = _chunks(head, content, usage if include_usage else None)
-            entry["response"] = {"stream": True, "chunks": chunks}
+            if spec.get("stream_usage") is False:  # a provider that never reports usage on a stream
+                include_usage = False
+            chunk_chars = spec.get("chunk_chars")
+            chunks = _chunks(head, content, usage if include_usage else None,
+                             int(chunk_chars) if chunk_chars else None)
+            # logged as the answer it adds up to (as unstreamed), with the chunks it went out in
+            message = {"role": "assistant", "content": content}
+            entry["response"] = {**head, "object": "chat.completion", "usage": usage, "stream": True, "chunks": chunks,
+                                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+            entry["sent_chunks"] = 0
+            entry["disconnected"] = False
             model._log(entry)
-            self._send_stream(chunks)
+            self._send_stream(chunks, entry, float(spec.get("chunk_latency", model._chunk_latency)))
             return
         message = {"role": "assistant", "content": content}
         response = {
@@ -347,28 +369,50 @@ class _Handler(BaseHTTPRequestHandler):
         model._log(entry)
         self._send_json(200, response)
 
-    def _send_stream(self, chunks: list[dict[str, Any]]) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+    def _send_stream(self, chunks: list[dict[str, Any]], entry: dict[str, Any], delay: float) -> None:
+        """Send the SSE chunks, `delay` seconds apart; a client that hangs up is recorded in `entry`
+        (`disconnected`, and `sent_chunks` how far it got), as a real provider stops generating."""
+        model = self.server.model
         events = [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
-        for event in events:
-            data = event.encode()
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.write(b"0\r\n\r\n")
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            for n, event in enumerate(events):
+                if n and delay and model._stopping.wait(delay):
+                    break
+                data = event.encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+                model._update(entry, sent_chunks=min(n + 1, len(chunks)))
+            else:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                return
+        except OSError:  # BrokenPipe / ConnectionReset: the client closed the stream
+            pass
+        model._update(entry, disconnected=True)
+        self.close_connection = True
 
 
-def _chunks(head: dict[str, Any], content: str, usage: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The SSE chunks of one streamed answer: role, content by line, stop, then usage if asked."""
+def _chunks(head: dict[str, Any], content: str, usage: dict[str, Any] | None,
+            chunk_chars: int | None = None) -> list[dict[str, Any]]:
+    """The SSE chunks of one streamed answer: role, content by line (or by `chunk_chars`
+    characters), stop, then usage if asked."""
     base = {**head, "object": "chat.completion.chunk"}
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     out = [chunk({"role": "assistant", "content": ""})]
-    out += [chunk({"content": piece}) for piece in content.splitlines(keepends=True)]
+    if chunk_chars:
+        pieces = [content[i : i + chunk_chars] for i in range(0, len(content), chunk_chars)]
+    else:
+        pieces = content.splitlines(keepends=True)
+    out += [chunk({"content": piece}) for piece in pieces]
     out.append(chunk({}, "stop"))
     if usage is not None:
         out.append({**base, "choices": [], "usage": usage})
@@ -402,6 +446,9 @@ class OfflineModel:
         port: int = 0,
         latency: float = 0.0,
         seed_rules: list[dict[str, Any]] | None = None,
+        *,
+        chunk_latency: float = 0.0,
+        prompt_cache: bool = False,
     ) -> None:
         self._address = (host, port)
         self._initial_latency = latency
@@ -410,6 +457,11 @@ class OfflineModel:
         self._rules = list(self._seed_rules)
         self._script: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._initial_chunk_latency = chunk_latency
+        self._chunk_latency = chunk_latency
+        self.prompt_cache = prompt_cache  # report the prefix shared with an earlier prompt as cached
+        self._prompts: deque[str] = deque(maxlen=32)
         self._stopping = threading.Event()
         self._ids = itertools.count(1)
         self._server: _Server | None = None
@@ -460,10 +512,12 @@ class OfflineModel:
         with self._lock:
             self._rules = [dict(r) for r in rules]
 
-    def set_latency(self, seconds: float) -> None:
-        """The delay before answering, for responses that set none."""
+    def set_latency(self, seconds: float, chunk_seconds: float | None = None) -> None:
+        """The delay before answering (and, if given, between streamed chunks), for responses that set none."""
         with self._lock:
             self._latency = seconds
+            if chunk_seconds is not None:
+                self._chunk_latency = chunk_seconds
 
     def reset(self) -> None:
         """Back to the constructor's state: empty script and log, seed rules, initial latency."""
@@ -471,6 +525,8 @@ class OfflineModel:
             self._script.clear()
             self._rules = list(self._seed_rules)
             self._latency = self._initial_latency
+            self._chunk_latency = self._initial_chunk_latency
+            self._prompts.clear()
             self.requests.clear()
 
     def _next_spec(self, last_user: str, answered: set[str] | None = None) -> tuple[dict[str, Any], float]:
@@ -488,9 +544,34 @@ class OfflineModel:
                     return _asks(spec, answered) or spec, self._latency
             return {}, self._latency
 
-    def _log(self, entry: dict[str, Any]) -> None:
+    def wait_until(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 30.0) -> bool:
+        """Block until `predicate(requests)` holds (checked at each logged request or stream step)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self.requests), timeout)
+
+    def _cached_tokens(self, prompt: str, spec: dict[str, Any]) -> int | None:
+        """Cached prompt tokens to report: the script's `cached_tokens`, else with `prompt_cache` the
+        longest prefix this prompt shares with an earlier one (4 characters a token); None: none."""
+        if "cached_tokens" in spec:
+            return int(spec["cached_tokens"])
+        if not self.prompt_cache:
+            return None
         with self._lock:
+            seen = list(self._prompts)
+            self._prompts.append(prompt)
+        # characters, not path components, are what a prompt cache shares
+        shared = max((len(os.path.commonprefix([prompt, old])) for old in seen), default=0)  # noqa: RUF071
+        return shared // 4
+
+    def _log(self, entry: dict[str, Any]) -> None:
+        with self._changed:
             self.requests.append(entry)
+            self._changed.notify_all()
+
+    def _update(self, entry: dict[str, Any], **changes: Any) -> None:
+        with self._changed:
+            entry.update(changes)
+            self._changed.notify_all()
 
 
 USAGE = """Serves {model} on {url}: try the editors or CI of your own project with no key.
@@ -514,9 +595,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m daemon.offline_mo
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--chunk-latency", type=float, default=0.0, help="seconds between streamed chunks")
+    parser.add_argument("--prompt-cache", action="store_true",
+                        help="report the prompt prefix shared with an earlier request as cached tokens")
     parser.add_argument("--script", type=Path, help="JSON list of responses to queue")
     args = parser.parse_args(argv)
-    server = OfflineModel(args.host, args.port, args.latency)
+    server = OfflineModel(args.host, args.port, args.latency, chunk_latency=args.chunk_latency,
+                          prompt_cache=args.prompt_cache)
     if args.script is not None:
         try:
             responses = json.loads(args.script.read_text())

@@ -181,9 +181,19 @@ class Conflict(Model):
 
 
 class TokenUsage(Model):
-    input: int = 0
+    input: int = 0  # every prompt token, the cached ones included
     output: int = 0
     reasoning: int = 0
+    cached_input: int = 0  # of `input`: read from the provider's prompt cache, priced lower
+    cache_write: int = 0  # of `input`: written to the prompt cache (Anthropic prices these higher)
+    estimated: bool = False  # a reply came without usage: its tokens were counted here, not reported
+
+    def plus(self, other: "TokenUsage") -> "TokenUsage":
+        return TokenUsage(input=self.input + other.input, output=self.output + other.output,
+                          reasoning=self.reasoning + other.reasoning,
+                          cached_input=self.cached_input + other.cached_input,
+                          cache_write=self.cache_write + other.cache_write,
+                          estimated=self.estimated or other.estimated)
 
 
 class ProviderSnapshot(Model):
@@ -655,6 +665,9 @@ class ProgressEvent(Model):
     programmer: str | None = None
     phase: str  # queued | snapshot | model | edit | check | diff | done
     message: str
+    tokens: int | None = None  # a model reply's output tokens so far (estimated while streaming)
+    edit_blocks: int | None = None  # a model reply's complete SEARCH/REPLACE blocks so far
+    streaming: bool = False  # the reply is still arriving; False with `tokens` set: the provider's count
 
 
 class ReceiptEvent(Model):

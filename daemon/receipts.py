@@ -19,8 +19,7 @@ def totals(receipts: Iterable[Receipt]) -> JobTotals:
     cost = 0.0
     for r in receipts:
         t.receipts += 1
-        tokens = TokenUsage(input=tokens.input + r.tokens.input, output=tokens.output + r.tokens.output,
-                            reasoning=tokens.reasoning + r.tokens.reasoning)
+        tokens = tokens.plus(r.tokens)
         cost += r.cost_usd
         t.priced = t.priced and r.priced
         t.llm_s += r.llm_s

@@ -18,7 +18,7 @@ from daemon import crashpoints
 from daemon.config import Settings
 from daemon.events import EventBus
 from daemon.pool import Pool, Programmer
-from daemon.programmer.engine import SPEND, STOPPED, spent
+from daemon.programmer.engine import SPEND, STOPPED, STREAM, spent, streamed
 from daemon.programmer.llm import scrub
 from daemon.programmer.repomap.index import RepoMaps
 from daemon.programmer.spec import ContextSpec, EngineResult, Limits, ModelSpec, ProviderFault, TaskFailed, TaskSpec
@@ -197,7 +197,8 @@ class Scheduler:
             workspace=task.workspace, instruction=task.instruction, files=task.files, selection=task.selection,
             model=ModelSpec(model=task.model, api_base=task.api_base or ms.api_base, api_key_env=ms.api_key_env,
                             keys=self._keys_for(task), params=ms.params, input_cost_per_token=ms.input_cost_per_token,
-                            output_cost_per_token=ms.output_cost_per_token),
+                            output_cost_per_token=ms.output_cost_per_token,
+                            cached_input_cost_per_token=ms.cached_input_cost_per_token),
             check=task.check, allow_files=g.allow_files, allow_commands=g.allow_commands,
             snapshot=settings.pool.snapshot, worktrees_dir=str(self.worktrees_dir),
             limits=Limits(timeout_s=task.timeout_s, model_timeout_s=min(g.model_timeout_s, task.timeout_s),
@@ -215,6 +216,9 @@ class Scheduler:
         def progress(phase: str, message: str) -> None:
             if phase == SPEND:
                 self._spend(spent(message), prog)
+                return
+            if phase == STREAM:
+                self.bus.publish(_streaming(task.id, prog.id, message))
                 return
             self.bus.publish(ProgressEvent(task_id=task.id, programmer=prog.id, phase=phase, message=message))
 
@@ -394,3 +398,12 @@ class Scheduler:
         self.store.save_task(task)
         self.bus.publish(TaskEvent(task=task))
         return task
+
+
+def _streaming(task_id: str, programmer: str, message: str) -> ProgressEvent:
+    """A streaming reply's counts as a progress event: the numbers as fields, and in words."""
+    s = streamed(message)
+    blocks = f"{s.blocks} edit block{'' if s.blocks == 1 else 's'}"
+    text = f"received {s.tokens} tokens, {blocks}" if s.final else f"receiving: ~{s.tokens} tokens, {blocks}"
+    return ProgressEvent(task_id=task_id, programmer=programmer, phase="model", message=text,
+                         tokens=s.tokens, edit_blocks=s.blocks, streaming=not s.final)

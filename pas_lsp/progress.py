@@ -59,7 +59,7 @@ class Progress:
             self.job_changed(ev.job)
         elif isinstance(ev, p.ProgressEvent):
             if ev.phase != "done" and (tp := self.tasks.get(ev.task_id)) is not None:
-                self._send(tp, "report", ev.message)
+                self._send(tp, "report", tasks.report(ev))
         elif isinstance(ev, p.TaskEvent) and not ev.task.state.active:
             self.task_ended(ev.task)
 

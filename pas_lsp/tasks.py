@@ -136,6 +136,15 @@ def task_summary(t: p.TaskInfo) -> dict[str, Any]:
             "files": list(t.files), "uris": [(root / f).as_uri() for f in t.files], "job": t.job_id}
 
 
+def report(ev: p.ProgressEvent) -> str:
+    """A task's progress message: its step, or a model reply's tokens and edit blocks as they arrive."""
+    if ev.tokens is None:
+        return ev.message
+    blocks = ev.edit_blocks or 0
+    counts = f"{ev.tokens} tokens, {blocks} edit block{'' if blocks == 1 else 's'}"
+    return f"model: ~{counts}" if ev.streaming else f"model: {counts}"
+
+
 def outcome(t: p.TaskInfo) -> str:
     """The end message of a task's progress."""
     if t.state is p.TaskState.REVIEW:

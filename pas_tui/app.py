@@ -98,6 +98,8 @@ class PasApp(App[None]):
         ev = msg.envelope.event
         if isinstance(ev, p.ProgrammerEvent):
             self.query_one(PoolPanel).update_programmer(ev.programmer)
+        elif isinstance(ev, p.ProgressEvent):
+            self.query_one(PoolPanel).show_progress(ev)
         elif isinstance(ev, p.TaskEvent):
             tasks = self.query_one(TaskList)
             before = self._task_seen(ev.task)

@@ -27,7 +27,7 @@ async def cmd_receipts(args: argparse.Namespace, c: PasClient) -> int:
     if args.by:
         return await cmd_receipts_by(args, c)
     rs = await c.receipts(p.ReceiptsParams(task_id=args.task, limit=args.limit))
-    rows = [[r.task_id, str(r.attempt), r.provider.model, str(r.tokens.input), str(r.tokens.output),
+    rows = [[r.task_id, str(r.attempt), r.provider.model, _tokens_in(r.tokens), _tokens_out(r.tokens),
              f"{r.cost_usd:.6f}" + ("" if r.priced else "*"), f"{r.wall_s:.2f}", str(r.files_changed),
              f"+{r.lines_added}/-{r.lines_removed}", str(len(r.files_read)), r.check or "-", str(r.repair_rounds),
              hunks(r),
@@ -36,8 +36,19 @@ async def cmd_receipts(args: argparse.Namespace, c: PasClient) -> int:
                         "READS", "CHECK", "REPAIRS", "HUNKS", "OUTCOME"]) if rs else "no receipts"
     if any(not r.priced for r in rs):
         text += "\n* unpriced: the model is not in litellm's price table (set prices in [models.settings])"
+    if any(r.tokens.estimated for r in rs):
+        text += "\n~ counted here: the provider reported no usage for a reply"
     out(args, rs, text)
     return 0
+
+
+def _tokens_in(t: p.TokenUsage) -> str:
+    cached = f" ({t.cached_input} cached)" if t.cached_input else ""
+    return f"{'~' if t.estimated else ''}{t.input}{cached}"
+
+
+def _tokens_out(t: p.TokenUsage) -> str:
+    return f"{'~' if t.estimated else ''}{t.output}"
 
 
 def _outcome(text: str) -> str:

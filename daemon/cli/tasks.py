@@ -71,14 +71,29 @@ async def submit(c: PasClient, params: p.SubmitParams) -> p.TaskInfo:
 
 
 async def _follow(events: EventStream, task: p.TaskInfo, quiet: bool) -> p.TaskInfo:
-    """The task's progress on stderr (time since submit, the Programmer, the phase) until it ends."""
+    """The task's progress on stderr (time since submit, the Programmer, the phase) until it ends.
+
+    On a terminal a streaming reply's token count updates in place on one line; elsewhere only the
+    reply's final count is written, so a log gets one line per step.
+    """
     started = time.monotonic()
+    live = sys.stderr.isatty()
+    open_line = False  # a live line is on screen without its newline
     async for env in events:
         ev = env.event
         if isinstance(ev, p.ProgressEvent) and ev.task_id == task.id and not quiet:
             who = f"{ev.programmer}: " if ev.programmer else ""
-            print(f"  {time.monotonic() - started:6.1f}s  {who}{ev.phase}: {ev.message}", file=sys.stderr)
+            line = f"  {time.monotonic() - started:6.1f}s  {who}{ev.phase}: {ev.message}"
+            if ev.streaming:
+                if live:
+                    print(f"\r\x1b[K{line}", end="", file=sys.stderr, flush=True)
+                    open_line = True
+                continue
+            print(f"\r\x1b[K{line}" if open_line else line, file=sys.stderr)
+            open_line = False
         elif isinstance(ev, p.TaskEvent) and ev.task.id == task.id and not ev.task.state.active:
+            if open_line:
+                print(file=sys.stderr)
             return ev.task
     raise DaemonUnavailable("the daemon went away while waiting")
 

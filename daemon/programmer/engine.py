@@ -7,6 +7,8 @@ with the scheduler, so a remote backend can run it unchanged.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +39,11 @@ Progress = Callable[[str, str], None]
 # every backend reports spend as it happens and the daemon can store it before anything else.
 SPEND = "spend"
 STOPPED = "failed: the daemon stopped"
+# The progress phase of a streaming reply: the message is JSON {"tokens": n, "blocks": n, "final": bool}
+# (`streamed` reads it). Sent at most every STREAM_EVERY_S per attempt, and once more when it ends.
+STREAM = "stream"
+STREAM_EVERY_S = 0.25
+_BLOCK_END = re.compile(r"^\s*>{5,9} ?REPLACE<?\s*$")  # as daemon/programmer/edits.py closes a block
 
 
 def spent(message: str) -> Receipt:
@@ -62,9 +69,7 @@ class _Tally:
     warnings: list[str] = field(default_factory=list)  # set once the last round is over
 
     def add(self, reply: llm.Reply, kind: str = "first") -> None:
-        self.tokens = TokenUsage(input=self.tokens.input + reply.tokens.input,
-                                 output=self.tokens.output + reply.tokens.output,
-                                 reasoning=self.tokens.reasoning + reply.tokens.reasoning)
+        self.tokens = self.tokens.plus(reply.tokens)
         self.cost += reply.cost_usd
         self.priced = self.priced and reply.priced
         self.llm_s += reply.seconds
@@ -94,6 +99,54 @@ class _Tally:
             warnings=list(self.warnings), repair_rounds=self.rounds.get("repair", 0), hunks_proposed=hunks,
             map_tokens=estimate_tokens(spec.repo_map),
         )
+
+
+@dataclass
+class Streamed:
+    """Where a streaming reply stands: output tokens and complete edit blocks so far."""
+
+    tokens: int = 0
+    blocks: int = 0
+    final: bool = False
+
+    def message(self) -> str:
+        return json.dumps({"tokens": self.tokens, "blocks": self.blocks, "final": self.final})
+
+
+def streamed(message: str) -> Streamed:
+    """The counts a STREAM progress message carries."""
+    data = json.loads(message)
+    return Streamed(tokens=int(data.get("tokens", 0)), blocks=int(data.get("blocks", 0)),
+                    final=bool(data.get("final", False)))
+
+
+class _Counter:
+    """Counts a reply as it streams and reports it through progress, throttled.
+
+    Tokens are estimated from the text while it streams (about 4 characters each) and replaced by
+    the provider's count when the reply ends; blocks are complete `>>>>>>> REPLACE` lines.
+    """
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.chars = 0
+        self.blocks = 0
+        self.line = ""  # the tail of the current line: enough to recognise a marker
+        self.sent = 0.0
+
+    def __call__(self, piece: str) -> None:
+        self.chars += len(piece)
+        *done, rest = (self.line + piece).split("\n")
+        self.blocks += sum(1 for line in done if _BLOCK_END.match(line))
+        self.line = rest[-64:]
+        now = time.monotonic()
+        if now - self.sent >= STREAM_EVERY_S:
+            self.sent = now
+            self.progress(STREAM, Streamed(tokens=(self.chars + 3) // 4, blocks=self.blocks).message())
+
+    def end(self, tokens: int) -> None:
+        blocks = self.blocks + (1 if _BLOCK_END.match(self.line) else 0)
+        self.progress(STREAM, Streamed(tokens=tokens, blocks=blocks, final=True).message())
 
 
 def _line_delta(base: str, new: str) -> tuple[int, int, int]:
@@ -162,7 +215,9 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
                                        f"of a ${limits.budget_usd:g} budget")
         note = {"first": "", "read": " (with the files it asked for)", "repair": f" (repair round {repairs})"}
         progress("model", f"asking {spec.model.model}{note[kind]}")
-        reply = await llm.complete(spec.model, messages, limits.model_timeout_s)
+        counter = _Counter(progress)
+        reply = await llm.complete(spec.model, messages, limits.model_timeout_s, counter)
+        counter.end(reply.tokens.output)
         tally.add(reply, kind)
         progress(SPEND, tally.receipt(STOPPED).model_dump_json())
         messages.append({"role": "assistant", "content": reply.text})

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -132,10 +132,18 @@ def _api_key(spec: ModelSpec) -> str | None:
     return next(iter(spec.keys.values())) if len(spec.keys) == 1 else None
 
 
-async def complete(spec: ModelSpec, messages: list[dict[str, str]], timeout: float) -> Reply:
-    """One chat completion; failures come out as TaskFailed or ProviderFault, never raw."""
+OnText = Callable[[str], None]  # called with each streamed piece of the reply
+
+
+async def complete(spec: ModelSpec, messages: list[dict[str, str]], timeout: float,
+                   on_text: OnText | None = None) -> Reply:
+    """One streamed chat completion; failures come out as TaskFailed or ProviderFault, never raw.
+
+    Cancelling the caller closes the HTTP stream at once, so the provider stops generating.
+    """
     litellm = await ensure_loaded()
-    kwargs: dict[str, Any] = {**spec.params, "model": spec.model, "messages": messages, "timeout": timeout,
+    kwargs: dict[str, Any] = {**spec.params, "model": spec.model, "messages": cache_marked(spec.model, messages),
+                              "timeout": timeout, "stream": True, "stream_options": {"include_usage": True},
                               # pasd retries on another programmer itself; the provider client must not.
                               "num_retries": 0, "max_retries": 0}
     if spec.api_base:
@@ -144,36 +152,132 @@ async def complete(spec: ModelSpec, messages: list[dict[str, str]], timeout: flo
     if key:
         kwargs["api_key"] = key
     started = time.monotonic()
+    pieces: list[str] = []
+    usage: Any = None
     try:
-        response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout + 5)
+        async with asyncio.timeout(timeout + 5):
+            stream = await litellm.acompletion(**kwargs)
+            try:
+                async for chunk in stream:
+                    usage = getattr(chunk, "usage", None) or usage
+                    choices = getattr(chunk, "choices", None) or []
+                    piece = getattr(getattr(choices[0], "delta", None), "content", None) if choices else None
+                    if piece:
+                        pieces.append(piece)
+                        if on_text is not None:
+                            on_text(piece)
+            finally:
+                await _close(stream)
+            reported = _provider_reported(stream)
     except Exception as exc:
         raise classify(exc, key) from None
     seconds = time.monotonic() - started
-    try:
-        text = response.choices[0].message.content or ""
-    except (AttributeError, IndexError) as exc:
-        raise ProviderFault("malformed", "the model's answer had no message") from exc
-    usage = getattr(response, "usage", None)
-    details = getattr(usage, "completion_tokens_details", None)
-    tokens = TokenUsage(
-        input=int(getattr(usage, "prompt_tokens", 0) or 0),
-        output=int(getattr(usage, "completion_tokens", 0) or 0),
-        reasoning=int(getattr(details, "reasoning_tokens", 0) or 0),
-    )
-    cost, priced = _cost(litellm, spec, response, tokens)
+    text = "".join(pieces)
+    if not text and not reported:  # e.g. a proxy's error page where the event stream should be
+        raise ProviderFault("provider", "the provider's stream carried no answer")
+    if usage is None:
+        tokens = _counted(litellm, spec.model, messages, text)
+    else:  # without the provider's figures litellm counts the tokens itself: keep them, marked
+        tokens = _tokens(usage).model_copy(update={"estimated": not reported})
+    cost, priced = _cost(litellm, spec, usage, tokens)
     return Reply(text=text, tokens=tokens, cost_usd=cost, priced=priced, seconds=seconds)
 
 
-def _cost(litellm: ModuleType, spec: ModelSpec, response: Any, tokens: TokenUsage) -> tuple[float, bool]:
-    if spec.input_cost_per_token is not None or spec.output_cost_per_token is not None:
-        cost = tokens.input * (spec.input_cost_per_token or 0) + tokens.output * (spec.output_cost_per_token or 0)
-        return cost, True
-    # litellm prices every reply it returns (None where its table does not know the model)
-    known = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-    if isinstance(known, (int, float)):
-        return float(known), True
+async def _close(stream: Any) -> None:
+    """Close the provider's HTTP stream (on cancel, error or end); litellm shields the close itself."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # nothing more to release
+            pass
+
+
+def _provider_reported(stream: Any) -> bool:
+    """Whether the provider itself sent usage on the stream (litellm keeps the chunks it received,
+    and adds a usage of its own counting at the end when the provider sent none)."""
+    chunks = getattr(stream, "chunks", None)
+    if not isinstance(chunks, list):
+        return True  # cannot tell: trust the usage the stream ended with
+    return any(getattr(c, "usage", None) is not None for c in chunks)
+
+
+def _tokens(usage: Any) -> TokenUsage:
+    """The provider's usage as a TokenUsage; cached tokens come as OpenAI's prompt_tokens_details
+    or Anthropic's cache_read/creation_input_tokens (litellm maps both onto its Usage)."""
+    details = getattr(usage, "completion_tokens_details", None)
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(prompt_details, "cached_tokens", None) or getattr(usage, "cache_read_input_tokens", None)
+    return TokenUsage(
+        input=int(getattr(usage, "prompt_tokens", 0) or 0),
+        output=int(getattr(usage, "completion_tokens", 0) or 0),
+        reasoning=int(getattr(details, "reasoning_tokens", 0) or 0),
+        cached_input=int(cached or 0),
+        cache_write=int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
+    )
+
+
+def _counted(litellm: ModuleType, model: str, messages: list[dict[str, str]], text: str) -> TokenUsage:
+    """The provider sent no usage: count with litellm's tokenizer for the model, and say so."""
     try:
-        return float(litellm.completion_cost(completion_response=response)), True
+        prompt = int(litellm.token_counter(model=model, messages=messages))
+        output = int(litellm.token_counter(model=model, text=text)) if text else 0
+    except Exception:  # no tokenizer at all: a rough count, still marked as estimated
+        prompt = sum(len(str(m.get("content", ""))) for m in messages) // 4
+        output = len(text) // 4
+    return TokenUsage(input=prompt, output=output, estimated=True)
+
+
+# Providers that cache a prompt prefix only where the request marks it (the others cache by themselves).
+_MARKED_CACHE = ("anthropic",)
+_MARKED_CACHE_HOSTS = ("bedrock", "bedrock_converse", "vertex_ai", "vertex_ai_beta")
+
+
+def wants_cache_marks(model: str) -> bool:
+    provider = provider_of(model)
+    return provider in _MARKED_CACHE or (provider in _MARKED_CACHE_HOSTS and "claude" in model.lower())
+
+
+def cache_marked(model: str, messages: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """For Anthropic models, mark the end of the prompt's stable prefix (the system text, then the
+    first user message up to its task-specific tail) with `cache_control`, so repair rounds and
+    later tasks on the same files read it from the provider's cache. Other models: unchanged."""
+    if not wants_cache_marks(model):
+        return list(messages)
+    from daemon.programmer.prompt import stable_end
+
+    out: list[dict[str, Any]] = [dict(m) for m in messages]
+    mark = {"type": "ephemeral"}
+    first_user = next((i for i, m in enumerate(out) if m.get("role") == "user"), None)
+    if first_user is not None and isinstance(out[first_user].get("content"), str):
+        text = out[first_user]["content"]
+        cut = stable_end(text)
+        if cut > 0:
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": text[:cut], "cache_control": mark}]
+            if text[cut:]:
+                blocks.append({"type": "text", "text": text[cut:]})
+            out[first_user]["content"] = blocks
+            return out
+    system = next((i for i, m in enumerate(out) if m.get("role") == "system"), None)
+    if system is not None and isinstance(out[system].get("content"), str):
+        out[system]["content"] = [{"type": "text", "text": out[system]["content"], "cache_control": mark}]
+    return out
+
+
+def _cost(litellm: ModuleType, spec: ModelSpec, usage: Any, tokens: TokenUsage) -> tuple[float, bool]:
+    if spec.input_cost_per_token is not None or spec.output_cost_per_token is not None:
+        price_in = spec.input_cost_per_token or 0
+        price_cached = spec.cached_input_cost_per_token if spec.cached_input_cost_per_token is not None else price_in
+        cost = ((tokens.input - tokens.cached_input) * price_in + tokens.cached_input * price_cached
+                + tokens.output * (spec.output_cost_per_token or 0))
+        return cost, True
+    try:  # litellm's table prices cached reads (and Anthropic's cache writes) from the usage it carries
+        if usage is not None:
+            prompt_cost, completion_cost = litellm.cost_per_token(model=spec.model, usage_object=usage)
+        else:
+            prompt_cost, completion_cost = litellm.cost_per_token(
+                model=spec.model, prompt_tokens=tokens.input, completion_tokens=tokens.output)
+        return float(prompt_cost) + float(completion_cost), True
     except Exception:
         return 0.0, False  # not in litellm's price table: recorded as unpriced
 

@@ -45,6 +45,8 @@ def _file(path: str, content: str, note: str = "") -> str:
 
 
 def build_messages(spec: TaskSpec, contents: dict[str, str | None]) -> list[dict[str, str]]:
+    """The system text, then one user message: the stable part first (files), the task-specific
+    tail last (selection, instruction), so providers can cache the prefix (see `stable_end`)."""
     parts: list[str] = []
     for path in spec.files:
         content = contents.get(path)
@@ -71,6 +73,19 @@ def map_messages(repo_map: str) -> list[dict[str, str]]:
     if not repo_map:
         return []
     return [{"role": "user", "content": f"### REPO MAP\n{repo_map}"}, {"role": "assistant", "content": MAP_ACK}]
+
+
+def stable_end(text: str) -> int:
+    """Where the task-specific tail (selection, instruction) of a first user message begins; 0 if
+    none is found. Only the cache mark moves with it, never the text, so a stray header inside a
+    file or an instruction costs cache hits, not correctness."""
+    cut = text.rfind("\n### INSTRUCTION\n")
+    if cut < 0:
+        return 0
+    sel = text.rfind("\n### SELECTION: ", 0, cut)
+    if sel >= 0 and "\n### FILE: " not in text[sel:cut]:
+        cut = sel
+    return cut + 1
 
 
 def repair_message(problems: list[str], check_output: str | None, contents: dict[str, str | None],

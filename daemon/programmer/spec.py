@@ -48,6 +48,7 @@ class ModelSpec(Spec):
     params: dict[str, Any] = {}
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
+    cached_input_cost_per_token: float | None = None
 
 
 class TaskSpec(Spec):

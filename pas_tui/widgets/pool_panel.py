@@ -1,4 +1,5 @@
-"""The pool panel: every Programmer, its state, task, model, elapsed time and counters."""
+"""The pool panel: every Programmer, its state, task, model, elapsed time, its reply's tokens
+as they stream, and counters."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.widgets import DataTable
 
-from daemon.protocol import PoolStatus, ProgrammerInfo, ProgrammerState, TaskState
-from pas_tui.format import duration, state_text
+from daemon.protocol import PoolStatus, ProgrammerInfo, ProgrammerState, ProgressEvent, TaskState
+from pas_tui.format import duration, state_text, tokens
 
 COLUMNS = (("programmer", "Programmer"), ("state", "State"), ("task", "Task"), ("model", "Model"),
-           ("elapsed", "Elapsed"), ("done", "Done"), ("failures", "Failures"))
+           ("elapsed", "Elapsed"), ("tokens", "Tokens"), ("done", "Done"), ("failures", "Failures"))
 
 
 class PoolPanel(DataTable[str | Text]):
-    """A row per Programmer, kept current from programmer events."""
+    """A row per Programmer, kept current from programmer events (and progress events, for the
+    token count of a reply while it streams)."""
 
     DEFAULT_CSS = """
     PoolPanel { height: auto; max-height: 12; border: round $primary; }
@@ -28,6 +30,7 @@ class PoolPanel(DataTable[str | Text]):
         self.programmers: dict[str, ProgrammerInfo] = {}
         self.queued = 0
         self.review = 0  # REVIEW and CONFLICT: both wait for the user, as the daemon counts them
+        self.replies: dict[str, str] = {}  # Programmer -> its current reply's token count, as shown
         self.border_title = "Pool"
 
     def on_mount(self) -> None:
@@ -39,6 +42,7 @@ class PoolPanel(DataTable[str | Text]):
         """Replace every row with the daemon's snapshot."""
         self.clear()
         self.programmers = {}
+        self.replies = {}
         for info in status.programmers:
             self.update_programmer(info)
         self.show_counts(status)
@@ -68,6 +72,9 @@ class PoolPanel(DataTable[str | Text]):
         self.border_subtitle = f"{self.queued} queued · {self.running} running · {self.review} in review"
 
     def update_programmer(self, info: ProgrammerInfo) -> None:
+        before = self.programmers.get(info.id)
+        if info.state is not ProgrammerState.BUSY or (before is not None and before.task_id != info.task_id):
+            self.replies.pop(info.id, None)  # the count belongs to the task it was running
         cells = self._cells(info)
         if info.id in self.programmers:
             for (key, _), value in zip(COLUMNS, cells, strict=True):
@@ -76,6 +83,14 @@ class PoolPanel(DataTable[str | Text]):
             self.add_row(*cells, key=info.id)
         self.programmers[info.id] = info
         self._show_counts()
+
+    def show_progress(self, ev: ProgressEvent) -> None:
+        """A reply's token count (estimated, `~`, while it streams) in its Programmer's row."""
+        info = self.programmers.get(ev.programmer or "")
+        if ev.tokens is None or info is None or info.task_id != ev.task_id:
+            return
+        self.replies[info.id] = ("~" if ev.streaming else "") + tokens(ev.tokens)
+        self.update_cell(info.id, "tokens", self.replies[info.id], update_width=True)
 
     def tick(self) -> None:
         """Advance the elapsed column of busy Programmers (a clock, not a poll of the daemon)."""
@@ -91,4 +106,4 @@ class PoolPanel(DataTable[str | Text]):
     def _cells(self, info: ProgrammerInfo) -> tuple[str | Text, ...]:
         failures = Text(str(info.failures), style="red" if info.failures else "")
         return (info.id, state_text(info.state), info.task_id or "", info.model or "", self._elapsed(info),
-                str(info.tasks_done), failures)
+                self.replies.get(info.id, ""), str(info.tasks_done), failures)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -95,6 +96,42 @@ async def test_streaming_with_usage(srv: OfflineModel) -> None:
     assert text == "line one\nline two\n"
     assert usage is not None and usage.completion_tokens == 7
     assert srv.requests[0]["usage"]["completion_tokens"] == 7
+
+
+async def test_streaming_by_characters_with_latency_between_chunks(srv: OfflineModel) -> None:
+    srv.set_latency(0.0, chunk_seconds=0.01)
+    srv.script([{"content": "abcdefghij", "chunk_chars": 3}])
+    stream = await ask(srv, stream=True)
+    pieces = [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
+    assert pieces == ["abc", "def", "ghi", "j"]
+    entry = srv.requests[0]
+    assert "usage" not in entry["response"]["chunks"][-1]  # not asked for
+    assert srv.wait_until(lambda rs: rs[0]["sent_chunks"] == len(entry["response"]["chunks"]), 5)
+    assert entry["disconnected"] is False
+
+
+async def test_a_client_hanging_up_mid_stream_is_recorded(srv: OfflineModel) -> None:
+    srv.script([{"content": "".join(f"line {i}\n" for i in range(500)), "chunk_latency": 0.02}])
+    stream = await ask(srv, stream=True)
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            break
+    await stream.aclose()
+    assert await asyncio.to_thread(srv.wait_until, lambda rs: rs[0]["disconnected"], 10)
+    assert 0 < srv.requests[0]["sent_chunks"] < 500
+
+
+async def test_prompt_cache_reports_the_prefix_seen_before(srv: OfflineModel) -> None:
+    srv.prompt_cache = True
+    await ask(srv, "x" * 400)
+    await ask(srv, "x" * 400 + "y" * 100)  # the first prompt, and more
+    r = await ask(srv, "z")
+    first, second, third = (e["usage"]["prompt_tokens_details"]["cached_tokens"] for e in srv.requests)
+    assert first == 0 and second == len("be brief" + "x" * 400) // 4
+    assert third == len("be brief") // 4  # only the system text is shared
+    assert r.usage.prompt_tokens_details.cached_tokens == third
+    srv.script([{"cached_tokens": 7, "prompt_tokens": 50}])  # or a script says how many
+    assert (await ask(srv)).usage.prompt_tokens_details.cached_tokens == 7
 
 
 async def test_default_answer_is_an_edit_that_applies(srv: OfflineModel) -> None:
@@ -222,6 +259,7 @@ def test_control_endpoints(srv: OfflineModel) -> None:
         ("/v1/chat/completions", b'{"model": "m"}'),
         ("/control/script", b'{"content": "not a list"}'),
         ("/control/latency", b'{"seconds": -1}'),
+        ("/control/latency", b'{"seconds": 0, "chunk_seconds": "slow"}'),
     ],
 )
 def test_bad_requests_get_openai_errors(srv: OfflineModel, path: str, body: bytes) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 from lsp_helpers import MODEL, buffer_text, delegate_and_review, execute, open_doc, r, wait_until
@@ -26,6 +27,22 @@ async def test_delegate_reports_progress(client: LanguageClient, workspace: Path
     messages = [x.message for x in reports[1:-1]]
     assert any(m and m.startswith("running on Programmer-") for m in messages), messages
     assert reports[-1].message == "ready for review: +1 -0"
+
+
+async def test_progress_counts_a_streaming_reply(client: LanguageClient, workspace: Path,
+                                                 offline: OfflineModel) -> None:
+    prose = "".join(f"Thinking about step {i}.\n" for i in range(40))
+    offline.script([{"content": prose + SWAP, "completion_tokens": 99, "chunk_latency": 0.04}])
+    uri = open_doc(client, workspace / "app.py")
+    task_id = await delegate_and_review(client, uri, r(4, 0, 5, 16), "swap them")
+    token = f"pas-task-{task_id}"
+    reports = await wait_until(lambda: (v := client.progress_reports.get(token)) and
+                               isinstance(v[-1], lsp.WorkDoneProgressEnd) and v, "progress end")
+    messages = [x.message or "" for x in reports[1:-1]]
+    live = [re.fullmatch(r"model: ~(\d+) tokens, (\d) edit blocks?", m) for m in messages]
+    counts = [int(m.group(1)) for m in live if m]
+    assert len(counts) >= 2 and counts == sorted(counts) and counts[0] < counts[-1], messages
+    assert "model: 99 tokens, 1 edit block" in messages  # the provider's count once the reply ended
 
 
 async def test_review_survives_a_slow_progress_answer(client: LanguageClient, workspace: Path) -> None:

@@ -9,7 +9,7 @@ from tui_support import wait_until
 from daemon import protocol as p
 from daemon.client import EventStream
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess, occupy, until_state
+from daemon.testing import DaemonProcess, block, occupy, until_state
 from pas_tui import PasApp
 from pas_tui.widgets.pool_panel import PoolPanel
 from pas_tui.widgets.task_list import TaskList
@@ -65,3 +65,36 @@ async def test_queued_running_and_review_counts_follow_the_events(make_daemon, o
         async with daemon.client() as c:
             status = await c.status()
         assert (pool.queued, pool.running, pool.review) == (status.queued, status.running, status.review)
+
+
+async def test_the_pool_panel_counts_a_streaming_reply_live(make_daemon, offline: OfflineModel, repo: Path) -> None:
+    daemon: DaemonProcess = make_daemon(workers=1)
+    edit = block("app.py", "def add(a, b):\n", "def add(a, b):  # +\n")
+    answer = "".join(f"reasoning step {i}\n" for i in range(60)) + edit
+    offline.script([{"content": answer, "completion_tokens": 222, "chunk_latency": 0.05}])
+    app = PasApp(daemon.socket, workspace=repo)
+    async with app.run_test(size=SIZE) as pilot:
+        pool = app.query_one(PoolPanel)
+        await wait_until(pilot, lambda: len(pool.programmers) == 1, what="the pool snapshot")
+        async with daemon.client() as c:
+            task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="explain", files=["app.py"]))
+        shown: list[str] = []
+
+        def cell() -> str:
+            value = str(pool.get_cell("Programmer-01", "tokens"))
+            if value and (not shown or shown[-1] != value):
+                shown.append(value)
+            return value
+
+        def grown() -> bool:
+            cell()
+            live = [int(v[1:]) for v in shown if v.startswith("~")]
+            return len(live) >= 2 and live[0] < live[-1]
+
+        await wait_until(pilot, grown, what=f"a growing count (shown: {shown})")
+        live = [int(v[1:]) for v in shown if v.startswith("~")]
+        assert live == sorted(live) and len(live) == len(shown), shown  # estimated while the reply streams
+        assert pool.programmers["Programmer-01"].task_id == task.id
+        await wait_until(pilot, lambda: pool.programmers["Programmer-01"].state is p.ProgrammerState.IDLE,
+                         what="IDLE again")
+        assert str(pool.get_cell("Programmer-01", "tokens")) == ""  # the count went with the task

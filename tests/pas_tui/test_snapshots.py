@@ -67,7 +67,9 @@ def test_main_screen(snap_compare, make_daemon, offline: OfflineModel, repo: Pat
 
 
 def test_receipts_screen(snap_compare, daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
-    offline.script([{"content": EDIT, "prompt_tokens": 1200, "completion_tokens": 300}])
+    # both replies' usage fixed: a default one follows the prompt's length, which the prompt's layout changes
+    offline.script([{"content": EDIT, "prompt_tokens": 1200, "completion_tokens": 300},
+                    {"prompt_tokens": 800, "completion_tokens": 200}])
 
     async def two_tasks() -> list[p.Receipt]:
         await run_to_review(daemon, repo, instruction="one")
