@@ -146,6 +146,9 @@ class GuardrailsConfig(Section):
     sandbox: Literal["auto", "bwrap", "off"] = "auto"
     """Where check commands run: `bwrap` in bubblewrap (no check runs without it), `auto` in bubblewrap
     when it works here, else like `off`: in their own process group, with the allowlisted environment."""
+    on_check_failure: Literal["review", "fail"] = "review"
+    """A task whose check still fails after the last repair round: `review` keeps its diff for review,
+    flagged `check_failed` everywhere it is shown; `fail` makes the task FAILED (reason `check_failed`)."""
 
 
 class JobsConfig(Section):

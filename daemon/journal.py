@@ -114,6 +114,6 @@ class ApproveJournal:
     def finish(self, task: TaskInfo, states: dict[int, HunkState]) -> None:
         """Every file is switched: set the hunk and task states and drop the journal, in one transaction."""
         with self.store.transaction():
-            self.store.put_hunk_states(task.id, states)
             self.store.save_task(task)
+            self.store.put_hunk_states(task.id, states)
             self._clear(task.id)

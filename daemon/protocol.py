@@ -161,6 +161,18 @@ class RefusedEdit(Model):
     reason: str
 
 
+# What makes a task that reached review not a good result (TaskInfo.warnings, Receipt.warnings)
+CHECK_FAILED = "check_failed"  # the check command still failed after the last repair round
+EDITS_REFUSED = "edits_refused"  # the last round's edits named a file the guardrails refuse
+EDITS_UNAPPLIED = "edits_unapplied"  # the last round's edits did not apply (SEARCH text not found, malformed)
+WARNING_TEXT = {CHECK_FAILED: "check failed", EDITS_REFUSED: "edits refused", EDITS_UNAPPLIED: "edits not applied"}
+
+
+def warning_text(warnings: list[str]) -> str:
+    """The one wording every front end shows for a task's warnings: "check failed, edits refused"."""
+    return ", ".join(WARNING_TEXT.get(w, w.replace("_", " ")) for w in warnings)
+
+
 class CheckRun(Model):
     round: int
     command: str
@@ -220,7 +232,7 @@ class Receipt(Model):
     check_rounds: int = 0
     refused: list[RefusedEdit] = []
     checks: list[CheckRun] = []  # every check round, output capped
-    outcome: str  # "review" | "no-change" | "failed: <reason>" | "cancelled"
+    outcome: str  # "review" | "approved" | "rejected" | "partial" | "no-change" | "failed: <reason>" | "cancelled"
     created_at: float
     job_id: str | None = None
     tier: str | None = None
@@ -231,6 +243,13 @@ class Receipt(Model):
     files_read: list[str] = []  # files sent to the model on its request (read-only)
     rounds: dict[str, int] = {}  # model calls by kind: "first", "read" (after a read round), "repair"
     revision: int = 0  # 0: the task's first proposal; n: the attempt answering its nth revise
+    # quality: the result's warnings, its repairs, and what the review made of it
+    warnings: list[str] = []  # CHECK_FAILED, EDITS_REFUSED, EDITS_UNAPPLIED: the result is not a good one
+    repair_rounds: int = 0  # model calls answering failed edits or a failed check (rounds["repair"])
+    hunks_proposed: int = 0  # hunks of the diff this attempt left for review
+    hunks_approved: int = 0  # set when the user approves or rejects, by hunk
+    hunks_rejected: int = 0
+    reviewed_at: float | None = None  # when the last hunk was decided (outcome approved/rejected/partial)
 
 
 class TaskInfo(Model):
@@ -267,6 +286,8 @@ class TaskInfo(Model):
     route: str | None = None  # why that tier was chosen
     fallbacks: list[str] = []  # each move to the next tier, and why
     attempts_before_fallback: int = 0  # fault retries count again from here on a new tier
+    warnings: list[str] = []  # a task in review that is not a good result: CHECK_FAILED, EDITS_REFUSED, ...
+    unapplied: list[str] = []  # the last round's edits that did not apply, and why
     pruned_at: float | None = None  # when retention (`pasd gc`) removed its stored diff; summary and receipts stay
     revision: int = 0  # how many times the proposal was sent back with a comment (`task.revise`)
 
@@ -599,6 +620,18 @@ class ReceiptGroup(Model):
     tokens_output: int
     cost_usd: float
     unpriced: int = 0  # receipts whose model had no price
+    # quality (daemon/receipts.py): over the receipts whose review is decided / that ran a check
+    hunks_proposed: int = 0  # of reviewed attempts
+    hunks_approved: int = 0
+    hunks_rejected: int = 0
+    approval_rate: float | None = None  # approved hunks / proposed hunks of reviewed attempts
+    checks: int = 0  # attempts that ran a check
+    checks_passed: int = 0
+    check_pass_rate: float | None = None
+    flagged: int = 0  # attempts that reached review with warnings
+    approved_tasks: int = 0  # tasks with at least one hunk approved
+    median_cost_usd: float | None = None  # per approved task, all its attempts in this group
+    median_wall_s: float | None = None  # per approved task, all its attempts in this group
 
 
 class ReceiptSummary(Model):

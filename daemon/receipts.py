@@ -1,10 +1,13 @@
-"""Receipt arithmetic: a job's summed receipt, and spending grouped by model, day, job or tier."""
+"""Receipt arithmetic: a job's summed receipt, and spending and quality grouped by model, day, job or tier."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from statistics import median
+from typing import Any
 
 from daemon.protocol import JobTotals, Receipt, ReceiptGroup, ReceiptGrouping, ReceiptSummary, TokenUsage
 
@@ -30,6 +33,68 @@ def totals(receipts: Iterable[Receipt]) -> JobTotals:
                                 "wall_s": round(t.wall_s, 4), "tiers": tiers})
 
 
+REVIEWED = ("approved", "rejected", "partial")
+
+
+@dataclass(frozen=True)
+class Graded:
+    """What the quality of one attempt is judged on (a receipt's few quality fields)."""
+
+    task_id: str
+    outcome: str
+    check: str | None
+    flagged: bool
+    hunks_proposed: int
+    hunks_approved: int
+    hunks_rejected: int
+    cost_usd: float
+    wall_s: float
+
+    @classmethod
+    def of(cls, r: Receipt) -> Graded:
+        return cls(r.task_id, r.outcome, r.check, bool(r.warnings), r.hunks_proposed, r.hunks_approved,
+                   r.hunks_rejected, r.cost_usd, r.wall_s)
+
+    @property
+    def reviewed(self) -> bool:
+        """Has the user decided any hunk of this attempt's diff?"""
+        return self.outcome in REVIEWED or self.hunks_approved + self.hunks_rejected > 0
+
+
+def quality(receipts: Iterable[Receipt | Graded]) -> dict[str, Any]:
+    """How good a group's results were: the ReceiptGroup quality fields.
+
+    Approval rate: approved hunks over the hunks proposed by attempts the user reviewed (a diff still
+    waiting for review counts for nothing yet). Check pass rate: attempts whose last check passed,
+    over those that ran one. Median cost and time: per task with an approved hunk, over all its
+    attempts in the group.
+    """
+    rs = [r if isinstance(r, Graded) else Graded.of(r) for r in receipts]
+    done = [r for r in rs if r.reviewed]
+    proposed = sum(max(r.hunks_proposed, r.hunks_approved + r.hunks_rejected) for r in done)
+    approved = sum(r.hunks_approved for r in done)
+    checked = [r for r in rs if r.check is not None]
+    passed = sum(1 for r in checked if r.check == "passed")
+    winners = {r.task_id for r in rs if r.hunks_approved > 0}
+    cost: dict[str, float] = {}
+    wall: dict[str, float] = {}
+    for r in rs:
+        if r.task_id in winners:
+            cost[r.task_id] = cost.get(r.task_id, 0.0) + r.cost_usd
+            wall[r.task_id] = wall.get(r.task_id, 0.0) + r.wall_s
+    return {
+        "hunks_proposed": proposed, "hunks_approved": approved,
+        "hunks_rejected": sum(r.hunks_rejected for r in done),
+        "approval_rate": round(approved / proposed, 4) if proposed else None,
+        "checks": len(checked), "checks_passed": passed,
+        "check_pass_rate": round(passed / len(checked), 4) if checked else None,
+        "flagged": sum(1 for r in rs if r.flagged),
+        "approved_tasks": len(winners),
+        "median_cost_usd": round(median(cost.values()), 6) if cost else None,
+        "median_wall_s": round(median(wall.values()), 3) if wall else None,
+    }
+
+
 KEYS: dict[str, Callable[[Receipt], str]] = {
     "model": lambda r: r.provider.model,
     "day": lambda r: datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d"),
@@ -47,7 +112,8 @@ def summarize(receipts: Iterable[Receipt], by: ReceiptGrouping, since: float | N
             groups.setdefault(key(r), []).append(r)
     rows = [ReceiptGroup(key=k, receipts=len(rs), tasks=len({r.task_id for r in rs}),
                          tokens_input=sum(r.tokens.input for r in rs), tokens_output=sum(r.tokens.output for r in rs),
-                         cost_usd=round(sum(r.cost_usd for r in rs), 6), unpriced=sum(1 for r in rs if not r.priced))
+                         cost_usd=round(sum(r.cost_usd for r in rs), 6), unpriced=sum(1 for r in rs if not r.priced),
+                         **quality(rs))
             for k, rs in groups.items()]
     rows.sort(key=(lambda g: g.key) if by == "day" else (lambda g: (-g.cost_usd, g.key)))
     return ReceiptSummary(by=by, groups=rows, total_usd=round(sum(g.cost_usd for g in rows), 6))
@@ -74,8 +140,27 @@ def summarize_stored(db: sqlite3.Connection, by: ReceiptGrouping, since: float |
     sql = (f"SELECT {_KEY_SQL[by]} AS k, COUNT(*), COUNT(DISTINCT task_id), SUM(r_tokens_in), SUM(r_tokens_out), "
            "SUM(cost_usd), SUM(r_priced = 0) FROM receipts INDEXED BY receipts_sums "
            "WHERE r_model IS NOT NULL AND id >= ? AND created_at >= ? GROUP BY k")
+    args = (first, -1e300 if since is None else since)
+    qualities = _stored_quality(db, by, args)
     rows = [ReceiptGroup(key=str(k), receipts=n, tasks=tasks, tokens_input=int(tin or 0), tokens_output=int(tout or 0),
-                         cost_usd=round(cost or 0.0, 6), unpriced=int(unpriced or 0))
-            for k, n, tasks, tin, tout, cost, unpriced in db.execute(sql, (first, -1e300 if since is None else since))]
+                         cost_usd=round(cost or 0.0, 6), unpriced=int(unpriced or 0), **qualities.get(str(k), {}))
+            for k, n, tasks, tin, tout, cost, unpriced in db.execute(sql, args)]
     rows.sort(key=(lambda g: g.key) if by == "day" else (lambda g: (-g.cost_usd, g.key)))
     return ReceiptSummary(by=by, groups=rows, total_usd=round(sum(g.cost_usd for g in rows), 6))
+
+
+def _stored_quality(db: sqlite3.Connection, by: ReceiptGrouping,
+                    args: tuple[float, float]) -> dict[str, dict[str, Any]]:
+    """The quality fields of each group, from the few quality fields of each stored receipt (read from its
+    record: unlike the sums, not from the covering index) and `quality`'s arithmetic."""
+    fields = ("task_id", "outcome", "check", "warnings", "hunks_proposed", "hunks_approved", "hunks_rejected",
+              "cost_usd", "wall_s")
+    extract = ", ".join(f"json_extract(data, '$.{f}')" for f in fields)
+    sql = (f"SELECT {_KEY_SQL[by]}, {extract} FROM receipts WHERE r_model IS NOT NULL AND id >= ? "
+           "AND created_at >= ? AND json_valid(data)")
+    groups: dict[str, list[Graded]] = {}
+    for k, task_id, outcome, check, warnings, proposed, approved, rejected, cost, wall in db.execute(sql, args):
+        groups.setdefault(str(k), []).append(Graded(
+            str(task_id), str(outcome or ""), check, warnings not in (None, "[]"), int(proposed or 0),
+            int(approved or 0), int(rejected or 0), float(cost or 0.0), float(wall or 0.0)))
+    return {k: quality(rs) for k, rs in groups.items()}

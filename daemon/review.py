@@ -29,6 +29,7 @@ from daemon.protocol import (
     DiffResult,
     FileDiff,
     HunkState,
+    ReceiptEvent,
     ReviewParams,
     ReviewResult,
     TaskEvent,
@@ -170,6 +171,7 @@ class Reviewer:
             self._save(task, {}, error=str(exc), reason=APPROVE_FAILED)
             raise ApplyFailed(f"task {task.id} was not approved: {exc}") from None
         self.bus.publish(TaskEvent(task=done))
+        self._receipt_changed(done.id)
         return ReviewResult(task=done, applied=sorted(chosen))
 
     def _conflict(self, task: TaskInfo, conflicts: list[Conflict]) -> ReviewResult:
@@ -186,7 +188,14 @@ class Reviewer:
         chosen = self._choose(task, params, files)
         states = dict.fromkeys(sorted(chosen), HunkState.REJECTED)
         task = self._save(self._decided(task, files, states), states)
+        self._receipt_changed(task.id)
         return ReviewResult(task=task, rejected=sorted(chosen))
+
+    def _receipt_changed(self, task_id: str) -> None:
+        """The receipt under review now counts the decided hunks (store.put_hunk_states): say so."""
+        for receipt in self.store.receipts(task_id, limit=1):
+            if receipt.outcome in ("review", "approved", "rejected", "partial"):
+                self.bus.publish(ReceiptEvent(receipt=receipt))
 
     async def _plan(self, task: TaskInfo, files: list[tuple[Change, FileDiff, str]],
                     write: set[int]) -> tuple[list[Write], list[Conflict]]:

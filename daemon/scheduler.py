@@ -32,7 +32,16 @@ from daemon.programmer.spec import (
     TaskFailed,
     TaskSpec,
 )
-from daemon.protocol import ProgressEvent, Receipt, ReceiptEvent, TaskEvent, TaskInfo, TaskState
+from daemon.protocol import (
+    CHECK_FAILED,
+    ProgressEvent,
+    Receipt,
+    ReceiptEvent,
+    TaskEvent,
+    TaskInfo,
+    TaskState,
+    warning_text,
+)
 from daemon.routing import stamp
 from daemon.store import Change, RevisionRequest, Store
 
@@ -290,7 +299,7 @@ class Scheduler:
             self._settle_attempt(task, "failed: engine")
             self._fault(task, prog, settings, "engine", scrub(f"{type(exc).__name__}: {exc}"), None)
         else:
-            self._review(task, result)
+            self._review(task, result, settings)
             self.pool.idle(prog)
         finally:
             self._running.pop(task.id, None)
@@ -351,22 +360,37 @@ class Scheduler:
 
     # ------------------------------------------------------------ outcomes
 
-    def _review(self, task: TaskInfo, result: EngineResult) -> None:
+    def _review(self, task: TaskInfo, result: EngineResult, settings: Settings) -> None:
+        """The attempt's result goes to review, flagged with its warnings; or, when the check still
+        fails and `on_check_failure = "fail"`, the task fails (its diff kept for `pasd diff`)."""
         changes = [Change(path=c.path, base=c.base, proposed=c.proposed, created=c.created)
                    for c in result.changes]
         r = stamp(result.receipt, self.store.get_task(task.id) or task)
-        task = (self.store.get_task(task.id) or task).model_copy(update=dict(
+        fail = CHECK_FAILED in r.warnings and settings.guardrails.on_check_failure == "fail"
+        update: dict[str, Any] = dict(
             state=TaskState.REVIEW, finished_at=time.time(), files_changed=r.files_changed,
             lines_added=r.lines_added, lines_removed=r.lines_removed, refused=result.refused,
-            cost_usd=round(task.cost_usd + r.cost_usd, 6), stale_hunks=[], conflicts=[],
-        ))
+            cost_usd=round(task.cost_usd + r.cost_usd, 6), warnings=list(r.warnings), unapplied=result.unapplied,
+            stale_hunks=[], conflicts=[])
+        if fail:
+            last = r.checks[-1] if r.checks else None
+            code = "timed out" if last and last.timed_out else f"exit code {last.exit_code}" if last else "failed"
+            update |= dict(state=TaskState.FAILED, reason=CHECK_FAILED,
+                           error=f"the check still fails after {r.check_rounds} run{'s' if r.check_rounds != 1 else ''}"
+                                 f" ({code}): {task.check}")
+            r = r.model_copy(update={"outcome": f"failed: {CHECK_FAILED}"})
+        task = (self.store.get_task(task.id) or task).model_copy(update=update)
         if self.store.save_result(task, changes, r, result.messages):
             self.bus.publish(ReceiptEvent(receipt=r))
+        if fail:
+            message = f"failed: {task.error}"
+        else:
+            flagged = f" ({warning_text(task.warnings)})" if task.warnings else ""
+            message = f"ready for review{flagged}: +{r.lines_added} -{r.lines_removed}"
         # the last progress line comes before the state that ends the task: a follower stops there
-        self.bus.publish(ProgressEvent(task_id=task.id, programmer=task.programmer, phase="done",
-                                       message=f"ready for review: +{r.lines_added} -{r.lines_removed}"))
+        self.bus.publish(ProgressEvent(task_id=task.id, programmer=task.programmer, phase="done", message=message))
         self.bus.publish(TaskEvent(task=task))
-        if self.on_review is not None:
+        if self.on_review is not None and not fail:
             self.on_review(task)
 
     def _record(self, receipt: Receipt | None) -> None:

@@ -155,6 +155,7 @@ class Store:
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
         history_schema.add(self.db)
+        self._committed: list[Receipt] = []  # receipts a transaction updated, for their JSONL once it commits
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -164,8 +165,12 @@ class Store:
             yield
         except BaseException:
             self.db.execute("ROLLBACK")
+            self._committed.clear()
             raise
         self.db.execute("COMMIT")
+        done, self._committed = self._committed, []
+        for receipt in done:
+            self._append_jsonl(receipt)
 
     def close(self) -> None:
         self.db.close()
@@ -314,13 +319,47 @@ class Store:
         return {int(h): HunkState(s) for h, s in rows}
 
     def put_hunk_states(self, task_id: str, states: dict[int, HunkState]) -> None:
+        """Call inside a transaction, after saving the task: the review's receipt gets its hunk counts and
+        outcome with it."""
         self.db.executemany("INSERT OR REPLACE INTO hunk_states (task_id, hunk_id, state) VALUES (?, ?, ?)",
                             [(task_id, h, s.value) for h, s in states.items()])
+        if states:
+            self._review_receipt(task_id)
+
+    def _review_receipt(self, task_id: str) -> None:
+        """Count the decided hunks on the receipt of the attempt under review; once none is pending, its
+        outcome becomes approved, rejected or partial. The updated receipt is appended to its JSONL
+        again after the commit: in a receipts file, the last line of a task attempt is the current one."""
+        row = self.db.execute(
+            "SELECT id, data FROM receipts WHERE task_id = ? AND json_valid(data) AND "
+            "json_extract(data, '$.outcome') IN ('review', 'approved', 'rejected', 'partial') "
+            "ORDER BY attempt DESC LIMIT 1", (task_id,)).fetchone()
+        if row is None:
+            return
+        receipts = _receipts([(row[1],)])
+        if not receipts:
+            return
+        counts = dict(self.db.execute(
+            "SELECT state, COUNT(*) FROM hunk_states WHERE task_id = ? GROUP BY state", (task_id,)).fetchall())
+        approved, rejected = counts.get(HunkState.APPLIED.value, 0), counts.get(HunkState.REJECTED.value, 0)
+        receipt = receipts[0]
+        state = self.db.execute("SELECT state FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        final = state is not None and state[0] in (TaskState.APPLIED.value, TaskState.REJECTED.value)
+        outcome = "review"
+        if final:  # no hunk pending any more
+            outcome = "partial" if approved and rejected else "approved" if approved else "rejected"
+        # a receipt stored before hunks were counted: every decided hunk was proposed
+        proposed = approved + rejected if final and not receipt.hunks_proposed else receipt.hunks_proposed
+        receipt = receipt.model_copy(update={
+            "hunks_proposed": proposed, "hunks_approved": approved, "hunks_rejected": rejected, "outcome": outcome,
+            "reviewed_at": time.time() if outcome != "review" else None})
+        self.db.execute("UPDATE receipts SET data = ? WHERE id = ?", (receipt.model_dump_json(), row[0]))
+        self._committed.append(receipt)
 
     def set_hunk_states(self, task: TaskInfo, states: dict[int, HunkState]) -> None:
         with self.transaction():
-            self.put_hunk_states(task.id, states)
             self.save_task(task)
+            self.put_hunk_states(task.id, states)
 
     def set_stale_hunks(self, task_id: str, stale: list[int]) -> TaskInfo | None:
         """Record a task's stale hunks only while it still awaits review; the updated task, or None.

@@ -106,6 +106,7 @@ RULES: dict[str, Combiner] = {
     "guardrails.check_env": subset,
     "guardrails.check_network": off_only,
     "guardrails.sandbox": at_least(["off", "auto", "bwrap"]),
+    "guardrails.on_check_failure": at_least(["review", "fail"]),
     "guardrails.task_timeout_s": smaller,
     "guardrails.model_timeout_s": smaller,
     "guardrails.check_timeout_s": smaller,

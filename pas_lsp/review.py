@@ -66,12 +66,24 @@ def hunk_range(hunk: p.Hunk, lines: list[str]) -> lsp.Range:
     return lsp.Range(lsp.Position(start, 0), lsp.Position(last, len(lines[last]) if lines else 0))
 
 
+def severity(info: p.TaskInfo) -> lsp.DiagnosticSeverity:
+    """Information for a good result; Error when its check still fails; Warning when edits did not apply."""
+    if p.CHECK_FAILED in info.warnings:
+        return lsp.DiagnosticSeverity.Error
+    return lsp.DiagnosticSeverity.Warning if info.warnings else lsp.DiagnosticSeverity.Information
+
+
+def flag(info: p.TaskInfo) -> str:
+    """" (check failed)" for a flagged task, "" for a good one."""
+    return f" ({p.warning_text(info.warnings)})" if info.warnings else ""
+
+
 def diagnostic(task: ReviewTask, hunk: p.Hunk, lines: list[str]) -> lsp.Diagnostic:
     added, removed = len(hunk.new_lines), len(hunk.old_lines)
     return lsp.Diagnostic(
         range=hunk_range(hunk, lines),
-        message=f"PAS task {task.id} hunk {hunk.id} (+{added} -{removed}): {task.info.instruction}",
-        severity=lsp.DiagnosticSeverity.Information,
+        message=f"PAS task {task.id} hunk {hunk.id} (+{added} -{removed}){flag(task.info)}: {task.info.instruction}",
+        severity=severity(task.info),
         source=SOURCE,
         code=task.id,
         data={"task": task.id, "hunk": hunk.id},
@@ -83,7 +95,8 @@ def code_lenses(task: ReviewTask, hunk: p.Hunk, lines: list[str]) -> list[lsp.Co
     at = lsp.Range(r.start, r.start)
     one = {"task": task.id, "hunks": [hunk.id]}
     return [
-        lsp.CodeLens(range=at, command=lsp.Command(title="Approve", command="pas.approve", arguments=[one])),
+        lsp.CodeLens(range=at, command=lsp.Command(title=f"Approve{flag(task.info)}", command="pas.approve",
+                                                   arguments=[one])),
         lsp.CodeLens(range=at, command=lsp.Command(title="Reject", command="pas.reject", arguments=[one])),
         lsp.CodeLens(range=at, command=lsp.Command(title="Revise…", command="pas.promptRevise", arguments=[one])),
         lsp.CodeLens(range=at, command=lsp.Command(title="Show diff", command="pas.showDiff",

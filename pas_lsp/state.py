@@ -18,7 +18,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from daemon import protocol as p
-from pas_lsp import review
+from pas_lsp import review, tasks
 from pas_lsp.config import Effective, PasSettings, effective, parse_settings
 from pas_lsp.daemon_link import DaemonLink
 from pas_lsp.errors import InvalidParams
@@ -27,6 +27,7 @@ from pas_lsp.progress import Progress
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 STATUS_NOTIFICATION = "pas/status"
+NOTICE_NOTIFICATION = "pas/taskNotice"
 
 
 class PasServer(LanguageServer):
@@ -46,6 +47,8 @@ class PasServer(LanguageServer):
         self._submitting = 0
         self._early: list[p.EventEnvelope] = []
         self._diff_dir: Path | None = None
+        self._mine: set[str] = set()  # tasks and jobs this editor submitted: told when they end badly
+        self._noticed: set[tuple[str, str]] = set()  # (task, state) already told
 
     # ------------------------------------------------------------ settings
 
@@ -153,6 +156,34 @@ class PasServer(LanguageServer):
             self.publish_review()
         if not task.state.active:
             self.tracker.task_ended(task)
+        self.notice(task)
+
+    def notice(self, task: p.TaskInfo) -> None:
+        """Tell the editor that submitted a task (or its job) that it FAILED or is in review flagged, once.
+
+        A client that declares `experimental.pas.taskNotices` gets the `pas/taskNotice` notification
+        (the VS Code extension shows it with its own buttons); any other gets window/showMessage.
+        """
+        if task.id not in self._mine and (task.job_id is None or task.job_id not in self._mine):
+            return
+        found = tasks.notice(task)
+        if task.state.final:
+            self._mine.discard(task.id)
+        if found is None or (task.id, task.state.value) in self._noticed:
+            return
+        self._noticed.add((task.id, task.state.value))
+        kind, message = found
+        if self.wants_notices():
+            self.protocol.notify(NOTICE_NOTIFICATION, {
+                "task": task.id, "state": task.state.value, "reason": task.reason, "warnings": task.warnings,
+                "level": "error" if kind is lsp.MessageType.Error else "warning", "message": message})
+        else:
+            self.tell(message, kind)
+
+    def wants_notices(self) -> bool:
+        experimental = self.client_capabilities.experimental
+        pas = experimental.get("pas") if isinstance(experimental, dict) else None
+        return isinstance(pas, dict) and pas.get("taskNotices") is True
 
     # ------------------------------------------------------------ submitting
 
@@ -165,12 +196,15 @@ class PasServer(LanguageServer):
             task = await (client.submit(params) if isinstance(params, p.SubmitParams) else client.revise(params))
         finally:
             self._submitting -= 1
+        self._mine.add(task.id)
         early = [env for env in self._early if _subject(env.event) == task.id]
         if not self._submitting:
             self._early.clear()
         await self.tracker.begin_task(task)
         for env in early:  # progress only: the review already follows the live events, and these are older
             self.tracker.follow(env.event)
+            if isinstance(env.event, p.TaskEvent):  # it may have failed before its id was known here
+                self.notice(env.event.task)
         return task
 
     async def submit_job(self, params: p.JobSubmitParams) -> p.JobInfo:
@@ -181,6 +215,7 @@ class PasServer(LanguageServer):
             job = await client.submit_job(params)
         finally:
             self._submitting -= 1
+        self._mine.add(job.id)
         early = [env for env in self._early if _subject(env.event) == job.id]
         if not self._submitting:
             self._early.clear()

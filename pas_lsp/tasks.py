@@ -156,7 +156,8 @@ def outcome(t: p.TaskInfo) -> str:
     if t.state is p.TaskState.REVIEW and t.reason and t.reason.startswith("revision_"):
         return f"{t.error or t.reason}; the previous proposal is still in review"
     if t.state is p.TaskState.REVIEW:
-        return f"ready for review: +{t.lines_added} -{t.lines_removed}"
+        flagged = f" ({p.warning_text(t.warnings)})" if t.warnings else ""
+        return f"ready for review{flagged}: +{t.lines_added} -{t.lines_removed}"
     if t.state is p.TaskState.FAILED:
         return f"failed: {t.error or t.reason or 'unknown error'}"
     if t.state is p.TaskState.CANCELLED:
@@ -164,3 +165,14 @@ def outcome(t: p.TaskInfo) -> str:
     if t.state is p.TaskState.APPLIED and t.files_changed == 0:
         return "no change"
     return t.state.value.lower()
+
+
+def notice(t: p.TaskInfo) -> tuple[lsp.MessageType, str] | None:
+    """What the editor that submitted a task is told when it ends badly: FAILED, or in review flagged."""
+    if t.state is p.TaskState.FAILED:
+        why = f"{t.error} ({t.reason})" if t.error and t.reason else t.error or t.reason or "unknown error"
+        return lsp.MessageType.Error, f"PAS: task {t.id} failed: {why}"
+    if t.state is p.TaskState.REVIEW and t.warnings:
+        return (lsp.MessageType.Warning,
+                f"PAS: task {t.id} is in review, but flagged: {p.warning_text(t.warnings)} ({t.instruction})")
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from daemon.protocol import ProgrammerState, TaskState
+from daemon.protocol import CHECK_FAILED, ProgrammerState, TaskInfo, TaskState, warning_text
 
 STATE_STYLE: dict[str, str] = {
     ProgrammerState.IDLE: "green",
@@ -24,6 +24,18 @@ STATE_STYLE: dict[str, str] = {
 def state_text(state: str) -> Text:
     """A state name in its colour (the same colour everywhere in the TUI)."""
     return Text(str(state), style=STATE_STYLE.get(state, ""))
+
+
+def task_state_text(task: TaskInfo) -> Text:
+    """A task's state in its colour; a flagged one gets a `⚠` badge, red when its check fails, else yellow."""
+    if not task.warnings or task.state not in (TaskState.REVIEW, TaskState.CONFLICT):
+        return state_text(task.state)
+    return Text(f"{task.state.value} ⚠", style="bold red" if CHECK_FAILED in task.warnings else "bold yellow")
+
+
+def flag_text(task: TaskInfo) -> str:
+    """What the badge means, in words: "check failed, edits refused" ("" for a good result)."""
+    return warning_text(task.warnings)
 
 
 def duration(seconds: float | None) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from daemon import protocol as p
 from daemon.cli.args import workspace_root
 from daemon.cli.lifecycle import warn_untrusted
-from daemon.cli.output import ago, out, painted_diff, plural, short, state, table
+from daemon.cli.output import ago, badge, out, painted_diff, plural, short, state, table
 from daemon.cli.tasks import number_hunks, with_keys
 from daemon.client import PasClient
 
@@ -67,8 +67,8 @@ def _job_text(j: p.JobInfo) -> str:
     if j.error:
         lines.append(f"  error: {j.error}")
     if j.tasks:
-        rows = [[t.id, state(t.state.value), t.tier or "-", t.model, short(", ".join(t.files), 30),
-                 f"${t.cost_usd:.6f}", f"+{t.lines_added} -{t.lines_removed}"] for t in j.tasks]
+        rows = [[t.id, badge(t), t.tier or "-", t.model, short(", ".join(t.files), 30), f"${t.cost_usd:.6f}",
+                 f"+{t.lines_added} -{t.lines_removed}"] for t in j.tasks]
         lines += ["  " + r for r in table(rows, ["TASK", "STATE", "TIER", "MODEL", "FILES", "COST", "LINES"])
                   .splitlines()]
     for item in j.pending:

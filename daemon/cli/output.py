@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from daemon.protocol import CHECK_FAILED, TaskInfo
+
 
 def out(args: argparse.Namespace, data: BaseModel | list[Any] | dict[str, Any], text: str) -> None:
     if getattr(args, "json", False):
@@ -105,3 +107,10 @@ def ago(t: float | None) -> str:
     s = max(0, int(time.time() - t))
     return f"{s}s" if s < 60 else f"{s // 60}m" if s < 3600 else f"{s // 3600}h"
 
+
+
+def badge(t: TaskInfo) -> str:
+    """The task's state in its colour, with `⚠` when it is flagged: "REVIEW ⚠" (red: its check fails)."""
+    if not t.warnings:
+        return state(t.state.value)
+    return f"{state(t.state.value)} {paint('⚠', 'red' if CHECK_FAILED in t.warnings else 'yellow')}"

@@ -13,7 +13,7 @@ from typing import TypeVar
 from daemon import protocol as p
 from daemon.cli.args import hunk_list, workspace_root
 from daemon.cli.lifecycle import warn_untrusted
-from daemon.cli.output import ago, out, painted_diff, plural, short, state, table
+from daemon.cli.output import ago, badge, out, painted_diff, plural, short, state, table
 from daemon.client import EventStream, PasClient
 from daemon.errors import DaemonUnavailable, MissingCredentials
 
@@ -99,22 +99,28 @@ async def _follow(events: EventStream, task: p.TaskInfo, quiet: bool) -> p.TaskI
 
 
 def _verdict(task: p.TaskInfo, receipt: p.Receipt | None) -> int:
-    """0 only for a result worth reviewing: in review (or applied) with its check passing and no edit refused."""
+    """0 only for a result worth reviewing: in review (or applied) and not flagged (check failing, edits
+    refused or not applied after the last round); 1 otherwise, with the reason on stderr."""
     if task.state not in (p.TaskState.REVIEW, p.TaskState.APPLIED):
         return 1
+    flags = set(task.warnings)
     problems = []
-    if receipt is not None and receipt.check == "failed":
-        problems.append(f"the check still fails after {plural(receipt.check_rounds, 'run')}: {task.check}")
-    if task.refused:
+    if p.CHECK_FAILED in flags:
+        runs = plural(receipt.check_rounds, "run") if receipt is not None else "the last round"
+        problems.append(f"the check still fails after {runs}: {task.check}")
+    if p.EDITS_REFUSED in flags:
         problems.append(f"{plural(len(task.refused), 'edit')} refused: "
                         + "; ".join(f"{r.path} ({r.reason})" for r in task.refused[:3]))
+    if p.EDITS_UNAPPLIED in flags:
+        problems.append(f"{plural(len(task.unapplied), 'edit')} not applied: " + "; ".join(task.unapplied[:3]))
     for problem in problems:
         print(f"pasd: {problem}; review the diff before approving", file=sys.stderr)
     return 1 if problems else 0
 
 
 def _task_text(t: p.TaskInfo) -> str:
-    lines = [f"task {t.id}  {state(t.state.value)}", f"  instruction: {t.instruction}", f"  model: {t.model}",
+    flagged = f" ⚠ flagged: {p.warning_text(t.warnings)}" if t.warnings else ""
+    lines = [f"task {t.id}  {state(t.state.value)}{flagged}", f"  instruction: {t.instruction}", f"  model: {t.model}",
              f"  files: {', '.join(t.files)}", f"  workspace: {t.workspace}"]
     if t.selection:
         lines.append(f"  selection: {t.selection.path}:{t.selection.start_line}-{t.selection.end_line}")
@@ -131,6 +137,8 @@ def _task_text(t: p.TaskInfo) -> str:
         lines.append(f"  reason: {t.reason or '-'}: {t.error or ''}")
     for r in t.refused:
         lines.append(f"  refused edit: {r.path}: {r.reason}")
+    for why in t.unapplied:
+        lines.append(f"  edit not applied: {why}")
     for cf in t.conflicts:
         lines.append(f"  conflict: hunk {cf.hunk_id} in {cf.path}: {cf.reason}")
     if t.stale_hunks:
@@ -141,10 +149,12 @@ def _task_text(t: p.TaskInfo) -> str:
 async def cmd_tasks(args: argparse.Namespace, c: PasClient) -> int:
     states: list[p.TaskState] | None = args.state
     tasks = await c.list(p.TaskListParams(states=states, limit=args.limit))
-    rows = [[t.id, state(t.state.value), short(t.instruction, 36), t.model, short(", ".join(t.files), 30),
+    rows = [[t.id, badge(t), short(t.instruction, 36), t.model, short(", ".join(t.files), 30),
              f"${t.cost_usd:.4f}", ago(t.created_at)] for t in tasks]
-    out(args, tasks, table(rows, ["ID", "STATE", "INSTRUCTION", "MODEL", "FILES", "COST", "AGE"])
-        if tasks else "no tasks")
+    text = table(rows, ["ID", "STATE", "INSTRUCTION", "MODEL", "FILES", "COST", "AGE"]) if tasks else "no tasks"
+    if any(t.warnings for t in tasks):
+        text += "\n⚠ flagged: " + "; ".join(f"{t.id} {p.warning_text(t.warnings)}" for t in tasks if t.warnings)
+    out(args, tasks, text)
     return 0
 
 

@@ -21,7 +21,16 @@ from daemon.programmer.guard import NOT_A_TASK_FILE, command_allowed, normalize,
 from daemon.programmer.prompt import build_messages, repair_message, revision_message
 from daemon.programmer.repomap.rank import estimate_tokens
 from daemon.programmer.spec import EngineResult, FileChange, ProviderFault, TaskFailed, TaskSpec
-from daemon.protocol import CheckRun, ProviderSnapshot, Receipt, RefusedEdit, TokenUsage
+from daemon.protocol import (
+    CHECK_FAILED,
+    EDITS_REFUSED,
+    EDITS_UNAPPLIED,
+    CheckRun,
+    ProviderSnapshot,
+    Receipt,
+    RefusedEdit,
+    TokenUsage,
+)
 
 Progress = Callable[[str, str], None]
 
@@ -57,6 +66,7 @@ class _Tally:
     refused: list[RefusedEdit] = field(default_factory=list)
     files_read: list[str] = field(default_factory=list)
     rounds: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # set once the last round is over
 
     def add(self, reply: llm.Reply, kind: str = "first") -> None:
         self.tokens = self.tokens.plus(reply.tokens)
@@ -68,10 +78,10 @@ class _Tally:
 
     def receipt(self, outcome: str, changes: list[FileChange] | None = None) -> Receipt:
         spec = self.spec
-        added = removed = 0
+        added = removed = hunks = 0
         for ch in changes or []:
-            a, r = _line_delta(ch.base, ch.proposed)
-            added, removed = added + a, removed + r
+            a, r, h = _line_delta(ch.base, ch.proposed)
+            added, removed, hunks = added + a, removed + r, hunks + h
         check = None
         if self.checks:
             check = "passed" if self.checks[-1].exit_code == 0 else "failed"
@@ -86,6 +96,7 @@ class _Tally:
             check=check, check_rounds=len(self.checks), refused=list(self.refused),
             checks=[c.model_copy(update={"output": c.output[-2000:]}) for c in self.checks],
             outcome=outcome, created_at=time.time(), files_read=list(self.files_read), rounds=dict(self.rounds),
+            warnings=list(self.warnings), repair_rounds=self.rounds.get("repair", 0), hunks_proposed=hunks,
             map_tokens=estimate_tokens(spec.repo_map),
             revision=spec.revision.number if spec.revision else 0,
         )
@@ -139,8 +150,9 @@ class _Counter:
         self.progress(STREAM, Streamed(tokens=tokens, blocks=blocks, final=True).message())
 
 
-def _line_delta(base: str, new: str) -> tuple[int, int]:
-    from daemon.programmer.diffs import LineMatcher  # difflib's own matcher is quadratic on repeated lines
+def _line_delta(base: str, new: str) -> tuple[int, int, int]:
+    """Lines added and removed, and hunks as review numbers them (daemon/programmer/diffs.py)."""
+    from daemon.programmer.diffs import LineMatcher, split_lines  # difflib's matcher is quadratic on repeats
 
     added = removed = 0
     for tag, i1, i2, j1, j2 in LineMatcher(base.splitlines(), new.splitlines()).get_opcodes():
@@ -148,7 +160,8 @@ def _line_delta(base: str, new: str) -> tuple[int, int]:
             removed += i2 - i1
         if tag in ("replace", "insert"):
             added += j2 - j1
-    return added, removed
+    hunks = sum(1 for _ in LineMatcher(split_lines(base), split_lines(new)).get_grouped_opcodes(3))
+    return added, removed, hunks
 
 
 async def run_task(spec: TaskSpec, progress: Progress) -> EngineResult:
@@ -198,6 +211,8 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
     revised = _proposal(base, contents) if spec.revision is not None else None  # what a revision starts from
     limits, ctx = spec.limits, spec.context
     problems: list[str] = []
+    unapplied: list[str] = []  # this round's edits that did not apply (malformed, path or SEARCH not found)
+    refused_from = 0  # this round's refusals are tally.refused[refused_from:]
     kind, repairs, read_rounds, proposed = "first", 0, 0, False
     while True:
         if limits.budget_usd is not None and tally.cost >= limits.budget_usd:
@@ -215,12 +230,13 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
         progress("edit", "applying edits")
         parsed = parse_reply(reply.text)
         problems = list(parsed.problems)
+        unapplied, refused_from = list(parsed.problems), len(tally.refused)
         proposed = proposed or bool(parsed.edits)
         if kind == "first" and not (parsed.edits or parsed.problems or parsed.reads):
             raise TaskFailed("no_edits", "the model answered without any SEARCH/REPLACE edit")
         applied = 0
         for edit in parsed.edits:
-            applied += await _apply(spec, tally, snap, edit, base, contents, problems)
+            applied += await _apply(spec, tally, snap, edit, base, contents, problems, unapplied)
 
         answers: list[reads.ReadAnswer] | None = None
         if parsed.reads and read_rounds < ctx.max_reads:
@@ -266,8 +282,9 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
         if problems:
             raise TaskFailed("edits_failed", "no edit of the revision applied: " + "; ".join(problems)[:800])
         raise TaskFailed("no_change", "the revision's edits change nothing in the proposal")
-    return EngineResult(changes=changes, receipt=tally.receipt("review", changes),
-                        checks=tally.checks, refused=tally.refused, messages=messages)
+    tally.warnings = verdict(tally.checks, tally.refused[refused_from:], unapplied)
+    return EngineResult(changes=changes, receipt=tally.receipt("review", changes), checks=tally.checks,
+                        refused=tally.refused, unapplied=unapplied, messages=messages)
 
 
 def _proposal(base: dict[str, str | None], contents: dict[str, str | None]) -> dict[str, str | None]:
@@ -290,15 +307,29 @@ async def _resume(spec: TaskSpec, snap: snapshot.Snapshot, base: dict[str, str |
     return [*rev.messages, revision_message(rev.comment, rev.hunks, contents)]
 
 
+def verdict(checks: list[CheckRun], refused: list[RefusedEdit], unapplied: list[str]) -> list[str]:
+    """What keeps a result from being a good one once the last round is over (empty: nothing)."""
+    warnings = []
+    if checks and checks[-1].exit_code != 0:
+        warnings.append(CHECK_FAILED)
+    if refused:
+        warnings.append(EDITS_REFUSED)
+    if unapplied:
+        warnings.append(EDITS_UNAPPLIED)
+    return warnings
+
+
 async def _apply(spec: TaskSpec, tally: _Tally, snap: snapshot.Snapshot, edit: Edit, base: dict[str, str | None],
-                 contents: dict[str, str | None], problems: list[str]) -> int:
-    """Apply one block in the snapshot (1), or say in `problems` why not (0)."""
+                 contents: dict[str, str | None], problems: list[str], unapplied: list[str]) -> int:
+    """Apply one block in the snapshot (1), or say in `problems` why not (0); a block refused by the
+    guardrails goes to `tally.refused`, one that does not apply (its path or SEARCH not found) to `unapplied`."""
     workspace = Path(spec.workspace)
     allowed = set(spec.files)
     try:
         path = normalize(resolve_path(edit.path, allowed, spec.allow_files))
     except EditRefused as exc:
         problems.append(str(exc))
+        unapplied.append(str(exc))
         return 0
     why = refuse_path(snap.root, path, allowed, spec.allow_files) or refuse_path(
         workspace, path, allowed, spec.allow_files)
@@ -322,6 +353,7 @@ async def _apply(spec: TaskSpec, tally: _Tally, snap: snapshot.Snapshot, edit: E
         new = apply_edit(contents[path] or "", edit)
     except EditRefused as exc:
         problems.append(str(exc))
+        unapplied.append(str(exc))
         return 0
     contents[path] = new
     await asyncio.to_thread(_write, snap.root / path, new)

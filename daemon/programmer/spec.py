@@ -97,7 +97,8 @@ class EngineResult(Spec):
     changes: list[FileChange]
     receipt: Receipt
     checks: list[CheckRun] = []
-    refused: list[RefusedEdit] = []
+    refused: list[RefusedEdit] = []  # every round's
+    unapplied: list[str] = []  # the last round's edits that did not apply, and why (refusals not included)
     messages: list[dict[str, str]] = []  # the final conversation, ending with the model's last answer
 
 

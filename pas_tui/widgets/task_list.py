@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input
 
 from daemon.protocol import JobInfo, TaskInfo, TaskState
-from pas_tui.format import cost, duration, short, state_text
+from pas_tui.format import cost, duration, short, state_text, task_state_text
 
 COLUMNS = (("id", "Id"), ("state", "State"), ("instruction", "Instruction"), ("model", "Model"),
            ("files", "Files"), ("cost", "Cost"), ("age", "Age"))
@@ -28,10 +28,14 @@ STATES["review"] = frozenset({TaskState.REVIEW.value, TaskState.CONFLICT.value})
 
 
 def matches(task: TaskInfo, query: str) -> bool:
-    """Every word must match: a state name matches the state, anything else is a substring."""
+    """Every word must match: a state name matches the state, `flagged` a task with warnings, anything
+    else is a substring."""
     for word in query.lower().split():
         if word in STATES:
             if task.state.value not in STATES[word]:
+                return False
+        elif word == "flagged":
+            if not task.warnings:
                 return False
         elif not any(word in field.lower() for field in (task.id, task.instruction, task.model, *task.files)):
             return False
@@ -264,6 +268,6 @@ class TaskList(Vertical):
                     row.model.split("/")[-1], f"job: {n} task{'s' if n != 1 else ''}", cost(row.spent_usd),
                     self._age(row))
         grouped = row.job_id in self.jobs
-        return ((f"└ {row.id}" if grouped else row.id), state_text(row.state),
+        return ((f"└ {row.id}" if grouped else row.id), task_state_text(row),
                 short(row.instruction, 46 if grouped else 48), row.model.split("/")[-1],
                 short(", ".join(row.files), 24), cost(row.cost_usd), self._age(row))

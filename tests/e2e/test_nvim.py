@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.testing import DaemonProcess, commit_all, write_files
+from daemon.offline_model import OfflineModel
+from daemon.testing import DaemonFactory, DaemonProcess, block, commit_all, write_files
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -65,3 +67,18 @@ def test_nvim_job_on_a_folder_review_approve_one_task(nvim: str, daemon: DaemonP
 def test_nvim_revise_lens_then_approve(nvim: str, daemon: DaemonProcess, repo: Path, tmp_path: Path) -> None:
     lines = run_flow(nvim, "revise_approve.lua", daemon, repo, tmp_path, PAS_TEST_FILE=str(repo / "app.py"))
     assert any(line.startswith("revise asked for task ") for line in lines)
+
+
+def test_nvim_notifies_a_failed_and_a_flagged_task(nvim: str, make_daemon: DaemonFactory, offline: OfflineModel,
+                                                   repo: Path, tmp_path: Path) -> None:
+    daemon = make_daemon(guardrails={"max_rounds": 0})  # the refused edit is the last round's
+    offline.script([{"content": "I would leave add as it is."},
+                    {"content": block("app.py", "def add(a, b):\n", "def add(a, b):  # kept\n")
+                     + block("util.py", "def mul(a, b):\n", "def mul(a, b):  # x\n")}])
+    lines = run_flow(nvim, "notify_failure.lua", daemon, repo, tmp_path, PAS_TEST_FILE=str(repo / "app.py"))
+    [note] = [line for line in lines if line.startswith("notified: ")]
+    assert re.fullmatch(r"notified: PAS: task \w+ failed: the model answered without any SEARCH/REPLACE edit "
+                        r"\(no_edits\)", note), note
+    [flag] = [line for line in lines if line.startswith("flagged: ")]
+    assert re.fullmatch(r"flagged: PAS: task \w+ is in review, but flagged: edits refused \(leave add alone\)",
+                        flag), flag

@@ -99,12 +99,15 @@ def _apply(ls: LanguageClient, uri: str, edit: lsp.TextEdit) -> None:
 
 
 async def start_client(d: DaemonProcess, workspace: Path, options: dict[str, Any] | None = None,
-                       env: dict[str, str] | None = None) -> LanguageClient:
+                       env: dict[str, str] | None = None, experimental: Any = None) -> LanguageClient:
     config = ClientServerConfig(server_command=[sys.executable, "-m", "pas_lsp"], client_factory=make_client,
                                 server_env={**server_env(d), **(env or {})})
     client = await config.start()
+    capabilities = client_capabilities("visual-studio-code")
+    if experimental is not None:
+        capabilities.experimental = experimental
     await client.initialize_session(lsp.InitializeParams(
-        capabilities=client_capabilities("visual-studio-code"),
+        capabilities=capabilities,
         root_uri=workspace.as_uri(),
         workspace_folders=[lsp.WorkspaceFolder(uri=workspace.as_uri(), name="ws")],
         initialization_options=options if options is not None else {"models": [MODEL, "openai/pasd-offline-b"]},

@@ -6,7 +6,7 @@ import {
   ServerOptions,
   State,
 } from 'vscode-languageclient/node';
-import { PoolStatus, serverSettings, splitCommand, statusText, statusTooltip } from './format';
+import { PoolStatus, TaskNotice, noticeActions, serverSettings, splitCommand, statusText, statusTooltip } from './format';
 
 /** The language client plus the status bar item that shows the pool. */
 export class PasClient implements vscode.Disposable {
@@ -46,6 +46,16 @@ export class PasClient implements vscode.Disposable {
     this.item.show();
 
     this.client.onNotification('pas/status', (s: PoolStatus) => this.showStatus(s));
+    // Tell the server this window shows task notices itself (with buttons) instead of plain messages.
+    this.client.registerFeature({
+      fillClientCapabilities(caps) {
+        caps.experimental = { ...(caps.experimental ?? {}), pas: { taskNotices: true } };
+      },
+      initialize() {},
+      getState: () => ({ kind: 'static' }),
+      clear() {},
+    });
+    this.client.onNotification('pas/taskNotice', (n: TaskNotice) => void this.showNotice(n));
     this.client.onDidChangeState((e) => {
       if (e.newState === State.Stopped) {
         this.offline('the language server stopped');
@@ -74,6 +84,17 @@ export class PasClient implements vscode.Disposable {
       return Promise.reject(new Error('the language server is not running (see the PAS output)'));
     }
     return this.client.sendRequest(ExecuteCommandRequest.type, { command, arguments: [arg] }) as Promise<T>;
+  }
+
+  /** A task this window submitted FAILED or is in review flagged: say so, with what can be done about it. */
+  private async showNotice(n: TaskNotice): Promise<void> {
+    const show = n.level === 'error' ? vscode.window.showErrorMessage : vscode.window.showWarningMessage;
+    const choice = await show(n.message, ...noticeActions(n));
+    if (choice === 'Show diff') {
+      await vscode.commands.executeCommand('pas.showDiffTask', { task: n.task });
+    } else if (choice === 'Reject') {
+      await vscode.commands.executeCommand('pas.rejectTask', { task: n.task });
+    }
   }
 
   private showStatus(s: PoolStatus): void {

@@ -226,3 +226,21 @@ export function approveMessage(r: ApproveResult): { text: string; warning: boole
 export function diffTitle(taskId: string, path: string): string {
   return `PAS ${taskId}: ${path}`;
 }
+
+/** The server's `pas/taskNotice`: a task this window submitted FAILED or is in review flagged. */
+export interface TaskNotice {
+  task: string;
+  state: string;
+  reason: string | null;
+  warnings: string[];
+  level: 'error' | 'warning';
+  message: string;
+}
+
+/** Buttons offered with a task notice: its diff when it has one to show, and rejecting a flagged review. */
+export function noticeActions(n: TaskNotice): string[] {
+  if (REVIEW_STATES.includes(n.state)) {
+    return ['Show diff', 'Reject'];
+  }
+  return n.reason === 'check_failed' ? ['Show diff'] : [];
+}

@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from daemon.protocol import JobTotals, Receipt
+from daemon.protocol import CHECK_FAILED, JobTotals, Receipt, warning_text
 from pas_tui.format import cost, tokens
 
 
@@ -28,7 +28,12 @@ def receipt_table(r: Receipt) -> Table:
     table.add_row("refused", Text(str(len(r.refused)), style="red" if r.refused else ""))
     for ref in r.refused:
         table.add_row("", Text(f"{ref.path}: {ref.reason}", style="red"))
+    if r.warnings:
+        table.add_row("flagged", Text(warning_text(r.warnings), style="bold red" if CHECK_FAILED in r.warnings
+                                      else "bold yellow"))
     table.add_row("outcome", r.outcome)
+    if r.hunks_approved or r.hunks_rejected:
+        table.add_row("hunks", f"{r.hunks_approved} approved, {r.hunks_rejected} rejected of {r.hunks_proposed}")
     return table
 
 

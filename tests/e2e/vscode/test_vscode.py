@@ -292,3 +292,38 @@ def test_revise_lens_then_approve(
     assert "### INSTRUCTION\nalso take None" in request and "+    return sum(items)" in request  # the hunk quoted
     saved = (cs.workspace / "app.py").read_text()
     assert "return sum(items or [])" in saved and "len(items)" not in saved
+
+
+REFUSED = ("I used sum() and noted it in util.py.\n\napp.py\n```\n<<<<<<< SEARCH\n    return len(items)\n=======\n"
+           "    return sum(items)\n>>>>>>> REPLACE\n```\n\nutil.py\n```\n<<<<<<< SEARCH\nX = 1\n=======\nX = 2\n"
+           ">>>>>>> REPLACE\n```\n")
+UTIL_AGAIN = "util.py needs it too.\n\nutil.py\n```\n<<<<<<< SEARCH\nX = 1\n=======\nX = 2\n>>>>>>> REPLACE\n```\n"
+
+
+def test_a_flagged_review_is_a_notification_with_show_diff(
+    code_server: Callable[..., CodeServer], tmp_path: Path, pas_stack: tuple[DaemonProcess, OfflineModel]
+) -> None:
+    """An edit of a file the task may not change is refused: the task reaches review flagged, the
+    window that delegated it shows a warning with Show diff, and the Approve lens says why."""
+    daemon, model = pas_stack
+    # each repair round (two by default) tries util.py again: the last round's edit is still refused
+    model.script([{"content": REFUSED}, {"content": UTIL_AGAIN}, {"content": UTIL_AGAIN}])
+    cs = _editor(code_server, tmp_path, daemon, files={"util.py": "X = 1\n"})
+    result = cs.drive(
+        [
+            {"do": "statusBar", "match": r"PAS \d+ idle"},
+            {"do": "openFile", "path": "app.py"},
+            {"do": "selectLines", "from": 2, "to": 3},
+            {"do": "command", "title": "PAS: Delegate selection"},
+            {"do": "type", "text": "return the sum of the prices, not the count"},
+            {"do": "pick", "label": "openai/pasd-offline"},
+            {"do": "notification", "text": "is in review, but flagged: edits refused"},
+            {"do": "wait", "selector": ".codelens-decoration a:text('Approve (edits refused)')"},
+            {"do": "click", "selector": ".notification-list-item .monaco-button:text('Show diff')"},
+            {"do": "waitDiff", "title": "PAS "},
+        ],
+        timeout_ms=60_000,
+    )
+    diff = cs.value(result, "waitDiff")
+    assert "sum(items)" in diff["modified"]
+    assert (cs.workspace / "util.py").read_text() == "X = 1\n"

@@ -51,10 +51,21 @@ local function notify(msg, level)
   vim.notify("PAS: " .. msg, level or vim.log.levels.INFO)
 end
 
+-- LSP MessageType (1 Error, 2 Warning, 3 Info, 4 Log) to vim.log.levels
+local MESSAGE_LEVELS = { vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO, vim.log.levels.DEBUG }
+
 local handlers = {
   ["pas/status"] = function(_, result)
     M.status = result
     pcall(vim.api.nvim_exec_autocmds, "User", { pattern = "PasStatus", modeline = false })
+  end,
+  -- The server's messages (a task of ours FAILED or is in review flagged, an untrusted .pas.toml, ...)
+  -- go through vim.notify, so a notification plugin shows them; 0.7 would only echo them.
+  ["window/showMessage"] = function(_, result)
+    if result and result.message then
+      vim.notify(result.message, MESSAGE_LEVELS[result.type] or vim.log.levels.INFO)
+    end
+    return vim.NIL
   end,
 }
 

@@ -9,6 +9,7 @@ import {
   hasModels,
   jobUris,
   modelChoices,
+  noticeActions,
   orderTasks,
   pickableModels,
   serverSettings,
@@ -153,4 +154,11 @@ test('without an offer (server down) the settings alone decide', () => {
   assert.deepEqual(pickableModels([], 'openai/x', undefined), ['openai/x']);
   assert.equal(hasModels(['', ' ']), false);
   assert.equal(hasModels(['openai/a']), true);
+});
+
+test('a flagged review offers its diff and reject; a failed check its diff; other failures nothing', () => {
+  const notice = { task: 'abc', reason: null, warnings: ['check_failed'], level: 'warning' as const, message: 'm' };
+  assert.deepEqual(noticeActions({ ...notice, state: 'REVIEW' }), ['Show diff', 'Reject']);
+  assert.deepEqual(noticeActions({ ...notice, state: 'FAILED', reason: 'check_failed', level: 'error' }), ['Show diff']);
+  assert.deepEqual(noticeActions({ ...notice, state: 'FAILED', reason: 'no_edits', warnings: [], level: 'error' }), []);
 });
