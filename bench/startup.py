@@ -39,6 +39,8 @@ asyncio.run(main())
 
 def pasd_env(tmp: Path) -> dict[str, str]:
     env = env_with_path()
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "config.toml").touch()  # a config that exists: a missing $PASD_CONFIG is warned about
     env.update(PASD_SOCKET=str(tmp / "pasd.sock"), PASD_STATE_DIR=str(tmp / "state"),
                PASD_CONFIG=str(tmp / "config.toml"))
     return env

@@ -170,7 +170,7 @@ async def complete(spec: ModelSpec, messages: list[dict[str, str]], timeout: flo
                 await _close(stream)
             reported = _provider_reported(stream)
     except Exception as exc:
-        raise classify(exc, key) from None
+        raise classify(exc, key, timeout) from None
     seconds = time.monotonic() - started
     text = "".join(pieces)
     if not text and not reported:  # e.g. a proxy's error page where the event stream should be
@@ -366,22 +366,24 @@ def _transport(exc: BaseException) -> tuple[str, str, str] | None:
     return None
 
 
-def _within(exc: BaseException) -> str:
+def _within(exc: BaseException, timeout: float | None = None) -> str:
     found = re.search(r"timeout value=([\d.]+)", "\n".join(str(e) for e in _chain(exc)))
-    return f"within {float(found.group(1)):g} s" if found else "in time"
+    seconds = float(found.group(1)) if found else timeout
+    return f"within {seconds:g} s" if seconds is not None else "in time"
 
 
-def classify(exc: BaseException, secret: str | None = None) -> Exception:
+def classify(exc: BaseException, secret: str | None = None, timeout: float | None = None) -> Exception:
     """Map a litellm (or transport) exception to TaskFailed / ProviderFault with a message in pasd's
-    words: what happened and what to check, never the client library's internals."""
+    words: what happened and what to check, never the client library's internals. `timeout`: the
+    call's limit in seconds, named when the model did not answer within it."""
     if isinstance(exc, TimeoutError) and not str(exc):
-        return ProviderFault("model_timeout", TRANSPORT["timeout"][1].format(within="in time")
+        return ProviderFault("model_timeout", TRANSPORT["timeout"][1].format(within=_within(exc, timeout))
                              + ": " + TRANSPORT["timeout"][2])
     found = _transport(exc)
     if found is not None:
         kind, where, detail = found
         reason, happened, check = TRANSPORT[kind]
-        text = happened.format(where=where, detail=detail, within=_within(exc)) + ": " + check
+        text = happened.format(where=where, detail=detail, within=_within(exc, timeout)) + ": " + check
         return ProviderFault(reason, scrub(text, secret), retry_after=None)
     for cls in type(exc).__mro__:
         entry = ERRORS.get(cls.__name__)

@@ -52,7 +52,7 @@ def test_bash_completes_commands_and_options(tmp_path: Path) -> None:
     r = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert complete(path, "sub") == ["submit"]
-    assert set(complete(path, "re")) == {"receipts", "reject"}
+    assert set(complete(path, "re")) == {"receipts", "reject", "revise"}
     assert complete(path, "submit", "--wo") == ["--workspace"]
     assert re.search(r"complete .*-F \w+ pasd", subprocess.run(
         ["bash", "-c", f"source {path}; complete -p pasd"], capture_output=True, text=True).stdout)
