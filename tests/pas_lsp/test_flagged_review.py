@@ -47,7 +47,7 @@ async def test_a_failing_check_is_an_error_diagnostic_and_says_so_on_the_lens(
     assert diag.message == f"PAS task {task.id} hunk 1 (+1 -1) (check failed): type add"
     lenses = await client.text_document_code_lens_async(
         lsp.CodeLensParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
-    assert [lens.command.title for lens in lenses] == ["Approve (check failed)", "Reject", "Show diff"]
+    assert [lens.command.title for lens in lenses] == ["Approve (check failed)", "Reject", "Revise…", "Show diff"]
     # not this editor's task: no message about it
     assert not any(task.id in m.message for m in client.messages)
 
