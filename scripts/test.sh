@@ -35,7 +35,7 @@ python3 bench/run_all.py --quick
 
 step "tests"
 set +e
-python3 -m pytest -p no:cacheprovider "$@"
+python3 -m pytest -p no:cacheprovider --durations=25 "$@"
 code=$?
 set -e
 if [ "$code" = 5 ]; then
