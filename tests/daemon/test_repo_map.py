@@ -12,7 +12,7 @@ import pytest
 
 from daemon import protocol as p
 from daemon.offline_model import OfflineModel
-from daemon.programmer.repomap import tags
+from daemon.programmer.repomap import index, tags
 from daemon.programmer.repomap.index import RepoMaps
 from daemon.programmer.repomap.rank import HEADER, build_graph, estimate_tokens, rank_definitions
 from daemon.testing import DaemonFactory, make_repo, write_config, write_files
@@ -409,3 +409,19 @@ async def test_a_dead_watch_falls_back_to_the_walk(shop: Path) -> None:
         assert maps.index(ws).stats().walks == walks + 1
     finally:
         await maps.close()
+
+
+async def test_an_evicted_workspace_stops_being_watched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index, "MAX_WORKSPACES", 1)
+    one, two = (str(make_repo(tmp_path / name, {"a.py": "def a():\n    pass\n"})) for name in ("one", "two"))
+    maps = RepoMaps()
+    try:
+        await maps.map_for(one, ["a.py"], None, "x", 1000)
+        first = maps.watch(one)
+        assert first is not None
+        await maps.map_for(two, ["a.py"], None, "x", 1000)
+        await until(first.task.done, "the evicted workspace's watch stops")
+        assert maps.watch(one) is None and maps.watch(two) is not None and not first.failed
+    finally:
+        await maps.close()
+

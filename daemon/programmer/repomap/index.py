@@ -283,6 +283,7 @@ class RepoMaps:
         self._indexes: OrderedDict[str, WorkspaceIndex] = OrderedDict()
         self._watches: dict[str, Watch] = {}
         self._watching = watch
+        self._serial: dict[str, asyncio.Lock] = {}  # one update of a workspace at a time (see _update)
         self._updating: dict[str, asyncio.Task[Any]] = {}  # the latest update of each workspace
         self._jobs: set[asyncio.Task[Any]] = set()  # every update still running
         self.stopping = threading.Event()
@@ -293,6 +294,7 @@ class RepoMaps:
             idx = self._indexes[workspace] = WorkspaceIndex(Path(workspace), self.stopping)
             while len(self._indexes) > MAX_WORKSPACES:
                 gone, _ = self._indexes.popitem(last=False)
+                self._serial.pop(gone, None)
                 if (w := self._watches.pop(gone, None)) is not None:
                     self._own(w.stop())
         self._indexes.move_to_end(workspace)
@@ -331,6 +333,11 @@ class RepoMaps:
 
     async def _update(self, workspace: str) -> bool:
         """Bring the workspace's index up to date; False outside git."""
+        # one at a time: a look that finds no event must not render before the look that took them is done
+        async with self._serial.setdefault(workspace, asyncio.Lock()):
+            return await self._update_now(workspace)
+
+    async def _update_now(self, workspace: str) -> bool:
         idx = self._indexes.get(workspace)
         w = self._watches.get(workspace)
         if idx is not None and w is not None and w.live and idx.synced_with is w:
