@@ -371,6 +371,17 @@ async def test_a_warm_lookup_follows_events_and_walks_no_more(shop: Path) -> Non
         stats = maps.index(ws).stats()
         assert "brand_new" not in gone and "ping" not in gone and "slugify" in gone
         assert (stats.walks, stats.last_parsed, stats.files) == (before.walks, 0, before.files - 1)
+
+        # a directory moved whole, a dot in its name: its files leave the map under the old name, come under the new
+        write_files(shop, {"lib.v1/tool.py": "def tool_one():\n    pass\n"})
+        # (the file may be written before the new directory is watched: git's new listing finds it)
+        await until(lambda: w.relist, "the new directory's event")
+        assert "tool_one" in await maps.map_for(ws, ["shop/app.py"], None, "call tool_one", 1000)
+        (shop / "lib.v1").rename(shop / "lib.v2")
+        await until(lambda: w.relist, "the move's events")
+        moved = await maps.map_for(ws, ["shop/app.py"], None, "call tool_one", 1000)
+        assert "lib.v2/tool.py:" in moved and "lib.v1" not in moved
+        assert maps.index(ws).stats().walks == before.walks
     finally:
         await maps.close()
     assert not maps.following(ws)

@@ -206,6 +206,7 @@ def _words(text: str) -> list[str]:
     return [w for w in cleaned.split() if w.isidentifier() and len(w) > 2]
 
 
+_MODIFIED = 2  # watchfiles.Change.modified (watchfiles is imported only when a watch starts)
 MAX_DIRTY = 5_000  # paths changed between two looks past which one walk is cheaper than remembering them
 WATCH_READY_MS = 1_000  # the watch reports itself running after this long without events (or at its first)
 
@@ -236,9 +237,10 @@ class Watch:
         rel = path[len(self._prefix):] if path.startswith(self._prefix) else path
         if rel == ".git" or rel.startswith(".git/") or "/.git/" in rel:
             return False
+        if change != _MODIFIED:
+            return True  # whatever was added or removed may be a directory, moved with its files
         name = rel.rsplit("/", 1)[-1]
-        # a name with no language may still be a directory (moved or removed with its files) or a .gitignore
-        return tags.language_of(name) is not None or name == ".gitignore" or "." not in name.lstrip(".")
+        return tags.language_of(name) is not None or name == ".gitignore"
 
     async def _run(self) -> None:
         from watchfiles import Change, awatch
