@@ -266,7 +266,7 @@ class Watch:
                     self.overflow = True
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # an inotify limit, a root gone: every look walks the files instead
+        except Exception as exc:  # an inotify limit, a watcher error: every look walks the files instead
             self.failed = True
             log.warning("repo map: cannot watch %s (%s); each task stats its files instead", self.root, exc)
         finally:
