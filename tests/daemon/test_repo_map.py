@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from daemon import protocol as p
 from daemon.offline_model import OfflineModel
-from daemon.programmer.repomap import tags
+from daemon.programmer.repomap import index, tags
 from daemon.programmer.repomap.index import RepoMaps
 from daemon.programmer.repomap.rank import HEADER, build_graph, estimate_tokens, rank_definitions
 from daemon.testing import DaemonFactory, make_repo, write_config, write_files
@@ -84,6 +85,30 @@ async def test_the_map_lists_what_the_task_file_calls_and_follows_edits(
         assert task2.state is p.TaskState.REVIEW
         second = map_of(offline.requests[-1])
         assert "│def titlecase(text: str) -> str:" in second and "│def slugify(text: str) -> str:" in second
+
+
+async def test_the_daemon_follows_edits_and_new_files_by_file_events(
+        make_daemon: DaemonFactory, offline: OfflineModel, shop: Path) -> None:
+    d = make_daemon(workers=1)
+    async with d.client() as c:
+        task = await c.wait((await c.submit(submit(shop))).id)
+        assert task.state is p.TaskState.REVIEW and "def titlecase" not in map_of(offline.requests[-1])
+        await until(lambda: f"repo map: watching {shop}" in d.log.read_text(), "the watch runs")
+        task = await c.wait((await c.submit(submit(shop))).id)  # its look walks once under the watch
+        assert f"repo map of {shop}: following file-system events" in d.log.read_text()
+
+        write_files(shop, {"shop/helpers.py": FILES["shop/helpers.py"] + "\n\ndef titlecase(text: str) -> str:\n"
+                                                                          "    return text.title()\n",
+                           "shop/fresh.py": "def brand_new(x: int) -> int:\n    return x\n"})
+        seen = ""
+        for _ in range(50):  # the next task after the events arrive (each look reads only what they name)
+            task = await c.wait((await c.submit(submit(shop, "call brand_new and titlecase"))).id)
+            assert task.state is p.TaskState.REVIEW
+            seen = map_of(offline.requests[-1])
+            if "brand_new" in seen and "titlecase" in seen:
+                break
+        assert "│def titlecase(text: str) -> str:" in seen and "│def brand_new(x: int) -> int:" in seen
+        assert "cannot watch" not in d.log.read_text()
 
 
 async def test_map_tokens_zero_puts_no_map_in_the_prompt(make_daemon: DaemonFactory, offline: OfflineModel,
@@ -283,3 +308,131 @@ async def test_a_submitted_task_warms_the_index_and_its_dispatch_reuses_it(shop:
         assert "slugify" in text
     finally:
         await maps.close()
+
+
+# ---------------------------------------------------------------- following file-system events
+
+async def until(check: Any, what: str) -> None:
+    """Wait for observable state (the bound only turns a hang into a failure)."""
+    for _ in range(1_000):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never: {what}")
+
+
+async def followed(maps: RepoMaps, ws: str) -> str:
+    """Look until the index follows events (its watch runs and one walk was made under it)."""
+    text = ""
+    for _ in range(1_000):
+        text = await maps.map_for(ws, ["shop/app.py"], None, "tidy title", 1000)
+        if maps.following(ws):
+            return text
+        await asyncio.sleep(0.02)
+    raise AssertionError("the watch never ran")
+
+
+async def test_a_warm_lookup_follows_events_and_walks_no_more(shop: Path) -> None:
+    ws = str(shop)
+    maps = RepoMaps()
+    try:
+        first = await followed(maps, ws)
+        assert "│def slugify(text: str) -> str:" in first
+        before = maps.index(ws).stats()
+        # nothing changed: no walk, no parse
+        again = await maps.map_for(ws, ["shop/app.py"], None, "tidy title", 1000)
+        after = maps.index(ws).stats()
+        assert again == first
+        assert (after.walks, after.parses, after.updates) == (before.walks, before.parses, before.updates + 1)
+        w = maps.watch(ws)
+        assert w is not None
+
+        # an edit arrives as an event: that file alone is parsed again, without a walk
+        write_files(shop, {"shop/other.py": "def ping(retries: int) -> None:\n    return None\n"})
+        await until(lambda: "shop/other.py" in w.changed, "the edit's event")
+        edited = await maps.map_for(ws, ["shop/app.py"], None, "tidy title", 1000)
+        stats = maps.index(ws).stats()
+        assert "│def ping(retries: int) -> None:" in edited
+        assert (stats.walks, stats.last_parsed, stats.parses) == (before.walks, 1, before.parses + 1)
+
+        # a new untracked file: git lists it again, and only it is parsed
+        write_files(shop, {"shop/fresh.py": "def brand_new(x: int) -> int:\n    return x\n"})
+        await until(lambda: "shop/fresh.py" in w.changed, "the new file's event")
+        fresh = await maps.map_for(ws, ["shop/app.py"], None, "call brand_new", 1000)
+        stats = maps.index(ws).stats()
+        assert "│def brand_new(x: int) -> int:" in fresh
+        assert (stats.walks, stats.last_parsed, stats.files) == (before.walks, 1, before.files + 1)
+
+        # ignored by a .gitignore edit, or deleted: gone from the map
+        write_files(shop, {".gitignore": "build/\nshop/fresh.py\n"})
+        (shop / "shop/other.py").unlink()
+        await until(lambda: w.relist and "shop/other.py" in w.changed, "the deletion's event")
+        gone = await maps.map_for(ws, ["shop/app.py"], None, "call brand_new", 1000)
+        stats = maps.index(ws).stats()
+        assert "brand_new" not in gone and "ping" not in gone and "slugify" in gone
+        assert (stats.walks, stats.last_parsed, stats.files) == (before.walks, 0, before.files - 1)
+
+        # a directory moved whole, a dot in its name: its files leave the map under the old name, come under the new
+        write_files(shop, {"lib.v1/tool.py": "def tool_one():\n    pass\n"})
+        # (the file may be written before the new directory is watched: git's new listing finds it)
+        await until(lambda: w.relist, "the new directory's event")
+        assert "tool_one" in await maps.map_for(ws, ["shop/app.py"], None, "call tool_one", 1000)
+        (shop / "lib.v1").rename(shop / "lib.v2")
+        await until(lambda: w.relist, "the move's events")
+        moved = await maps.map_for(ws, ["shop/app.py"], None, "call tool_one", 1000)
+        assert "lib.v2/tool.py:" in moved and "lib.v1" not in moved
+        assert maps.index(ws).stats().walks == before.walks
+    finally:
+        await maps.close()
+    assert not maps.following(ws)
+
+
+async def test_without_a_watch_every_lookup_walks_and_finds_edits(shop: Path) -> None:
+    ws = str(shop)
+    maps = RepoMaps(watch=False)  # as when the watch cannot start (an inotify limit) or dies
+    try:
+        first = await maps.map_for(ws, ["shop/app.py"], None, "tidy title", 1000)
+        assert "slugify" in first and maps.watch(ws) is None and not maps.following(ws)
+        write_files(shop, {"shop/other.py": "def ping(retries: int) -> None:\n    return None\n"})
+        os.utime(shop / "shop/other.py", ns=(1, 1))
+        second = await maps.map_for(ws, ["shop/app.py"], None, "tidy title", 1000)
+        stats = maps.index(ws).stats()
+        assert "│def ping(retries: int) -> None:" in second
+        assert (stats.walks, stats.updates, stats.last_parsed) == (2, 2, 1)
+    finally:
+        await maps.close()
+
+
+async def test_a_dead_watch_falls_back_to_the_walk(shop: Path) -> None:
+    ws = str(shop)
+    maps = RepoMaps()
+    try:
+        await followed(maps, ws)
+        w = maps.watch(ws)
+        assert w is not None
+        await w.stop()  # the watch ends (as when watchfiles fails): the next look walks
+        assert not maps.following(ws)
+        walks = maps.index(ws).stats().walks
+        write_files(shop, {"shop/other.py": "def ping(retries: int) -> None:\n    return None\n"})
+        os.utime(shop / "shop/other.py", ns=(1, 1))
+        text = await maps.map_for(ws, ["shop/app.py"], None, "tidy title", 1000)
+        assert "│def ping(retries: int) -> None:" in text
+        assert maps.index(ws).stats().walks == walks + 1
+    finally:
+        await maps.close()
+
+
+async def test_an_evicted_workspace_stops_being_watched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index, "MAX_WORKSPACES", 1)
+    one, two = (str(make_repo(tmp_path / name, {"a.py": "def a():\n    pass\n"})) for name in ("one", "two"))
+    maps = RepoMaps()
+    try:
+        await maps.map_for(one, ["a.py"], None, "x", 1000)
+        first = maps.watch(one)
+        assert first is not None
+        await maps.map_for(two, ["a.py"], None, "x", 1000)
+        await until(first.task.done, "the evicted workspace's watch stops")
+        assert maps.watch(one) is None and maps.watch(two) is not None and not first.failed
+    finally:
+        await maps.close()
+

@@ -1,8 +1,12 @@
 """The daemon's repo-map index: each workspace's parse results, kept up to date instead of rebuilt per task.
 
-A task's dispatch lists the files git would list (tracked and untracked, not ignored), stats them
-in a thread and parses only those whose (mtime, size, inode) changed since the last look; the map
-is then ranked and rendered from the cached tags. Symbolic links, files over MAX_FILE_BYTES,
+The first look lists the files git would list (tracked and untracked, not ignored), stats them in
+a thread and parses them. Meanwhile a file-system watch (watchfiles) starts on the workspace; once it
+runs and one more full look has been made, a task's dispatch only looks at the paths the watch saw
+change: an edit is re-parsed, a file added or removed makes git list the workspace again. With no
+events there is nothing to do. If the watch cannot start or dies, every look lists and stats the
+files again (the walk), parsing only those whose (mtime, size, inode) changed; the map is then
+ranked and rendered from the cached tags. Symbolic links, files over MAX_FILE_BYTES,
 binary files and secret-looking files are never read. The engine gets the map as text in its
 TaskSpec, so a remote Programmer needs none of this.
 """
@@ -47,12 +51,14 @@ def secret_looking(rel: str) -> bool:
 @dataclass(frozen=True)
 class Stats:
     """What the index has done: `parses` counts file parses since it was made (a warm update parses
-    only the files that changed)."""
+    only the files that changed), `updates` the looks, `walks` those that listed and stat'ed every
+    file (the others looked only at the paths a file-system event named)."""
 
     files: int
     parses: int
     updates: int
     last_parsed: int
+    walks: int = 0
 
 
 class WorkspaceIndex:
@@ -66,54 +72,108 @@ class WorkspaceIndex:
         self._graph = rank.Graph()  # holds the parsed files' tags
         self._listing: list[str] = []  # git's last listing, and the files of it worth a look
         self._candidates: list[str] = []
-        self._parses = self._updates = self._last_parsed = 0
+        self._candidate_set: set[str] = set()
+        self._parses = self._updates = self._last_parsed = self._walks = 0
+        self.synced_with: object = None  # the watch this index was fully looked at under (RepoMaps sets it)
 
     def stats(self) -> Stats:
         with self._lock:
-            return Stats(len(self._stamps), self._parses, self._updates, self._last_parsed)
+            return Stats(len(self._stamps), self._parses, self._updates, self._last_parsed, self._walks)
+
+    def _set_listing(self, listing: list[str]) -> None:
+        if listing != self._listing:  # the same listing as last time: its filtering is done
+            self._listing = listing
+            self._candidates = [rel for rel in listing if tags.language_of(rel) is not None
+                                and not secret_looking(rel)][:MAX_FILES]
+            self._candidate_set = set(self._candidates)
 
     def update(self, listing: list[str]) -> int:
-        """Stat the listed files and parse the new and changed ones; how many were parsed."""
+        """Stat the listed files and parse the new and changed ones (the walk); how many were parsed."""
         with self._lock:
-            if listing != self._listing:  # the same listing as last time: its filtering is done
-                self._listing = listing
-                self._candidates = [rel for rel in listing if tags.language_of(rel) is not None
-                                    and not secret_looking(rel)][:MAX_FILES]
+            self._set_listing(listing)
             try:
                 root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
             except OSError:
                 return 0
             try:
-                return self._update(root)
+                return self._walk(root)
             finally:
                 os.close(root)
 
-    def _update(self, root: int) -> int:
+    def update_paths(self, listing: list[str] | None, changed: set[str]) -> int:
+        """Look again only at the changed paths (relative to the root), and at the files a new listing
+        (when files were added or removed) gained or lost; how many were parsed."""
+        with self._lock:
+            look = set(changed)
+            if listing is not None:
+                before = self._candidate_set
+                self._set_listing(listing)
+                look |= before ^ self._candidate_set
+            try:
+                root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                return 0
+            parsed = 0
+            try:
+                for rel in look:
+                    if self.stopping.is_set():
+                        break
+                    if rel in self._candidate_set:
+                        parsed += self._look(root, rel)[1]
+                    elif rel in self._stamps:
+                        self._drop(rel)
+            finally:
+                os.close(root)
+            self._count(parsed)
+            return parsed
+
+    def skip(self) -> None:
+        """A look that found nothing to do (no file-system event since the last)."""
+        with self._lock:
+            self._count(0)
+
+    def _count(self, parsed: int) -> None:
+        self._parses += parsed
+        self._updates += 1
+        self._last_parsed = parsed
+
+    def _look(self, root: int, rel: str) -> tuple[bool, int]:
+        """Stat one candidate and parse it if it changed: (whether it is indexed, parses made)."""
+        try:
+            st = os.stat(rel, dir_fd=root, follow_symlinks=False)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
+            # a symbolic link is not followed, whatever it points at
+            if rel in self._stamps:
+                self._drop(rel)
+            return False, 0
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._stamps.get(rel) == key:
+            return True, 0
+        self._stamps[rel] = key
+        self._graph.put(rel, self._parse(rel))
+        return True, 1
+
+    def _drop(self, rel: str) -> None:
+        del self._stamps[rel]
+        self._graph.put(rel, None)
+
+    def _walk(self, root: int) -> int:
         parsed = 0
         seen: set[str] = set()
         for rel in self._candidates:
             if self.stopping.is_set():
                 break
-            try:
-                st = os.stat(rel, dir_fd=root, follow_symlinks=False)
-            except OSError:
-                continue
-            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
-                continue  # a symbolic link is not followed, whatever it points at
-            seen.add(rel)
-            key = (st.st_mtime_ns, st.st_size, st.st_ino)
-            if self._stamps.get(rel) == key:
-                continue
-            self._stamps[rel] = key
-            self._graph.put(rel, self._parse(rel))
-            parsed += 1
+            indexed, n = self._look(root, rel)
+            if indexed:
+                seen.add(rel)
+            parsed += n
         gone = set(self._stamps) - seen if not self.stopping.is_set() else set()
         for rel in gone:
-            del self._stamps[rel]
-            self._graph.put(rel, None)
-        self._parses += parsed
-        self._updates += 1
-        self._last_parsed = parsed
+            self._drop(rel)
+        self._walks += 1
+        self._count(parsed)
         return parsed
 
     def _parse(self, rel: str) -> tags.FileTags | None:
@@ -146,11 +206,86 @@ def _words(text: str) -> list[str]:
     return [w for w in cleaned.split() if w.isidentifier() and len(w) > 2]
 
 
-class RepoMaps:
-    """The daemon's indexes, one per workspace, and the threads that update them (owned here)."""
+_MODIFIED = 2  # watchfiles.Change.modified (watchfiles is imported only when a watch starts)
+MAX_DIRTY = 5_000  # paths changed between two looks past which one walk is cheaper than remembering them
+WATCH_READY_MS = 1_000  # the watch reports itself running after this long without events (or at its first)
 
-    def __init__(self) -> None:
+
+class Watch:
+    """A file-system watch on one workspace: the paths changed since the last look.
+
+    `live` once watchfiles runs (its first report, events or a quiet timeout), until it stops or fails."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._prefix = root.rstrip(os.sep) + os.sep
+        self.live = False
+        self.failed = False
+        self.changed: set[str] = set()  # paths relative to the root
+        self.relist = False  # a file was added or removed (or a .gitignore changed): git must list again
+        self.overflow = False
+        self._stop = asyncio.Event()
+        self.task = asyncio.create_task(self._run(), name="pasd-repo-map-watch")
+
+    def take(self) -> tuple[set[str], bool, bool]:
+        """(changed paths, whether to list again, whether to walk instead) since the last take."""
+        taken = self.changed, self.relist, self.overflow
+        self.changed, self.relist, self.overflow = set(), False, False
+        return taken
+
+    def _wanted(self, change: Any, path: str) -> bool:
+        rel = path[len(self._prefix):] if path.startswith(self._prefix) else path
+        if rel == ".git" or rel.startswith(".git/") or "/.git/" in rel:
+            return False
+        if change != _MODIFIED:
+            return True  # whatever was added or removed may be a directory, moved with its files
+        name = rel.rsplit("/", 1)[-1]
+        return tags.language_of(name) is not None or name == ".gitignore"
+
+    async def _run(self) -> None:
+        from watchfiles import Change, awatch
+
+        try:
+            async for changes in awatch(self.root, watch_filter=self._wanted, stop_event=self._stop,
+                                        debounce=50, step=20, rust_timeout=WATCH_READY_MS,
+                                        yield_on_timeout=True, recursive=True, ignore_permission_denied=True):
+                if not self.live:
+                    self.live = True
+                    log.info("repo map: watching %s", self.root)
+                for change, path in changes:
+                    if not path.startswith(self._prefix):
+                        self.overflow = True  # a path not named under the root: walk rather than guess
+                        continue
+                    rel = path[len(self._prefix):]
+                    if change is not Change.modified or rel.rsplit("/", 1)[-1] == ".gitignore":
+                        self.relist = True
+                    if tags.language_of(rel) is not None:
+                        self.changed.add(rel)
+                if len(self.changed) > MAX_DIRTY:
+                    self.changed.clear()
+                    self.overflow = True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an inotify limit, a watcher error: every look walks the files instead
+            self.failed = True
+            log.warning("repo map: cannot watch %s (%s); each task stats its files instead", self.root, exc)
+        finally:
+            self.live = False
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+class RepoMaps:
+    """The daemon's indexes, one per workspace, their file-system watches and the threads that update
+    them (owned here). `watch=False` keeps to the walk at every look."""
+
+    def __init__(self, watch: bool = True) -> None:
         self._indexes: OrderedDict[str, WorkspaceIndex] = OrderedDict()
+        self._watches: dict[str, Watch] = {}
+        self._watching = watch
+        self._serial: dict[str, asyncio.Lock] = {}  # one update of a workspace at a time (see _update)
         self._updating: dict[str, asyncio.Task[Any]] = {}  # the latest update of each workspace
         self._jobs: set[asyncio.Task[Any]] = set()  # every update still running
         self.stopping = threading.Event()
@@ -160,9 +295,26 @@ class RepoMaps:
         if idx is None:
             idx = self._indexes[workspace] = WorkspaceIndex(Path(workspace), self.stopping)
             while len(self._indexes) > MAX_WORKSPACES:
-                self._indexes.popitem(last=False)
+                gone, _ = self._indexes.popitem(last=False)
+                self._serial.pop(gone, None)
+                if (w := self._watches.pop(gone, None)) is not None:
+                    self._own(w.stop())
         self._indexes.move_to_end(workspace)
         return idx
+
+    def following(self, workspace: str) -> bool:
+        """Whether the workspace's next look follows file-system events (its watch runs, and the index
+        was walked once under it), rather than walking."""
+        w = self._watches.get(workspace)
+        idx = self._indexes.get(workspace)
+        return w is not None and w.live and idx is not None and idx.synced_with is w
+
+    def watch(self, workspace: str) -> Watch | None:
+        """The workspace's watch, started with its index (None when watching is off)."""
+        w = self._watches.get(workspace)
+        if w is None and self._watching and not self.stopping.is_set() and workspace in self._indexes:
+            w = self._watches[workspace] = Watch(workspace)
+        return w
 
     async def map_for(self, workspace: str, files: list[str], selection: Selection | None,
                       instruction: str, max_tokens: int) -> str:
@@ -182,13 +334,50 @@ class RepoMaps:
             self._updating[workspace] = self._own(self._update(workspace))
 
     async def _update(self, workspace: str) -> bool:
-        """List the workspace's files with git and bring its index up to date; False outside git."""
+        """Bring the workspace's index up to date; False outside git."""
+        # one at a time: a look that finds no event must not render before the look that took them is done
+        async with self._serial.setdefault(workspace, asyncio.Lock()):
+            return await self._update_now(workspace)
+
+    async def _update_now(self, workspace: str) -> bool:
+        idx = self._indexes.get(workspace)
+        w = self._watches.get(workspace)
+        if idx is not None and w is not None and w.live and idx.synced_with is w:
+            changed, relist, overflow = w.take()
+            if not overflow:
+                if not changed and not relist:
+                    idx.skip()  # nothing happened: no listing, no stat
+                    return True
+                listing = await self._list(workspace) if relist else None
+                if relist and listing is None:
+                    idx.synced_with = None  # what was taken is lost: the next look walks
+                    return False
+                await asyncio.to_thread(idx.update_paths, listing, changed)
+                return True
+        # the walk: list and stat everything; made under a live watch, it lets the next looks follow events
+        live = w is not None and w.live
+        if live and w is not None:
+            w.take()  # the walk sees these; what changes from here on is kept for the next look
+        listing = await self._list(workspace)
+        if listing is None:
+            return False
+        idx = self.index(workspace)
+        await asyncio.to_thread(idx.update, listing)
+        if w is None:
+            self.watch(workspace)  # started after the first listing: outside git nothing is watched
+        elif live and w.live and self._watches.get(workspace) is w and idx.synced_with is not w:
+            idx.synced_with = w
+            log.info("repo map of %s: following file-system events", workspace)
+        return True
+
+    @staticmethod
+    async def _list(workspace: str) -> list[str] | None:
+        """git's listing of the workspace (tracked and untracked, not ignored); None outside git."""
         try:
             out = await proc.git(workspace, "ls-files", "-z", "-co", "--exclude-standard", timeout=30.0)
         except (proc.GitError, OSError):
-            return False  # not a git repository (or no longer there): no listing to trust
-        await asyncio.to_thread(self.index(workspace).update, [p for p in out.split("\0") if p])
-        return True
+            return None  # not a git repository (or no longer there): no listing to trust
+        return [p for p in out.split("\0") if p]
 
     async def _map_for(self, workspace: str, files: list[str], selection: Selection | None,
                        instruction: str, max_tokens: int) -> str:
@@ -227,7 +416,8 @@ class RepoMaps:
         return bool(done)
 
     async def close(self) -> None:
-        """Stop the updates at their next file; wait for their threads."""
+        """Stop the watches, and the updates at their next file; wait for their threads."""
         self.stopping.set()
-        await asyncio.gather(*self._jobs, return_exceptions=True)
+        watches, self._watches = list(self._watches.values()), {}
+        await asyncio.gather(*(w.stop() for w in watches), *self._jobs, return_exceptions=True)
         self._updating.clear()
