@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import functools
 import logging
 import os
 import re
@@ -22,9 +23,11 @@ import stat
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from daemon import safe_io
 from daemon.programmer import proc
@@ -32,6 +35,7 @@ from daemon.programmer.repomap import rank, tags
 from daemon.protocol import Selection
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_FILE_BYTES = 256 * 1024  # past this a source file is generated or minified, not worth its parse
 MAX_FILES = 50_000  # files indexed per workspace, to bound memory in a huge monorepo
@@ -289,6 +293,12 @@ class RepoMaps:
         self._updating: dict[str, asyncio.Task[Any]] = {}  # the latest update of each workspace
         self._jobs: set[asyncio.Task[Any]] = set()  # every update still running
         self.stopping = threading.Event()
+        # threads of their own: in the shared default pool (6 threads on 2 cores) a render queued
+        # behind the snapshots of a burst of tasks doubled their dispatch time
+        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pasd-repo-map")
+
+    async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(fn, *args))
 
     def index(self, workspace: str) -> WorkspaceIndex:
         idx = self._indexes.get(workspace)
@@ -352,7 +362,7 @@ class RepoMaps:
                 if relist and listing is None:
                     idx.synced_with = None  # what was taken is lost: the next look walks
                     return False
-                await asyncio.to_thread(idx.update_paths, listing, changed)
+                await self._thread(idx.update_paths, listing, changed)
                 return True
         # the walk: list and stat everything; made under a live watch, it lets the next looks follow events
         live = w is not None and w.live
@@ -362,7 +372,7 @@ class RepoMaps:
         if listing is None:
             return False
         idx = self.index(workspace)
-        await asyncio.to_thread(idx.update, listing)
+        await self._thread(idx.update, listing)
         if w is None:
             self.watch(workspace)  # started after the first listing: outside git nothing is watched
         elif live and w.live and self._watches.get(workspace) is w and idx.synced_with is not w:
@@ -391,7 +401,7 @@ class RepoMaps:
         if not await self._wait(workspace, job) or job.cancelled() or job.exception() or not job.result():
             return ""
         idx = self.index(workspace)
-        text = await asyncio.to_thread(idx.render, files, selection, instruction, max_tokens)
+        text = await self._thread(idx.render, files, selection, instruction, max_tokens)
         s = idx.stats()
         log.debug("repo map of %s: %d files, %d parsed, %d tokens in %.3f s", workspace, s.files,
                   s.last_parsed, rank.estimate_tokens(text), time.monotonic() - started)
@@ -421,3 +431,4 @@ class RepoMaps:
         watches, self._watches = list(self._watches.values()), {}
         await asyncio.gather(*(w.stop() for w in watches), *self._jobs, return_exceptions=True)
         self._updating.clear()
+        await asyncio.to_thread(self._threads.shutdown, wait=True)
