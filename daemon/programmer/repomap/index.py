@@ -392,12 +392,11 @@ class RepoMaps:
     async def _map_for(self, workspace: str, files: list[str], selection: Selection | None,
                        instruction: str, max_tokens: int) -> str:
         started = time.monotonic()
-        running = self._updating.get(workspace)
-        if running is not None and not running.done():
-            # a cold build, or another task's update: wait for it, then look again (cheap once it is done)
-            if not await self._wait(workspace, running):
-                return ""
-        job = self._updating[workspace] = self._own(self._update(workspace))
+        job = self._updating.get(workspace)
+        if job is None or job.done():
+            job = self._updating[workspace] = self._own(self._update(workspace))
+        # else a cold build, or another task's update, is running: its result serves this look too. A
+        # burst of dispatches then costs one update, not one walk each queued behind the others.
         if not await self._wait(workspace, job) or job.cancelled() or job.exception() or not job.result():
             return ""
         idx = self.index(workspace)
