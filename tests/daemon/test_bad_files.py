@@ -59,7 +59,8 @@ async def test_huge_files_and_fifos_are_refused_at_submit_without_reading_them(d
 async def test_a_file_that_grows_huge_before_its_task_runs_fails_the_task(
         make_daemon: DaemonFactory, offline: OfflineModel, repo: Path) -> None:
     d = make_daemon(workers=1)
-    offline.script([{"fault": "hang", "latency": 120}])
+    # a rule, not a script entry: the blocker may be cancelled before its request reaches the model
+    offline.set_rules([{"match": r"### INSTRUCTION\nhang\b", "fault": "hang", "latency": 120}])
     async with d.client() as c, EventStream(d.socket, kinds=["task"]) as events:
         blocker = await occupy(c, events, repo)
         task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["util.py"]))
@@ -75,7 +76,8 @@ async def test_a_file_that_grows_huge_before_its_task_runs_fails_the_task(
 async def test_a_file_that_turns_binary_before_its_task_runs_fails_the_task(
         make_daemon: DaemonFactory, offline: OfflineModel, repo: Path) -> None:
     d = make_daemon(workers=1)
-    offline.script([{"fault": "hang", "latency": 120}])
+    # a rule, not a script entry: the blocker may be cancelled before its request reaches the model
+    offline.set_rules([{"match": r"### INSTRUCTION\nhang\b", "fault": "hang", "latency": 120}])
     async with d.client() as c, EventStream(d.socket, kinds=["task"]) as events:
         blocker = await occupy(c, events, repo)
         task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["util.py"]))

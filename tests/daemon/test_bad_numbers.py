@@ -158,7 +158,8 @@ async def test_unreadable_stored_tasks_fail_and_the_daemon_starts(make_daemon: D
 async def test_a_row_corrupted_while_queued_does_not_stop_dispatch(make_daemon: DaemonFactory,
                                                                    offline: OfflineModel, repo: Path) -> None:
     d = make_daemon(workers=1)
-    offline.script([{"fault": "hang", "latency": 120}])
+    # a rule, not a script entry: the blocker may be cancelled before its request reaches the model
+    offline.set_rules([{"match": r"### INSTRUCTION\nhang\b", "fault": "hang", "latency": 120}])
     async with d.client() as c, EventStream(d.socket, kinds=["task"]) as events:
         blocker = await occupy(c, events, repo)
         queued = await c.submit(p.SubmitParams(workspace=str(repo), instruction="queued", files=["util.py"]))

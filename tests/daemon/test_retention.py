@@ -67,7 +67,8 @@ async def test_gc_removes_old_reviewed_diffs_and_keeps_receipts_summaries_and_op
         conflict = (await c.approve(p.ReviewParams(task_id=conflict.id))).task
         assert (applied.state, rejected.state, conflict.state) == \
             (p.TaskState.APPLIED, p.TaskState.REJECTED, p.TaskState.CONFLICT)
-        offline.script([{"fault": "hang", "latency": 120}])
+        # a rule, not a script entry: the blocker may be cancelled before its request reaches the model
+        offline.set_rules([{"match": r"### INSTRUCTION\nhang\b", "fault": "hang", "latency": 120}])
         running = await occupy(c, events, repo)
         queued = (await c.submit(p.SubmitParams(workspace=str(repo), instruction="later", files=["util.py"]))).id
         every = [applied.id, rejected.id, in_review.id, conflict.id, running, queued]
