@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from daemon import protocol as p
 from daemon.cli.args import hunk_list
 from daemon.cli.output import out, plural
-from daemon.cli.tasks import with_keys
+from daemon.cli.tasks import follow, with_keys
 from daemon.client import EventStream, PasClient
-from daemon.errors import DaemonUnavailable
 
 HELP = "send a task in review back to its Programmer with a comment; it comes back to review with a new diff"
 
@@ -33,7 +31,7 @@ async def cmd_revise(args: argparse.Namespace, c: PasClient) -> int:
         task = await with_keys(c.revise, params)
         if not args.json:
             print(f"revision {task.revision} of {task.id} queued; waiting…", file=sys.stderr)
-        task = await _follow(events, task, quiet=args.json)
+        task = await follow(events, task, quiet=args.json)
     if task.reason and task.reason.startswith("revision_"):
         out(args, task, f"task {task.id} {task.state.value}: the previous proposal is still in review")
         print(f"pasd: {task.error}", file=sys.stderr)
@@ -43,16 +41,3 @@ async def cmd_revise(args: argparse.Namespace, c: PasClient) -> int:
                     f"`pasd diff {task.id}` shows it")
     return 0 if task.state is p.TaskState.REVIEW else 1
 
-
-async def _follow(events: EventStream, task: p.TaskInfo, quiet: bool) -> p.TaskInfo:
-    """Progress on stderr until this revision ends (events about the earlier proposal are skipped)."""
-    started = time.monotonic()
-    async for env in events:
-        ev = env.event
-        if isinstance(ev, p.ProgressEvent) and ev.task_id == task.id and not quiet:
-            who = f"{ev.programmer}: " if ev.programmer else ""
-            print(f"  {time.monotonic() - started:6.1f}s  {who}{ev.phase}: {ev.message}", file=sys.stderr)
-        elif (isinstance(ev, p.TaskEvent) and ev.task.id == task.id and ev.task.revision >= task.revision
-              and not ev.task.state.active):
-            return ev.task
-    raise DaemonUnavailable("the daemon went away while waiting")

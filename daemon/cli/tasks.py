@@ -43,7 +43,7 @@ async def cmd_submit(args: argparse.Namespace, c: PasClient) -> int:
         await warn_untrusted(c, task.workspace)
         if not args.json:
             print(f"submitted {task.id} ({task.model}); waiting…", file=sys.stderr)
-        task = await _follow(events, task, quiet=args.json)
+        task = await follow(events, task, quiet=args.json)
     out(args, task, _task_text(task))
     receipts = await c.receipts(p.ReceiptsParams(task_id=task.id, limit=1))
     return _verdict(task, receipts[0] if receipts else None)
@@ -70,8 +70,9 @@ async def submit(c: PasClient, params: p.SubmitParams) -> p.TaskInfo:
     return await with_keys(c.submit, params)
 
 
-async def _follow(events: EventStream, task: p.TaskInfo, quiet: bool) -> p.TaskInfo:
-    """The task's progress on stderr (time since submit, the Programmer, the phase) until it ends.
+async def follow(events: EventStream, task: p.TaskInfo, quiet: bool) -> p.TaskInfo:
+    """The task's progress on stderr (time since submit, the Programmer, the phase) until it ends; for a
+    revision, until that revision ends (the end of the proposal it revises is not waited for).
 
     On a terminal a streaming reply's token count updates in place on one line; elsewhere only the
     reply's final count is written, so a log gets one line per step.
@@ -91,7 +92,8 @@ async def _follow(events: EventStream, task: p.TaskInfo, quiet: bool) -> p.TaskI
                 continue
             print(f"\r\x1b[K{line}" if open_line else line, file=sys.stderr)
             open_line = False
-        elif isinstance(ev, p.TaskEvent) and ev.task.id == task.id and not ev.task.state.active:
+        elif (isinstance(ev, p.TaskEvent) and ev.task.id == task.id and ev.task.revision >= task.revision
+              and not ev.task.state.active):
             if open_line:
                 print(file=sys.stderr)
             return ev.task
