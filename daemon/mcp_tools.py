@@ -194,10 +194,17 @@ class PoolTools:
 
     async def wait_job(self, job_id: str, timeout_s: float) -> dict[str, Any]:
         async with self.daemon() as c:
-            try:
-                job = await asyncio.wait_for(c.wait_job(job_id), timeout_s)
-            except TimeoutError:
-                job = await c.job(job_id)
+            async with EventStream(c.socket, kinds=["job"]) as events:  # before reading: nothing missed
+                job = await c.job(job_id)  # the id in full: the caller may give a prefix
+                stream = aiter(events)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout_s):
+                        while job.state.active:
+                            env = await anext(stream, None)
+                            if env is None:
+                                raise DaemonUnavailable("the daemon closed the event stream")
+                            if isinstance(env.event, p.JobEvent) and env.event.job.id == job.id:
+                                job = env.event.job
             return job_view(job)
 
     async def task_diff(self, task_id: str) -> str:
