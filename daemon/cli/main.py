@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from daemon import paths
 from daemon import protocol as p
-from daemon.cli import jobs, lifecycle, receipts, revise, store, tasks
+from daemon.cli import jobs, lifecycle, receipts, revise, store, tasks, web
 from daemon.cli.args import bounds, line_range, number, task_state, whole, workers_error
 from daemon.client import PasClient
 from daemon.errors import PasError
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("offline-model", "serve the offline model (OpenAI-compatible, scripted answers, no key) on loopback",
              json_flag=False)
     sp.add_argument("options", nargs="*", help="see `pasd offline-model --help`")
+    web.add_arguments(cmd("web", web.HELP, json_flag=False))
     sp = cmd("completion", "print the shell completion script (see README: Shell completion)", json_flag=False)
     sp.add_argument("shell", choices=SHELLS, help="the shell to complete in")
     return ap
@@ -197,6 +198,8 @@ def _run(argv: list[str] | None) -> int:
     if args.command in ("start", "serve") and (bad := workers_error(args.workers)):
         print(bad, file=sys.stderr)
         return 2
+    if args.command == "web":
+        return web.run(args)
     if args.command == "serve" or (args.command == "start" and args.foreground):
         from daemon.app import serve
 
