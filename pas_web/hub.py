@@ -149,6 +149,7 @@ class Hub:
             out["receipt"] = dump(ev.receipt)
         elif isinstance(ev, p.JobEvent):
             self.jobs[ev.job.id] = out["job"] = self._job(dump(ev.job))
+        out["sent"] = time.time()  # with the daemon's `time`: where an event's delay goes (bench/web.py)
         self.broadcast(out)
 
     # ------------------------------------------------------------ views of the mirror

@@ -16,8 +16,9 @@ URL = re.compile(r"(http://\S+/\?token=\S+)")
 class WebProcess:
     """Run `pasd web --port 0` against a daemon's socket; `url` carries the token."""
 
-    def __init__(self, socket: str | os.PathLike[str], log: Path) -> None:
+    def __init__(self, socket: str | os.PathLike[str], log: Path, *, host: str = "127.0.0.1") -> None:
         self.socket = str(socket)
+        self.host = host
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -25,8 +26,8 @@ class WebProcess:
     def start(self, timeout: float = 30.0) -> WebProcess:
         env = {**os.environ, "PASD_SOCKET": self.socket}
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "daemon", "web", "--port", "0"], env=env,
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            argv = [sys.executable, "-m", "daemon", "web", "--port", "0", "--host", self.host]
+            self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if (found := URL.search(self.log.read_text())) is not None:

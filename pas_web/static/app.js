@@ -7,7 +7,7 @@ const STATES = ["QUEUED", "RUNNING", "REVIEW", "APPLIED", "REJECTED", "CONFLICT"
 const ui = {
   view: "overview", taskId: null, page: 0, pages: 1, tasks: [], programmers: {}, progress: {},
   jobs: {}, skew: 0, detail: null, layout: "unified", chosen: new Set(), charts: {}, receiptsStale: true,
-  lastSeq: 0,
+  lastSeq: 0, delays: [],
 };
 window.pasd = ui; // for tests and the curious: what the page holds
 
@@ -103,29 +103,44 @@ async function resync() {
 
 function onEvent(msg) {
   ui.lastSeq = msg.seq;
+  // daemon event to page, and to `pasd web`, in ms
+  if (ui.delays.length < 100000) ui.delays.push([Date.now() - msg.time * 1000, (msg.sent - msg.time) * 1000]);
   if (msg.kind === "programmer") {
     ui.programmers[msg.programmer.id] = msg.programmer;
-    drawPool();
+    redraw(drawPool);
   } else if (msg.kind === "task") {
-    showCounts(msg.counts);
+    ui.counts = msg.counts;
+    redraw(showCounts);
     if (!["QUEUED", "RUNNING"].includes(msg.task.state)) delete ui.progress[msg.task.id];
     taskChanged(msg.task);
     if (ui.view === "detail" && ui.taskId === msg.task.id) loadDetail();
   } else if (msg.kind === "progress") {
     ui.progress[msg.progress.task_id] = msg.progress;
-    drawPool();
+    redraw(drawPool);
     if (ui.view === "detail" && ui.taskId === msg.progress.task_id) showProgress();
   } else if (msg.kind === "receipt") {
     ui.receiptsStale = true;
     if (ui.view === "receipts") scheduleCharts();
   } else if (msg.kind === "job") {
     ui.jobs[msg.job.id] = msg.job;
-    drawJobs();
+    redraw(drawJobs);
   }
-  document.body.dataset.seq = msg.seq;
 }
 
-function showCounts(counts) {
+// A burst of events redraws each region once, at the next frame, not once per event.
+const dirty = new Set();
+let frame = 0;
+function redraw(what) {
+  dirty.add(what);
+  if (!frame) frame = requestAnimationFrame(() => {
+    frame = 0;
+    const todo = [...dirty];
+    dirty.clear();
+    for (const fn of todo) fn();
+  });
+}
+
+function showCounts(counts = ui.counts) {
   if (!counts) return;
   $("#counts").textContent = ["QUEUED", "RUNNING", "REVIEW"].map((s) => s.toLowerCase() + " " + (counts[s] || 0)).join(" · ");
 }
@@ -179,7 +194,11 @@ function filters() {
   return { q, st, model, words };
 }
 
-let loadSeq = 0;
+let loadSeq = 0, reloadTimer = null;
+function reloadSoon() {  // a burst of events asks the server for the page once
+  if (!reloadTimer) reloadTimer = setTimeout(() => { reloadTimer = null; loadTasks(); }, 100);
+}
+
 async function loadTasks() {
   const { q } = filters();
   q.set("page", ui.page);
@@ -225,11 +244,13 @@ function taskChanged(task) {
       ui.tasks.unshift(task);
       if (ui.tasks.length > 50) ui.tasks.pop();
     }
-  } else if (ui.page === 0 && matches(task)) {  // it now matches the filters: place it by the server's order
-    loadTasks();
+  } else if (matches(task)) {  // it now matches the filters: count it, and place it if it falls on this page
+    const first = ui.tasks[0], last = ui.tasks[ui.tasks.length - 1];
+    const here = ui.tasks.length < 50 || (task.created_at >= last.created_at && (ui.page === 0 || task.created_at <= first.created_at));
+    if (here) reloadSoon(); else { ui.total += 1; redraw(drawPageInfo); }
     return;
   } else return;
-  drawTasks();
+  redraw(drawTasks);
 }
 
 function drawTasks() {

@@ -1,0 +1,154 @@
+"""pasd web: first paint with 1,000 tasks in the store, and the delay from a daemon event to the page.
+
+A store is filled with a year of tasks and receipts (history.py's `fill`), a real daemon serves it,
+`pasd web` runs as its own process, and Debian's Chromium (driven by playwright) opens the page.
+First paint: from `page.goto` to the pool and the first page of tasks drawn (the page's first
+resync done). Event delay: tasks run against the offline model while the page is open; for every
+event the page receives, its arrival time minus the daemon's own timestamp on the event (one
+machine, one clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from common import Report, pct, run_script
+from history import fill
+
+from daemon import protocol as p
+from daemon.client import EventStream, PasClient
+from daemon.offline_model import OfflineModel
+from daemon.testing import DaemonProcess, make_repo, offline_config
+from pas_web.testing import WebProcess
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+async def run_tasks(socket: Path, repo: Path, n: int) -> list[float]:
+    """Run n tasks; the delays (ms) a plain socket subscriber saw meanwhile, the floor for the page."""
+    delays: list[float] = []
+
+    async def listen(stream: EventStream) -> None:
+        async for env in stream:
+            delays.append((time.time() - env.time) * 1000)
+
+    async with PasClient(socket, name="bench") as c, EventStream(socket) as stream:
+        listener = asyncio.create_task(listen(stream))
+        ids = [(await c.submit(p.SubmitParams(workspace=str(repo), instruction=f"document add {i}",
+                                              files=[f"m{i % 8}.py"]))).id for i in range(n)]
+        for task_id in ids:
+            await c.wait(task_id)
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+    return delays
+
+
+def main(args: argparse.Namespace) -> Report:
+    n = args.tasks or (200 if args.quick else 1_000)
+    runs, events_tasks = (1, 8) if args.quick else (5, 100)
+    T0 = time.perf_counter()
+    mark = lambda what: print(f"    [{time.perf_counter() - T0:.1f} s] {what}", flush=True) if args.verbose else None
+    r = Report(f"web: `pasd web` in Chromium, {n:,} tasks in the store")
+    if not Path(CHROMIUM).exists():
+        r.add("first paint", None, note="no /usr/bin/chromium")
+        return r
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="pasd-web-"))
+    try:
+        with OfflineModel() as model:
+            d = DaemonProcess(tmp, workers=4, config=offline_config(model.url))
+            d.state_dir.mkdir(parents=True)
+            fill(d.state_dir, tmp / "workspaces", n)
+            mark("filled")
+            d.start()
+            mark("daemon up")
+            repo = make_repo(tmp / "ws", {f"m{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(8)})
+            web = WebProcess(d.socket, tmp / "web.log").start()
+            # the daemon's first task pays for importing litellm: let that happen while the browser works
+            warm_pool = ThreadPoolExecutor(1)
+            warm = warm_pool.submit(asyncio.run, run_tasks(d.socket, repo, 1))
+            try:
+                with sync_playwright() as pw:
+                    browser = pw.chromium.launch(executable_path=CHROMIUM,
+                                                 args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+                    mark("browser up")
+                    paints = []
+                    for i in range(runs + (0 if args.quick else 1)):  # a first visit warms Chromium's caches
+                        page = browser.new_page(viewport={"width": 1400, "height": 900})
+                        t0 = time.perf_counter()
+                        page.goto(web.url)
+                        page.wait_for_selector("body[data-synced] tr.task", timeout=60_000)
+                        if i or args.quick:
+                            paints.append(time.perf_counter() - t0)
+                        page.close()
+                    r.add("first paint: pool and the first page of tasks", pct(paints, 50), "s", ("<=", 1.0),
+                          note=f"median of {runs}; max {max(paints):.3f} s")
+                    page = browser.new_page(viewport={"width": 1400, "height": 900})
+                    page.goto(web.url)
+                    page.wait_for_selector("body[data-synced] tr.task", timeout=60_000)
+                    t0 = time.perf_counter()
+                    page.goto(web.base + "/#/receipts")
+                    page.wait_for_selector("body[data-charts]", timeout=60_000)
+                    r.add("receipts charts drawn", time.perf_counter() - t0, "s",
+                          note=f"{page.get_attribute('body', 'data-charts')} receipts")
+                    if args.screens:
+                        args.screens.mkdir(parents=True, exist_ok=True)
+                        page.screenshot(path=str(args.screens / "receipts.png"))
+                    page.goto(web.base + "/#/")
+                    page.wait_for_selector("body[data-synced] tr.task")
+                    mark("charts")
+                    warm.result()
+                    warm_pool.shutdown()
+                    mark("warm")
+                    page.evaluate("window.pasd.delays = []")
+                    # the browser's own floor: a page of the same origin that only listens
+                    bare = browser.new_page()
+                    bare.goto(web.url)
+                    bare.goto(web.base + "/code.css")
+                    bare.evaluate("""() => { window.delays = []; const es = new EventSource('/events');
+                        es.onmessage = (m) => { const x = JSON.parse(m.data);
+                                                if (x.time) window.delays.push(Date.now() - x.time * 1000); }; }""")
+                    with ThreadPoolExecutor(1) as pool:  # playwright's loop holds this thread
+                        floor = pool.submit(asyncio.run, run_tasks(d.socket, repo, events_tasks)).result()
+                    page.wait_for_selector(f"#tasks tr.task >> nth={min(events_tasks, 50) - 1}")
+                    mark("tasks ran")
+                    both = page.evaluate("window.pasd.delays")
+                    delays, hub = [d[0] for d in both], [d[1] for d in both]
+                    r.add("daemon event to page p50", pct(delays, 50), "ms",
+                          note=f"{len(delays)} events from {events_tasks} tasks")
+                    r.add("daemon event to page p95", pct(delays, 95), "ms", ("<=", 100.0))
+                    r.add("of which daemon event to `pasd web` sending it, p50", pct(hub, 50), "ms",
+                          note=f"p95 {pct(hub, 95):.1f} ms")
+                    bare_delays = bare.evaluate("window.delays")
+                    r.add("the same events to a bare EventSource page p50 (the browser's floor)", pct(bare_delays, 50),
+                          "ms", note=f"p95 {pct(bare_delays, 95):.1f} ms")
+                    r.add("the same events to a plain socket subscriber p50 (the floor)", pct(floor, 50), "ms",
+                          note=f"p95 {pct(floor, 95):.1f} ms; load {os.getloadavg()[0]:.2f}")
+                    if args.screens:
+                        page.screenshot(path=str(args.screens / "overview.png"))
+                    browser.close()
+            finally:
+                web.stop()
+                d.cleanup()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return r
+
+
+def add_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--tasks", type=int, help="tasks in the store (default 1,000; --quick 200)")
+    ap.add_argument("--verbose", action="store_true", help="print where the time goes")
+    ap.add_argument("--screens", type=Path, help="save screenshots of the pages here")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    run_script(__doc__.splitlines()[0], main, add_args)
