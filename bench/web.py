@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from common import Report, pct, run_script
 from history import fill
@@ -48,6 +50,40 @@ async def run_tasks(socket: Path, repo: Path, n: int) -> list[float]:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
     return delays
+
+
+def screens(page: Any, web: WebProcess, d: DaemonProcess, repo: Path, model: OfflineModel, out: Path) -> None:
+    """The README's picture: the pool at work, a task's diff, the filtered list and the receipts."""
+    model.set_latency(3.0)
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(asyncio.run, run_tasks(d.socket, repo, 6))
+        page.goto(web.base + "/#/")
+        page.wait_for_selector('tr.programmer[data-state="BUSY"] >> nth=3', timeout=60_000)
+        page.wait_for_timeout(1500)  # let the elapsed times tick
+        page.screenshot(path=str(out / "pool.png"))
+        running.result()
+    model.set_latency(0.0)
+    page.select_option("#f-state", "REVIEW")
+    page.select_option("#f-model", "anthropic/claude-sonnet-4-5")
+    page.wait_for_selector('#tasks tr.task[data-state="REVIEW"]')
+    page.wait_for_timeout(1000)  # the list reloads for each filter
+    page.screenshot(path=str(out / "filtered.png"))
+    page.click("#tasks tr.task >> nth=0")
+    page.wait_for_selector(".hunk")
+    page.check('input[name="layout"][value="split"]')
+    page.check('input.choose >> nth=0')
+    page.screenshot(path=str(out / "review.png"))
+    tiles = "".join(f'<img src="data:image/png;base64,{base64.b64encode((out / n).read_bytes()).decode()}">'
+                    for n in ("pool.png", "review.png", "filtered.png", "receipts.png"))
+    sheet = page
+    sheet.set_viewport_size({"width": 2800, "height": 1800})
+    sheet.set_content('<style>body{margin:0;display:grid;grid-template-columns:1fr 1fr;gap:0;background:#888}'
+                      'img{width:1400px;height:900px;display:block;outline:1px solid #888}</style>' + tiles)
+    sheet.screenshot(path=str(out / "web-2x.png"))
+    sheet.set_viewport_size({"width": 1400, "height": 900})
+    sheet.set_content('<style>body{margin:0;display:grid;grid-template-columns:1fr 1fr;background:#888}'
+                      'img{width:700px;height:450px;display:block}</style>' + tiles)
+    sheet.screenshot(path=str(out / "web.png"))
 
 
 def main(args: argparse.Namespace) -> Report:
@@ -133,7 +169,7 @@ def main(args: argparse.Namespace) -> Report:
                     r.add("the same events to a plain socket subscriber p50 (the floor)", pct(floor, 50), "ms",
                           note=f"p95 {pct(floor, 95):.1f} ms; load {os.getloadavg()[0]:.2f}")
                     if args.screens:
-                        page.screenshot(path=str(args.screens / "overview.png"))
+                        screens(page, web, d, repo, model, args.screens)
                     browser.close()
             finally:
                 web.stop()

@@ -15,6 +15,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from pydantic import BaseModel
+
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.errors import PasError
@@ -36,7 +38,7 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def dump(model: p.BaseModel) -> Any:
+def dump(model: BaseModel) -> Any:
     """A protocol model as JSON data for the browser, secrets removed."""
     return scrub(model.model_dump(mode="json"))
 

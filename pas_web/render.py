@@ -40,7 +40,7 @@ def style_css() -> str:
 
     light = HtmlFormatter(classprefix="hl-", style="default").get_style_defs(".code")
     dark = HtmlFormatter(classprefix="hl-", style="monokai").get_style_defs("body.dark .code")
-    return light + "\n" + dark
+    return f"{light}\n{dark}"
 
 
 def _escape(text: str) -> str:
@@ -53,7 +53,7 @@ def highlight(path: str, lines: list[str], plain: bool = False) -> list[str]:
         return [_escape(line) for line in lines]
     from pygments import highlight as run
 
-    html = run("\n".join(lines) + "\n", _lexer(path), _formatter())
+    html = str(run("\n".join(lines) + "\n", _lexer(path), _formatter()))
     out = html.split("\n")[:len(lines)]
     return out + [""] * (len(lines) - len(out))
 

@@ -436,7 +436,7 @@ async function loadCharts() {
   chart("chart-cost", { type: "line", data: { datasets: models.map((m, i) => ({ label: m, data: data.cost[m].map(([x, y]) => ({ x: x * 1000, y })),
     borderColor: colour(i), backgroundColor: colour(i), stepped: true, pointRadius: 2 })) },
   options: { scales: { x: { type: "linear", min: t0 - pad, max: t1 + pad, title: { display: true, text: "time" },
-    ticks: { callback: (v) => new Date(v).toLocaleTimeString() } }, y: { title: { display: true, text: "USD" }, beginAtZero: true } } } });
+    ticks: { callback: (v) => (t1 - t0 > 2 * 86400_000 ? new Date(v).toLocaleDateString() : new Date(v).toLocaleTimeString()) } }, y: { title: { display: true, text: "USD" }, beginAtZero: true } } } });
   chart("chart-tokens", { type: "bar", data: { labels: models, datasets: ["input", "output", "reasoning"].map((k, i) => ({
     label: k, data: models.map((m) => data.tokens[m][k]), backgroundColor: colour(i) })) },
   options: { scales: { x: { stacked: true, title: { display: true, text: "model" } }, y: { stacked: true, beginAtZero: true, title: { display: true, text: "tokens" } } } } });
