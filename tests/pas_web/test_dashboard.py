@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -187,6 +188,52 @@ def test_approving_hunk_2_alone_changes_exactly_that_hunk(env: Env, page: Any) -
     page.click("#reject")  # the rest of the task: hunk 1, leaving the file as it is
     page.wait_for_selector('.hunk[data-hunk="1"][data-state="rejected"]')
     assert "return 1\n" in (env.repo / "big.py").read_text()
+
+
+def test_stale_and_conflict_marks_and_a_conflict_leaves_the_file_as_it_was(env: Env, page: Any) -> None:
+    (env.repo / "conf.py").write_text(BIG)
+    subprocess.run(["git", "add", "conf.py"], cwd=env.repo, check=True)
+    env.model.script([{"content": TWO_HUNKS.replace("big.py", "conf.py")}])
+    task = env.submit("change first and last of conf", ["conf.py"])
+    assert env.call(lambda c: c.wait(task.id)).state is p.TaskState.REVIEW
+    page.goto(env.web.base + f"/#/task/{task.id}")
+    page.wait_for_selector('.hunk[data-hunk="2"]')
+    assert page.locator(".hunk.is-stale").count() == 0
+
+    mine = BIG.replace("def last():\n    return 2\n", "def last():\n    return 3\n")  # the user edits under hunk 2
+    (env.repo / "conf.py").write_text(mine)
+    page.wait_for_selector('.hunk.is-stale[data-hunk="2"]')  # live, from the daemon's watcher
+    assert page.locator(".hunk.is-stale").count() == 1
+    shot(page, env, "task-stale")
+
+    page.click("#approve")
+    page.wait_for_selector('.hunk.has-conflict[data-hunk="2"]')
+    assert "CONFLICT" in page.inner_text("#action-result")
+    assert "conflict" in page.inner_text('.hunk[data-hunk="2"] .hunk-head')
+    assert (env.repo / "conf.py").read_text() == mine  # nothing written, hunk 1 included
+    assert env.call(lambda c: c.get(task.id)).state is p.TaskState.CONFLICT
+    shot(page, env, "task-conflict")
+    page.click("#reject")
+    page.wait_for_selector("#task-head .badge.s-rejected")
+
+
+def test_a_job_groups_its_tasks(env: Env, page: Any) -> None:
+    page.goto(env.web.base + "/#/")
+    page.wait_for_selector("body[data-synced]")
+    params = p.JobSubmitParams(workspace=str(env.repo), instruction="document these", files=["app.py", "util.py"])
+    job = env.call(lambda c: c.submit_job(params))
+    page.wait_for_selector(f'#jobs tr[data-job="{job.id}"]')
+    done = env.call(lambda c: c.wait_job(job.id))
+    assert done.state is p.JobState.REVIEW and len(done.task_ids) == 2
+    page.wait_for_selector(f'#jobs tr[data-job="{job.id}"] .badge.s-review')
+    page.click(f'#jobs tr[data-job="{job.id}"] a')
+    page.wait_for_selector('#tasks tr.task >> nth=1')
+    page.wait_for_selector("#tasks tr.task >> nth=2", state="detached")
+    shown = {page.locator("#tasks tr.task").nth(i).get_attribute("data-task") for i in range(2)}
+    assert shown == set(done.task_ids)
+    shot(page, env, "job")
+    env.call(lambda c: c.reject_job(p.JobReviewParams(job_id=job.id)))
+    page.fill("#f-words", "")
 
 
 def test_a_cancelled_task_updates_live(env: Env, page: Any) -> None:
