@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
 import shutil
 import tempfile
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,13 +30,17 @@ from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.offline_model import OfflineModel
 from daemon.testing import DaemonProcess, make_repo, offline_config
+from pas_web.hub import HISTORY
 from pas_web.testing import WebProcess
 
 CHROMIUM = "/usr/bin/chromium"
+HANG = [{"match": r"### INSTRUCTION\nhang\b", "fault": "hang", "latency": 60}]
 
 
-async def run_tasks(socket: Path, repo: Path, n: int) -> list[float]:
-    """Run n tasks; the delays (ms) a plain socket subscriber saw meanwhile, the floor for the page."""
+async def run_tasks(socket: Path, repo: Path, n: int, *, cancel: bool = False) -> list[float]:
+    """Run n tasks (or, with `cancel`, submit n behind a programmer kept busy and cancel them while queued:
+    events without waiting for the daemon's first model call); the delays (ms) a plain socket subscriber
+    saw meanwhile, the page's floor."""
     delays: list[float] = []
 
     async def listen(stream: EventStream) -> None:
@@ -43,13 +49,19 @@ async def run_tasks(socket: Path, repo: Path, n: int) -> list[float]:
 
     async with PasClient(socket, name="bench") as c, EventStream(socket) as stream:
         listener = asyncio.create_task(listen(stream))
-        ids = [(await c.submit(p.SubmitParams(workspace=str(repo), instruction=f"document add {i}",
+        what = "hang" if cancel else "document add"
+        ids = [(await c.submit(p.SubmitParams(workspace=str(repo), instruction=f"{what} {i}",
                                               files=[f"m{i % 8}.py"]))).id for i in range(n)]
         for task_id in ids:
-            await c.wait(task_id)
+            await (c.cancel(task_id) if cancel else c.wait(task_id))
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
     return delays
+
+
+async def submit(socket: Path, params: p.SubmitParams) -> None:
+    async with PasClient(socket, name="bench") as c:
+        await c.submit(params)
 
 
 def screens(page: Any, web: WebProcess, d: DaemonProcess, repo: Path, model: OfflineModel, out: Path) -> None:
@@ -100,17 +112,27 @@ def main(args: argparse.Namespace) -> Report:
     tmp = Path(tempfile.mkdtemp(prefix="pasd-web-"))
     try:
         with OfflineModel() as model:
-            d = DaemonProcess(tmp, workers=4, config=offline_config(model.url))
+            d = DaemonProcess(tmp, workers=1 if args.quick else 4, config=offline_config(model.url))
             d.state_dir.mkdir(parents=True)
             fill(d.state_dir, tmp / "workspaces", n)
             mark("filled")
             d.start()
             mark("daemon up")
             repo = make_repo(tmp / "ws", {f"m{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(8)})
+            t0 = time.perf_counter()
             web = WebProcess(d.socket, tmp / "web.log").start()
+            while not json.load(urllib.request.urlopen(f"{web.base}/api/state?token={web.token}"))["connected"]:
+                time.sleep(0.01)
+            r.add("`pasd web` start to synced with the daemon", time.perf_counter() - t0, "s",
+                  note=f"holds the newest {min(n, HISTORY):,} tasks")
             # the daemon's first task pays for importing litellm: let that happen while the browser works
             warm_pool = ThreadPoolExecutor(1)
-            warm = warm_pool.submit(asyncio.run, run_tasks(d.socket, repo, 1))
+            if args.quick:  # its one programmer hangs on a first task; the measured ones queue behind it
+                model.set_rules(HANG)
+                blocker = p.SubmitParams(workspace=str(repo), instruction="hang", files=["m0.py"])
+                warm = warm_pool.submit(asyncio.run, submit(d.socket, blocker))
+            else:
+                warm = warm_pool.submit(asyncio.run, run_tasks(d.socket, repo, 1))
             try:
                 with sync_playwright() as pw:
                     browser = pw.chromium.launch(executable_path=CHROMIUM,
@@ -153,7 +175,8 @@ def main(args: argparse.Namespace) -> Report:
                         es.onmessage = (m) => { const x = JSON.parse(m.data);
                                                 if (x.time) window.delays.push(Date.now() - x.time * 1000); }; }""")
                     with ThreadPoolExecutor(1) as pool:  # playwright's loop holds this thread
-                        floor = pool.submit(asyncio.run, run_tasks(d.socket, repo, events_tasks)).result()
+                        floor = pool.submit(asyncio.run, run_tasks(d.socket, repo, events_tasks,
+                                                                   cancel=args.quick)).result()
                     page.wait_for_selector(f"#tasks tr.task >> nth={min(events_tasks, 50) - 1}")
                     mark("tasks ran")
                     both = page.evaluate("window.pasd.delays")
@@ -173,6 +196,8 @@ def main(args: argparse.Namespace) -> Report:
                     browser.close()
             finally:
                 web.stop()
+                if args.quick:
+                    d.kill()  # a clean stop would wait for the hung model calls of the cancelled tasks
                 d.cleanup()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -180,7 +205,8 @@ def main(args: argparse.Namespace) -> Report:
 
 
 def add_args(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--tasks", type=int, help="tasks in the store (default 1,000; --quick 200)")
+    ap.add_argument("--tasks", type=int, help="tasks in the store (default 1,000; --quick 200, and its events come "
+                                              "from tasks cancelled at once rather than run)")
     ap.add_argument("--verbose", action="store_true", help="print where the time goes")
     ap.add_argument("--screens", type=Path, help="save screenshots of the pages here")
 
