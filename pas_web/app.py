@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import os
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
@@ -31,7 +30,6 @@ HUB = web.AppKey("hub", Hub)
 GUARD = web.AppKey("guard", Guard)
 PAGE = web.AppKey("page", str)
 KEEPALIVE_S = 15.0
-RECEIPTS_READ = 10_000  # the newest receipts the charts are drawn from
 PACKAGE = Path(str(resources.files("pas_web")))
 
 
@@ -69,14 +67,18 @@ async def task(request: web.Request) -> web.Response:
     task_id = request.match_info["task_id"]
     try:
         info = await hub.client.get(task_id)
-        diff = None
-        if info.state not in (p.TaskState.QUEUED, p.TaskState.RUNNING):
-            diff = render.diff_view(await hub.client.diff(info.id), info)
         receipts = await hub.client.receipts(p.ReceiptsParams(task_id=info.id, limit=100))
     except PasError as exc:
         return _error(exc)
+    diff, diff_error = None, None
+    if not info.state.active:
+        try:
+            diff = render.diff_view(await hub.client.diff(info.id), info)
+        except PasError as exc:  # a task that never produced one: show the task all the same
+            diff_error = exc.message
     job = hub.jobs.get(info.job_id) if info.job_id else None
-    return web.json_response({"task": dump(info), "diff": diff, "receipts": [dump(r) for r in receipts],
+    return web.json_response({"task": dump(info), "diff": diff, "diff_error": diff_error,
+                              "receipts": [dump(r) for r in receipts],
                               "progress": hub.progress.get(info.id), "job": job})
 
 
@@ -123,53 +125,11 @@ async def job_act(request: web.Request) -> web.Response:
     return web.json_response({"conflicts": [dump(c) for c in result.conflicts], "state": result.job.state.value})
 
 
-def charts(receipts: list[p.Receipt], summary: p.ReceiptSummary) -> dict[str, Any]:
-    """What the receipts charts draw: cumulative cost per model over time, tokens per model, the
-    distribution of time per task, and per model the approval and check-pass rates."""
-    ordered = sorted(receipts, key=lambda r: r.created_at)
-    cost: dict[str, list[list[float]]] = defaultdict(list)
-    tokens: dict[str, dict[str, int]] = defaultdict(lambda: {"input": 0, "output": 0, "reasoning": 0})
-    total: dict[str, float] = defaultdict(float)
-    for r in ordered:
-        model = r.provider.model
-        total[model] += r.cost_usd
-        cost[model].append([r.created_at, round(total[model], 6)])
-        t = tokens[model]
-        t["input"] += r.tokens.input
-        t["output"] += r.tokens.output
-        t["reasoning"] += r.tokens.reasoning
-    walls = [r.wall_s for r in ordered]
-    edges = _bins(walls)
-    hist: dict[str, list[int]] = defaultdict(lambda: [0] * (len(edges) - 1))
-    for r in ordered:
-        hist[r.provider.model][_bin(edges, r.wall_s)] += 1
-    rates = [{"model": g.key, "approval": g.approval_rate, "check": g.check_pass_rate, "receipts": g.receipts,
-              "cost": g.cost_usd} for g in summary.groups]
-    return {"receipts": len(receipts), "total_usd": summary.total_usd, "cost": cost, "tokens": tokens,
-            "wall": {"edges": edges, "counts": hist}, "rates": rates}
-
-
-def _bins(values: list[float], n: int = 12) -> list[float]:
-    top = max(values, default=1.0) or 1.0
-    step = top / n
-    return [round(i * step, 3) for i in range(n)] + [top]
-
-
-def _bin(edges: list[float], value: float) -> int:
-    for i in range(len(edges) - 1):
-        if value < edges[i + 1]:
-            return i
-    return len(edges) - 2
-
-
 async def receipts(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
     try:
-        found = await hub.client.receipts(p.ReceiptsParams(limit=RECEIPTS_READ))
-        summary = await hub.client.receipts_summary(p.ReceiptsSummaryParams(by="model"))
+        return web.json_response(await request.app[HUB].charts())
     except PasError as exc:
         return _error(exc)
-    return web.json_response(charts(found, summary))
 
 
 async def events(request: web.Request) -> web.StreamResponse:

@@ -20,9 +20,11 @@ from pydantic import BaseModel
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.errors import PasError
+from pas_web import charts
 
 # The newest tasks held for the list, its filters and its pages; older ones stay in the store.
 HISTORY = 10_000
+FIRST = 500  # read first, so the page can be drawn before the rest of the history arrives
 QUEUE_MAX = 1_000  # events a slow browser may fall behind before it is told to resynchronise
 
 # Names that carry secrets wherever they appear in a serialised model: never sent to a browser.
@@ -59,6 +61,10 @@ class Hub:
         self.counts: Counter[str] = Counter()
         self._browsers: set[asyncio.Queue[str]] = set()
         self.synced = asyncio.Event()
+        self.series: charts.Series | None = None  # the receipts charts' rows, read on the first look
+        self._summary: p.ReceiptSummary | None = None
+        self._early: list[p.Receipt] | None = None
+        self._charts_lock = asyncio.Lock()
 
     # ------------------------------------------------------------ browsers
 
@@ -104,20 +110,56 @@ class Hub:
             delay = min(delay * 2, 5.0)
 
     async def _session(self) -> None:
+        # Subscribe before listing, so no change falls between the snapshot and the stream. The newest
+        # tasks come first, so the page can be drawn at once; the rest of the history follows.
         async with EventStream(self.socket) as stream:
-            tasks = await self.client.list(p.TaskListParams(limit=self.history))
-            jobs = await self.client.jobs(p.JobListParams(limit=1000))
+            tasks = await self.client.list(p.TaskListParams(limit=min(FIRST, self.history)))
+            jobs = await self.client.jobs(p.JobListParams(limit=100))
             status = await self.client.status()
             self.programmers = {pr.id: dump(pr) for pr in status.programmers}
             self.tasks = {t.id: dump(t) for t in reversed(tasks)}  # oldest first, as events add them
             self.jobs = {j.id: self._job(dump(j)) for j in reversed(jobs)}
             self.progress = {}
             self.counts = Counter(t["state"] for t in self.tasks.values())
+            self.series, self._summary = None, None
             self.connected, self.reason = True, ""
             self.synced.set()
             self.broadcast({"type": "synced"})
-            async for env in stream:
-                self.apply(env)
+            rest = asyncio.create_task(self._load_history(len(tasks)), name="pasd-web-history")
+            try:
+                async for env in stream:
+                    self.apply(env)
+            finally:
+                rest.cancel()
+                await asyncio.gather(rest, return_exceptions=True)
+
+    async def _load_history(self, have: int) -> None:
+        """The older tasks (up to `history`) behind the first page, merged under what events brought."""
+        if have < FIRST or self.history <= FIRST:
+            return
+        older = await self.client.list(p.TaskListParams(limit=self.history))
+        known = self.tasks
+        merged = {t.id: dump(t) for t in reversed(older) if t.id not in known}
+        merged.update(known)  # the newest, as events keep them, after the older ones
+        while len(merged) > self.history:
+            del merged[next(iter(merged))]
+        self.tasks = merged
+        self.counts = Counter(t["state"] for t in self.tasks.values())
+        self.broadcast({"type": "synced"})
+
+    async def charts(self) -> dict[str, Any]:
+        """The receipts charts' data: the newest receipts, read once, then kept by events."""
+        async with self._charts_lock:
+            if self.series is None:
+                self._early = []
+                found = await self.client.receipts(p.ReceiptsParams(limit=charts.HELD))
+                self.series = charts.Series(found)
+                for r in self._early or []:
+                    self.series.add(r)
+                self._early = None
+            if self._summary is None:
+                self._summary = await self.client.receipts_summary(p.ReceiptsSummaryParams(by="model"))
+            return self.series.data(self._summary)
 
     @staticmethod
     def _job(job: dict[str, Any]) -> dict[str, Any]:
@@ -149,6 +191,11 @@ class Hub:
             self.progress[ev.task_id] = out["progress"] = dump(ev)
         elif isinstance(ev, p.ReceiptEvent):
             out["receipt"] = dump(ev.receipt)
+            self._summary = None
+            if self.series is not None:
+                self.series.add(ev.receipt)
+            elif self._early is not None:  # the receipts are being read: keep it for after
+                self._early.append(ev.receipt)
         elif isinstance(ev, p.JobEvent):
             self.jobs[ev.job.id] = out["job"] = self._job(dump(ev.job))
         out["sent"] = time.time()  # with the daemon's `time`: where an event's delay goes (bench/web.py)

@@ -291,12 +291,13 @@ function showProgress() {
 }
 
 function drawDetail() {
-  const { task: t, diff, receipts, job } = ui.detail;
+  const { task: t, diff, diff_error: diffError, receipts, job } = ui.detail;
   const head = [
     h("h2", {}, "Task ", h("code", {}, t.id), " ", badge(t.state)),
     h("pre", { class: "instruction" }, t.instruction),
     h("dl", { class: "facts" },
       h("dt", {}, "model"), h("dd", {}, t.model + (t.tier ? " (tier " + t.tier + ")" : "")),
+      t.engine ? [h("dt", {}, "engine"), h("dd", {}, typeof t.engine === "string" ? t.engine : JSON.stringify(t.engine))] : [],
       h("dt", {}, "workspace"), h("dd", {}, t.workspace),
       h("dt", {}, "files"), h("dd", {}, t.files.join(", ") || "—"),
       h("dt", {}, "programmer"), h("dd", {}, t.programmer || "—"),
@@ -314,7 +315,8 @@ function drawDetail() {
   $("#approve").hidden = $("#reject").hidden = !reviewable;
   $("#cancel").hidden = !["QUEUED", "RUNNING"].includes(t.state);
   drawChosen();
-  drawDiff(diff, reviewable);
+  if (diffError) $("#diff").replaceChildren(h("p", { class: "muted" }, "No diff: " + diffError));
+  else drawDiff(diff, reviewable);
   $("#task-receipts tbody").replaceChildren(...receipts.map((r) => h("tr", {},
     h("td", { class: "num" }, r.attempt + (r.revision ? " (rev " + r.revision + ")" : "")), h("td", {}, r.programmer),
     h("td", {}, r.provider.model), h("td", { class: "num" }, r.tokens.input + " / " + r.tokens.output),
@@ -331,7 +333,7 @@ function drawChosen() {
 
 function drawDiff(diff, reviewable) {
   const box = $("#diff");
-  if (!diff) { box.replaceChildren(h("p", { class: "muted" }, "No diff yet: the task has not finished running.")); return; }
+  if (!diff) { box.replaceChildren(h("p", { class: "muted" }, "No diff yet: the task is " + ui.detail.task.state.toLowerCase() + ".")); return; }
   if (diff.pruned_at) { box.replaceChildren(h("p", { class: "muted" }, "The diff was removed by `pasd gc` on " + when(diff.pruned_at) + ".")); return; }
   if (!diff.files.length) { box.replaceChildren(h("p", { class: "muted" }, "No changes.")); return; }
   box.replaceChildren(...diff.files.map((f) => h("section", { class: "file" },
@@ -429,7 +431,8 @@ async function loadCharts() {
   const data = await getJSON("/api/receipts");
   ui.receiptsStale = false;
   document.body.dataset.charts = String(data.receipts);
-  $("#receipts-total").textContent = data.receipts + " receipts · total " + money(data.total_usd);
+  $("#receipts-total").textContent = data.receipts + " receipts" +
+    (data.receipts >= data.held ? " (the newest " + data.held + ")" : "") + " · total spent " + money(data.total_usd);
   const models = Object.keys(data.cost);
   const times = models.flatMap((m) => data.cost[m].map(([x]) => x * 1000));
   const t0 = Math.min(...times), t1 = Math.max(...times), pad = Math.max(30_000, (t1 - t0) * 0.05);
