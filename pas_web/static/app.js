@@ -169,7 +169,8 @@ function drawJobs() {
     h("td", {}, badge(j.state)), h("td", { class: "instr" }, j.instruction),
     h("td", { class: "num" }, j.task_ids.length + (j.pending.length ? " +" + j.pending.length : "")),
     h("td", { class: "num" }, money(j.spent_usd)), h("td", {}, ago(j.created_at) + " ago"),
-    h("td", {}, j.state === "REVIEW" ? h("button", { type: "button", onclick: () => jobAct(j.id, "approve") }, "Approve all") : "",
+    h("td", {}, j.state === "REVIEW" ? [h("button", { type: "button", class: "good", onclick: () => jobAct(j.id, "approve") }, "Approve all"), " ",
+      h("button", { type: "button", class: "bad", onclick: () => jobAct(j.id, "reject") }, "Reject all")] : "",
       ["QUEUED", "RUNNING"].includes(j.state) ? h("button", { type: "button", onclick: () => jobAct(j.id, "cancel") }, "Cancel") : ""))));
 }
 

@@ -287,6 +287,9 @@ def test_requests_without_the_token_get_403(env: Env) -> None:
         assert b"Forbidden" in body
     status, _ = env.http("/api/state?token=" + env.web.token)
     assert status == 200
+    # a name rebound to 127.0.0.1 by someone else's DNS is refused even with the token
+    status, body = env.http("/api/state?token=" + env.web.token, headers={"Host": "evil.example"})
+    assert status == 403 and b"unknown host" in body
 
 
 def test_cross_origin_and_csrf_less_posts_are_refused(env: Env, page: Any) -> None:
