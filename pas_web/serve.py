@@ -12,7 +12,8 @@ from typing import TextIO
 
 from aiohttp import web
 
-from pas_web.app import create_app
+from daemon import launch
+from pas_web.app import HUB, create_app
 from pas_web.security import LOOPBACK, Guard
 
 
@@ -39,6 +40,9 @@ async def serve(host: str, port: int, *, socket: str | None = None, open_browser
                   "token can approve diffs, and the traffic is not encrypted", file=sys.stderr)
         print(f"pasd web: the dashboard is at {url}", file=out, flush=True)
         print("pasd web: keep the token private; Ctrl-C stops the server", file=out, flush=True)
+        if await asyncio.to_thread(launch.hello, app[HUB].socket) is None:
+            print(f"pasd web: no daemon answers at {app[HUB].socket} yet (`pasd start` starts one); "
+                  "the page connects when it does", file=out, flush=True)
         if open_browser:
             await asyncio.to_thread(webbrowser.open, url)
         stop = asyncio.Event()

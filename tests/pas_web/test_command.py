@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pas_web.testing import WebProcess
@@ -45,5 +46,9 @@ def test_listening_beyond_loopback_warns_and_the_server_runs_without_a_daemon(tm
         text = (tmp_path / "web.log").read_text()
         assert "warning: serving on 0.0.0.0, beyond this machine" in text
         assert web.url.startswith("http://127.0.0.1:")
+        deadline = time.monotonic() + 30  # printed just after the URL
+        while "no daemon answers at" not in (tmp_path / "web.log").read_text():
+            assert time.monotonic() < deadline, (tmp_path / "web.log").read_text()
+            time.sleep(0.02)
     finally:
         assert web.stop() == 0
