@@ -65,10 +65,11 @@ async function post(url, body) {
 
 function setLink(ok, reason) {
   const el = $("#link");
-  el.textContent = ok ? "live" : "daemon unavailable";
-  el.className = "badge " + (ok ? "ok" : "down");
+  const first = !ok && reason === "connecting to the daemon";  // pasd web has only just started
+  el.textContent = ok ? "live" : first ? "connecting…" : "daemon unavailable";
+  el.className = "badge " + (ok ? "ok" : first ? "" : "down");
   const banner = $("#banner");
-  banner.hidden = ok;
+  banner.hidden = ok || first;
   banner.textContent = ok ? "" : "The daemon is not answering (" + (reason || "no reason given") + "); reconnecting…";
 }
 
