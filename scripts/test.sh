@@ -9,7 +9,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "system packages"
 missing=()
-for pkg_cmd in git:git nvim:neovim tmux:tmux setpriv:util-linux unshare:util-linux ip:iproute2 bwrap:bubblewrap; do
+for pkg_cmd in git:git nvim:neovim tmux:tmux setpriv:util-linux unshare:util-linux ip:iproute2 bwrap:bubblewrap chromium:chromium; do
   command -v "${pkg_cmd%%:*}" >/dev/null 2>&1 || missing+=("${pkg_cmd##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

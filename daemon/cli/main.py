@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from daemon import paths
 from daemon import protocol as p
-from daemon.cli import jobs, lifecycle, mcp, receipts, revise, store, tasks
+from daemon.cli import jobs, lifecycle, mcp, receipts, revise, store, tasks, web
 from daemon.cli.args import bounds, line_range, number, task_state, whole, workers_error
 from daemon.client import PasClient
 from daemon.errors import PasError
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
              json_flag=False)
     sp.add_argument("options", nargs="*", help="see `pasd offline-model --help`")
     mcp.add_arguments(cmd("mcp", mcp.HELP, json_flag=False))
+    web.add_arguments(cmd("web", web.HELP, json_flag=False))
     sp = cmd("completion", "print the shell completion script (see README: Shell completion)", json_flag=False)
     sp.add_argument("shell", choices=SHELLS, help="the shell to complete in")
     return ap
@@ -200,6 +201,8 @@ def _run(argv: list[str] | None) -> int:
         return 2
     if args.command == "mcp":
         return mcp.run(args)
+    if args.command == "web":
+        return web.run(args)
     if args.command == "serve" or (args.command == "start" and args.foreground):
         from daemon.app import serve
 
