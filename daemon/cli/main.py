@@ -67,16 +67,32 @@ class Version(argparse.Action):
 class Parser(argparse.ArgumentParser):
     """Usage errors in one line (what was wrong, where to read more), exit 2."""
 
+    commands: list[str]  # every command's name, built or not (see build_parser)
+
     def error(self, message: str) -> Never:
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class Unused(argparse.ArgumentParser):
+    """Stands in for the parsers of the commands not being run: their arguments are not needed."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        return argparse.Action(option_strings=[], dest=argparse.SUPPRESS)
+
+
+def build_parser(only: str | None = None) -> Parser:
+    """The parser of every command; with `only`, of that command alone (what one run needs: building
+    all ~25 sub-parsers costs about as much as the rest of `pasd status` together)."""
     ap = Parser(prog="pasd", description="Hand coding work to a pool of LLM programmers.")
+    ap.commands = []
     ap.add_argument("--version", action=Version)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    unused = Unused(add_help=False)
 
     def cmd(name: str, help: str, *, json_flag: bool = True) -> argparse.ArgumentParser:
+        ap.commands.append(name)
+        if only is not None and name != only:
+            return unused
         sp = sub.add_parser(name, help=help, description=help)
         if json_flag:
             sp.add_argument("--json", action="store_true", help="print JSON")
@@ -217,7 +233,10 @@ def _run(argv: list[str] | None) -> int:
         from daemon import offline_model
 
         return offline_model.main(argv[1:], prog="pasd offline-model")
-    args = build_parser().parse_args(argv)
+    ap = build_parser(only=argv[0] if argv else None)
+    if not argv or argv[0] not in ap.commands:  # --help, a typo: the whole parser says what there is
+        ap = build_parser()
+    args = ap.parse_args(argv)
     if args.command == "submit" and args.range and not args.file:
         print("pasd submit: --range needs --file (the range is lines of the first --file) "
               "(see `pasd submit --help`)", file=sys.stderr)
