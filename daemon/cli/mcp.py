@@ -6,7 +6,6 @@ The `mcp` SDK is imported only here, when the command runs: the CLI's other comm
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 
@@ -34,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"pasd mcp: the MCP SDK is not installed ({exc}); pip install 'mcp>=2.3'", file=sys.stderr)
         return 1
     try:
+        import asyncio
+
         asyncio.run(serve(workspace, allow_approve=args.allow_approve, start_daemon=not args.no_start))
     except KeyboardInterrupt:
         return 130

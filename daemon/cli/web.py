@@ -4,7 +4,6 @@ only here, so the other commands start as fast as before."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 HELP = "serve the web dashboard (pool, tasks, review, receipts charts) on 127.0.0.1"
@@ -29,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"pasd web: cannot load the dashboard ({exc}); reinstall pasd", file=sys.stderr)
         return 1
     try:
+        import asyncio
+
         asyncio.run(serve(args.host, args.port, open_browser=args.open))
     except OSError as exc:
         print(f"pasd web: cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
