@@ -123,8 +123,8 @@ RULES: dict[str, Combiner] = {
     "context.read_max_bytes": smaller,
     "context.round_max_bytes": smaller,
     "context.deny": union,
-    "store": trust_only,
-    "engines": trust_only,  # which executable runs, with what options  # retention is the daemon's, read from the user's config only (daemon/retention.py)
+    "store": trust_only,  # retention is the daemon's, read from the user's config only (daemon/retention.py)
+    "engines": trust_only,  # which executable runs, with what options
 }
 
 
