@@ -44,10 +44,17 @@ case "$msg" in
   *HANG*)
     sleep 987.654 &
     sleep 876.543 ;;
+  *"check command"*)
+    echo "def add(a, b):  # fixed" > app.py ;;
+  *CHECKME*)
+    echo "def add(a, b):  # BROKEN" > app.py ;;
   *FAIL*)
     echo "cannot reach the model" >&2; exit 3 ;;
 esac
 """
+
+
+CHECK = "grep -q fixed app.py"
 
 
 def aider_bin() -> Path:
@@ -83,7 +90,7 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def daemon(model: OfflineModel, fake: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     """One daemon: the real aider for the default model; the stand-in for "openai/pasd-offline-b"."""
     real = VENV / "bin" / "aider"
-    config = offline_config(model.url)
+    config = offline_config(model.url, guardrails={"allow_commands": [CHECK]})
     config["engines.aider"] = {"path": str(real)}
     config['models.settings."openai/pasd-offline-b"'] = {"api_base": model.url, "engine_settings": {"path": str(fake)}}
     config['models.settings."openai/pasd-offline-c"'] = {"api_base": model.url, "engine": "aider",
@@ -146,6 +153,18 @@ async def test_changes_outside_the_allowlist_are_refused_and_the_repair_goes_to_
         assert r.rounds == {"first": 1, "repair": 2}  # the repair prompt (naming the refusals) went back to it
         assert not r.priced and r.tokens.input == 0  # the stand-in reports no spend: unpriced, not a zero
     assert not (repo / "link.py").exists() and (repo / "util.py").read_text() == SAMPLE["util.py"]
+
+
+async def test_a_failed_check_sends_its_output_back_to_the_tool(daemon: DaemonProcess, repo: Path) -> None:
+    async with daemon.client() as c:  # a check needs the whole tree: a worktree snapshot, not a copy
+        t = await c.wait((await c.submit(task(repo, "CHECKME", check=CHECK))).id)
+        assert t.state is p.TaskState.REVIEW, t.error
+        assert t.warnings == []
+        [r] = await c.receipts(p.ReceiptsParams(task_id=t.id))
+        assert [run.exit_code for run in r.checks] == [1, 0] and r.check == "passed"
+        assert r.rounds == {"first": 1, "repair": 1}
+        contents = await c.contents(t.id)
+    assert [f.proposed for f in contents.files] == ["def add(a, b):  # fixed\n"]
 
 
 async def test_the_tool_gets_a_minimal_environment_without_the_daemons_secrets(
