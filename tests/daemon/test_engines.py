@@ -100,7 +100,7 @@ def daemon(model: OfflineModel, fake: Path, tmp_path_factory: pytest.TempPathFac
     config["engines.aider"] = {"path": str(real)}
     config['models.settings."openai/pasd-offline-b"'] = {"api_base": model.url, "engine_settings": {"path": str(fake)}}
     config['models.settings."openai/pasd-offline-map"'] = {"api_base": model.url,
-                                                            "engine_settings": {"map_tokens": 1024}}
+                                                            "engine_settings": {"map_tokens": 1024, "architect": True}}
     config['models.settings."openai/pasd-offline-c"'] = {"api_base": model.url, "engine": "aider",
                                                           "engine_settings": {"path": "/nonexistent/aider"}}
     d = DaemonProcess(tmp_path_factory.mktemp("engines"), workers=2, config=config,
@@ -163,17 +163,25 @@ async def test_real_aider_edits_the_snapshot_and_approve_applies_it(
     assert "swap the operands" in sent and "return a + b" in sent  # aider sent the task and the file
 
 
-async def test_aiders_repo_map_is_a_setting(daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+async def test_aiders_repo_map_and_architect_mode_are_settings(
+        daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
     aider_bin()
-    offline.script([{"content": block("app.py", "    return a + b\n", "    return mul(a, 1) + b\n")}])
+    # (a plan naming another file of the repository would have aider add it to the chat: the
+    # edit would then be refused, as any other file's)
+    offline.script([{"content": "Make add use mul.", "prompt_tokens": 300, "completion_tokens": 7},
+                    {"content": block("app.py", "    return a + b\n", "    return mul(a, 1) + b\n"),
+                     "prompt_tokens": 900, "completion_tokens": 40}])
     git_config = (repo / ".git" / "config").read_bytes()
     async with daemon.client() as c:  # a check makes the snapshot a worktree, where aider's map can list files
         t = await c.wait((await c.submit(task(repo, "use mul", model="openai/pasd-offline-map",
                                               check=CHECK_UTIL))).id)
         assert t.state is p.TaskState.REVIEW, t.error
-    [request] = offline.requests
+        [r] = await c.receipts(p.ReceiptsParams(task_id=t.id))
+    plan, edit = offline.requests  # architect: the model plans, then edits as its own editor
     # util.py is not a task file: its definition reaches aider's prompt only through the map
-    assert "def mul" in json.dumps(request["messages"])
+    assert "def mul" in json.dumps(plan["messages"])
+    assert "Make add use mul." in json.dumps(edit["messages"])
+    assert (r.llm_calls, r.tokens.input, r.tokens.output) == (2, 1200, 47)
     assert (repo / ".git" / "config").read_bytes() == git_config  # aider's git use left the repository alone
 
 
