@@ -122,8 +122,9 @@ def _verdict(task: p.TaskInfo, receipt: p.Receipt | None) -> int:
 
 def _task_text(t: p.TaskInfo) -> str:
     flagged = f" ⚠ flagged: {p.warning_text(t.warnings)}" if t.warnings else ""
-    lines = [f"task {t.id}  {state(t.state.value)}{flagged}", f"  instruction: {t.instruction}", f"  model: {t.model}",
-             f"  files: {', '.join(t.files)}", f"  workspace: {t.workspace}"]
+    engine = f" (engine {t.engine})" if t.engine != "native" else ""
+    lines = [f"task {t.id}  {state(t.state.value)}{flagged}", f"  instruction: {t.instruction}",
+             f"  model: {t.model}{engine}", f"  files: {', '.join(t.files)}", f"  workspace: {t.workspace}"]
     if t.selection:
         lines.append(f"  selection: {t.selection.path}:{t.selection.start_line}-{t.selection.end_line}")
     if t.programmer:

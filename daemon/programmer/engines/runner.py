@@ -20,7 +20,6 @@ import contextlib
 import fnmatch
 import os
 import shutil
-import stat
 import tempfile
 import time
 import warnings
@@ -31,7 +30,8 @@ from daemon import paths
 from daemon.programmer import sandbox, snapshot
 from daemon.programmer.check import require_sandbox, run_check
 from daemon.programmer.engine import SPEND, STOPPED, Progress, _Tally, _unusable, _write, verdict
-from daemon.programmer.engines import base, get
+from daemon.programmer.engines import base, changes, get
+from daemon.programmer.engines.changes import Entry
 from daemon.programmer.guard import command_allowed, refuse_path
 from daemon.programmer.proc import TRUNCATED, GitError, git, run
 from daemon.programmer.spec import EngineResult, FileChange, TaskFailed, TaskSpec
@@ -40,7 +40,6 @@ from daemon.secrets import redact, secret_values
 
 MAX_REFUSED = 50  # refusals reported per round: a tool that writes a whole tree is told about the first ones
 OUTPUT_BYTES = 256_000  # of the tool's stdout and stderr each: enough for its report and its spend
-Entry = tuple[str, int, int, int]  # kind ("f", "l", "d", "o"), size, mtime_ns, ctime_ns
 
 
 async def run_external(spec: TaskSpec, progress: Progress) -> EngineResult:
@@ -119,7 +118,7 @@ class _Run:
                       box_exe: str | None) -> EngineResult:
         spec, tally = self.spec, self.tally
         root = snap.root
-        top = _top(root, Path(spec.worktrees_dir))
+        top = changes.top(root, Path(spec.worktrees_dir))
         base_: dict[str, str | None] = dict(snap.base)
         messages: list[dict[str, str]] = []
         if spec.revision is not None:
@@ -145,8 +144,8 @@ class _Run:
                                            f"of a ${limits.budget_usd:g} budget")
             inv = await asyncio.to_thread(engine.invoke, spec, prompt, root, found.exe, round_no, spec.engine_settings)
             # the workspace's own config for the tool (.aider.conf.yml, ...) is not the workspace's to give
-            await asyncio.to_thread(_clear, root, inv.scratch)
-            before = await asyncio.to_thread(_scan, top)
+            await asyncio.to_thread(changes.clear, root, inv.scratch)
+            before = await asyncio.to_thread(changes.scan, top)
             kind = "first" if round_no == 0 else "repair"
             self.progress("model", f"running {spec.engine}" + (f" (repair round {round_no})" if round_no else ""))
             started = time.monotonic()
@@ -159,8 +158,8 @@ class _Run:
                          {"role": "assistant", "content": _tail(self._clean(res.stdout), 4000)}]
 
             self.progress("edit", "reading the tool's changes")
-            await asyncio.to_thread(_clear, root, inv.scratch)
-            after = await asyncio.to_thread(_scan, top)
+            await asyncio.to_thread(changes.clear, root, inv.scratch)
+            after = await asyncio.to_thread(changes.scan, top)
             round_refused = []
             tracked: list[str] = []  # refused rewrites of the repository's files: git puts them back
             for rel_top in sorted(set(before) | set(after)):
@@ -169,7 +168,7 @@ class _Run:
                 why, rel = self._judge(rel_top, top, root, after.get(rel_top), allowed)
                 if why is None:
                     continue
-                if not await asyncio.to_thread(_undo, top, rel_top, before.get(rel_top), rel, root, base_):
+                if not await asyncio.to_thread(changes.undo, top, rel_top, before.get(rel_top), rel, root, base_):
                     tracked.append(rel_top)
                 if len(round_refused) >= MAX_REFUSED:
                     continue
@@ -206,15 +205,15 @@ class _Run:
             break
 
         self.progress("diff", "computing the diff")
-        changes = [FileChange(path=p, base=base_.get(p) or "", proposed=c or "", created=base_.get(p) is None)
+        proposal = [FileChange(path=p, base=base_.get(p) or "", proposed=c or "", created=base_.get(p) is None)
                    for p, c in sorted(contents.items()) if c is not None and c != base_.get(p)]
-        if not changes:
+        if not proposal:
             if round_refused:
                 raise TaskFailed("edits_failed", "every change was refused: " + "; ".join(
                     f"{r.path}: {r.reason}" for r in round_refused)[:800])
             raise TaskFailed("no_change", f"{spec.engine} changed none of the task's files")
         tally.warnings = verdict(tally.checks, round_refused, [])
-        return EngineResult(changes=changes, receipt=self.receipt("review", changes), checks=tally.checks,
+        return EngineResult(changes=proposal, receipt=self.receipt("review", proposal), checks=tally.checks,
                             refused=tally.refused, unapplied=[], messages=messages)
 
     def _add(self, usage: base.Usage, kind: str) -> None:
@@ -242,8 +241,8 @@ class _Run:
             rel = (top / rel_top).relative_to(root).as_posix()
         except ValueError:
             return "outside the workspace", os.path.relpath(top / rel_top, root)
-        if entry is not None and entry[0] == "d":
-            return None, rel  # a folder: what matters is what is put in it
+        if entry is not None and entry[0] == "d":  # a new folder: what matters is what is put in it
+            return ("not a regular file", rel) if rel in allowed else (None, rel)
         if rel.split("/", 1)[0] == ".git":
             return "path inside .git", rel
         if entry is not None and entry[0] == "l":
@@ -301,7 +300,7 @@ class _Run:
         env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
                "LANG": os.environ.get("LANG") or "C.UTF-8"}
         argv = list(inv.argv)
-        await asyncio.to_thread(_stage, home, inv.home_files)
+        await asyncio.to_thread(changes.stage, home, inv.home_files)
         if box_exe is not None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # platformdirs' note on an unset XDG_RUNTIME_DIR
@@ -354,87 +353,6 @@ def _priced(spec: TaskSpec, tokens: TokenUsage) -> float:
     cached = m.cached_input_cost_per_token if m.cached_input_cost_per_token is not None else price_in
     return ((tokens.input - tokens.cached_input) * price_in + tokens.cached_input * cached
             + tokens.output * (m.output_cost_per_token or 0.0))
-
-
-def _top(root: Path, worktrees: Path) -> Path:
-    """The snapshot's top folder (a worktree's, when the workspace is a folder inside its repository)."""
-    try:
-        return worktrees / root.relative_to(worktrees).parts[0]
-    except (ValueError, IndexError):
-        return root
-
-
-def _scan(top: Path) -> dict[str, Entry]:
-    """Every path under top (not following links), with what tells a change: kind, size, mtime, ctime.
-
-    ctime cannot be set back by a process, so a rewrite that restores size and mtime still shows.
-    A worktree's `.git` file is listed; a `.git` folder's contents are, too (a tool has no business there).
-    """
-    out: dict[str, Entry] = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        rel_dir = os.path.relpath(dirpath, top)
-        for name in [*dirnames, *filenames]:
-            full = os.path.join(dirpath, name)
-            try:
-                st = os.lstat(full)
-            except OSError:
-                continue
-            mode = st.st_mode
-            kind = ("l" if stat.S_ISLNK(mode) else "d" if stat.S_ISDIR(mode) else
-                    "f" if stat.S_ISREG(mode) else "o")
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            out[rel] = (kind, 0 if kind == "d" else st.st_size, 0 if kind == "d" else st.st_mtime_ns,
-                        0 if kind == "d" else st.st_ctime_ns)
-        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
-    return out
-
-
-def _clear(root: Path, patterns: list[str]) -> None:
-    """Remove the tool's scratch files at the snapshot's root (they are never proposed)."""
-    if not patterns:
-        return
-    with contextlib.suppress(OSError), os.scandir(root) as entries:
-        for entry in entries:
-            if any(fnmatch.fnmatchcase(entry.name, p) for p in patterns):
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
-
-
-def _undo(top: Path, rel_top: str, before: Entry | None, rel: str, root: Path, base_: dict[str, str | None]) -> bool:
-    """Take a refused change back where pasd knows the old state (a new path goes; a task file the
-    tool deleted or replaced comes back as it was); False for a file pasd holds no copy of."""
-    path = top / rel_top
-    if before is None:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                path.unlink()
-        return True
-    if rel in base_ and base_[rel] is not None:
-        with contextlib.suppress(OSError):
-            if path.is_symlink() or (path.exists() and not path.is_file()):
-                path.unlink()
-            _write(root / rel, base_[rel] or "")
-        return True
-    if before[0] == "d":
-        return True
-    with contextlib.suppress(OSError):
-        if path.is_symlink():
-            path.unlink()
-        elif path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-    return False
-
-
-def _stage(home: Path, files: dict[str, str]) -> None:
-    for rel, src in files.items():
-        dest = home / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
 
 
 def task_prompt(spec: TaskSpec) -> str:
