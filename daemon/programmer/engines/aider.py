@@ -47,7 +47,7 @@ class Aider:
     def invoke(self, spec: TaskSpec, prompt: str, root: Path, exe: str, round: int,
                settings: dict[str, Any]) -> Invocation:
         model = spec.model
-        name = model.model if "/" in model.model else f"openai/{model.model}"
+        name = model.model  # a litellm model string, as aider takes it
         map_tokens = int(settings.get("map_tokens", 0))
         # aider's repo map lists the repository through git: a worktree snapshot has one (read-only
         # for the tool under the sandbox); a copy holds only the task's files, and no map to make
@@ -71,10 +71,11 @@ class Aider:
             env.update(GIT_CONFIG_COUNT="2", GIT_CONFIG_KEY_0="user.name", GIT_CONFIG_VALUE_0="pasd",
                        GIT_CONFIG_KEY_1="user.email", GIT_CONFIG_VALUE_1="pasd@localhost")
         key = provider_key(spec)
-        provider = name.split("/", 1)[0]
-        if model.api_base:
-            argv += ["--openai-api-base" if provider == "openai" else "--set-env",
-                     model.api_base if provider == "openai" else f"{provider.upper()}_API_BASE={model.api_base}"]
+        provider = name.split("/", 1)[0] if "/" in name else "openai"
+        if model.api_base and provider == "openai":
+            argv += ["--openai-api-base", model.api_base]
+        elif model.api_base:  # litellm reads <PROVIDER>_API_BASE
+            env[f"{provider.upper()}_API_BASE"] = model.api_base
         if key is not None:
             env[model.api_key_env or f"{provider.upper()}_API_KEY"] = key
             env[f"{provider.upper()}_API_KEY"] = key  # what litellm reads for this provider
