@@ -339,13 +339,18 @@ async def test_a_missing_or_unknown_engine_fails_at_submit_with_the_install_comm
             await c.submit(task(repo, "x", engine="nope"))
 
 
-async def test_pasd_show_names_the_engine(daemon: DaemonProcess, repo: Path) -> None:
+async def test_pasd_show_and_receipts_name_the_engine(daemon: DaemonProcess, repo: Path) -> None:
     async with daemon.client() as c:
         t = await c.wait((await c.submit(task(repo, "ENV"))).id)
     env = {**os.environ, "PASD_SOCKET": str(daemon.socket)}
     res = subprocess.run([sys.executable, "-m", "daemon", "show", t.id], env=env, capture_output=True, text=True,
                          timeout=60)
     assert "  model: openai/pasd-offline-b (engine aider)" in res.stdout.splitlines(), res.stdout + res.stderr
+    res = subprocess.run([sys.executable, "-m", "daemon", "receipts", "--task", t.id], env=env, capture_output=True,
+                         text=True, timeout=60)
+    [row] = [line for line in res.stdout.splitlines() if line.startswith(t.id)]
+    assert "openai/pasd-offline-b (aider)" in row and "0.000000*" in row  # the stand-in reported no spend
+    assert "or its engine reported no spend" in res.stdout
 
 
 def test_pasd_engines_lists_each_engine_and_how_to_install_it(daemon: DaemonProcess) -> None:
