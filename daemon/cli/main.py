@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "receipts": "daemon.cli.receipts:cmd_receipts",
     "job": "daemon.cli.jobs:cmd_job", "jobs": "daemon.cli.jobs:cmd_jobs",
     "gc": "daemon.cli.store:cmd_gc",
+    "engines": "daemon.cli.engines:cmd_engines",
 }
 
 Command = Callable[[argparse.Namespace, "PasClient"], Awaitable[int]]
@@ -113,6 +114,8 @@ def build_parser(only: str | None = None) -> Parser:
     sp.add_argument("--range", "-r", type=line_range, help="selection START:END (1-based lines) in the first --file")
     sp.add_argument("--model", "-m", help="litellm model string, e.g. openai/gpt-4.1-mini")
     sp.add_argument("--api-base", help="endpoint for the model (OpenAI-compatible servers, Ollama, ...)")
+    sp.add_argument("--engine", "-e", help="what runs the task: native (default) or a tool, e.g. aider "
+                                            "(`pasd engines` lists them)")
     sp.add_argument("--check", help="command to check the edit, e.g. 'pytest -q' (must be allowlisted)")
     sp.add_argument("--timeout", type=number(0, wire.MAX_TIMEOUT_S, open_low=True), help="task time limit in seconds")
     sp.add_argument("--budget", type=number(0, wire.MAX_BUDGET_USD), help="task cost cap in USD")
@@ -167,6 +170,7 @@ def build_parser(only: str | None = None) -> Parser:
     sp.add_argument("--revoke", action="store_true", help="stop trusting the workspace's .pas.toml")
     sp.add_argument("--list", action="store_true", help="list the trusted files")
     store.add_parser(cmd)
+    cmd("engines", "the engines a task can run on: installed or not, version, how to install")
     sp = cmd("demo", "run the whole flow against the offline model (no API key needed)", json_flag=False)
     sp.add_argument("--clean", action="store_true", help="remove the demo repository at the end (default: keep it)")
     sp.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)  # the default now

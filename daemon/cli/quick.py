@@ -77,8 +77,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     selection = {"path": files[0], "start_line": args.range[0], "end_line": args.range[1]} if args.range else None
     params: Json = {  # protocol.SubmitParams
         "workspace": workspace_root(args.workspace), "instruction": args.instruction, "files": files,
-        "selection": selection, "model": args.model, "api_base": args.api_base, "check": args.check,
-        "timeout_s": args.timeout, "budget_usd": args.budget, "priority": args.priority,
+        "selection": selection, "model": args.model, "api_base": args.api_base, "engine": args.engine,
+        "check": args.check, "timeout_s": args.timeout, "budget_usd": args.budget, "priority": args.priority,
     }
     if not args.wait:
         with rpc.Connection() as conn:
@@ -162,8 +162,9 @@ def pruned_text(at: float) -> str:
 def task_text(t: Json) -> str:
     """A task (a TaskInfo's JSON) as `pasd show` and `pasd submit --wait` print it."""
     flagged = f" ⚠ flagged: {warning_text(t['warnings'])}" if t["warnings"] else ""
+    engine = f" (engine {t['engine']})" if t.get("engine", "native") != "native" else ""
     lines = [f"task {t['id']}  {state(t['state'])}{flagged}", f"  instruction: {t['instruction']}",
-             f"  model: {t['model']}", f"  files: {', '.join(t['files'])}", f"  workspace: {t['workspace']}"]
+             f"  model: {t['model']}{engine}", f"  files: {', '.join(t['files'])}", f"  workspace: {t['workspace']}"]
     if sel := t["selection"]:
         lines.append(f"  selection: {sel['path']}:{sel['start_line']}-{sel['end_line']}")
     if t["programmer"]:
