@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Claude Code (the agent CLI the `claude` engine runs) into a cache OUTSIDE the clone,
 # one folder per version with a marker file, so a warm run only checks the marker. Prints the
-# executable's path on its last line.
+# folder holding `claude` on its last line (what `[engines.claude] path` takes).
 #
 #   PASD_AGENT_CACHE   cache folder (default: ${XDG_CACHE_HOME:-$HOME/.cache}/pasd-ci)
 set -euo pipefail
@@ -21,4 +21,4 @@ if [[ ! -f "$DIR/.installed" ]]; then
     "$EXE" --version >/dev/null 2>&1 || die "$EXE --version does not run"
     touch "$DIR/.installed"
 fi
-echo "$EXE"
+echo "$(dirname "$EXE")"

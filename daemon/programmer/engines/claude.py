@@ -1,0 +1,173 @@
+"""Claude Code (`claude -p`) as an engine: Anthropic's coding agent reads and edits the task's
+snapshot with its own file tools; pasd diffs, guards, checks and reviews what it leaves.
+
+Claude Code speaks the Anthropic Messages API, so the task's model must be one an Anthropic
+endpoint serves (`anthropic/claude-...`, or any model behind an Anthropic-compatible `api_base`).
+It runs with its file tools only (no shell: the check runs in pasd's sandbox), edits accepted
+without asking, no session kept, none of its background traffic, and reports its spend as JSON.
+
+Settings (`[engines.claude]` or a model's `engine_settings`): `path` (the executable, or the
+folder holding `claude`), `model` (the name Claude Code is given; default: the task's model
+without its `anthropic/` prefix), `tools` (default "Read,Edit,Write"), `permission_mode`
+(default "acceptEdits"), `args` (a list of extra arguments).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from daemon.programmer.engines.base import Installed, Invocation, Usage, provider_key, which
+from daemon.protocol import TokenUsage
+
+if TYPE_CHECKING:
+    from daemon.programmer.spec import TaskSpec
+
+VERSION = "2.1.328"
+HOME = "~/.local/share/pasd/claude-code"  # where INSTALL puts it; found there when not on PATH
+INSTALL = f"npm install --prefix {HOME} @anthropic-ai/claude-code@{VERSION}"
+BRINGS = "Anthropic's coding agent: reads the code it needs and edits with its own tools, in its own loop"
+TOOLS = "Read,Edit,Write"
+QUIET = {  # Claude Code's own switches for the traffic a task does not need
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    "DISABLE_AUTOUPDATER": "1",
+}
+
+
+def agent_prompt(prompt: str, spec: TaskSpec) -> str:
+    """The instruction, then the task's files (`Files:`) and selection (`Lines:`) on lines of their own."""
+    lines = [prompt.rstrip(), ""]
+    if spec.files:
+        lines.append("Files: " + ", ".join(spec.files))
+    if spec.selection is not None:
+        s = spec.selection
+        lines.append(f"Lines: {s.path}:{s.start_line}-{s.end_line}")
+    lines.append("Paths are relative to the working directory. Change only these files: "
+                 "changes to any other file are refused.")
+    return "\n".join(lines) + "\n"
+
+
+def model_name(spec: TaskSpec, settings: dict[str, Any]) -> str:
+    """The model Claude Code asks for: the setting, else the task's model without `anthropic/`."""
+    if settings.get("model"):
+        return str(settings["model"])
+    return spec.model.model.removeprefix("anthropic/")
+
+
+def base_url(api_base: str) -> str:
+    """ANTHROPIC_BASE_URL: the SDK adds `/v1/messages` itself, so a trailing `/v1` goes."""
+    return api_base.rstrip("/").removesuffix("/v1")
+
+
+class ClaudeCode:
+    name = "claude"
+
+    def __init__(self) -> None:
+        self._versions: dict[tuple[str, int], str | None] = {}  # (exe, mtime) -> version
+
+    def find(self, settings: dict[str, Any]) -> Installed:
+        exe = which(settings, "claude")
+        if exe is None and not settings.get("path"):
+            default = Path(os.path.expanduser(HOME)) / "node_modules" / ".bin" / "claude"
+            exe = str(default) if default.is_file() and os.access(default, os.X_OK) else None
+        version = self._version(exe) if exe else None
+        return Installed(self.name, version is not None, version, exe, INSTALL, BRINGS)
+
+    def _version(self, exe: str) -> str | None:
+        """`claude --version` ("2.1.328 (Claude Code)"), once per executable and mtime; None if it fails."""
+        try:
+            key = (exe, os.stat(exe).st_mtime_ns)
+        except OSError:
+            return None
+        if key not in self._versions:
+            try:
+                out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30,
+                                     stdin=subprocess.DEVNULL, check=False)
+            except (OSError, subprocess.SubprocessError):
+                return None
+            words = out.stdout.split()
+            self._versions[key] = words[0] if out.returncode == 0 and words else None
+        return self._versions[key]
+
+    def invoke(self, spec: TaskSpec, prompt: str, root: Path, exe: str, round: int,
+               settings: dict[str, Any]) -> Invocation:
+        argv = [exe, "--print", "--output-format", "json",
+                "--model", model_name(spec, settings),
+                "--permission-mode", str(settings.get("permission_mode") or "acceptEdits"),
+                "--permission-prompts", "none",  # anything that would ask is refused, never waits
+                "--tools", str(settings.get("tools") or TOOLS),
+                "--no-session-persistence"]
+        if spec.limits.budget_usd is not None:
+            argv += ["--max-budget-usd", f"{spec.limits.budget_usd:g}"]
+        extra = settings.get("args") or []
+        argv += [str(a) for a in extra] if isinstance(extra, list) else []
+        env = dict(QUIET)
+        env["API_TIMEOUT_MS"] = str(int(spec.limits.model_timeout_s * 1000))
+        key = provider_key(spec)
+        if key:
+            env["ANTHROPIC_API_KEY"] = key
+        if spec.model.api_base:
+            env["ANTHROPIC_BASE_URL"] = base_url(spec.model.api_base)
+        return Invocation(argv=argv, env=env, stdin=agent_prompt(prompt, spec))
+
+    def usage(self, stdout: str, stderr: str, root: Path) -> Usage:
+        result = _result(stdout)
+        if result is None:
+            return Usage(TokenUsage(), None, calls=0, reported=False)
+        return spend(result)
+
+
+def _result(stdout: str) -> dict[str, Any] | None:
+    """The `{"type": "result", ...}` object `--output-format json` prints last."""
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and value.get("type") == "result":
+            return value
+    return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def spend(result: dict[str, Any]) -> Usage:
+    """Tokens and cost from Claude Code's result: per model (`modelUsage`) where it has one.
+
+    A model Claude Code has no price for is priced on a guess (`costBasis: "unknown"`): that cost is
+    not reported, and the receipt says unpriced.
+    """
+    per_model = [m for m in (result.get("modelUsage") or {}).values() if isinstance(m, dict)]
+    if per_model:
+        cached = sum(_int(m.get("cacheReadInputTokens")) for m in per_model)
+        written = sum(_int(m.get("cacheCreationInputTokens")) for m in per_model)
+        fresh = sum(_int(m.get("inputTokens")) for m in per_model)
+        output = sum(_int(m.get("outputTokens")) for m in per_model)
+        thinking = sum(_int(m.get("thinkingTokens")) for m in per_model)
+        guessed = any(m.get("costBasis") == "unknown" for m in per_model)
+    else:
+        u = _dict(result.get("usage"))
+        cached, written = _int(u.get("cache_read_input_tokens")), _int(u.get("cache_creation_input_tokens"))
+        fresh, output = _int(u.get("input_tokens")), _int(u.get("output_tokens"))
+        thinking, guessed = _int(_dict(u.get("output_tokens_details")).get("thinking_tokens")), False
+    # Anthropic counts cached prompt tokens apart from `input_tokens`; a receipt's input holds them all
+    tokens = TokenUsage(input=fresh + cached + written, output=output, reasoning=thinking,
+                        cached_input=cached, cache_write=written)
+    cost = result.get("total_cost_usd")
+    if not isinstance(cost, int | float) or isinstance(cost, bool) or cost < 0 or guessed:
+        return Usage(tokens, None, calls=max(_int(result.get("num_turns")), 1))
+    return Usage(tokens, float(cost), calls=max(_int(result.get("num_turns")), 1))
+
+
+ENGINE = ClaudeCode()

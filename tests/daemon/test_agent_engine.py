@@ -1,0 +1,146 @@
+"""The `claude` engine: the real Claude Code CLI driven against the offline model's Messages API.
+
+The CLI comes from scripts/install-agent-cli.sh (a cache outside the clone). Without it the tests
+skip, except in CI, where a missing CLI is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.offline_model import OfflineModel
+from daemon.programmer.engines.base import Installed, Invocation
+from daemon.programmer.engines.claude import ENGINE, VERSION
+from daemon.programmer.spec import ModelSpec, TaskSpec
+from daemon.protocol import Selection
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pasd-ci"
+BIN = CACHE / f"claude-code-{VERSION}" / "node_modules" / ".bin"
+APP = "import os\n\n\ndef main():\n    x = 1\n    return x\n"
+KEY = "sk-ant-offline-test"
+
+
+@pytest.fixture(scope="module")
+def claude() -> Installed:
+    """The installed CLI: the test script's cached one, else PATH's."""
+    found = ENGINE.find({"path": str(BIN)}) if BIN.is_dir() else ENGINE.find({})
+    if not found.installed:
+        reason = f"Claude Code is not installed: run `bash scripts/install-agent-cli.sh` ({found.install})"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[OfflineModel]:
+    with OfflineModel() as server:
+        yield server
+
+
+@pytest.fixture
+def offline(model: OfflineModel) -> OfflineModel:
+    model.reset()
+    return model
+
+
+def task(root: Path, api_base: str, *, model: str = "anthropic/claude-sonnet-4-5",
+         selection: Selection | None = None, files: list[str] | None = None) -> TaskSpec:
+    return TaskSpec(task_id="t1", run_id="r1", attempt=1, programmer="p1", workspace=str(root),
+                    instruction="add a note", files=files or ["app.py"], selection=selection,
+                    model=ModelSpec(model=model, api_base=api_base, api_key_env="ANTHROPIC_API_KEY",
+                                    keys={"ANTHROPIC_API_KEY": KEY}),
+                    worktrees_dir=str(root.parent / "wt"))
+
+
+def run(invocation: Invocation, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """Run the tool as the runner does: its own env on top of a minimal base, a private HOME."""
+    home.mkdir(exist_ok=True)
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
+            "TMPDIR": str(home)}
+    return subprocess.run(invocation.argv, input=invocation.stdin, cwd=cwd, env={**base, **invocation.env},
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def logged(offline: OfflineModel) -> list[dict[str, Any]]:
+    return [e for e in offline.requests if e.get("api") == "messages"]
+
+
+def test_find_reports_the_installed_version(claude: Installed, tmp_path: Path) -> None:
+    assert claude.version == VERSION
+    assert claude.path is not None and Path(claude.path).name == "claude"
+    missing = ENGINE.find({"path": str(tmp_path)})
+    assert (missing.installed, missing.version, missing.path) == (False, None, None)
+    assert missing.install == ("npm install --prefix ~/.local/share/pasd/claude-code "
+                               f"@anthropic-ai/claude-code@{VERSION}")
+
+
+def test_claude_edits_the_task_file_against_the_offline_model(
+        claude: Installed, offline: OfflineModel, tmp_path: Path) -> None:
+    work = tmp_path / "snap"
+    work.mkdir()
+    (work / "app.py").write_text(APP)
+    (work / "other.py").write_text("y = 2\n")
+    spec = task(work, offline.url, selection=Selection(path="app.py", start_line=4, end_line=5))
+    assert claude.path is not None
+    invocation = ENGINE.invoke(spec, "add a note", work, claude.path, 0, {})
+    assert set(invocation.env) >= {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"}
+    assert not {"PATH", "HOME"} & set(invocation.env)  # the runner's, not the engine's
+
+    done = run(invocation, work, tmp_path / "home")
+
+    assert done.returncode == 0, done.stderr
+    assert (work / "app.py").read_text() == "import os\n\n\n# pas: add a note\ndef main():\n    x = 1\n    return x\n"
+    assert (work / "other.py").read_text() == "y = 2\n"
+    assert sorted(p.name for p in work.iterdir()) == ["app.py", "other.py"]  # nothing of its own left in cwd
+    requests = logged(offline)
+    # read the file, edit it, then a last answer: three turns, each with the task's key and model
+    assert [[b["name"] for b in e["response"]["content"] if b["type"] == "tool_use"] for e in requests] == [
+        ["Read"], ["Edit"], []]
+    assert {e["headers"]["x-api-key"] for e in requests} == {KEY}
+    assert {e["model"] for e in requests} == {"claude-sonnet-4-5"}
+    assert set(requests[0]["tools"]) == {"Read", "Edit", "Write"}  # no shell, no sub-agents
+
+    usage = ENGINE.usage(done.stdout, done.stderr, work)
+    assert usage.reported and usage.calls == 3
+    assert usage.tokens.input == sum(e["usage"]["input_tokens"] for e in requests)
+    assert usage.tokens.output == sum(e["usage"]["output_tokens"] for e in requests)
+    assert usage.cost_usd is not None and usage.cost_usd > 0  # Claude Code's list price for the model
+
+
+def test_claude_cannot_write_outside_its_directory_or_run_commands(
+        claude: Installed, offline: OfflineModel, tmp_path: Path) -> None:
+    work = tmp_path / "snap"
+    work.mkdir()
+    (work / "app.py").write_text(APP)
+    outside = tmp_path / "outside.py"
+    ran = tmp_path / "ran"
+    offline.script([
+        {"tool_use": {"name": "Write", "input": {"file_path": str(outside), "content": "x = 3\n"}}},
+        {"tool_use": {"name": "Bash", "input": {"command": f"touch {ran}", "description": "touch"}}},
+        {"content": "done"},
+    ])
+    spec = task(work, offline.url, model="anthropic/pasd-offline")
+    assert claude.path is not None
+    done = run(ENGINE.invoke(spec, "add a note", work, claude.path, 0, {}), work, tmp_path / "home")
+
+    assert done.returncode == 0, done.stderr
+    assert not outside.exists() and not ran.exists()
+    results = [b for e in logged(offline)[1:] for b in e["messages"][-1]["content"] if b["type"] == "tool_result"]
+    assert len(results) == 2 and all(r.get("is_error") or "denied" in str(r["content"]) for r in results)
+    assert (work / "app.py").read_text() == APP
+    # a model Claude Code has no price for: tokens as reported, the cost left unpriced (not its guess)
+    usage = ENGINE.usage(done.stdout, done.stderr, work)
+    assert usage.reported and usage.tokens.input > 0 and usage.cost_usd is None
+
+
+def test_a_run_that_reports_nothing_is_unreported(tmp_path: Path) -> None:
+    usage = ENGINE.usage("", "error: cannot connect", tmp_path)
+    assert (usage.reported, usage.cost_usd, usage.tokens.input, usage.calls) == (False, None, 0, 0)
