@@ -68,6 +68,7 @@ Budget = Annotated[float, Field(ge=0, le=MAX_BUDGET_USD)]
 KeyName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
 KeyValue = Annotated[str, Field(min_length=1, max_length=8192)]
 Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
+EngineName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 LineNo = Annotated[int, Field(ge=1, le=MAX_LINE_NO)]
 HunkId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
@@ -250,6 +251,8 @@ class Receipt(Model):
     hunks_approved: int = 0  # set when the user approves or rejects, by hunk
     hunks_rejected: int = 0
     reviewed_at: float | None = None  # when the last hunk was decided (outcome approved/rejected/partial)
+    engine: str = "native"  # what made the attempt's edits: "native" or an external tool ("aider", ...)
+    engine_version: str | None = None  # the external tool's version
 
 
 class TaskInfo(Model):
@@ -290,6 +293,7 @@ class TaskInfo(Model):
     unapplied: list[str] = []  # the last round's edits that did not apply, and why
     pruned_at: float | None = None  # when retention (`pasd gc`) removed its stored diff; summary and receipts stay
     revision: int = 0  # how many times the proposal was sent back with a comment (`task.revise`)
+    engine: str = "native"  # what runs the task: "native" or an external tool (`pasd engines`)
 
 
 class ProgrammerInfo(Model):
@@ -365,6 +369,23 @@ class SubmitParams(Model):
     # asked for them (a MissingCredentials error names the variables), held in memory for this task,
     # never stored, logged or shown (README: "Keys where you work").
     keys: dict[KeyName, KeyValue] = Field(default={}, max_length=8, repr=False)
+    # None: the model's configured engine, else "native"; an external one must be installed (`pasd engines`)
+    engine: EngineName | None = None
+
+
+class EngineInfo(Model):
+    """One engine as `pasd engines` lists it."""
+
+    name: str
+    installed: bool
+    version: str | None = None
+    path: str | None = None  # the executable found
+    install: str = ""  # the command that installs it ("" for the native engine)
+    brings: str = ""
+
+
+class EngineList(Model):
+    engines: list[EngineInfo]
 
 
 class TaskRef(Model):
@@ -726,6 +747,7 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "task.reject": (ReviewParams, ReviewResult),
     "task.revise": (ReviseParams, TaskInfo),
     "receipts.list": (ReceiptsParams, ReceiptList),
+    "engines.list": (Empty, EngineList),
     "models.list": (ModelsParams, ModelsResult),
     "events.subscribe": (SubscribeParams, SubscribeResult),
     "daemon.shutdown": (Empty, ShutdownResult),

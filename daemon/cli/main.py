@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from daemon import paths
 from daemon import protocol as p
-from daemon.cli import jobs, lifecycle, receipts, revise, store, tasks
+from daemon.cli import engines, jobs, lifecycle, receipts, revise, store, tasks
 from daemon.cli.args import bounds, line_range, number, task_state, whole, workers_error
 from daemon.client import PasClient
 from daemon.errors import PasError
@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--range", "-r", type=line_range, help="selection START:END (1-based lines) in the first --file")
     sp.add_argument("--model", "-m", help="litellm model string, e.g. openai/gpt-4.1-mini")
     sp.add_argument("--api-base", help="endpoint for the model (OpenAI-compatible servers, Ollama, ...)")
+    sp.add_argument("--engine", "-e", help="what runs the task: native (default) or a tool, e.g. aider "
+                                            "(`pasd engines` lists them)")
     sp.add_argument("--check", help="command to check the edit, e.g. 'pytest -q' (must be allowlisted)")
     sp.add_argument("--timeout", type=number(0, p.MAX_TIMEOUT_S, open_low=True), help="task time limit in seconds")
     sp.add_argument("--budget", type=number(0, p.MAX_BUDGET_USD), help="task cost cap in USD")
@@ -110,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--revoke", action="store_true", help="stop trusting the workspace's .pas.toml")
     sp.add_argument("--list", action="store_true", help="list the trusted files")
     store.add_parser(cmd)
+    cmd("engines", "the engines a task can run on: installed or not, version, how to install")
     sp = cmd("demo", "run the whole flow against the offline model (no API key needed)", json_flag=False)
     sp.add_argument("--clean", action="store_true", help="remove the demo repository at the end (default: keep it)")
     sp.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)  # the default now
@@ -148,6 +151,7 @@ COMMANDS: dict[str, Command] = {
     "approve": tasks.cmd_approve, "reject": tasks.cmd_reject, "cancel": tasks.cmd_cancel,
     "revise": revise.cmd_revise,
     "receipts": receipts.cmd_receipts, "job": jobs.cmd_job, "jobs": jobs.cmd_jobs, "gc": store.cmd_gc,
+    "engines": engines.cmd_engines,
 }
 
 

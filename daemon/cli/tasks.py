@@ -30,7 +30,7 @@ async def cmd_submit(args: argparse.Namespace, c: PasClient) -> int:
     params = p.SubmitParams(
         workspace=workspace_root(args.workspace), instruction=args.instruction, files=files,
         selection=_selection(args, files), model=args.model, api_base=args.api_base, check=args.check,
-        timeout_s=args.timeout, budget_usd=args.budget, priority=args.priority,
+        timeout_s=args.timeout, budget_usd=args.budget, priority=args.priority, engine=args.engine,
     )
     if not args.wait:
         task = await submit(c, params)

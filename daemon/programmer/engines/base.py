@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +36,11 @@ class Invocation:
     # only what the tool needs beyond the runner's minimal base env (PATH, a private HOME, LANG, TMPDIR)
     env: dict[str, str]
     stdin: str | None = None
+    # the tool's own bookkeeping in the snapshot (globs relative to its root, e.g. ".aider*"):
+    # neither proposed nor refused, and removed after each run
+    scratch: list[str] = field(default_factory=list)
+    # files copied into the private HOME before the run: path relative to HOME -> the file to copy
+    home_files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,11 +85,20 @@ def which(settings: dict[str, Any], command: str) -> str | None:
     return shutil.which(command)
 
 
+NO_KEY = "pasd-no-key"  # as the native engine sends to an endpoint that needs none
+
+
 def provider_key(spec: TaskSpec) -> str | None:
-    """The task's provider key: submitted with the task, else the daemon's variable."""
-    name = spec.model.api_key_env
-    if name and name in spec.model.keys:
-        return spec.model.keys[name]
-    if spec.model.keys:
-        return next(iter(spec.model.keys.values()))
-    return os.environ.get(name) if name else None
+    """The task's provider key, as the native engine picks it (daemon/programmer/llm.py): the model's
+    `api_key_env` (submitted with the task, else the daemon's variable); a placeholder for an
+    endpoint of the user's that names none; else a key submitted with the task, else the
+    provider's usual variable in the daemon's environment (`OPENAI_API_KEY`, ...)."""
+    model = spec.model
+    if model.api_key_env:
+        return model.keys.get(model.api_key_env) or os.environ.get(model.api_key_env)
+    if model.api_base:
+        return NO_KEY
+    if len(model.keys) == 1:
+        return next(iter(model.keys.values()))
+    provider = model.model.split("/", 1)[0] if "/" in model.model else "openai"
+    return os.environ.get(f"{provider.upper()}_API_KEY")
