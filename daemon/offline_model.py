@@ -429,14 +429,14 @@ def _chunks(head: dict[str, Any], content: str, usage: dict[str, Any] | None,
 # ---------------------------------------------------------------- the Anthropic Messages API (agent CLIs)
 #
 # An agent CLI such as Claude Code speaks the Messages API with tool use and edits the files itself.
-# Its prompt names the task's files in a line `Files: a.py, src/b.py` (and the lines in question in
-# `Lines: a.py:3-7`). The default answer reads the first of them (the selection's file if there is one)
+# Its prompt names the task's files as the engine runner's does (`Change only these files: a.py, b.py.`,
+# `Apply this to lines 3-7 of a.py.`). The default answer reads the first (the selection's if there is one)
 # with the agent's Read tool, makes the default answer's edit with its Edit tool (Write for an empty
 # file), then ends the turn. A scripted `tool_use` ({"name", "input"} or a list of them; "{cwd}" in an
 # input's strings is the agent's working directory) answers one request with those tool calls.
 
-_AGENT_FILES = re.compile(r"^Files: (.+)$", re.M)
-_AGENT_LINES = re.compile(r"^Lines: (.+):(\d+)-(\d+)$", re.M)
+_AGENT_FILES = re.compile(r"^Change only these files: (.+?)\.?$", re.M)
+_AGENT_LINES = re.compile(r"^Apply this to lines (\d+)-(\d+) of (.+?)\.?$", re.M)
 _WORKDIR = re.compile(r"(?:Primary working directory|Working directory): (\S+)")
 _NUMBERED = re.compile(r"^ *(\d+)(?:\t|→)(.*)$")  # a line of the Read tool's `cat -n` output
 
@@ -456,10 +456,10 @@ def _block_text(block: dict[str, Any]) -> str:
 
 
 def agent_task(text: str) -> tuple[list[str], tuple[str, int, int] | None, str]:
-    """Files, selection (path, start, end) and instruction from an agent's prompt (`Files:`, `Lines:`)."""
-    files = [p.strip() for m in _AGENT_FILES.finditer(text) for p in m.group(1).split(",") if p.strip()]
+    """Files, selection (path, start, end) and instruction from an agent's prompt."""
+    files = [p.strip() for m in _AGENT_FILES.finditer(text) for p in m.group(1).split(", ") if p.strip()]
     m = _AGENT_LINES.search(text)
-    selection = (m.group(1).strip(), int(m.group(2)), int(m.group(3))) if m else None
+    selection = (m.group(3).strip(), int(m.group(1)), int(m.group(2))) if m else None
     said = [line.strip() for line in text.split("\n")
             if line.strip() and not _AGENT_FILES.match(line) and not _AGENT_LINES.match(line)]
     return files, selection, said[0] if said else ""

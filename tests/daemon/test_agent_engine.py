@@ -6,6 +6,7 @@ skip, except in CI, where a missing CLI is a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import pytest
 from daemon.offline_model import OfflineModel
 from daemon.programmer.engines.base import Installed, Invocation
 from daemon.programmer.engines.claude import ENGINE, VERSION
+from daemon.programmer.engines.runner import task_prompt
 from daemon.programmer.spec import ModelSpec, TaskSpec
 from daemon.protocol import Selection
 
@@ -90,7 +92,7 @@ def test_claude_edits_the_task_file_against_the_offline_model(
     (work / "other.py").write_text("y = 2\n")
     spec = task(work, offline.url, selection=Selection(path="app.py", start_line=4, end_line=5))
     assert claude.path is not None
-    invocation = ENGINE.invoke(spec, "add a note", work, claude.path, 0, {})
+    invocation = ENGINE.invoke(spec, task_prompt(spec), work, claude.path, 0, {})
     assert set(invocation.env) >= {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"}
     assert not {"PATH", "HOME"} & set(invocation.env)  # the runner's, not the engine's
 
@@ -129,7 +131,7 @@ def test_claude_cannot_write_outside_its_directory_or_run_commands(
     ])
     spec = task(work, offline.url, model="anthropic/pasd-offline")
     assert claude.path is not None
-    done = run(ENGINE.invoke(spec, "add a note", work, claude.path, 0, {}), work, tmp_path / "home")
+    done = run(ENGINE.invoke(spec, task_prompt(spec), work, claude.path, 0, {}), work, tmp_path / "home")
 
     assert done.returncode == 0, done.stderr
     assert not outside.exists() and not ran.exists()
@@ -144,3 +146,24 @@ def test_claude_cannot_write_outside_its_directory_or_run_commands(
 def test_a_run_that_reports_nothing_is_unreported(tmp_path: Path) -> None:
     usage = ENGINE.usage("", "error: cannot connect", tmp_path)
     assert (usage.reported, usage.cost_usd, usage.tokens.input, usage.calls) == (False, None, 0, 0)
+
+
+def test_the_workspaces_own_hooks_and_mcp_servers_never_run(
+        claude: Installed, offline: OfflineModel, tmp_path: Path) -> None:
+    """In --print mode Claude Code trusts its folder without asking: a repository's .claude/settings.json
+    hooks and .mcp.json servers would run its commands, so the engine loads neither."""
+    work = tmp_path / "snap"
+    (work / ".claude").mkdir(parents=True)
+    (work / "app.py").write_text(APP)
+    hook, server = tmp_path / "hook-ran", tmp_path / "mcp-ran"
+    (work / ".claude" / "settings.json").write_text(json.dumps({"hooks": {
+        event: [{"hooks": [{"type": "command", "command": f"touch {hook}"}]}]
+        for event in ("SessionStart", "UserPromptSubmit", "PreToolUse")}}))
+    (work / ".mcp.json").write_text(json.dumps({"mcpServers": {"x": {"command": "touch", "args": [str(server)]}}}))
+    spec = task(work, offline.url)
+    assert claude.path is not None
+    done = run(ENGINE.invoke(spec, task_prompt(spec), work, claude.path, 0, {}), work, tmp_path / "home")
+
+    assert done.returncode == 0, done.stderr
+    assert "# pas: add a note" in (work / "app.py").read_text()  # it did its work, with Read and Edit
+    assert not hook.exists() and not server.exists()

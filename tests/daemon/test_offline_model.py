@@ -343,7 +343,8 @@ async def anthropic(srv: OfflineModel, messages: list[dict[str, Any]], **kwargs:
 
 async def test_messages_api_reads_then_edits_then_ends_the_turn(srv: OfflineModel) -> None:
     """An agent's loop through litellm's Anthropic path: Read the task's file, Edit it, end the turn."""
-    task = {"role": "user", "content": "add a note\n\nFiles: app.py\nLines: app.py:5-5\n"}
+    task = {"role": "user",
+            "content": "add a note\n\nApply this to lines 5-5 of app.py.\n\nChange only these files: app.py."}
     first = await anthropic(srv, [task], stream=True, stream_options={"include_usage": True})
     calls: dict[int, dict[str, str]] = {}
     usage = None
@@ -379,7 +380,7 @@ async def test_messages_api_reads_then_edits_then_ends_the_turn(srv: OfflineMode
 async def test_messages_api_scripted_tool_calls_and_errors(srv: OfflineModel) -> None:
     srv.script([{"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/b.py", "content": "x\n"}}},
                 {"status": 429, "content": "slow down"}])
-    task = {"role": "user", "content": "Primary working directory: /w\nadd a note\nFiles: a.py\n"}
+    task = {"role": "user", "content": "Primary working directory: /w\nadd a note\nChange only these files: a.py."}
     first = await anthropic(srv, [task])
     call = first.choices[0].message.tool_calls[0]
     assert call.function.name == "Write"

@@ -5,6 +5,9 @@ Claude Code speaks the Anthropic Messages API, so the task's model must be one a
 endpoint serves (`anthropic/claude-...`, or any model behind an Anthropic-compatible `api_base`).
 It runs with its file tools only (no shell: the check runs in pasd's sandbox), edits accepted
 without asking, no session kept, none of its background traffic, and reports its spend as JSON.
+The workspace's own Claude Code settings and MCP servers are not loaded: in `--print` mode Claude
+Code trusts the folder without asking, and those would run the workspace's commands (hooks, MCP
+servers) outside any review. Its CLAUDE.md is read, as in any session.
 
 Settings (`[engines.claude]` or a model's `engine_settings`): `path` (the executable, or the
 folder holding `claude`), `model` (the name Claude Code is given; default: the task's model
@@ -37,19 +40,6 @@ QUIET = {  # Claude Code's own switches for the traffic a task does not need
     "DISABLE_ERROR_REPORTING": "1",
     "DISABLE_AUTOUPDATER": "1",
 }
-
-
-def agent_prompt(prompt: str, spec: TaskSpec) -> str:
-    """The instruction, then the task's files (`Files:`) and selection (`Lines:`) on lines of their own."""
-    lines = [prompt.rstrip(), ""]
-    if spec.files:
-        lines.append("Files: " + ", ".join(spec.files))
-    if spec.selection is not None:
-        s = spec.selection
-        lines.append(f"Lines: {s.path}:{s.start_line}-{s.end_line}")
-    lines.append("Paths are relative to the working directory. Change only these files: "
-                 "changes to any other file are refused.")
-    return "\n".join(lines) + "\n"
 
 
 def model_name(spec: TaskSpec, settings: dict[str, Any]) -> str:
@@ -101,6 +91,8 @@ class ClaudeCode:
                 "--permission-mode", str(settings.get("permission_mode") or "acceptEdits"),
                 "--permission-prompts", "none",  # anything that would ask is refused, never waits
                 "--tools", str(settings.get("tools") or TOOLS),
+                "--setting-sources", "user",  # the private HOME's: none of the workspace's hooks
+                "--strict-mcp-config",  # no MCP servers from the workspace's .mcp.json
                 "--no-session-persistence"]
         if spec.limits.budget_usd is not None:
             argv += ["--max-budget-usd", f"{spec.limits.budget_usd:g}"]
@@ -113,7 +105,7 @@ class ClaudeCode:
             env["ANTHROPIC_API_KEY"] = key
         if spec.model.api_base:
             env["ANTHROPIC_BASE_URL"] = base_url(spec.model.api_base)
-        return Invocation(argv=argv, env=env, stdin=agent_prompt(prompt, spec))
+        return Invocation(argv=argv, env=env, stdin=prompt)
 
     def usage(self, stdout: str, stderr: str, root: Path) -> Usage:
         result = _result(stdout)
