@@ -619,10 +619,14 @@ def _messages(handler: _Handler, body: Any) -> None:
         "usage": {},
     }
     fault = spec.get("fault")
-    model._stopping.wait(float(spec.get("latency", 3600 if fault == "hang" else default_latency)))
-    if fault in ("hang", "reset", "garbage"):
+    if fault == "hang":  # logged before it hangs, so a test sees the agent waiting on it
         entry["response"] = {"fault": fault}
         model._log(entry)
+    model._stopping.wait(float(spec.get("latency", 3600 if fault == "hang" else default_latency)))
+    if fault in ("hang", "reset", "garbage"):
+        if fault != "hang":
+            entry["response"] = {"fault": fault}
+            model._log(entry)
         handler.close_connection = True
         if fault == "reset":
             handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -6,6 +6,7 @@ skip, except in CI, where a missing CLI is a failure.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,12 +16,15 @@ from typing import Any
 
 import pytest
 
+from daemon import protocol as p
+from daemon.client import EventStream
 from daemon.offline_model import OfflineModel
 from daemon.programmer.engines.base import Installed, Invocation
-from daemon.programmer.engines.claude import ENGINE, VERSION
+from daemon.programmer.engines.claude import ENGINE, VERSION, base_url
 from daemon.programmer.engines.runner import task_prompt
 from daemon.programmer.spec import ModelSpec, TaskSpec
 from daemon.protocol import Selection
+from daemon.testing import DaemonProcess, make_repo, offline_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pasd-ci"
@@ -167,3 +171,118 @@ def test_the_workspaces_own_hooks_and_mcp_servers_never_run(
     assert done.returncode == 0, done.stderr
     assert "# pas: add a note" in (work / "app.py").read_text()  # it did its work, with Read and Edit
     assert not hook.exists() and not server.exists()
+
+
+# ---------------------------------------------------------------- through the daemon
+
+
+SONNET = "anthropic/claude-sonnet-4-5"
+
+
+@pytest.fixture(scope="module")
+def pasd(claude: Installed, model: OfflineModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """One daemon for the module, whose default model runs on the claude engine."""
+    root = tmp_path_factory.mktemp("daemon")
+    config = offline_config(model.url, **{
+        "models": {"default": SONNET, "choices": [SONNET]},
+        f'models.settings."{SONNET}"': {"api_base": model.url, "api_key_env": "ANTHROPIC_API_KEY",
+                                         "engine": "claude"},
+        "engines.claude": {"path": str(Path(claude.path or "").parent)},
+    })
+    d = DaemonProcess(root, workers=2, config=config, env={"ANTHROPIC_API_KEY": KEY})
+    d.start()
+    yield d
+    d.cleanup()
+
+
+async def settled(events: EventStream, task_id: str) -> p.TaskInfo:
+    async for env in events:
+        ev = env.event
+        if isinstance(ev, p.TaskEvent) and ev.task.id == task_id and not ev.task.state.active:
+            return ev.task
+    raise AssertionError("the event stream ended")
+
+
+async def test_submit_on_claude_reaches_review_with_its_receipt_and_approve_applies(
+        pasd: DaemonProcess, offline: OfflineModel, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"app.py": APP, "util.py": "y = 2\n"})
+    async with pasd.client() as c, EventStream(pasd.socket, kinds=["task"]) as events:
+        task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="add a note", files=["app.py"],
+                                             selection=p.Selection(path="app.py", start_line=4, end_line=5)))
+        assert task.engine == "claude"  # the model's engine
+        done = await settled(events, task.id)
+        assert done.state is p.TaskState.REVIEW, done.error
+
+        d = await c.diff(task.id)
+        assert [f.path for f in d.files] == ["app.py"]
+        assert "+# pas: add a note\n def main():\n" in d.diff
+        [receipt] = await c.receipts(p.ReceiptsParams(task_id=task.id))
+        requests = logged(offline)
+        assert len(requests) == 3 and {e["headers"]["x-api-key"] for e in requests} == {KEY}
+        assert (receipt.engine, receipt.engine_version) == ("claude", VERSION)
+        assert receipt.tokens.input == sum(e["usage"]["input_tokens"] for e in requests)
+        assert receipt.tokens.output == sum(e["usage"]["output_tokens"] for e in requests)
+        # the cost is Claude Code's own: its list price for Sonnet 4.5, $3 and $15 per million tokens
+        assert receipt.priced and receipt.cost_usd == pytest.approx(
+            receipt.tokens.input * 3e-6 + receipt.tokens.output * 15e-6, abs=1e-6)
+
+        await c.approve(p.ReviewParams(task_id=task.id))
+    assert (repo / "app.py").read_text() == "import os\n\n\n# pas: add a note\ndef main():\n    x = 1\n    return x\n"
+    assert (repo / "util.py").read_text() == "y = 2\n"
+
+
+async def test_a_write_outside_the_task_files_is_refused_and_the_tool_asked_again(
+        pasd: DaemonProcess, offline: OfflineModel, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"app.py": APP, "util.py": "y = 2\n"})
+    # the first run writes util.py and stops; the repair run is told why, and edits app.py
+    offline.script([{"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/util.py", "content": "y = 3\n"}}}])
+    async with pasd.client() as c, EventStream(pasd.socket, kinds=["task"]) as events:
+        task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="add a note", files=["app.py"]))
+        done = await settled(events, task.id)
+        assert done.state is p.TaskState.REVIEW, done.error
+        assert [(r.path, r.reason) for r in done.refused] == [("util.py", "not one of the task's files")]
+        d = await c.diff(task.id)
+        assert [f.path for f in d.files] == ["app.py"]
+    repair = [e for e in logged(offline) if "were refused" in json.dumps(e["messages"][0])]
+    assert repair and "util.py" in json.dumps(repair[0]["messages"][0])
+    assert (repo / "util.py").read_text() == "y = 2\n"
+
+
+def _tool_processes(base_url: str) -> dict[int, int]:
+    """pid -> process group of every process whose environment points at this offline model."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            if f"ANTHROPIC_BASE_URL={base_url}".encode() in environ:
+                found[int(entry.name)] = os.getpgid(int(entry.name))
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+async def test_cancel_kills_the_tools_process_group(pasd: DaemonProcess, offline: OfflineModel,
+                                                     tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"app.py": APP})
+    offline.script([{"fault": "hang"}])
+    async with pasd.client() as c, EventStream(pasd.socket, kinds=["task"]) as events:
+        task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="add a note", files=["app.py"]))
+        assert await asyncio.to_thread(offline.wait_until, lambda log: len(log) >= 1, 60)
+        running = _tool_processes(base_url(offline.url))
+        assert running, "no process of the tool found"
+        groups = set(running.values())
+        assert os.getpgid(pasd.proc.pid if pasd.proc else 0) not in groups  # a group of its own
+        await c.cancel(task.id)
+        done = await settled(events, task.id)
+        assert done.state is p.TaskState.CANCELLED
+
+    def gone() -> bool:
+        return not any(pg in groups for pg in _tool_processes(base_url(offline.url)).values())
+
+    for _ in range(300):  # the kill is asynchronous: wait for the group to go
+        if gone():
+            break
+        await asyncio.sleep(0.1)
+    assert gone()
