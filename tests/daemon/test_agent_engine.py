@@ -22,7 +22,7 @@ from daemon.offline_model import OfflineModel
 from daemon.programmer.engines.base import Installed, Invocation
 from daemon.programmer.engines.claude import ENGINE, VERSION, base_url
 from daemon.programmer.engines.runner import task_prompt
-from daemon.programmer.spec import ModelSpec, TaskSpec
+from daemon.programmer.spec import ModelSpec, TaskFailed, TaskSpec
 from daemon.protocol import Selection
 from daemon.testing import DaemonProcess, make_repo, offline_config
 
@@ -145,6 +145,21 @@ def test_claude_cannot_write_outside_its_directory_or_run_commands(
     # a model Claude Code has no price for: tokens as reported, the cost left unpriced (not its guess)
     usage = ENGINE.usage(done.stdout, done.stderr, work)
     assert usage.reported and usage.tokens.input > 0 and usage.cost_usd is None
+
+
+def test_the_invocation_holds_only_what_claude_needs(tmp_path: Path) -> None:
+    spec = task(tmp_path, "http://127.0.0.1:9/v1/", model="anthropic/claude-opus-4-1")
+    inv = ENGINE.invoke(spec, "add a note", tmp_path, "/opt/claude", 0, {"tools": "Read,Edit"})
+    assert inv.env == {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+                       "API_TIMEOUT_MS": "300000", "CLAUDE_CODE_MAX_RETRIES": "2",
+                       "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
+                       "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1"}
+    assert inv.stdin == "add a note"  # on stdin, not in argv where `ps` shows it
+    assert inv.argv[0] == "/opt/claude" and "add a note" not in inv.argv
+    assert inv.argv[inv.argv.index("--model") + 1] == "claude-opus-4-1"
+    assert inv.argv[inv.argv.index("--tools") + 1] == "Read,Edit"
+    with pytest.raises(TaskFailed, match="max_retries must be a whole number from 0 to 10, not 'many'"):
+        ENGINE.invoke(spec, "add a note", tmp_path, "/opt/claude", 0, {"max_retries": "many"})
 
 
 def test_a_run_that_reports_nothing_is_unreported(tmp_path: Path) -> None:
@@ -286,3 +301,17 @@ async def test_cancel_kills_the_tools_process_group(pasd: DaemonProcess, offline
             break
         await asyncio.sleep(0.1)
     assert gone()
+
+
+async def test_a_refused_key_fails_the_task_with_the_tools_message(pasd: DaemonProcess, offline: OfflineModel,
+                                                                    tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"app.py": APP})
+    offline.set_rules([{"match": "", "status": 401, "content": "this key was revoked"}])
+    async with pasd.client() as c, EventStream(pasd.socket, kinds=["task"]) as events:
+        task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="add a note", files=["app.py"]))
+        done = await settled(events, task.id)
+    assert done.state is p.TaskState.FAILED
+    # Claude Code's own words, not the tail of its JSON report
+    assert done.reason == "engine" and "API Error: 401 this key was revoked" in (done.error or ""), done.error
+    assert len(logged(offline)) == 3  # the first request and the engine's two retries, not Claude Code's ten
+    assert (repo / "app.py").read_text() == APP

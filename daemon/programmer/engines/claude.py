@@ -12,7 +12,8 @@ servers) outside any review. Its CLAUDE.md is read, as in any session.
 Settings (`[engines.claude]` or a model's `engine_settings`): `path` (the executable, or the
 folder holding `claude`), `model` (the name Claude Code is given; default: the task's model
 without its `anthropic/` prefix), `tools` (default "Read,Edit,Write"), `permission_mode`
-(default "acceptEdits"), `args` (a list of extra arguments).
+(default "acceptEdits"), `max_retries` (of a failed model request, default 2: Claude Code's own
+10, with backoff, keep a task with a bad key busy for minutes), `args` (a list of extra arguments).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.programmer.engines.base import Installed, Invocation, Usage, provider_key, which
+from daemon.programmer.spec import TaskFailed
 from daemon.protocol import TokenUsage
 
 if TYPE_CHECKING:
@@ -100,6 +102,7 @@ class ClaudeCode:
         argv += [str(a) for a in extra] if isinstance(extra, list) else []
         env = dict(QUIET)
         env["API_TIMEOUT_MS"] = str(int(spec.limits.model_timeout_s * 1000))
+        env["CLAUDE_CODE_MAX_RETRIES"] = str(_retries(settings))
         key = provider_key(spec)
         if key:
             env["ANTHROPIC_API_KEY"] = key
@@ -107,11 +110,25 @@ class ClaudeCode:
             env["ANTHROPIC_BASE_URL"] = base_url(spec.model.api_base)
         return Invocation(argv=argv, env=env, stdin=prompt)
 
+    def failure(self, stdout: str, stderr: str) -> str | None:
+        """What went wrong, as Claude Code's result says it ("API Error: 401 ..."), for a run that failed."""
+        result = _result(stdout)
+        if result is None or not result.get("is_error"):
+            return None
+        return str(result.get("result") or result.get("subtype") or "") or None
+
     def usage(self, stdout: str, stderr: str, root: Path) -> Usage:
         result = _result(stdout)
         if result is None:
             return Usage(TokenUsage(), None, calls=0, reported=False)
         return spend(result)
+
+
+def _retries(settings: dict[str, Any]) -> int:
+    value = settings.get("max_retries", 2)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10:
+        raise TaskFailed("engine", f"[engines.claude] max_retries must be a whole number from 0 to 10, not {value!r}")
+    return value
 
 
 def _result(stdout: str) -> dict[str, Any] | None:
