@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,11 +56,11 @@ class Aider:
                 "--disable-playwright", "--no-notifications", "--no-fancy-input", "--no-restore-chat-history",
                 "--chat-history-file", os.devnull, "--input-history-file", os.devnull, "--env-file", os.devnull,
                 "--encoding", "utf-8", "--map-tokens", str(int(settings.get("map_tokens", 0)))]
-        edit_format = settings.get("edit_format")
-        if edit_format:
-            argv += ["--edit-format", str(edit_format)]
-        if settings.get("architect"):
-            argv.append("--architect")
+        edit_format = str(settings.get("edit_format") or "diff")  # aider's default for an unknown model is "whole"
+        if settings.get("architect"):  # the model plans, then edits as the editor in edit_format
+            argv += ["--architect", "--editor-edit-format", edit_format]
+        else:
+            argv += ["--edit-format", edit_format]
         env: dict[str, str] = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         key = provider_key(spec)
         provider = name.split("/", 1)[0]
@@ -122,7 +123,13 @@ def _version(exe: str) -> str | None:
             for line in Path(meta).read_text(errors="replace").splitlines():
                 if line.startswith("Version:"):
                     return line.split(":", 1)[1].strip()
-    return None
+    try:  # not a venv's script (a wrapper, pipx's link, ...): ask it
+        res = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"\b(\d+\.\d+[\w.]*)", res.stdout) if res.returncode == 0 else None
+    return found.group(1) if found else None
 
 
 def _price_table(exe: str) -> str | None:

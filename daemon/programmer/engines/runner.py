@@ -235,18 +235,16 @@ class _Run:
             rel = (top / rel_top).relative_to(root).as_posix()
         except ValueError:
             return "outside the workspace", os.path.relpath(top / rel_top, root)
-        if rel.split("/", 1)[0] == ".git":
-            return "path inside .git", rel
         if entry is not None and entry[0] == "d":
             return None, rel  # a folder: what matters is what is put in it
+        if rel.split("/", 1)[0] == ".git":
+            return "path inside .git", rel
+        if entry is not None and entry[0] == "l":
+            return "the tool made a symlink; pasd proposes text files only", rel
         if why := refuse_path(root, rel, allowed, spec.allow_files):
-            if entry is not None and entry[0] == "l" and why == "symlink leaves the workspace":
-                return "the tool made a symlink; pasd proposes text files only", rel
             return why, rel
         if entry is None:
             return "deleted; pasd proposes edits, not deletions", rel
-        if entry[0] == "l":
-            return "the tool made a symlink; pasd proposes text files only", rel
         if entry[0] != "f":
             return "not a regular file", rel
         return None, rel
@@ -304,6 +302,9 @@ class _Run:
             box = sandbox.box_for(root, Path(spec.worktrees_dir), network=True, socket=sock,
                                   home=os.environ.get("HOME"))
             box_home = sandbox.TMP / "home"
+            tool = Path(argv[0]).resolve().parent
+            if any(tool.is_relative_to(h) for h in [*box.hide, sandbox.TMP]):
+                box.restore.append(tool)  # the tool's own folder, read-only, where a tmpfs hid it
             argv = box.argv(box_exe, argv)
             at = argv.index("--chdir")  # after every tmpfs: the private HOME is bound into the box's /tmp
             argv[at:at] = ["--bind", str(home), str(box_home)]
