@@ -225,6 +225,8 @@ async def test_submit_on_claude_reaches_review_with_its_receipt_and_approve_appl
         task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="add a note", files=["app.py"],
                                              selection=p.Selection(path="app.py", start_line=4, end_line=5)))
         assert task.engine == "claude"  # the model's engine
+        listed = {e.name: e for e in await c.engines()}
+        assert (listed["claude"].installed, listed["claude"].version) == (True, VERSION)
         done = await settled(events, task.id)
         assert done.state is p.TaskState.REVIEW, done.error
 
