@@ -20,6 +20,9 @@ fi
 step "python packages"
 python3 -m pip install -q -c constraints.txt -e '.[test]'
 
+step "aider in its own virtual environment (the engine tests run the real one)"
+bash scripts/install-aider.sh
+
 step "VS Code extension: build and unit tests"
 (cd editors/vscode && npm ci --no-audit --no-fund --loglevel=error && npm run -s compile && npm test --silent)
 

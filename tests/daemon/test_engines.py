@@ -44,6 +44,8 @@ case "$msg" in
   *HANG*)
     sleep 987.654 &
     sleep 876.543 ;;
+  *"sends them back"*)
+    echo "# revised: $(tail -n 1 app.py)" >> app.py ;;
   *"check command"*)
     echo "def add(a, b):  # fixed" > app.py ;;
   *CHECKME*)
@@ -165,6 +167,19 @@ async def test_a_failed_check_sends_its_output_back_to_the_tool(daemon: DaemonPr
         assert r.rounds == {"first": 1, "repair": 1}
         contents = await c.contents(t.id)
     assert [f.proposed for f in contents.files] == ["def add(a, b):  # fixed\n"]
+
+
+async def test_revise_sends_the_comment_to_the_tool_over_its_proposal(daemon: DaemonProcess, repo: Path) -> None:
+    async with daemon.client() as c:
+        t = await c.wait((await c.submit(task(repo, "CHECKME"))).id)
+        assert t.state is p.TaskState.REVIEW, t.error
+        await c.revise(p.ReviseParams(task_id=t.id, comment="keep it, and say so"))
+        t = await c.wait(t.id, until={p.TaskState.REVIEW, p.TaskState.FAILED})
+        assert t.state is p.TaskState.REVIEW and t.revision == 1, t.error
+        contents = await c.contents(t.id)
+    [f] = contents.files
+    assert f.base == SAMPLE["app.py"]  # still reviewed against the user's file
+    assert f.proposed == "def add(a, b):  # BROKEN\n# revised: def add(a, b):  # BROKEN\n"
 
 
 async def test_the_tool_gets_a_minimal_environment_without_the_daemons_secrets(
