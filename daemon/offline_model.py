@@ -5,6 +5,9 @@ Control: POST /control/script (responses queued in order), /control/rules, /cont
 answers to file requests, as the model saw them). A response with `"read": [paths]` asks for those
 files (`READ path`) until pasd has answered each request, then answers as scripted; without
 `content` the answer is a real edit of the task's files as the latest round shows them.
+
+It also speaks the Anthropic Messages API (POST /v1/messages, streamed or not, with tool use) for
+agent CLIs such as Claude Code, which edit the files with their own tools: see that section.
 """
 
 from __future__ import annotations
