@@ -27,8 +27,9 @@ from daemon.testing import DaemonProcess, block, offline_config
 
 VENV = Path(os.environ.get("PASD_AIDER_VENV") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
             / "pasd-ci" / "aider-0.86.2")
-CLAUDE = (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pasd-ci"
-          / f"claude-code-{CLAUDE_VERSION}" / "node_modules" / ".bin" / "claude")  # scripts/install-agent-cli.sh
+CLAUDE = (Path(os.environ.get("PASD_AGENT_CACHE")  # where scripts/install-agent-cli.sh puts it
+               or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pasd-ci")
+          / f"claude-code-{CLAUDE_VERSION}" / "node_modules" / ".bin" / "claude")
 INSTALL = {"aider": "scripts/install-aider.sh", "claude": "scripts/install-agent-cli.sh"}
 
 

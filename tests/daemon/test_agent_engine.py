@@ -27,7 +27,8 @@ from daemon.protocol import Selection
 from daemon.testing import DaemonProcess, make_repo, offline_config
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pasd-ci"
+CACHE = Path(os.environ.get("PASD_AGENT_CACHE")
+             or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pasd-ci")
 BIN = CACHE / f"claude-code-{VERSION}" / "node_modules" / ".bin"
 APP = "import os\n\n\ndef main():\n    x = 1\n    return x\n"
 KEY = "sk-ant-offline-test"
