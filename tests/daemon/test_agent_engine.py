@@ -22,7 +22,7 @@ from daemon.offline_model import OfflineModel
 from daemon.programmer.engines.base import Installed, Invocation
 from daemon.programmer.engines.claude import ENGINE, VERSION, base_url
 from daemon.programmer.engines.runner import task_prompt
-from daemon.programmer.spec import ModelSpec, TaskFailed, TaskSpec
+from daemon.programmer.spec import Limits, ModelSpec, TaskFailed, TaskSpec
 from daemon.protocol import Selection
 from daemon.testing import DaemonProcess, make_repo, offline_config
 
@@ -161,6 +161,23 @@ def test_the_invocation_holds_only_what_claude_needs(tmp_path: Path) -> None:
     assert inv.argv[inv.argv.index("--tools") + 1] == "Read,Edit"
     with pytest.raises(TaskFailed, match="max_retries must be a whole number from 0 to 10, not 'many'"):
         ENGINE.invoke(spec, "add a note", tmp_path, "/opt/claude", 0, {"max_retries": "many"})
+
+
+def test_claude_stops_at_the_tasks_budget_and_says_so(claude: Installed, offline: OfflineModel,
+                                                      tmp_path: Path) -> None:
+    work = tmp_path / "snap"
+    work.mkdir()
+    (work / "app.py").write_text(APP)
+    spec = task(work, offline.url).model_copy(update={"limits": Limits(budget_usd=0.001)})
+    assert claude.path is not None
+    done = run(ENGINE.invoke(spec, task_prompt(spec), work, claude.path, 0, {}), work, tmp_path / "home")
+
+    assert done.returncode != 0 and len(logged(offline)) == 1  # the first answer already costs more
+    assert (work / "app.py").read_text() == APP
+    said = ENGINE.failure(done.stdout, done.stderr)
+    usage = ENGINE.usage(done.stdout, done.stderr, work)
+    assert usage.cost_usd is not None and usage.cost_usd > 0.001
+    assert said == f"Claude Code stopped at the task's budget, having spent ${usage.cost_usd:.6f}"
 
 
 def test_a_run_that_reports_nothing_is_unreported(tmp_path: Path) -> None:

@@ -115,6 +115,8 @@ class ClaudeCode:
         result = _result(stdout)
         if result is None or not result.get("is_error"):
             return None
+        if result.get("subtype") == "error_max_budget_usd":
+            return f"Claude Code stopped at the task's budget, having spent ${result.get('total_cost_usd', 0):.6f}"
         return str(result.get("result") or result.get("subtype") or "") or None
 
     def usage(self, stdout: str, stderr: str, root: Path) -> Usage:
