@@ -155,7 +155,8 @@ def test_the_invocation_holds_only_what_claude_needs(tmp_path: Path) -> None:
                        "API_TIMEOUT_MS": "300000", "CLAUDE_CODE_MAX_RETRIES": "2",
                        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
                        "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1"}
-    assert inv.stdin == "add a note"  # on stdin, not in argv where `ps` shows it
+    # on stdin, not in argv where `ps` shows it; naming the task's files where the prompt did not
+    assert inv.stdin == "add a note\n\nChange only these files: app.py."
     assert inv.argv[0] == "/opt/claude" and "add a note" not in inv.argv
     assert inv.argv[inv.argv.index("--model") + 1] == "claude-opus-4-1"
     assert inv.argv[inv.argv.index("--tools") + 1] == "Read,Edit"
@@ -264,6 +265,25 @@ async def test_submit_on_claude_reaches_review_with_its_receipt_and_approve_appl
         await c.approve(p.ReviewParams(task_id=task.id))
     assert (repo / "app.py").read_text() == "import os\n\n\n# pas: add a note\ndef main():\n    x = 1\n    return x\n"
     assert (repo / "util.py").read_text() == "y = 2\n"
+
+
+async def test_revise_sends_the_comment_to_claude_over_its_proposal(pasd: DaemonProcess, offline: OfflineModel,
+                                                                    tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"app.py": APP})
+    async with pasd.client() as c:
+        t = await c.wait((await c.submit(p.SubmitParams(workspace=str(repo), instruction="add a note",
+                                                        files=["app.py"]))).id)
+        assert t.state is p.TaskState.REVIEW, t.error
+        offline.reset()
+        await c.revise(p.ReviseParams(task_id=t.id, comment="say why"))
+        t = await c.wait(t.id, until={p.TaskState.REVIEW, p.TaskState.FAILED})
+        assert t.state is p.TaskState.REVIEW and t.revision == 1, t.error
+        [f] = (await c.contents(t.id)).files
+    asked = json.dumps(logged(offline)[0]["messages"])
+    assert "say why" in asked and "Change only these files: app.py." in asked
+    assert f.base == APP  # still reviewed against the user's file, with the second note over the first
+    assert f.proposed.startswith("# pas: The reviewer read your changes")
+    assert f.proposed.count("# pas: ") == 2 and f.proposed.endswith(APP)
 
 
 async def test_a_write_outside_the_task_files_is_refused_and_the_tool_asked_again(

@@ -36,12 +36,22 @@ HOME = "~/.local/share/pasd/claude-code"  # where INSTALL puts it; found there w
 INSTALL = f"npm install --prefix {HOME} @anthropic-ai/claude-code@{VERSION}"
 BRINGS = "Anthropic's coding agent: reads the code it needs and edits with its own tools, in its own loop"
 TOOLS = "Read,Edit,Write"
+FILES = "Change only these files: "  # as the runner's prompts name them (engines/runner.py)
 QUIET = {  # Claude Code's own switches for the traffic a task does not need
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     "DISABLE_TELEMETRY": "1",
     "DISABLE_ERROR_REPORTING": "1",
     "DISABLE_AUTOUPDATER": "1",
 }
+
+
+def with_files(prompt: str, spec: TaskSpec) -> str:
+    """The prompt, naming the task's files where it does not (a revision's): an agent finds its own
+    way around the code, and must know which files are its to change."""
+    if FILES in prompt:
+        return prompt
+    files = dict.fromkeys([*spec.files, *(f.path for f in spec.revision.files)] if spec.revision else spec.files)
+    return f"{prompt.rstrip()}\n\n{FILES}{', '.join(files)}."
 
 
 def model_name(spec: TaskSpec, settings: dict[str, Any]) -> str:
@@ -108,7 +118,7 @@ class ClaudeCode:
             env["ANTHROPIC_API_KEY"] = key
         if spec.model.api_base:
             env["ANTHROPIC_BASE_URL"] = base_url(spec.model.api_base)
-        return Invocation(argv=argv, env=env, stdin=prompt)
+        return Invocation(argv=argv, env=env, stdin=with_files(prompt, spec))
 
     def failure(self, stdout: str, stderr: str) -> str | None:
         """What went wrong, as Claude Code's result says it ("API Error: 401 ..."), for a run that failed."""
