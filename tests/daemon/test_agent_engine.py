@@ -162,6 +162,10 @@ def test_the_invocation_holds_only_what_claude_needs(tmp_path: Path) -> None:
     assert inv.argv[inv.argv.index("--tools") + 1] == "Read,Edit"
     with pytest.raises(TaskFailed, match="max_retries must be a whole number from 0 to 10, not 'many'"):
         ENGINE.invoke(spec, "add a note", tmp_path, "/opt/claude", 0, {"max_retries": "many"})
+    with pytest.raises(TaskFailed, match="args must be a list of arguments, not '--verbose'"):
+        ENGINE.invoke(spec, "add a note", tmp_path, "/opt/claude", 0, {"args": "--verbose"})
+    assert ENGINE.invoke(spec, "x", tmp_path, "/opt/claude", 0, {"args": ["--effort", "low"]}).argv[-2:] == [
+        "--effort", "low"]
 
 
 def test_claude_stops_at_the_tasks_budget_and_says_so(claude: Installed, offline: OfflineModel,

@@ -109,7 +109,9 @@ class ClaudeCode:
         if spec.limits.budget_usd is not None:
             argv += ["--max-budget-usd", f"{spec.limits.budget_usd:g}"]
         extra = settings.get("args") or []
-        argv += [str(a) for a in extra] if isinstance(extra, list) else []
+        if not isinstance(extra, list):
+            raise TaskFailed("engine", f"[engines.claude] args must be a list of arguments, not {extra!r}")
+        argv += [str(a) for a in extra]
         env = dict(QUIET)
         env["API_TIMEOUT_MS"] = str(int(spec.limits.model_timeout_s * 1000))
         env["CLAUDE_CODE_MAX_RETRIES"] = str(_retries(settings))
