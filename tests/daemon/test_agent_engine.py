@@ -101,7 +101,11 @@ def test_claude_edits_the_task_file_against_the_offline_model(
     assert set(invocation.env) >= {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"}
     assert not {"PATH", "HOME"} & set(invocation.env)  # the runner's, not the engine's
 
-    done = run(invocation, work, tmp_path / "home")
+    offline.prompt_cache = True  # later turns repeat the earlier ones: reported as cache reads
+    try:
+        done = run(invocation, work, tmp_path / "home")
+    finally:
+        offline.prompt_cache = False
 
     assert done.returncode == 0, done.stderr
     assert (work / "app.py").read_text() == "import os\n\n\n# pas: add a note\ndef main():\n    x = 1\n    return x\n"
@@ -117,7 +121,10 @@ def test_claude_edits_the_task_file_against_the_offline_model(
 
     usage = ENGINE.usage(done.stdout, done.stderr, work)
     assert usage.reported and usage.calls == 3
-    assert usage.tokens.input == sum(e["usage"]["input_tokens"] for e in requests)
+    # Anthropic counts cache reads apart from input_tokens; the receipt's input holds both
+    cached = sum(e["usage"]["cache_read_input_tokens"] for e in requests)
+    assert cached > 0 and usage.tokens.cached_input == cached
+    assert usage.tokens.input == cached + sum(e["usage"]["input_tokens"] for e in requests)
     assert usage.tokens.output == sum(e["usage"]["output_tokens"] for e in requests)
     assert usage.cost_usd is not None and usage.cost_usd > 0  # Claude Code's list price for the model
 

@@ -128,7 +128,8 @@ class ClaudeCode:
         if result is None or not result.get("is_error"):
             return None
         if result.get("subtype") == "error_max_budget_usd":
-            return f"Claude Code stopped at the task's budget, having spent ${result.get('total_cost_usd', 0):.6f}"
+            spent = spend(result).cost_usd
+            return "Claude Code stopped at the task's budget" + (f", having spent ${spent:.6f}" if spent else "")
         return str(result.get("result") or result.get("subtype") or "") or None
 
     def usage(self, stdout: str, stderr: str, root: Path) -> Usage:
@@ -169,7 +170,7 @@ def spend(result: dict[str, Any]) -> Usage:
     """Tokens and cost from Claude Code's result: per model (`modelUsage`) where it has one.
 
     A model Claude Code has no price for is priced on a guess (`costBasis: "unknown"`): that cost is
-    not reported, and the receipt says unpriced.
+    not reported, so the config's prices for the model apply, else the receipt says unpriced.
     """
     per_model = [m for m in (result.get("modelUsage") or {}).values() if isinstance(m, dict)]
     if per_model:
