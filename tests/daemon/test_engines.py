@@ -33,6 +33,9 @@ while [ $# -gt 0 ]; do
   case "$1" in --message) msg="$2"; shift 2 ;; --) shift; break ;; *) shift ;; esac
 done
 case "$msg" in
+  *TRACKED*)
+    echo "x = 1" > util.py
+    echo "def add(a, b):  # tracked" > app.py ;;
   *OUTSIDE*|*refused*)
     echo "def add(a, b):  # tool" > app.py
     echo "x = 1" > util.py
@@ -57,6 +60,7 @@ esac
 
 
 CHECK = "grep -q fixed app.py"
+CHECK_UTIL = "grep -q mul util.py"
 
 
 def aider_bin() -> Path:
@@ -92,9 +96,11 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def daemon(model: OfflineModel, fake: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     """One daemon: the real aider for the default model; the stand-in for "openai/pasd-offline-b"."""
     real = VENV / "bin" / "aider"
-    config = offline_config(model.url, guardrails={"allow_commands": [CHECK]})
+    config = offline_config(model.url, guardrails={"allow_commands": [CHECK, CHECK_UTIL]})
     config["engines.aider"] = {"path": str(real)}
     config['models.settings."openai/pasd-offline-b"'] = {"api_base": model.url, "engine_settings": {"path": str(fake)}}
+    config['models.settings."openai/pasd-offline-map"'] = {"api_base": model.url,
+                                                            "engine_settings": {"map_tokens": 1024}}
     config['models.settings."openai/pasd-offline-c"'] = {"api_base": model.url, "engine": "aider",
                                                           "engine_settings": {"path": "/nonexistent/aider"}}
     d = DaemonProcess(tmp_path_factory.mktemp("engines"), workers=2, config=config,
@@ -139,6 +145,20 @@ async def test_real_aider_edits_the_snapshot_and_approve_applies_it(
     assert "swap the operands" in sent and "return a + b" in sent  # aider sent the task and the file
 
 
+async def test_aiders_repo_map_is_a_setting(daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    aider_bin()
+    offline.script([{"content": block("app.py", "    return a + b\n", "    return mul(a, 1) + b\n")}])
+    git_config = (repo / ".git" / "config").read_bytes()
+    async with daemon.client() as c:  # a check makes the snapshot a worktree, where aider's map can list files
+        t = await c.wait((await c.submit(task(repo, "use mul", model="openai/pasd-offline-map",
+                                              check=CHECK_UTIL))).id)
+        assert t.state is p.TaskState.REVIEW, t.error
+    [request] = offline.requests
+    # util.py is not a task file: its definition reaches aider's prompt only through the map
+    assert "def mul" in json.dumps(request["messages"])
+    assert (repo / ".git" / "config").read_bytes() == git_config  # aider's git use left the repository alone
+
+
 async def test_changes_outside_the_allowlist_are_refused_and_the_repair_goes_to_the_tool(
         daemon: DaemonProcess, repo: Path, tmp_path: Path) -> None:
     async with daemon.client() as c:
@@ -167,6 +187,17 @@ async def test_a_failed_check_sends_its_output_back_to_the_tool(daemon: DaemonPr
         assert r.rounds == {"first": 1, "repair": 1}
         contents = await c.contents(t.id)
     assert [f.proposed for f in contents.files] == ["def add(a, b):  # fixed\n"]
+
+
+async def test_a_refused_rewrite_of_a_tracked_file_is_undone_before_the_check(
+        daemon: DaemonProcess, repo: Path) -> None:
+    async with daemon.client() as c:
+        t = await c.wait((await c.submit(task(repo, "TRACKED", check=CHECK_UTIL))).id)
+        assert t.state is p.TaskState.REVIEW, t.error
+        assert ("util.py", "not one of the task's files") in {(r.path, r.reason) for r in t.refused}
+        [r] = await c.receipts(p.ReceiptsParams(task_id=t.id))
+    # the check reads util.py as the repository has it, not as the tool left it
+    assert r.checks and all(run.exit_code == 0 for run in r.checks)
 
 
 async def test_revise_sends_the_comment_to_the_tool_over_its_proposal(daemon: DaemonProcess, repo: Path) -> None:

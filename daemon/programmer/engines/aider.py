@@ -48,20 +48,28 @@ class Aider:
                settings: dict[str, Any]) -> Invocation:
         model = spec.model
         name = model.model if "/" in model.model else f"openai/{model.model}"
+        map_tokens = int(settings.get("map_tokens", 0))
+        # aider's repo map lists the repository through git: a worktree snapshot has one (read-only
+        # for the tool under the sandbox); a copy holds only the task's files, and no map to make
+        git = map_tokens > 0 and _in_worktree(root, Path(spec.worktrees_dir))
         argv = [exe, "--model", name, "--weak-model", name, "--editor-model", name,
-                "--yes-always", "--no-git", "--no-gitignore", "--no-auto-commits", "--no-dirty-commits",
+                "--yes-always", "--git" if git else "--no-git", "--skip-sanity-check-repo", "--no-gitignore",
+                "--no-auto-commits", "--no-dirty-commits",
                 "--no-show-model-warnings", "--no-check-update", "--no-show-release-notes",
                 "--no-analytics", "--analytics-log", "/dev/stderr", "--no-pretty", "--no-stream",
                 "--no-suggest-shell-commands", "--no-auto-lint", "--no-auto-test", "--no-detect-urls",
                 "--disable-playwright", "--no-notifications", "--no-fancy-input", "--no-restore-chat-history",
                 "--chat-history-file", os.devnull, "--input-history-file", os.devnull, "--env-file", os.devnull,
-                "--encoding", "utf-8", "--map-tokens", str(int(settings.get("map_tokens", 0)))]
+                "--encoding", "utf-8", "--map-tokens", str(map_tokens)]
         edit_format = str(settings.get("edit_format") or "diff")  # aider's default for an unknown model is "whole"
         if settings.get("architect"):  # the model plans, then edits as the editor in edit_format
             argv += ["--architect", "--editor-edit-format", edit_format]
         else:
             argv += ["--edit-format", edit_format]
         env: dict[str, str] = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        if git:  # with an identity, aider has no reason to write one into the repository's config
+            env.update(GIT_CONFIG_COUNT="2", GIT_CONFIG_KEY_0="user.name", GIT_CONFIG_VALUE_0="pasd",
+                       GIT_CONFIG_KEY_1="user.email", GIT_CONFIG_VALUE_1="pasd@localhost")
         key = provider_key(spec)
         provider = name.split("/", 1)[0]
         if model.api_base:
@@ -99,6 +107,17 @@ class Aider:
         if not calls:
             return Usage(tokens=TokenUsage(), cost_usd=None, calls=0, reported=False)
         return Usage(tokens=tokens, cost_usd=cost if _COST.search(stdout) else None, calls=calls)
+
+
+def _in_worktree(root: Path, worktrees: Path) -> bool:
+    """Whether the snapshot at root is a git worktree (its `.git` at root or above, inside the snapshots' folder)."""
+    worktrees = worktrees.resolve()
+    for folder in [root.resolve(), *root.resolve().parents]:
+        if folder == worktrees or worktrees not in folder.parents:
+            return False
+        if (folder / ".git").exists():
+            return True
+    return False
 
 
 def _site_packages(exe: str) -> Path | None:

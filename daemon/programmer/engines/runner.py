@@ -33,11 +33,12 @@ from daemon.programmer.check import require_sandbox, run_check
 from daemon.programmer.engine import SPEND, STOPPED, Progress, _Tally, _unusable, _write, verdict
 from daemon.programmer.engines import base, get
 from daemon.programmer.guard import command_allowed, refuse_path
-from daemon.programmer.proc import TRUNCATED, run
+from daemon.programmer.proc import TRUNCATED, GitError, git, run
 from daemon.programmer.spec import EngineResult, FileChange, TaskFailed, TaskSpec
 from daemon.protocol import Receipt, RefusedEdit, TokenUsage
 from daemon.secrets import redact, secret_values
 
+MAX_REFUSED = 50  # refusals reported per round: a tool that writes a whole tree is told about the first ones
 OUTPUT_BYTES = 256_000  # of the tool's stdout and stderr each: enough for its report and its spend
 Entry = tuple[str, int, int, int]  # kind ("f", "l", "d", "o"), size, mtime_ns, ctime_ns
 
@@ -161,18 +162,26 @@ class _Run:
             await asyncio.to_thread(_clear, root, inv.scratch)
             after = await asyncio.to_thread(_scan, top)
             round_refused = []
+            tracked: list[str] = []  # refused rewrites of the repository's files: git puts them back
             for rel_top in sorted(set(before) | set(after)):
                 if before.get(rel_top) == after.get(rel_top):
                     continue
                 why, rel = self._judge(rel_top, top, root, after.get(rel_top), allowed)
                 if why is None:
                     continue
-                await asyncio.to_thread(_undo, top, rel_top, before.get(rel_top), rel, root, base_)
+                if not await asyncio.to_thread(_undo, top, rel_top, before.get(rel_top), rel, root, base_):
+                    tracked.append(rel_top)
+                if len(round_refused) >= MAX_REFUSED:
+                    continue
                 refused = RefusedEdit(path=rel, reason=why)
                 round_refused.append(refused)
                 if (rel, why) not in refused_keys:
                     refused_keys.add((rel, why))
                     tally.refused.append(refused)
+            if snap.repo is not None:
+                for rel_top in tracked[:MAX_REFUSED]:  # one at a time: a path git does not track fails alone
+                    with contextlib.suppress(GitError, OSError):
+                        await git(top, "checkout", "--quiet", "HEAD", "--", rel_top)
             contents, unusable = await self._contents(root, allowed, base_, after, top)
             for refused in unusable:
                 round_refused.append(refused)
@@ -396,9 +405,9 @@ def _clear(root: Path, patterns: list[str]) -> None:
                         os.unlink(entry.path)
 
 
-def _undo(top: Path, rel_top: str, before: Entry | None, rel: str, root: Path, base_: dict[str, str | None]) -> None:
-    """Take a refused change back where pasd knows the old state: a new path goes; a task file
-    the tool deleted or replaced comes back as it was."""
+def _undo(top: Path, rel_top: str, before: Entry | None, rel: str, root: Path, base_: dict[str, str | None]) -> bool:
+    """Take a refused change back where pasd knows the old state (a new path goes; a task file the
+    tool deleted or replaced comes back as it was); False for a file pasd holds no copy of."""
     path = top / rel_top
     if before is None:
         if path.is_dir() and not path.is_symlink():
@@ -406,12 +415,21 @@ def _undo(top: Path, rel_top: str, before: Entry | None, rel: str, root: Path, b
         else:
             with contextlib.suppress(OSError):
                 path.unlink()
-        return
+        return True
     if rel in base_ and base_[rel] is not None:
         with contextlib.suppress(OSError):
             if path.is_symlink() or (path.exists() and not path.is_file()):
                 path.unlink()
             _write(root / rel, base_[rel] or "")
+        return True
+    if before[0] == "d":
+        return True
+    with contextlib.suppress(OSError):
+        if path.is_symlink():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+    return False
 
 
 def _stage(home: Path, files: dict[str, str]) -> None:
