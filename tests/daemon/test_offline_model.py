@@ -388,3 +388,17 @@ async def test_messages_api_scripted_tool_calls_and_errors(srv: OfflineModel) ->
     with pytest.raises(litellm.RateLimitError, match="slow down"):
         await anthropic(srv, [task], num_retries=0)
     assert srv.requests[-1]["response"]["error"]["type"] == "rate_limit_error"
+
+
+def test_messages_api_counts_tokens_and_refuses_bad_bodies(srv: OfflineModel) -> None:
+    base = srv.url.removesuffix("/v1")
+    body = {"model": "m", "messages": [{"role": "user", "content": "x" * 400}]}
+    counted = control(srv, "/v1/messages/count_tokens", body)
+    assert counted["input_tokens"] > 100
+    for path in ("/v1/messages", "/v1/messages/count_tokens?beta=true"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(urllib.request.Request(base + path, data=b'{"messages": "no"}'), timeout=5)
+        assert err.value.code == 400
+        assert json.loads(err.value.read())["error"] == {"type": "invalid_request_error",
+                                                         "message": "'messages' must be a list"}
+    assert srv.requests == []  # neither is an answer of the model
