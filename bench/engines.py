@@ -2,7 +2,8 @@
 REVIEW, one task at a time), as a ratio in one run, and the peak memory of a running engine.
 
 An external engine's cost is mostly its own start-up (aider imports its Python stack on every
-run); pasd's part around it (snapshot, sandbox, scan, diff, receipt) is the same as native's.
+run; Claude Code starts a 370 MB binary and takes three model turns to read, edit and answer);
+pasd's part around it (snapshot, sandbox, scan, diff, receipt) is the same as native's.
 Engines that are not installed are reported as not available.
 """
 
@@ -21,10 +22,15 @@ from common import Conn, Report, make_workspace, rss_mb, run_script
 
 from daemon.config import OFFLINE_MODEL
 from daemon.offline_model import OfflineModel
+from daemon.programmer.engines.claude import VERSION as CLAUDE_VERSION
 from daemon.testing import DaemonProcess, block, offline_config
 
 VENV = Path(os.environ.get("PASD_AIDER_VENV") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
             / "pasd-ci" / "aider-0.86.2")
+CLAUDE = (Path(os.environ.get("PASD_AGENT_CACHE")  # where scripts/install-agent-cli.sh puts it
+               or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pasd-ci")
+          / f"claude-code-{CLAUDE_VERSION}" / "node_modules" / ".bin" / "claude")
+INSTALL = {"aider": "scripts/install-aider.sh", "claude": "scripts/install-agent-cli.sh"}
 
 
 def rules(ws: Path, files: list[str]) -> list[dict[str, object]]:
@@ -74,7 +80,9 @@ async def one(socket: Path, ws: Path, rel: str, engine: str) -> float:
     c = await Conn.open(socket)
     try:
         t0 = time.perf_counter()
-        task = await c.call("task.submit", {"workspace": str(ws), "instruction": f"note {Path(rel).name}",
+        # Claude Code edits with its own tools: the offline model's default answers drive it, not a rule
+        word = "annotate" if engine == "claude" else "note"
+        task = await c.call("task.submit", {"workspace": str(ws), "instruction": f"{word} {Path(rel).name}",
                                             "files": [rel], "model": OFFLINE_MODEL, "engine": engine})
         while True:
             _, env = await events.event()
@@ -99,16 +107,18 @@ def main(quick: bool) -> Report:
     model = OfflineModel(latency=0.0, seed_rules=rules(ws, files)).start()
     sections = offline_config(model.url, pool={"workers": 1})
     sections["engines.aider"] = {"path": str(aider)}
+    sections["engines.claude"] = {"path": str(CLAUDE)}
+    tools = {"aider": aider, "claude": CLAUDE}
     d = DaemonProcess(tmp, workers=1, config=sections)
     try:
         d.start()
         times: dict[str, list[float]] = {}
-        engines = ["native"] + (["aider"] if aider.exists() else [])
+        engines = ["native"] + [name for name, exe in tools.items() if exe.exists()]
         for engine in engines:
             runs = n if engine == "native" else n_tool
             if engine == "native" or not quick:  # warm: litellm's import in the daemon, the tool's caches
                 asyncio.run(one(d.socket, ws, files[0], engine))
-            with Peak(str(aider)) as peak:
+            with Peak(str(tools.get(engine, aider))) as peak:
                 base_rss = rss_mb(d.proc.pid) if d.proc else 0.0
                 times[engine] = [asyncio.run(one(d.socket, ws, files[(i + 1) % len(files)], engine))
                                  for i in range(runs)]
@@ -120,12 +130,15 @@ def main(quick: bool) -> Report:
             else:
                 r.add(f"peak RSS of the running {engine} (its processes)", peak.peak_mb, "MB")
         r.info(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-        if "aider" in times:
-            ratio = statistics.median(times["aider"]) / statistics.median(times["native"])
-            r.add("per-task time, aider / native", ratio, "x", note="aider starts its Python stack for every run")
-        else:
-            r.add("per-task time, aider / native", None, "x", note=f"aider is not installed at {aider} "
-                                                                  "(scripts/install-aider.sh)")
+        why = {"aider": "aider starts its Python stack for every run",
+               "claude": "Claude Code starts for every run, then takes three model turns"}
+        for name, exe in tools.items():
+            if name in times:
+                ratio = statistics.median(times[name]) / statistics.median(times["native"])
+                r.add(f"per-task time, {name} / native", ratio, "x", note=why[name])
+            else:
+                r.add(f"per-task time, {name} / native", None, "x",
+                      note=f"{name} is not installed at {exe} ({INSTALL[name]})")
     finally:
         d.stop()
         d.cleanup()

@@ -29,6 +29,9 @@ step "VS Code extension: build and unit tests"
 step "real VS Code (code-server) for the end-to-end tests"
 bash tests/e2e/vscode/setup.sh
 
+step "agent CLI for the engine tests (Claude Code, cached outside the clone)"
+bash scripts/install-agent-cli.sh >/dev/null
+
 step "lint and types"
 ruff check .
 mypy daemon

@@ -335,7 +335,7 @@ async def test_a_missing_or_unknown_engine_fails_at_submit_with_the_install_comm
             # this model's config names the engine, at a path where there is none
             await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["app.py"],
                                           model="openai/pasd-offline-c"))
-        with pytest.raises(InvalidParams, match="unknown engine 'nope'; engines: native, aider"):
+        with pytest.raises(InvalidParams, match="unknown engine 'nope'; engines: native, aider, claude"):
             await c.submit(task(repo, "x", engine="nope"))
 
 

@@ -190,7 +190,9 @@ class _Run:
 
             changed = any(contents[p] != base_.get(p) for p in contents)
             if res.code != 0 and not changed:
-                raise _failure(spec, res.code, self._clean(res.stderr or res.stdout))
+                said = getattr(engine, "failure", None)  # optional: the tool's own words for what went wrong
+                raise _failure(spec, res.code, self._clean((said and said(res.stdout, res.stderr)) or res.stderr
+                                                           or res.stdout))
             check_output: str | None = None
             if spec.check and changed:
                 self.progress("check", f"running {spec.check}")
