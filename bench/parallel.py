@@ -28,6 +28,7 @@ TARGETS = {8: 0.95, 32: 0.90}
 def add_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--backend", choices=["local", "ray"], default="local", help="where the programmers run")
     ap.add_argument("--address", help="with --backend ray: the cluster's address (default: start one here)")
+    ap.add_argument("--sizes", help="pool sizes to measure, e.g. 1,32 (default: 1,2,4,8,16,32)")
 
 
 @contextlib.contextmanager
@@ -55,6 +56,8 @@ def measure(args: argparse.Namespace, ray: dict[str, Any] | None) -> Report:
     """Wall time per pool size; on Ray one actor on the worker node holds all the pool's programmers."""
     quick = args.quick
     sizes, n_tasks, latency = ([1, 4], 8, 0.25) if quick else ([1, 2, 4, 8, 16, 32], 64, 1.0)
+    if args.sizes and not quick:
+        sizes = sorted({int(x) for x in args.sizes.split(",")})
     on = " on Ray" if ray else ""
     r = Report(f"parallel{on}: {n_tasks} tasks, model latency {latency} s, pool sizes {sizes}"
                + (", one worker node" if ray else ""))

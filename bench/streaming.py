@@ -37,7 +37,7 @@ async def cpu_per_reply(url: str, n: int, client: str) -> float:
     spec = ModelSpec(model="openai/pasd-offline", api_base=url)
     messages = [{"role": "user", "content": "hello"}]
     try:
-        for _ in range(3):
+        for _ in range(2):
             await llm.complete(spec, messages, 10)
         started = time.process_time()
         for _ in range(n):
@@ -91,7 +91,7 @@ async def events_while_streaming(socket: Any, workspace: str, files: list[str], 
 
 def main(args: argparse.Namespace) -> Report:
     report = Report("streaming: CPU per streamed reply, direct and through litellm; progress events")
-    n = 10 if args.quick else 40
+    n = 3 if args.quick else 40
     per: dict[tuple[str, int], float] = {}
     with model_process() as url:
         for chunks, extra in ((125, {}), (1000, {"chunk_chars": 4})):

@@ -336,6 +336,8 @@ def _cost(litellm: ModuleType, spec: ModelSpec, usage: Any, tokens: TokenUsage) 
         cost = ((tokens.input - tokens.cached_input) * price_in + tokens.cached_input * price_cached
                 + tokens.output * (spec.output_cost_per_token or 0))
         return cost, True
+    if not _in_price_table(spec.model):
+        return 0.0, False  # not in litellm's price table: recorded as unpriced
     try:  # litellm's table prices cached reads (and Anthropic's cache writes) from the usage it carries
         if usage is not None:
             prompt_cost, completion_cost = litellm.cost_per_token(model=spec.model, usage_object=usage)
@@ -345,6 +347,17 @@ def _cost(litellm: ModuleType, spec: ModelSpec, usage: Any, tokens: TokenUsage) 
         return float(prompt_cost) + float(completion_cost), True
     except Exception:
         return 0.0, False  # not in litellm's price table: recorded as unpriced
+
+
+@functools.lru_cache(maxsize=256)
+def _in_price_table(model: str) -> bool:
+    """Whether litellm prices this model, asked once: a model it does not know costs it ~0.5 ms of
+    fallback name matching at every reply before it says so (the table does not change at run time)."""
+    try:
+        load().cost_per_token(model=model, prompt_tokens=1, completion_tokens=1)
+        return True
+    except Exception:
+        return False
 
 
 # ---------------------------------------------------------------- the error table

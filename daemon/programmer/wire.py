@@ -16,8 +16,11 @@ maps to, so llm.py's one error table reads both paths) or as the HTTP client's o
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
+import urllib.parse
+import urllib.request
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,11 +78,20 @@ def _session() -> aiohttp.ClientSession:
     loop = asyncio.get_running_loop()
     session = _SESSIONS.get(loop)
     if session is None or session.closed:
-        # no connection limit: the pool size is the limit; proxies from the environment, as litellm
+        # No connection limit: the pool size is the limit. Not trust_env: it looks up netrc and the
+        # proxy variables on a thread at every request; `_proxy` reads them once per host instead.
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        session = aiohttp.ClientSession(connector=connector, trust_env=True)
+        session = aiohttp.ClientSession(connector=connector)
         _SESSIONS[loop] = session
     return session
+
+
+@functools.lru_cache(maxsize=64)
+def _proxy(scheme: str, host: str) -> str | None:
+    """The proxy the environment names for this host (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), as litellm follows."""
+    if urllib.request.proxy_bypass_environment(host):
+        return None
+    return urllib.request.getproxies_environment().get(scheme)
 
 
 async def close() -> None:
@@ -99,7 +111,9 @@ async def stream(url: str, body: dict[str, Any], key: str | None, timeout: float
     if org and url.startswith(OPENAI_BASE):
         headers["OpenAI-Organization"] = org
     limits = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
-    resp = await _session().post(url, data=json.dumps(body), headers=headers, timeout=limits)
+    where = urllib.parse.urlsplit(url)
+    resp = await _session().post(url, data=json.dumps(body), headers=headers, timeout=limits,
+                                 proxy=_proxy(where.scheme, where.hostname or ""))
     finished = False
     try:
         if resp.status >= 400:
