@@ -141,6 +141,15 @@ def rss_mb(pid: int) -> float:
     return math.nan
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(the process's own CPU seconds, all its threads; those of its children it has waited for)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2:].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return (utime + stime) / tick, (cutime + cstime) / tick
+
+
 def process_tree(pid: int) -> list[int]:
     """`pid` and every process under it (git, checks, sandboxes), from /proc's parent links."""
     children: dict[int, list[int]] = {}

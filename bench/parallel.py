@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common import LITELLM_CLIENT, Report, bench_daemon, failures, run_script, run_tasks
+from common import LITELLM_CLIENT, Bench, Report, TaskTrace, bench_daemon, cpu_seconds, failures, run_script, run_tasks
 
 from daemon.testing import ray_cluster
 
@@ -74,10 +74,11 @@ def measure(args: argparse.Namespace, ray: dict[str, Any] | None) -> Report:
             failures(traces)
             walls[sizes[-1]] = wall
             r.add(f"wall time, pool {sizes[-1]}", wall, "s", note=f"ideal {n_tasks * latency / sizes[-1]:.2f} s")
+    cpu: dict[int, tuple[float, float]] = {}
     for size in [] if shortcut else sizes:
         with bench_daemon(size, latency=latency, pool={**ray, "slots": size} if ray else None) as b:
             ws, files = b.workspace(10)
-            wall, traces = asyncio.run(run_tasks(b.daemon.socket, ws, files, n_tasks))
+            wall, traces, cpu[size] = timed(b, ws, files, n_tasks)
             failures(traces)
         walls[size] = wall
         ideal = n_tasks * latency / size
@@ -90,18 +91,32 @@ def measure(args: argparse.Namespace, ray: dict[str, Any] | None) -> Report:
         target = None if ray else TARGETS.get(size) or (0.90 if quick else None)  # quick: the pool-32 bar
         r.add(f"efficiency{on}, pool {size}", speedup / size, "", (">=", target) if target else None)
     if not quick and not ray:
+        size = sizes[-1]
+        own, children = cpu[size]
+        r.add(f"daemon CPU per task, pool {size}", own / n_tasks * 1000, "ms",
+              note=f"all its threads; its git and other children {children / n_tasks * 1000:.1f} ms more")
         # the same run, every call through litellm.acompletion as before the direct path: its
         # efficiency is against the pool-1 wall above (per task ~20 ms more CPU there: <2% of it)
-        size = sizes[-1]
         with bench_daemon(size, latency=latency, env=LITELLM_CLIENT) as b:
             ws, files = b.workspace(10)
-            wall, traces = asyncio.run(run_tasks(b.daemon.socket, ws, files, n_tasks))
+            wall, traces, (own_l, children_l) = timed(b, ws, files, n_tasks)
             failures(traces)
         r.add(f"wall time, pool {size}, every call through litellm (before)", wall, "s",
               note=f"ideal {n_tasks * latency / size:.2f} s; load {os.getloadavg()[0]:.2f}")
         r.add(f"efficiency, pool {size}, every call through litellm (before)", walls[sizes[0]] / wall / size, "")
+        r.add(f"daemon CPU per task, pool {size}, every call through litellm (before)", own_l / n_tasks * 1000, "ms",
+              note=f"its children {children_l / n_tasks * 1000:.1f} ms more")
         r.add(f"wall time, pool {size}: through litellm / direct", wall / walls[size], "x")
+        r.add(f"daemon CPU per task, pool {size}: through litellm / direct", own_l / own, "x")
     return r
+
+
+def timed(b: Bench, ws: Path, files: list[str], n: int) -> tuple[float, dict[str, TaskTrace], tuple[float, float]]:
+    """run_tasks, and the daemon's CPU seconds (own, children's) it took."""
+    own0, children0 = cpu_seconds(b.pid)
+    wall, traces = asyncio.run(run_tasks(b.daemon.socket, ws, files, n))
+    own1, children1 = cpu_seconds(b.pid)
+    return wall, traces, (own1 - own0, children1 - children0)
 
 
 if __name__ == "__main__":

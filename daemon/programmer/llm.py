@@ -181,7 +181,10 @@ def _direct_name(spec: ModelSpec) -> str | None:
         return None
     from daemon.programmer import wire
 
-    if not all(k in wire.PLAIN_PARAMS for k in spec.params):
+    # OpenAI's own models take some params under other names or not at all (reasoning models:
+    # max_completion_tokens, no temperature), which litellm knows; a server named by api_base takes
+    # the plain ones as they are
+    if spec.params and not (spec.api_base and all(k in wire.PLAIN_PARAMS for k in spec.params)):
         return None
     return _openai_name(spec.model, spec.api_base)
 

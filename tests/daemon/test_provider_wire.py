@@ -90,5 +90,9 @@ def test_a_model_in_litellms_price_table_is_priced_from_it_on_the_direct_path(mo
 def test_other_providers_and_unplain_params_go_through_litellm() -> None:
     assert llm._direct_name(ModelSpec(model="openai/pasd-offline", api_base="http://127.0.0.1:9/v1")) == "pasd-offline"
     assert llm._direct_name(ModelSpec(model="anthropic/claude-sonnet-4-5")) is None
-    assert llm._direct_name(ModelSpec(model="openai/gpt-4o-mini", params={"reasoning_effort": "low"})) is None
-    assert llm._direct_name(ModelSpec(model="openai/gpt-4o-mini", params={"temperature": 0.2})) == "gpt-4o-mini"
+    assert llm._direct_name(ModelSpec(model="openai/gpt-4o-mini")) == "gpt-4o-mini"
+    # OpenAI's reasoning models take max_tokens and temperature otherwise: litellm maps them
+    assert llm._direct_name(ModelSpec(model="openai/o3", params={"temperature": 0.2})) is None
+    local = "http://127.0.0.1:9/v1"
+    assert llm._direct_name(ModelSpec(model="openai/qwen", api_base=local, params={"temperature": 0.2})) == "qwen"
+    assert llm._direct_name(ModelSpec(model="openai/qwen", api_base=local, params={"tools": []})) is None
