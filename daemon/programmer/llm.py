@@ -468,8 +468,8 @@ def classify(exc: BaseException, secret: str | None = None, timeout: float | Non
         text = happened.format(where=where, detail=detail, within=_within(exc, timeout)) + ": " + check
         return ProviderFault(reason, scrub(text, secret), retry_after=None)
     # the direct path names the litellm class its HTTP status stands for, so one table serves both
-    kind = getattr(exc, "litellm_kind", None)
-    for name in [kind] if isinstance(kind, str) else [cls.__name__ for cls in type(exc).__mro__]:
+    named = getattr(exc, "litellm_kind", None)
+    for name in [named] if isinstance(named, str) else [cls.__name__ for cls in type(exc).__mro__]:
         entry = ERRORS.get(name)
         if entry is not None:
             retryable, reason, text = entry

@@ -89,7 +89,7 @@ def _session() -> aiohttp.ClientSession:
 @functools.lru_cache(maxsize=64)
 def _proxy(scheme: str, host: str) -> str | None:
     """The proxy the environment names for this host (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), as litellm follows."""
-    if urllib.request.proxy_bypass_environment(host):
+    if urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]  # public, not in typeshed
         return None
     return urllib.request.getproxies_environment().get(scheme)
 
