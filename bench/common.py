@@ -176,11 +176,18 @@ class TreeMemory:
 
 
 def tree_memory(pid: int) -> TreeMemory:
-    """Memory of the daemon and every process it started, now."""
+    """Memory of the daemon and every process it started, now.
+
+    A child still showing the daemon's command line has not exec'd its program yet: subprocess
+    starts children with vfork, so until then it runs in the daemon's own memory, and its
+    smaps_rollup reports all of the daemon's pages a second time. It is left out (it owns none)."""
     rss = pss = 0.0
     n = 0
+    own = Path(f"/proc/{pid}/cmdline").read_bytes()
     for proc in process_tree(pid):
         try:
+            if proc != pid and Path(f"/proc/{proc}/cmdline").read_bytes() == own:
+                continue
             rollup = Path(f"/proc/{proc}/smaps_rollup").read_text().splitlines()
         except OSError:  # exited since the listing
             continue
