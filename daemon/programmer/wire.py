@@ -19,6 +19,7 @@ import asyncio
 import functools
 import json
 import os
+import ssl
 import urllib.parse
 import urllib.request
 import weakref
@@ -80,10 +81,17 @@ def _session() -> aiohttp.ClientSession:
     if session is None or session.closed:
         # No connection limit: the pool size is the limit. Not trust_env: it looks up netrc and the
         # proxy variables on a thread at every request; `_proxy` reads them once per host instead.
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, ssl=_tls())
         session = aiohttp.ClientSession(connector=connector)
         _SESSIONS[loop] = session
     return session
+
+
+def _tls() -> ssl.SSLContext:
+    """Certificates as litellm's HTTP client trusts them: SSL_CERT_FILE, else certifi's bundle."""
+    import certifi
+
+    return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or certifi.where())
 
 
 @functools.lru_cache(maxsize=64)
