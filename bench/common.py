@@ -244,16 +244,18 @@ class Bench:
 
 @contextmanager
 def bench_daemon(workers: int, *, latency: float = 0.0, warm: bool = True,
-                 pool: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Iterator[Bench]:
+                 pool: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+                 config: dict[str, dict[str, Any]] | None = None) -> Iterator[Bench]:
     """A real daemon with `workers` programmers on a temp socket, talking to the offline model.
 
     With warm=True one task runs first, so litellm's lazy import is paid before timing;
-    its cost is kept in `warmup_s`. `env`: more variables for the daemon (e.g. LITELLM_CLIENT).
+    its cost is kept in `warmup_s`. `env`: more variables for the daemon (e.g. LITELLM_CLIENT);
+    `config`: more config sections.
     """
     tmp = Path(tempfile.mkdtemp(prefix="pasd-bench-"))
     model = OfflineModel(latency=latency).start()
     sections = offline_config(model.url, pool={"workers": workers, **(pool or {})},
-                              guardrails={"allow_commands": ["true", "git status*"]})
+                              guardrails={"allow_commands": ["true", "git status*"]}, **(config or {}))
     # The config lives apart from the state dir, as in a real install: the daemon watches the
     # config's folder, and SQLite writes under it would wake the file watcher on every task.
     (tmp / "config").mkdir()
