@@ -141,6 +141,65 @@ def rss_mb(pid: int) -> float:
     return math.nan
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(the process's own CPU seconds, all its threads; those of its children it has waited for)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2:].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return (utime + stime) / tick, (cutime + cstime) / tick
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process under it (git, checks, sandboxes), from /proc's parent links."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone since the listing
+            continue
+        fields = text[text.rindex(")") + 2:].split()  # after the command name, which may hold spaces
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        proc = todo.pop()
+        out.append(proc)
+        todo += children.get(proc, [])
+    return out
+
+
+@dataclass
+class TreeMemory:
+    rss_mb: float  # summed VmRSS: counts pages the processes share once per process
+    pss_mb: float  # summed Pss: each shared page divided among the processes sharing it
+    processes: int
+
+
+def tree_memory(pid: int) -> TreeMemory:
+    """Memory of the daemon and every process it started, now.
+
+    A child still showing the daemon's command line has not exec'd its program yet: subprocess
+    starts children with vfork, so until then it runs in the daemon's own memory, and its
+    smaps_rollup reports all of the daemon's pages a second time. It is left out (it owns none)."""
+    rss = pss = 0.0
+    n = 0
+    own = Path(f"/proc/{pid}/cmdline").read_bytes()
+    for proc in process_tree(pid):
+        try:
+            if proc != pid and Path(f"/proc/{proc}/cmdline").read_bytes() == own:
+                continue
+            rollup = Path(f"/proc/{proc}/smaps_rollup").read_text().splitlines()
+        except OSError:  # exited since the listing
+            continue
+        n += 1
+        for line in rollup:
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1]) / 1024
+            elif line.startswith("Pss:"):
+                pss += int(line.split()[1]) / 1024
+    return TreeMemory(rss, pss, n)
+
+
 # ---------------------------------------------------------------- repositories
 
 
@@ -185,21 +244,23 @@ class Bench:
 
 @contextmanager
 def bench_daemon(workers: int, *, latency: float = 0.0, warm: bool = True,
-                 pool: dict[str, Any] | None = None) -> Iterator[Bench]:
+                 pool: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+                 config: dict[str, dict[str, Any]] | None = None) -> Iterator[Bench]:
     """A real daemon with `workers` programmers on a temp socket, talking to the offline model.
 
     With warm=True one task runs first, so litellm's lazy import is paid before timing;
-    its cost is kept in `warmup_s`.
+    its cost is kept in `warmup_s`. `env`: more variables for the daemon (e.g. LITELLM_CLIENT);
+    `config`: more config sections.
     """
     tmp = Path(tempfile.mkdtemp(prefix="pasd-bench-"))
     model = OfflineModel(latency=latency).start()
     sections = offline_config(model.url, pool={"workers": workers, **(pool or {})},
-                              guardrails={"allow_commands": ["true", "git status*"]})
+                              guardrails={"allow_commands": ["true", "git status*"]}, **(config or {}))
     # The config lives apart from the state dir, as in a real install: the daemon watches the
     # config's folder, and SQLite writes under it would wake the file watcher on every task.
     (tmp / "config").mkdir()
     config = write_config(tmp / "config" / "config.toml", sections)
-    daemon = DaemonProcess(tmp, workers=workers, env={"PASD_CONFIG": str(config)})
+    daemon = DaemonProcess(tmp, workers=workers, env={"PASD_CONFIG": str(config), **(env or {})})
     try:
         daemon.start(timeout=90 if (pool or {}).get("backend") == "ray" else 30)  # Ray: the actor starts too
         b = Bench(model, daemon, tmp)
@@ -340,6 +401,11 @@ async def run_tasks(socket: Path, workspace: Path, files: list[str], n: int | No
         for c in [*conns, events]:
             await c.close()
     return wall, {k: traces[k] for k in submitted}
+
+
+# the daemon's environment that sends every model call through litellm.acompletion, as before the
+# direct path (daemon/programmer/wire.py): the "before" of a comparison made in the same run
+LITELLM_CLIENT = {"PASD_PROVIDER_CLIENT": "litellm"}
 
 
 def env_with_path() -> dict[str, str]:

@@ -21,7 +21,7 @@ from daemon.events import EventBus
 from daemon.jobs import JobManager
 from daemon.pool import Pool
 from daemon.private import make_undumpable, private_files, private_state
-from daemon.programmer import snapshot
+from daemon.programmer import llm, snapshot
 from daemon.programmer.repomap.index import RepoMaps
 from daemon.review import Reviewer
 from daemon.revising import Reviser
@@ -160,6 +160,7 @@ class Daemon:
             await scheduler.close()
             await maps.close()
             await pool.backend.close()
+            await llm.aclose()  # the direct provider path's connections
             store.close()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(Exception):

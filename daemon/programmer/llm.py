@@ -7,6 +7,7 @@ thread, keeping the daemon responsive) and never by the CLI, LSP or TUI.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import os
@@ -39,6 +40,8 @@ def load() -> ModuleType:
         litellm.drop_params = True
         # litellm logs every call at INFO; under a busy pool that is a measurable share of the CPU
         logging.getLogger("LiteLLM").setLevel(logging.WARNING)
+        from daemon.programmer import wire  # noqa: F401  (aiohttp: imported here, off the event loop)
+
         _litellm = litellm
     return _litellm
 
@@ -139,40 +142,24 @@ async def complete(spec: ModelSpec, messages: list[dict[str, str]], timeout: flo
                    on_text: OnText | None = None) -> Reply:
     """One streamed chat completion; failures come out as TaskFailed or ProviderFault, never raw.
 
-    Cancelling the caller closes the HTTP stream at once, so the provider stops generating.
+    A model on OpenAI's wire goes straight to it (`wire.py`: a fraction of the CPU); every other
+    provider goes through litellm.acompletion. Cancelling the caller closes the HTTP stream at once,
+    so the provider stops generating.
     """
     litellm = await ensure_loaded()
-    kwargs: dict[str, Any] = {**spec.params, "model": spec.model, "messages": cache_marked(spec.model, messages),
-                              "timeout": timeout, "stream": True, "stream_options": {"include_usage": True},
-                              # pasd retries on another programmer itself; the provider client must not.
-                              "num_retries": 0, "max_retries": 0}
-    if spec.api_base:
-        kwargs["api_base"] = spec.api_base
     key = _api_key(spec)
-    if key:
-        kwargs["api_key"] = key
+    direct = _direct_name(spec)
     started = time.monotonic()
-    pieces: list[str] = []
-    usage: Any = None
     try:
         async with asyncio.timeout(timeout + 5):
-            stream = await litellm.acompletion(**kwargs)
-            try:
-                async for chunk in stream:
-                    usage = getattr(chunk, "usage", None) or usage
-                    choices = getattr(chunk, "choices", None) or []
-                    piece = getattr(getattr(choices[0], "delta", None), "content", None) if choices else None
-                    if piece:
-                        pieces.append(piece)
-                        if on_text is not None:
-                            on_text(piece)
-            finally:
-                await _close(stream)
-            reported = _provider_reported(stream)
+            if direct is not None:
+                text, usage, reported = await _complete_direct(litellm, spec, direct, messages, key, timeout,
+                                                               on_text)
+            else:
+                text, usage, reported = await _complete_litellm(litellm, spec, messages, key, timeout, on_text)
     except Exception as exc:
         raise classify(exc, key, timeout) from None
     seconds = time.monotonic() - started
-    text = "".join(pieces)
     if not text and not reported:  # e.g. a proxy's error page where the event stream should be
         raise ProviderFault("provider", "the provider's stream carried no answer")
     if usage is None:
@@ -181,6 +168,87 @@ async def complete(spec: ModelSpec, messages: list[dict[str, str]], timeout: flo
         tokens = _tokens(usage).model_copy(update={"estimated": not reported})
     cost, priced = _cost(litellm, spec, usage, tokens)
     return Reply(text=text, tokens=tokens, cost_usd=cost, priced=priced, seconds=seconds)
+
+
+# `PASD_PROVIDER_CLIENT=litellm` sends every call through litellm.acompletion (to compare, or to
+# step around a server the direct path does not suit).
+CLIENT_ENV = "PASD_PROVIDER_CLIENT"
+
+
+def _direct_name(spec: ModelSpec) -> str | None:
+    """The model name to send on OpenAI's wire directly, or None when litellm must make the call."""
+    if os.environ.get(CLIENT_ENV) == "litellm":
+        return None
+    from daemon.programmer import wire
+
+    # OpenAI's own models take some params under other names or not at all (reasoning models:
+    # max_completion_tokens, no temperature), which litellm knows; a server named by api_base takes
+    # the plain ones as they are
+    if spec.params and not (spec.api_base and all(k in wire.PLAIN_PARAMS for k in spec.params)):
+        return None
+    return _openai_name(spec.model, spec.api_base)
+
+
+@functools.lru_cache(maxsize=256)
+def _openai_name(model: str, api_base: str | None) -> str | None:
+    """Resolved once per model: the name the provider knows, if litellm says the provider is OpenAI's wire."""
+    try:
+        name, provider, _, _ = load().get_llm_provider(model=model, api_base=api_base)
+    except Exception:
+        return None
+    return name if provider == "openai" else None
+
+
+async def _complete_direct(litellm: ModuleType, spec: ModelSpec, name: str, messages: list[dict[str, str]],
+                           key: str | None, timeout: float, on_text: OnText | None) -> tuple[str, Any, bool]:
+    from daemon.programmer import wire
+
+    body: dict[str, Any] = {**spec.params, "model": name, "messages": messages, "stream": True,
+                            "stream_options": {"include_usage": True}}
+    key = key or os.environ.get("OPENAI_API_KEY")
+    answer = await wire.stream(wire.endpoint(spec.api_base), body, key, timeout, on_text)
+    usage = None
+    if answer.usage is not None:
+        try:  # litellm's Usage: what its price table reads cached and reasoning tokens from
+            usage = litellm.Usage(**answer.usage)
+        except Exception:
+            usage = None
+    return answer.text, usage, usage is not None
+
+
+async def _complete_litellm(litellm: ModuleType, spec: ModelSpec, messages: list[dict[str, str]], key: str | None,
+                            timeout: float, on_text: OnText | None) -> tuple[str, Any, bool]:
+    kwargs: dict[str, Any] = {**spec.params, "model": spec.model, "messages": cache_marked(spec.model, messages),
+                              "timeout": timeout, "stream": True, "stream_options": {"include_usage": True},
+                              # pasd retries on another programmer itself; the provider client must not.
+                              "num_retries": 0, "max_retries": 0}
+    if spec.api_base:
+        kwargs["api_base"] = spec.api_base
+    if key:
+        kwargs["api_key"] = key
+    pieces: list[str] = []
+    usage: Any = None
+    stream = await litellm.acompletion(**kwargs)
+    try:
+        async for chunk in stream:
+            usage = getattr(chunk, "usage", None) or usage
+            choices = getattr(chunk, "choices", None) or []
+            piece = getattr(getattr(choices[0], "delta", None), "content", None) if choices else None
+            if piece:
+                pieces.append(piece)
+                if on_text is not None:
+                    on_text(piece)
+    finally:
+        await _close(stream)
+    return "".join(pieces), usage, _provider_reported(stream)
+
+
+async def aclose() -> None:
+    """Release the direct path's connections on this event loop (the backend's shutdown)."""
+    if _litellm is not None:
+        from daemon.programmer import wire
+
+        await wire.close()
 
 
 async def _close(stream: Any) -> None:
@@ -271,6 +339,8 @@ def _cost(litellm: ModuleType, spec: ModelSpec, usage: Any, tokens: TokenUsage) 
         cost = ((tokens.input - tokens.cached_input) * price_in + tokens.cached_input * price_cached
                 + tokens.output * (spec.output_cost_per_token or 0))
         return cost, True
+    if not _in_price_table(spec.model):
+        return 0.0, False  # not in litellm's price table: recorded as unpriced
     try:  # litellm's table prices cached reads (and Anthropic's cache writes) from the usage it carries
         if usage is not None:
             prompt_cost, completion_cost = litellm.cost_per_token(model=spec.model, usage_object=usage)
@@ -280,6 +350,17 @@ def _cost(litellm: ModuleType, spec: ModelSpec, usage: Any, tokens: TokenUsage) 
         return float(prompt_cost) + float(completion_cost), True
     except Exception:
         return 0.0, False  # not in litellm's price table: recorded as unpriced
+
+
+@functools.lru_cache(maxsize=256)
+def _in_price_table(model: str) -> bool:
+    """Whether litellm prices this model, asked once: a model it does not know costs it ~0.5 ms of
+    fallback name matching at every reply before it says so (the table does not change at run time)."""
+    try:
+        load().cost_per_token(model=model, prompt_tokens=1, completion_tokens=1)
+        return True
+    except Exception:
+        return False
 
 
 # ---------------------------------------------------------------- the error table
@@ -354,11 +435,12 @@ def _transport(exc: BaseException) -> tuple[str, str, str] | None:
         why = next((r for e in reversed(tls) if isinstance(r := getattr(e, "reason", None), str)), "handshake")
         return "tls", where, why.replace("_", " ").lower()
     if names & {"Timeout", "APITimeoutError", "ReadTimeout", "ConnectTimeout", "TimeoutError",
-                "ServerTimeoutError", "PoolTimeout", "WriteTimeout"}:
+                "ServerTimeoutError", "SocketTimeoutError", "ConnectionTimeoutError", "PoolTimeout", "WriteTimeout"}:
         return "timeout", where, ""
     for e in chain:
         if isinstance(e, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)) or \
-                type(e).__name__ in ("ServerDisconnectedError", "RemoteProtocolError"):
+                type(e).__name__ in ("ServerDisconnectedError", "RemoteProtocolError") or \
+                (isinstance(e, OSError) and e.errno in (errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE)):
             return "reset", where, ""
     for e in chain:
         if isinstance(e, OSError) and e.errno is not None and type(e).__module__ in ("builtins", "socket"):
@@ -385,8 +467,10 @@ def classify(exc: BaseException, secret: str | None = None, timeout: float | Non
         reason, happened, check = TRANSPORT[kind]
         text = happened.format(where=where, detail=detail, within=_within(exc, timeout)) + ": " + check
         return ProviderFault(reason, scrub(text, secret), retry_after=None)
-    for cls in type(exc).__mro__:
-        entry = ERRORS.get(cls.__name__)
+    # the direct path names the litellm class its HTTP status stands for, so one table serves both
+    named = getattr(exc, "litellm_kind", None)
+    for name in [named] if isinstance(named, str) else [cls.__name__ for cls in type(exc).__mro__]:
+        entry = ERRORS.get(name)
         if entry is not None:
             retryable, reason, text = entry
             detail = scrub(_first_line(exc), secret)
@@ -399,6 +483,8 @@ def classify(exc: BaseException, secret: str | None = None, timeout: float | Non
 
 def _retry_after(exc: BaseException) -> float | None:
     headers = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(exc, "headers", None)
     if headers is None:
         headers = getattr(getattr(exc, "response", None), "headers", None)
     if headers is None:
