@@ -1,5 +1,6 @@
-"""Start-up: `pasd start` until the socket answers, `pas-lsp` initialize round trip and
-`pas-tui` first paint (headless); the latter two only where those packages are installed.
+"""Start-up: the CLI round trip (`pasd status --json`, `pasd submit`, `pasd submit --wait`
+against a warm daemon), `pasd start` until the socket answers, `pas-lsp` initialize round trip
+and `pas-tui` first paint (headless); the latter two only where those packages are installed.
 
 The packages' bytecode is compiled first, as `pip install` leaves it: with
 PYTHONDONTWRITEBYTECODE set (CI images often set it) an editable checkout would otherwise
@@ -9,9 +10,11 @@ recompile every module on every start and measure the compiler.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import compileall
 import importlib.util
 import json
+import resource
 import shutil
 import statistics
 import subprocess
@@ -20,7 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Report, env_with_path, run_script
+from common import Report, bench_daemon, env_with_path, run_script, run_tasks
+
+# The CLI as a user's script calls it: a new interpreter per command (`python -m daemon` is what
+# the `pasd` console script runs, without the launcher's own start-up).
+PASD = [sys.executable, "-m", "daemon"]
 
 TUI_PROBE = r"""
 import asyncio, sys, time
@@ -97,16 +104,77 @@ def compile_bytecode() -> None:
                 compileall.compile_dir(location, quiet=1)
 
 
+def load() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of one command. The CPU time (user + system) is what the command costs
+    by itself: on a loaded machine the wall time adds the wait for a core, on an idle one it does not."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(argv, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cli_round_trips(r: Report, runs: int) -> None:
+    """The three CLI figures against a warm daemon (litellm already loaded, the offline model at zero
+    latency): each the median of `runs` calls, interleaved so a burst of load hits all three alike."""
+    floor: list[tuple[float, float]] = []
+    times: dict[str, list[tuple[float, float]]] = {"status": [], "submit": [], "wait": []}
+    daemon_s: list[float] = []
+    loads = [load()]
+    with bench_daemon(2, latency=0.0) as b:
+        ws, files = b.workspace(10)
+        env = {**env_with_path(), "PASD_SOCKET": str(b.daemon.socket), "NO_COLOR": "1"}
+        env.pop("PASD_CONFIG", None)
+        commands = {
+            "status": [*PASD, "status", "--json"],
+            "submit": [*PASD, "submit", "note the module", "--file", files[2]],
+            "wait": [*PASD, "submit", "note the module", "--file", files[3], "--wait"],
+        }
+        for argv in commands.values():  # once each first: the files' bytecode, the daemon's first calls
+            timed(argv, env, ws)
+        for i in range(runs):
+            floor.append(timed([sys.executable, "-c", "pass"], env, ws))
+            for name, argv in commands.items():
+                times[name].append(timed(argv, env, ws))
+            # the daemon's own part of `--wait`: submit to the task's REVIEW event, on a bare socket
+            daemon_s.append(asyncio.run(run_tasks(b.daemon.socket, ws, [files[4 + i % 4]]))[0])
+        loads.append(load())
+
+    def ms(values: list[float]) -> float:
+        return 1000 * statistics.median(values)
+
+    base = statistics.median(w for w, _ in floor)
+    r.info(f"load average before and after: {loads[0]} / {loads[1]}")
+    r.add("python -c pass (the floor of any command)", ms([w for w, _ in floor]), "ms",
+          note=f"CPU {ms([c for _, c in floor]):.0f} ms")
+    for name, label, target in (("status", "`pasd status --json`", 100), ("submit", "`pasd submit`", 100),
+                                ("wait", "`pasd submit --wait`, one task, model latency 0", 150)):
+        wall = [w for w, _ in times[name]]
+        r.add(label, ms(wall), "ms", ("<=", target),
+              note=f"CPU {ms([c for _, c in times[name]]):.0f} ms; min {1000 * min(wall):.0f}; "
+                   f"{statistics.median(wall) / base:.1f}x the floor; load {loads[1]}")
+    r.add("the daemon's time for that task (submit to REVIEW event)", ms(daemon_s), "ms")
+
+
 def main(args: argparse.Namespace) -> Report:
     runs = 3 if args.quick else 10
     r = Report(f"startup: median of {runs} runs, bytecode compiled")
     compile_bytecode()
+    cli_round_trips(r, 3 if args.quick else 21)
+    if args.cli_only:
+        return r
     tmp = Path(tempfile.mkdtemp(prefix="pasd-su-", dir="/tmp"))
     env = pasd_env(tmp)
     try:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import daemon.client"], env=env, check=True)
-        r.add("python + `import daemon.client` (floor of any CLI call)", time.perf_counter() - t0, "s")
+        r.add("python + `import daemon.client` (the floor of a command on PasClient)", time.perf_counter() - t0, "s")
         starts = []
         for _ in range(runs):
             starts.append(pasd(env, "start"))
@@ -147,4 +215,5 @@ def main(args: argparse.Namespace) -> Report:
 
 
 if __name__ == "__main__":
-    run_script(__doc__.splitlines()[0], main)
+    run_script(__doc__.splitlines()[0], main,
+               lambda ap: ap.add_argument("--cli-only", action="store_true", help="only the CLI round trips"))

@@ -199,6 +199,9 @@ class PasClient:
     async def receipts(self, params: p.ReceiptsParams | None = None) -> builtins.list[p.Receipt]:
         return (await self._typed("receipts.list", params or p.ReceiptsParams(), p.ReceiptList)).receipts
 
+    async def engines(self) -> builtins.list[p.EngineInfo]:
+        return (await self._typed("engines.list", p.Empty(), p.EngineList)).engines
+
     async def models(self, workspace: str | None = None) -> p.ModelsResult:
         return await self._typed("models.list", p.ModelsParams(workspace=workspace), p.ModelsResult)
 

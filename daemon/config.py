@@ -66,6 +66,11 @@ class ModelSettings(Section):
     """USD per input token read from the provider's prompt cache; unset: the input price."""
     params: dict[str, Any] = {}
     """Extra completion parameters (temperature, max_tokens, ...)."""
+    engine: str | None = None
+    """What runs this model's tasks: "native" (pasd's own engine, the default) or an external tool
+    (`pasd engines` lists them, e.g. "aider"); a task's own `engine` wins."""
+    engine_settings: dict[str, Any] = {}
+    """Settings for the engine with this model, over `[engines.NAME]`'s (e.g. edit_format)."""
 
 
 class RouteRule(Section):
@@ -187,9 +192,18 @@ class Settings(Section):
     jobs: JobsConfig = JobsConfig()
     context: ContextConfig = ContextConfig()
     store: StoreConfig = StoreConfig()
+    engines: dict[str, dict[str, Any]] = {}
+    """Settings per external engine, `[engines.aider] path = "...", edit_format = "diff", ...`:
+    `path` is the tool's executable (or the folder holding it) when it is not on PATH; the other
+    keys are the engine's own (README "Engines")."""
 
     def model_settings(self, model: str) -> ModelSettings:
         return self.models.settings.get(model, ModelSettings())
+
+
+def engine_settings(settings: Settings, engine: str, model_settings: dict[str, Any]) -> dict[str, Any]:
+    """An engine's settings for one model: `[engines.NAME]`, then the model's `engine_settings` over them."""
+    return {**settings.engines.get(engine, {}), **model_settings}
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

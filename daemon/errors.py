@@ -1,10 +1,16 @@
-"""One base exception for pasd and the single place errors map to JSON-RPC codes."""
+"""One base exception for pasd and the single place errors map to JSON-RPC codes.
+
+Standard library only (the codes come from daemon/wire.py): the CLI's quick commands raise these too.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.protocol import ErrorCode, RpcError
+from daemon.wire import ErrorCode
+
+if TYPE_CHECKING:
+    from daemon.protocol import RpcError
 
 
 class PasError(Exception):
@@ -18,6 +24,8 @@ class PasError(Exception):
         self.data = data
 
     def to_rpc(self) -> RpcError:
+        from daemon.protocol import RpcError
+
         return RpcError(code=self.code, message=self.message, data=self.data)
 
 
@@ -80,7 +88,12 @@ _BY_CODE: dict[int, type[PasError]] = {
 
 def from_rpc(err: RpcError) -> PasError:
     """Rebuild the typed error a daemon sent, so clients can catch e.g. NotFound."""
-    cls = _BY_CODE.get(err.code)
+    return from_code(err.code, err.message, err.data)
+
+
+def from_code(code: int, message: str, data: Any = None) -> PasError:
+    """The typed error for a JSON-RPC error's fields (the CLI's quick path reads them without a model)."""
+    cls = _BY_CODE.get(code)
     if cls is None:
-        return RemoteError(err.code, err.message, err.data)
-    return cls(err.message, data=err.data)
+        return RemoteError(code, message, data)
+    return cls(message, data=data)

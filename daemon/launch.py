@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon import paths
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 class LaunchError(Exception):
@@ -42,6 +44,8 @@ def start(workers: int | None = None, quiet: bool = False, timeout: float = 30.0
     saves a Python start-up. Only for a process with one thread and nothing else to do (the
     `pasd start` command); a library caller gets a fresh `python -m daemon serve`.
     """
+    import subprocess  # here: every command passes through this module (main below), few start a daemon
+
     sock_path = paths.socket_path()
     found = hello(sock_path)
     if found is not None:

@@ -5,6 +5,9 @@ Control: POST /control/script (responses queued in order), /control/rules, /cont
 answers to file requests, as the model saw them). A response with `"read": [paths]` asks for those
 files (`READ path`) until pasd has answered each request, then answers as scripted; without
 `content` the answer is a real edit of the task's files as the latest round shows them.
+
+It also speaks the Anthropic Messages API (POST /v1/messages, streamed or not, with tool use) for
+agent CLIs such as Claude Code, which edit the files with their own tools: see that section.
 """
 
 from __future__ import annotations
@@ -239,7 +242,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         model = self.server.model
         path = self.path.rstrip("/")
-        if path in ("/v1/chat/completions", "/chat/completions"):
+        route = path.split("?", 1)[0]  # the Anthropic client adds `?beta=true`
+        if route in ("/v1/messages", "/messages"):
+            _messages(self, body)
+        elif route in ("/v1/messages/count_tokens", "/messages/count_tokens"):
+            _count_tokens(self, body)
+        elif path in ("/v1/chat/completions", "/chat/completions"):
             if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
                 self._send_json(400, _error_body(400, "'messages' must be a list"))
                 return
@@ -419,6 +427,292 @@ def _chunks(head: dict[str, Any], content: str, usage: dict[str, Any] | None,
     if usage is not None:
         out.append({**base, "choices": [], "usage": usage})
     return out
+
+
+# ---------------------------------------------------------------- the Anthropic Messages API (agent CLIs)
+#
+# An agent CLI such as Claude Code speaks the Messages API with tool use and edits the files itself.
+# Its prompt names the task's files as the engine runner's does (`Change only these files: a.py, b.py.`,
+# `Apply this to lines 3-7 of a.py.`). The default answer reads the first (the selection's if there is one)
+# with the agent's Read tool, makes the default answer's edit with its Edit tool (Write for an empty
+# file), then ends the turn. A scripted `tool_use` ({"name", "input"} or a list of them; "{cwd}" in an
+# input's strings is the agent's working directory) answers one request with those tool calls.
+
+_AGENT_FILES = re.compile(r"^Change only these files: (.+?)\.?$", re.M)
+_AGENT_LINES = re.compile(r"^Apply this to lines (\d+)-(\d+) of (.+?)\.?$", re.M)
+_WORKDIR = re.compile(r"(?:Primary working directory|Working directory): (\S+)")
+_NUMBERED = re.compile(r"^ *(\d+)(?:\t|→)(.*)$")  # a line of the Read tool's `cat -n` output
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    """A Messages API content as a list of blocks (a plain string is one text block)."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+
+
+def _block_text(block: dict[str, Any]) -> str:
+    """The text of a text block or of a tool_result (whose content is a string or text blocks)."""
+    if block.get("type") == "tool_result":
+        return "".join(_block_text(b) for b in _blocks(block.get("content")))
+    return str(block.get("text") or "") if block.get("type") == "text" else ""
+
+
+def agent_task(text: str) -> tuple[list[str], tuple[str, int, int] | None, str]:
+    """Files, selection (path, start, end) and instruction from an agent's prompt."""
+    files = [p.strip() for m in _AGENT_FILES.finditer(text) for p in m.group(1).split(", ") if p.strip()]
+    m = _AGENT_LINES.search(text)
+    selection = (m.group(3).strip(), int(m.group(1)), int(m.group(2))) if m else None
+    said = [line.strip() for line in text.split("\n")
+            if line.strip() and not _AGENT_FILES.match(line) and not _AGENT_LINES.match(line)]
+    return files, selection, said[0] if said else ""
+
+
+def numbered_text(output: str) -> str | None:
+    """The file a Read tool result shows (`cat -n` lines), or None when it shows no line (an empty file)."""
+    lines = [m.group(2) for m in map(_NUMBERED.match, output.split("\n")) if m]
+    return "".join(line + "\n" for line in lines) if lines else None
+
+
+def agent_edit(path: str, text: str, selection: tuple[str, int, int] | None,
+               instruction: str) -> tuple[str, str]:
+    """(old_string, new_string) of the default answer's note for the Edit tool; old_string is widened
+    (upwards, then downwards) until the file holds it once, as the Edit tool requires."""
+    lines = text.split("\n")[:-1]
+    if selection and selection[0] == path:
+        start = min(max(selection[1], 1), len(lines))
+        end = min(max(selection[2], start), len(lines))
+    else:
+        start, end = 1, min(3, len(lines))
+    chosen = lines[start - 1 : end]
+    indent = chosen[0][: len(chosen[0]) - len(chosen[0].lstrip())]
+    comment = f"{indent}{_comment_prefix(path)} pas: {instruction or 'change requested'}"
+    first, last = start, end
+    while text.count("\n".join(lines[first - 1 : last])) > 1 and (first > 1 or last < len(lines)):
+        if first > 1:
+            first -= 1
+        else:
+            last += 1
+    old = "\n".join(lines[first - 1 : last])
+    return old, "\n".join([*lines[first - 1 : start - 1], comment, *lines[start - 1 : last]])
+
+
+def _conversation(body: dict[str, Any]) -> tuple[str, str, dict[str, tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
+    """The task (the first user message's text, reminders left out), the working directory, the
+    agent's tool calls so far by id, and the tool results of the last message."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    texts = [_block_text(b) for m in messages for b in _blocks(m.get("content"))]
+    texts += [_block_text(b) for b in _blocks(body.get("system"))]
+    cwd = next((m.group(1) for m in map(_WORKDIR.search, texts) if m), "")
+    users = [m for m in messages if m.get("role") == "user"]
+    task = "\n".join(t for b in _blocks(users[0].get("content")) if users
+                     for t in [_block_text(b)] if not t.lstrip().startswith("<system-reminder>"))
+    calls: dict[str, tuple[str, dict[str, Any]]] = {
+        str(b.get("id")): (str(b.get("name")), b["input"] if isinstance(b.get("input"), dict) else {})
+        for m in messages if m.get("role") == "assistant"
+        for b in _blocks(m.get("content")) if b.get("type") == "tool_use"}
+    last = _blocks(messages[-1].get("content")) if messages and messages[-1].get("role") == "user" else []
+    return task, cwd, calls, [b for b in last if b.get("type") == "tool_result"]
+
+
+def _tool_use(name: str, tool_input: dict[str, Any], ids: Any) -> dict[str, Any]:
+    return {"type": "tool_use", "id": f"toolu_offline_{next(ids)}", "name": name, "input": tool_input}
+
+
+def _with_cwd(value: Any, cwd: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{cwd}", cwd)
+    if isinstance(value, dict):
+        return {k: _with_cwd(v, cwd) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_cwd(v, cwd) for v in value]
+    return value
+
+
+def agent_answer(body: dict[str, Any], ids: Any) -> tuple[list[dict[str, Any]], str]:
+    """The default answer's content blocks and stop reason at this point of an agent's conversation."""
+    task, cwd, calls, results = _conversation(body)
+    files, selection, instruction = agent_task(task)
+    if not results:
+        if not files:
+            return [{"type": "text", "text": NO_EDITS}], "end_turn"
+        path = selection[0] if selection and selection[0] in files else files[0]
+        return [{"type": "text", "text": f"I will read {path} first."},
+                _tool_use("Read", {"file_path": os.path.join(cwd, path) if cwd else path}, ids)], "tool_use"
+    result = results[-1]
+    name, args = calls.get(str(result.get("tool_use_id")), ("tool", {}))
+    output = _block_text(result)
+    if result.get("is_error"):
+        first = output.strip().split("\n", 1)[0][:200]
+        said = f"The {name} call failed ({first}), so I leave the code as it is."
+        return [{"type": "text", "text": said}], "end_turn"
+    if name != "Read":
+        return [{"type": "text", "text": "I added a note above the lines in question."}], "end_turn"
+    file_path = str(args.get("file_path") or "")
+    path = os.path.relpath(file_path, cwd) if cwd and os.path.isabs(file_path) else file_path
+    text = numbered_text(output)
+    if text is None:
+        note = f"{_comment_prefix(path)} pas: {instruction or 'change requested'}\n"
+        call = _tool_use("Write", {"file_path": file_path, "content": note}, ids)
+    else:
+        old, new = agent_edit(path, text, selection, instruction)
+        call = _tool_use("Edit", {"file_path": file_path, "old_string": old, "new_string": new}, ids)
+    return [{"type": "text", "text": "I add a note above the lines in question."}, call], "tool_use"
+
+
+def _anthropic_error(status: int, message: str) -> dict[str, Any]:
+    kinds = {**_ERROR_TYPES, 529: "overloaded_error"}
+    kind = kinds.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def _message_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The SSE events of one streamed message: start, each block (text by line, tool input in two
+    pieces of JSON), the stop reason with the output tokens, stop."""
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start}),
+                                                ("ping", {"type": "ping"})]
+    for i, block in enumerate(message["content"]):
+        if block["type"] == "tool_use":
+            raw = json.dumps(block["input"])
+            opening = {**block, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": piece}
+                      for piece in (raw[: len(raw) // 2], raw[len(raw) // 2 :])]
+        else:
+            opening = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": piece} for piece in block["text"].splitlines(keepends=True)]
+        events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": opening}))
+        events += [("content_block_delta", {"type": "content_block_delta", "index": i, "delta": d}) for d in deltas]
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+    delta = {"stop_reason": message["stop_reason"], "stop_sequence": None}
+    events.append(("message_delta", {"type": "message_delta", "delta": delta,
+                                     "usage": {"output_tokens": usage["output_tokens"]}}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def _count_tokens(handler: _Handler, body: Any) -> None:
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        handler._send_json(400, _anthropic_error(400, "'messages' must be a list"))
+        return
+    text = json.dumps({k: body.get(k) for k in ("system", "messages", "tools")})
+    handler._send_json(200, {"input_tokens": len(text) // 4 + 1})
+
+
+def _messages(handler: _Handler, body: Any) -> None:
+    """Answer POST /v1/messages as the Anthropic API does, streamed (SSE) or not; logged like a chat."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        handler._send_json(400, _anthropic_error(400, "'messages' must be a list"))
+        return
+    model = handler.server.model
+    _, cwd, _, results = _conversation(body)
+    last = body["messages"][-1] if body["messages"] else {}
+    last_user = "\n".join(_block_text(b) for b in _blocks(last.get("content") if isinstance(last, dict) else None))
+    spec, default_latency = model._next_spec(last_user)
+    entry: dict[str, Any] = {
+        "api": "messages",
+        "time": time.time(),
+        "model": body.get("model"),
+        "headers": {k.lower(): v for k, v in handler.headers.items()},
+        "messages": body["messages"],
+        "system": body.get("system"),
+        "tools": [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)],
+        "response": {},
+        "usage": {},
+    }
+    fault = spec.get("fault")
+    if fault == "hang":  # logged before it hangs, so a test sees the agent waiting on it
+        entry["response"] = {"fault": fault}
+        model._log(entry)
+    model._stopping.wait(float(spec.get("latency", 3600 if fault == "hang" else default_latency)))
+    if fault in ("hang", "reset", "garbage"):
+        if fault != "hang":
+            entry["response"] = {"fault": fault}
+            model._log(entry)
+        handler.close_connection = True
+        if fault == "reset":
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            handler.rfile.close()
+            handler.connection.close()
+        elif fault == "garbage":
+            data = b"<html>502 upstream garbage, not JSON"
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        return
+    if "status" in spec:
+        status = int(spec["status"])
+        err = _anthropic_error(status, str(spec.get("content") or f"offline model answered {status}"))
+        headers = {"Retry-After": str(spec["retry_after"])} if "retry_after" in spec else {}
+        entry["response"] = {"status": status, **err}
+        model._log(entry)
+        handler._send_json(status, err, headers)
+        return
+
+    blocks: list[dict[str, Any]]
+    if fault == "no_edits" or isinstance(spec.get("content"), str):
+        blocks, stop = [{"type": "text", "text": NO_EDITS if fault == "no_edits" else spec["content"]}], "end_turn"
+    elif spec.get("tool_use"):
+        calls = spec["tool_use"] if isinstance(spec["tool_use"], list) else [spec["tool_use"]]
+        blocks = [_tool_use(str(c.get("name")), _with_cwd(c.get("input") or {}, cwd), model._ids)
+                  for c in calls if isinstance(c, dict)]
+        stop = "tool_use"
+    else:
+        blocks, stop = agent_answer(body, model._ids)
+    prompt_text = json.dumps({k: body.get(k) for k in ("system", "messages", "tools")})
+    prompt_tokens = int(spec.get("prompt_tokens", len(prompt_text) // 4 + 1))
+    cached = min(model._cached_tokens(prompt_text, spec) or 0, prompt_tokens)
+    usage = {
+        "input_tokens": prompt_tokens - cached,  # Anthropic counts cached prompt tokens apart
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+        "output_tokens": int(spec.get("completion_tokens", len(json.dumps(blocks)) // 4 + 1)),
+    }
+    message = {"id": f"msg_offline_{next(model._ids)}", "type": "message", "role": "assistant",
+               "model": str(body.get("model") or MODEL_ID), "content": blocks, "stop_reason": stop,
+               "stop_sequence": None, "usage": usage}
+    entry["usage"] = usage
+    entry["response"] = message
+    entry["tool_results"] = len(results)
+    if not body.get("stream"):
+        model._log(entry)
+        handler._send_json(200, message)
+        return
+    events = _message_events(message)
+    entry.update(stream=True, sent_chunks=0, disconnected=False)
+    model._log(entry)
+    _send_events(handler, [f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events],
+                 entry, float(spec.get("chunk_latency", model._chunk_latency)))
+
+
+def _send_events(handler: _Handler, events: list[str], entry: dict[str, Any], delay: float) -> None:
+    """Send SSE events `delay` seconds apart; a client that hangs up is recorded in `entry`."""
+    model = handler.server.model
+    try:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Cache-Control", "no-cache")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for n, event in enumerate(events):
+            if n and delay and model._stopping.wait(delay):
+                break
+            data = event.encode()
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            handler.wfile.flush()
+            model._update(entry, sent_chunks=n + 1)
+        else:
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
+            return
+    except OSError:  # the client closed the stream
+        pass
+    model._update(entry, disconnected=True)
+    handler.close_connection = True
+
 
 
 # ---------------------------------------------------------------- the server object

@@ -1,7 +1,9 @@
 """The wire schema: every JSON-RPC method's params and result as pydantic models.
 
 The daemon, the CLI, pas-lsp and pas-tui all speak through these models; nobody
-builds protocol dicts by hand. This module must stay light: pydantic only.
+builds protocol dicts by hand. This module must stay light: pydantic only. Its plain-Python
+part (bounds, states, error codes) lives in daemon/wire.py, for commands that must start
+without pydantic, and is re-exported here.
 """
 
 
@@ -10,19 +12,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-PROTOCOL_VERSION = 1
-MAX_LINE_BYTES = 8 * 1024 * 1024  # a request to the daemon
-MAX_REPLY_BYTES = 512 * 1024 * 1024  # a reply from the daemon (a task's whole diff may be large)
-
-# Bounds on what a request may ask for: past them a number is a mistake or an attack.
-MAX_TIMEOUT_S = 7 * 24 * 3600.0
-MAX_BUDGET_USD = 1_000_000.0
-MAX_PRIORITY = 1_000_000
-MAX_LINE_NO = 100_000_000
-MAX_ID = 100_000_000  # hunk ids and the like
-MAX_COMMENT_CHARS = 16_000  # a reviewer's comment sent back with a proposal
-PATH_MAX = 4096  # bytes, as Linux counts them
-NAME_MAX = 255
+# the plain-Python part of the schema, re-exported: `protocol` stays the one place to look
+from daemon.wire import (  # isort: skip
+    PROTOCOL_VERSION as PROTOCOL_VERSION, MAX_LINE_BYTES as MAX_LINE_BYTES, MAX_REPLY_BYTES as MAX_REPLY_BYTES,
+    MAX_TIMEOUT_S as MAX_TIMEOUT_S, MAX_BUDGET_USD as MAX_BUDGET_USD, MAX_PRIORITY as MAX_PRIORITY,
+    MAX_LINE_NO as MAX_LINE_NO, MAX_ID as MAX_ID, MAX_COMMENT_CHARS as MAX_COMMENT_CHARS, PATH_MAX as PATH_MAX,
+    NAME_MAX as NAME_MAX, MAX_TASK_PAGE as MAX_TASK_PAGE, MAX_RECEIPT_PAGE as MAX_RECEIPT_PAGE,
+    MAX_JOB_PAGE as MAX_JOB_PAGE, TaskState as TaskState, ProgrammerState as ProgrammerState, HunkState as HunkState,
+    CHECK_FAILED as CHECK_FAILED, EDITS_REFUSED as EDITS_REFUSED, EDITS_UNAPPLIED as EDITS_UNAPPLIED,
+    WARNING_TEXT as WARNING_TEXT, warning_text as warning_text, ErrorCode as ErrorCode,
+    untrusted_message,
+)
 
 
 class Model(BaseModel):
@@ -68,46 +68,12 @@ Budget = Annotated[float, Field(ge=0, le=MAX_BUDGET_USD)]
 KeyName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
 KeyValue = Annotated[str, Field(min_length=1, max_length=8192)]
 Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
+EngineName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 LineNo = Annotated[int, Field(ge=1, le=MAX_LINE_NO)]
 HunkId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 # ---------------------------------------------------------------- states
-
-
-class TaskState(StrEnum):
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    REVIEW = "REVIEW"
-    APPLIED = "APPLIED"
-    REJECTED = "REJECTED"
-    CONFLICT = "CONFLICT"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def active(self) -> bool:
-        return self in (TaskState.QUEUED, TaskState.RUNNING)
-
-    @property
-    def reviewable(self) -> bool:
-        return self in (TaskState.REVIEW, TaskState.CONFLICT)
-
-    @property
-    def final(self) -> bool:
-        return self in (TaskState.APPLIED, TaskState.REJECTED, TaskState.FAILED, TaskState.CANCELLED)
-
-
-class ProgrammerState(StrEnum):
-    IDLE = "IDLE"
-    BUSY = "BUSY"
-    FAILED = "FAILED"
-
-
-class HunkState(StrEnum):
-    PENDING = "pending"
-    APPLIED = "applied"
-    REJECTED = "rejected"
 
 
 # ---------------------------------------------------------------- building blocks
@@ -159,18 +125,6 @@ class RefusedEdit(Model):
 
     path: str
     reason: str
-
-
-# What makes a task that reached review not a good result (TaskInfo.warnings, Receipt.warnings)
-CHECK_FAILED = "check_failed"  # the check command still failed after the last repair round
-EDITS_REFUSED = "edits_refused"  # the last round's edits named a file the guardrails refuse
-EDITS_UNAPPLIED = "edits_unapplied"  # the last round's edits did not apply (SEARCH text not found, malformed)
-WARNING_TEXT = {CHECK_FAILED: "check failed", EDITS_REFUSED: "edits refused", EDITS_UNAPPLIED: "edits not applied"}
-
-
-def warning_text(warnings: list[str]) -> str:
-    """The one wording every front end shows for a task's warnings: "check failed, edits refused"."""
-    return ", ".join(WARNING_TEXT.get(w, w.replace("_", " ")) for w in warnings)
 
 
 class CheckRun(Model):
@@ -250,6 +204,8 @@ class Receipt(Model):
     hunks_approved: int = 0  # set when the user approves or rejects, by hunk
     hunks_rejected: int = 0
     reviewed_at: float | None = None  # when the last hunk was decided (outcome approved/rejected/partial)
+    engine: str = "native"  # what made the attempt's edits: "native" or an external tool ("aider", ...)
+    engine_version: str | None = None  # the external tool's version
 
 
 class TaskInfo(Model):
@@ -290,6 +246,7 @@ class TaskInfo(Model):
     unapplied: list[str] = []  # the last round's edits that did not apply, and why
     pruned_at: float | None = None  # when retention (`pasd gc`) removed its stored diff; summary and receipts stay
     revision: int = 0  # how many times the proposal was sent back with a comment (`task.revise`)
+    engine: str = "native"  # what runs the task: "native" or an external tool (`pasd engines`)
 
 
 class ProgrammerInfo(Model):
@@ -337,8 +294,7 @@ class UntrustedConfig(Model):
 
     def message(self) -> str:
         """The one wording every front end shows."""
-        return (f"{self.path} is not trusted, so these of its settings are ignored: {', '.join(self.ignored)}; "
-                f"to apply them, review the file and run: {self.command}")
+        return untrusted_message(self.path, self.ignored, self.command)
 
 
 class PoolStatus(Model):
@@ -365,6 +321,23 @@ class SubmitParams(Model):
     # asked for them (a MissingCredentials error names the variables), held in memory for this task,
     # never stored, logged or shown (README: "Keys where you work").
     keys: dict[KeyName, KeyValue] = Field(default={}, max_length=8, repr=False)
+    # None: the model's configured engine, else "native"; an external one must be installed (`pasd engines`)
+    engine: EngineName | None = None
+
+
+class EngineInfo(Model):
+    """One engine as `pasd engines` lists it."""
+
+    name: str
+    installed: bool
+    version: str | None = None
+    path: str | None = None  # the executable found
+    install: str = ""  # the command that installs it ("" for the native engine)
+    brings: str = ""
+
+
+class EngineList(Model):
+    engines: list[EngineInfo]
 
 
 class TaskRef(Model):
@@ -374,7 +347,7 @@ class TaskRef(Model):
 class TaskListParams(Model):
     states: list[TaskState] | None = None
     workspace: PathStr | None = None
-    limit: int = Field(default=200, ge=1, le=10_000)
+    limit: int = Field(default=200, ge=1, le=MAX_TASK_PAGE)
 
 
 class TaskList(Model):
@@ -429,7 +402,7 @@ class ReviewResult(Model):
 
 class ReceiptsParams(Model):
     task_id: str | None = None
-    limit: int = Field(default=500, ge=1, le=100_000)
+    limit: int = Field(default=500, ge=1, le=MAX_RECEIPT_PAGE)
 
 
 class ReceiptList(Model):
@@ -576,7 +549,7 @@ class JobRef(Model):
 
 class JobListParams(Model):
     workspace: PathStr | None = None
-    limit: int = Field(default=100, ge=1, le=10_000)
+    limit: int = Field(default=100, ge=1, le=MAX_JOB_PAGE)
 
 
 class JobList(Model):
@@ -726,6 +699,7 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "task.reject": (ReviewParams, ReviewResult),
     "task.revise": (ReviseParams, TaskInfo),
     "receipts.list": (ReceiptsParams, ReceiptList),
+    "engines.list": (Empty, EngineList),
     "models.list": (ModelsParams, ModelsResult),
     "events.subscribe": (SubscribeParams, SubscribeResult),
     "daemon.shutdown": (Empty, ShutdownResult),
@@ -746,22 +720,6 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
 
 
 # ---------------------------------------------------------------- JSON-RPC envelopes
-
-
-class ErrorCode:
-    PARSE_ERROR = -32700
-    INVALID_REQUEST = -32600
-    METHOD_NOT_FOUND = -32601
-    INVALID_PARAMS = -32602
-    INTERNAL_ERROR = -32603
-    # application errors
-    NOT_FOUND = -32001  # unknown task
-    INVALID_STATE = -32002  # e.g. approving a RUNNING task
-    BAD_MODEL = -32003  # unknown provider / malformed model string
-    MISSING_CREDENTIALS = -32004
-    GUARDRAIL = -32005  # refused by an allowlist or budget
-    BAD_CONFIG = -32006
-    SHUTTING_DOWN = -32007
 
 
 class RpcError(Model):

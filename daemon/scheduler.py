@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import crashpoints
-from daemon.config import Settings
+from daemon.config import Settings, engine_settings
 from daemon.events import EventBus
 from daemon.pool import Pool, Programmer
 from daemon.programmer.engine import SPEND, STOPPED, STREAM, spent, streamed
@@ -241,7 +241,8 @@ class Scheduler:
             context=ContextSpec(**settings.context.model_dump(include={"max_reads", "read_max_bytes",
                                                                        "round_max_bytes", "deny"})),
             secret_env=sorted({m.api_key_env for m in settings.models.settings.values() if m.api_key_env}),
-            revision=revision,
+            revision=revision, engine=task.engine,
+            engine_settings=engine_settings(settings, task.engine, ms.engine_settings),
         )
 
     def _revision(self, task: TaskInfo) -> Revision:

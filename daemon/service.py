@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -12,13 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from daemon import paths, routing
+from daemon import paths, routing, version
 from daemon import protocol as p
-from daemon.config import ConfigCache
+from daemon.config import ConfigCache, Settings, engine_settings
 from daemon.errors import ConfigError, GuardrailRefused, InvalidParams, InvalidState, NotFound
 from daemon.events import EventBus
 from daemon.pool import Pool
-from daemon.programmer import llm, snapshot
+from daemon.programmer import engines, llm, snapshot
 from daemon.programmer.guard import command_allowed
 from daemon.programmer.spec import ModelSpec
 from daemon.retention import Retention
@@ -68,6 +69,7 @@ class Service:
             "task.approve": self.approve,
             "task.reject": self.reject,
             "receipts.list": self.receipts,
+            "engines.list": self.engines,
             "models.list": self.models,
             "daemon.shutdown": self.shutdown,
             "workspace.trust": self.trust,
@@ -187,6 +189,7 @@ class Service:
                               keys=self.pool.backend.name == "local", submitted=params.keys)
         if keys is not None:
             keys.update({k: params.keys[k] for k in needed})
+        engine = await self._engine(params.engine or ms.engine or engines.NATIVE, settings, ms.engine_settings)
         if params.check and not command_allowed(params.check, settings.guardrails.allow_commands):
             raise GuardrailRefused(f"check command not allowed: {params.check!r}; add a matching pattern to "
                                    "[guardrails] allow_commands in the config")
@@ -198,8 +201,32 @@ class Service:
             timeout_s=params.timeout_s or min(p.MAX_TIMEOUT_S, settings.guardrails.task_timeout_s),
             budget_usd=params.budget_usd, priority=params.priority, created_at=time.time(),
             job_id=job_id, tier=route.tier if route else None, route=route.reason if route else None,
+            engine=engine,
         )
         return task
+
+    async def _engine(self, name: str, settings: Settings, model_settings: dict[str, Any]) -> str:
+        """The task's engine, checked now: an unknown or missing one fails the submit, naming the fix."""
+        if name == engines.NATIVE:
+            return name
+        if name not in engines.ENGINES:
+            raise InvalidParams(f"unknown engine {name!r}; engines: {', '.join(engines.names())}")
+        found = await asyncio.to_thread(engines.get(name).find, engine_settings(settings, name, model_settings))
+        if not found.installed:
+            where = f" at {found.path}" if found.path else ""
+            raise InvalidParams(f"engine {name!r} is not installed{where}; install it with: {found.install}")
+        return name
+
+    async def engines(self, params: p.Empty) -> p.EngineList:
+        """Every engine, whether it is installed here, its version, and how to install it."""
+        settings = self.configs.get()
+        out = [p.EngineInfo(name=engines.NATIVE, installed=True, version=version.version(),
+                            brings="pasd's own engine: SEARCH/REPLACE edits, repo map, file requests")]
+        for name, engine in engines.ENGINES.items():
+            found = await asyncio.to_thread(engine.find, engine_settings(settings, name, {}))
+            out.append(p.EngineInfo(name=name, installed=found.installed, version=found.version, path=found.path,
+                                    install=found.install, brings=found.brings))
+        return p.EngineList(engines=out)
 
     @staticmethod
     def _relative(workspace: Path, path: str) -> str:

@@ -124,6 +124,7 @@ RULES: dict[str, Combiner] = {
     "context.round_max_bytes": smaller,
     "context.deny": union,
     "store": trust_only,  # retention is the daemon's, read from the user's config only (daemon/retention.py)
+    "engines": trust_only,  # which executable runs, with what options
 }
 
 

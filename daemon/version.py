@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from importlib import metadata
-
 DIST = "pasd"
 
 
 def version() -> str:
+    from importlib import metadata  # only when asked: importing it costs a command 10 ms or more
+
     try:
         return metadata.version(DIST)
     except metadata.PackageNotFoundError:  # run from a source tree that was never installed

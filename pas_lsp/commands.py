@@ -37,7 +37,7 @@ async def delegate(ls: PasServer, *args: Any) -> dict[str, Any]:
     sel = tasks.selection(rel, a.range) if a.range else None
     model = a.model or ls.effective(root).default_model
     task = await ls.submit(p.SubmitParams(workspace=str(root), instruction=instruction, files=[rel],
-                                          selection=sel, model=model))
+                                          selection=sel, model=model, engine=a.engine))
     return {"task_id": task.id}
 
 

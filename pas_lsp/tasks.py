@@ -36,6 +36,7 @@ class DelegateArgs(_Args):
     range: Range | None = None
     model: str | None = None
     instruction: str | None = None
+    engine: str | None = None  # None: the model's configured engine (native by default)
 
 
 class TaskArgs(_Args):

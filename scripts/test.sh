@@ -9,7 +9,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "system packages"
 missing=()
-for pkg_cmd in git:git nvim:neovim tmux:tmux setpriv:util-linux unshare:util-linux ip:iproute2 bwrap:bubblewrap; do
+for pkg_cmd in git:git nvim:neovim tmux:tmux setpriv:util-linux unshare:util-linux ip:iproute2 bwrap:bubblewrap chromium:chromium; do
   command -v "${pkg_cmd%%:*}" >/dev/null 2>&1 || missing+=("${pkg_cmd##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -20,11 +20,17 @@ fi
 step "python packages"
 python3 -m pip install -q -c constraints.txt -e '.[test]'
 
+step "aider in its own virtual environment (the engine tests run the real one)"
+bash scripts/install-aider.sh
+
 step "VS Code extension: build and unit tests"
 (cd editors/vscode && npm ci --no-audit --no-fund --loglevel=error && npm run -s compile && npm test --silent)
 
 step "real VS Code (code-server) for the end-to-end tests"
 bash tests/e2e/vscode/setup.sh
+
+step "agent CLI for the engine tests (Claude Code, cached outside the clone)"
+bash scripts/install-agent-cli.sh >/dev/null
 
 step "lint and types"
 ruff check .

@@ -1,19 +1,21 @@
 """Argument types: values checked against the protocol's own bounds, so a bad value is a one-line
-usage error (exit 2) before anything is sent."""
+usage error (exit 2) before anything is sent. Standard library only (bounds from daemon/wire.py):
+every command builds the whole parser."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import math
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-
-from daemon import protocol as p
+from daemon import wire
 from daemon.errors import PasError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 def line_range(text: str) -> tuple[int, int]:
@@ -23,15 +25,33 @@ def line_range(text: str) -> tuple[int, int]:
         start, end = int(a), int(b or a)
     except ValueError:
         start = end = 0
-    if not 1 <= start <= end <= p.MAX_LINE_NO:
+    if not 1 <= start <= end <= wire.MAX_LINE_NO:
         raise argparse.ArgumentTypeError(
             f"expected START:END line numbers (1-based, START <= END), got {text!r}")
     return start, end
 
 
+def instruction(text: str) -> str:
+    """A task's instruction: not blank (protocol.SubmitParams refuses it too; here it is a usage error)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the instruction is blank: say what to do")
+    return text
+
+
+def comment(text: str) -> str:
+    """A reviewer's comment (protocol.ReviseParams): not blank, at most MAX_COMMENT_CHARS."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the comment is blank: say what to change")
+    if len(text) > wire.MAX_COMMENT_CHARS:
+        raise argparse.ArgumentTypeError(f"the comment is longer than {wire.MAX_COMMENT_CHARS} characters")
+    return text
+
+
 def workspace_root(arg: str | None) -> str:
     if arg:
         return str(Path(arg).resolve())
+    import subprocess  # here: only the commands that name a workspace start git
+
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True)
         return str(Path(top.stdout.strip()).resolve())
@@ -68,7 +88,7 @@ def number(low: float, high: float, *, open_low: bool = False) -> Callable[[str]
 
 
 def bounds(model: type[BaseModel], field: str) -> tuple[int, int]:
-    """A protocol or config field's `ge`/`le`, so the CLI refuses what the socket would."""
+    """A config field's `ge`/`le`, so the CLI refuses what the daemon would."""
     found = {k: getattr(m, k) for m in model.model_fields[field].metadata for k in ("ge", "le") if hasattr(m, k)}
     return int(found["ge"]), int(found["le"])
 
@@ -86,12 +106,12 @@ def whole(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def task_state(text: str) -> p.TaskState:
+def task_state(text: str) -> wire.TaskState:
     try:
-        return p.TaskState(text.upper())
+        return wire.TaskState(text.upper())
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected one of {', '.join(s.value.lower() for s in p.TaskState)}, got {text!r}") from None
+            f"expected one of {', '.join(s.value.lower() for s in wire.TaskState)}, got {text!r}") from None
 
 
 def workers_error(workers: int | None) -> str | None:
@@ -105,3 +125,10 @@ def workers_error(workers: int | None) -> str | None:
         return None
     return f"pasd: --workers takes a whole number from {low} to {high} (programmers in the pool), got {workers}"
 
+
+def pool_flags(sp: argparse.ArgumentParser) -> None:
+    """`start` and `serve`: where the programmers run."""
+    sp.add_argument("--backend", choices=["local", "ray"], help="where programmers run (default: config pool.backend)")
+    sp.add_argument("--address", help="Ray cluster address host:port for --backend ray (config pool.address)")
+    sp.add_argument("--insecure-local", action="store_true",
+                    help="join a loopback Ray cluster without token auth (never for other addresses)")

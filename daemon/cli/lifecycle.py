@@ -1,4 +1,4 @@
-"""Start, stop and look at the daemon; trust a workspace's settings."""
+"""Start and stop the daemon; trust a workspace's settings. (`pasd status` is a quick command: daemon/cli/quick.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 from daemon import protocol as p
 from daemon.cli.args import workspace_root
-from daemon.cli.output import ago, out, state, table
+from daemon.cli.output import out, table
 from daemon.client import PasClient, ensure_daemon
 from daemon.errors import DaemonUnavailable, PasError
 
@@ -26,13 +26,6 @@ async def running() -> p.HelloResult | None:
 async def cmd_start(args: argparse.Namespace) -> int:
     await ensure_daemon(args.workers, pool_argv=pool_argv(args))
     return 0
-
-
-def pool_flags(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--backend", choices=["local", "ray"], help="where programmers run (default: config pool.backend)")
-    sp.add_argument("--address", help="Ray cluster address host:port for --backend ray (config pool.address)")
-    sp.add_argument("--insecure-local", action="store_true",
-                    help="join a loopback Ray cluster without token auth (never for other addresses)")
 
 
 def pool_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -69,28 +62,9 @@ async def cmd_stop(args: argparse.Namespace) -> int:
 
 
 
-async def cmd_status(args: argparse.Namespace, c: PasClient) -> int:
-    st = await c.status()
-    rows = [[pr.id, state(pr.state.value), pr.task_id or "-", pr.model or "-",
-             ago(pr.busy_since) if pr.busy_since else "-", str(pr.tasks_done), str(pr.failures)]
-            for pr in st.programmers]
-    headers = ["PROGRAMMER", "STATE", "TASK", "MODEL", "BUSY", "DONE", "FAILURES"]
-    if any(pr.node != "local" for pr in st.programmers):  # a remote backend: say where each one runs
-        rows = [[*r, pr.node] for r, pr in zip(rows, st.programmers, strict=True)]
-        headers.append("NODE")
-    text = table(rows, headers)
-    text += f"\nqueued {st.queued} · running {st.running} · awaiting review {st.review}"
-    for err in st.config_errors:
-        text += f"\nconfig error (last good settings in force): {err}"
-    for u in st.untrusted:
-        text += "\n" + u.message()
-    out(args, st, text)
-    return 0
-
-
 async def warn_untrusted(c: PasClient, workspace: str) -> None:
     """One line on stderr when the workspace's .pas.toml has settings the daemon ignores."""
-    for u in (await c.status()).untrusted:
+    for u in (await c.status()).untrusted:  # as daemon/cli/quick.py's, for the commands on PasClient
         if u.workspace == workspace:
             print(f"pasd: warning: {u.message()}", file=sys.stderr)
 

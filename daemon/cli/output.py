@@ -8,20 +8,25 @@ import os
 import re
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from daemon.wire import CHECK_FAILED
 
-from daemon.protocol import CHECK_FAILED, TaskInfo
+if TYPE_CHECKING:  # standard library only at run time: the quick commands print with this module too
+    from pydantic import BaseModel
+
+    from daemon.protocol import TaskInfo
 
 
 def out(args: argparse.Namespace, data: BaseModel | list[Any] | dict[str, Any], text: str) -> None:
+    """`text`, or with --json the data: a model, a list of models, or a result's JSON as the daemon sent it."""
     if getattr(args, "json", False):
-        if isinstance(data, BaseModel):
+        if isinstance(data, dict):
+            print(json.dumps(data, indent=2, ensure_ascii=False))  # as a model's model_dump_json(indent=2) has it
+        elif not isinstance(data, list):
             print(data.model_dump_json(indent=2))
         else:
-            print(json.dumps([d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
-                             if isinstance(data, list) else data, indent=2))
+            print(json.dumps([d if isinstance(d, dict) else d.model_dump(mode="json") for d in data], indent=2))
     else:
         print(text)
 

@@ -28,7 +28,8 @@ async def cmd_receipts(args: argparse.Namespace, c: PasClient) -> int:
         return await cmd_receipts_by(args, c)
     rs = await c.receipts(p.ReceiptsParams(task_id=args.task, limit=args.limit))
     # a revision's attempt says which round it answered: "2 r1"
-    rows = [[r.task_id, str(r.attempt) + (f" r{r.revision}" if r.revision else ""), r.provider.model,
+    rows = [[r.task_id, str(r.attempt) + (f" r{r.revision}" if r.revision else ""),
+             r.provider.model + (f" ({r.engine})" if r.engine != "native" else ""),
              _tokens_in(r.tokens), _tokens_out(r.tokens),
              f"{r.cost_usd:.6f}" + ("" if r.priced else "*"), f"{r.wall_s:.2f}", str(r.files_changed),
              f"+{r.lines_added}/-{r.lines_removed}", str(len(r.files_read)), r.check or "-", str(r.repair_rounds),
@@ -37,7 +38,8 @@ async def cmd_receipts(args: argparse.Namespace, c: PasClient) -> int:
     text = table(rows, ["TASK", "TRY", "MODEL", "TOK IN", "TOK OUT", "COST USD", "SECONDS", "FILES", "LINES",
                         "READS", "CHECK", "REPAIRS", "HUNKS", "OUTCOME"]) if rs else "no receipts"
     if any(not r.priced for r in rs):
-        text += "\n* unpriced: the model is not in litellm's price table (set prices in [models.settings])"
+        text += ("\n* unpriced: the model is not in litellm's price table (set prices in [models.settings]),"
+                 " or its engine reported no spend")
     if any(r.tokens.estimated for r in rs):
         text += "\n~ counted here: the provider reported no usage for a reply"
     out(args, rs, text)

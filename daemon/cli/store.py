@@ -1,14 +1,20 @@
-"""The store: `pasd gc` removes the stored diffs of long-reviewed tasks (receipts and summaries stay)."""
+"""The store: `pasd gc` removes the stored diffs of long-reviewed tasks (receipts and summaries stay).
+
+Light at import (protocol and client load when the command runs): every command builds the parser,
+`add_parser` included.
+"""
 
 from __future__ import annotations
 
 import argparse
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from daemon import protocol as p
 from daemon.cli.output import out, plural
-from daemon.client import PasClient
+
+if TYPE_CHECKING:
+    from daemon.client import PasClient
 
 
 def add_parser(cmd: Callable[..., argparse.ArgumentParser]) -> None:
@@ -39,6 +45,8 @@ def day(t: float) -> str:
 
 
 async def cmd_gc(args: argparse.Namespace, c: PasClient) -> int:
+    from daemon import protocol as p
+
     r = await c.gc(p.GcParams(keep_days=args.keep_days, dry_run=args.dry_run))
     what = (f"{plural(r.tasks, 'task')} reviewed before {day(r.cutoff)}: {plural(r.files, 'stored file')} "
             f"({mb(r.text_bytes)} of text), {plural(r.hunk_states, 'hunk state')}")

@@ -166,6 +166,10 @@ def _line_delta(base: str, new: str) -> tuple[int, int, int]:
 
 async def run_task(spec: TaskSpec, progress: Progress) -> EngineResult:
     """Run one attempt; raises TaskFailed (a verdict) or ProviderFault (worth a retry)."""
+    if spec.engine != "native":
+        from daemon.programmer.engines.runner import run_external  # an external tool in the snapshot
+
+        return await run_external(spec, progress)
     tally = _Tally(spec)
     try:
         async with asyncio.timeout(spec.limits.timeout_s):

@@ -91,6 +91,8 @@ class TaskSpec(Spec):
     secret_env: list[str] = []  # every variable an `api_key_env` setting names: redacted from check output
     revision: Revision | None = None  # set when the reviewer sent the task's proposal back
     repo_map: str = ""  # the workspace's outline for this task, made by the daemon (programmer/repomap/)
+    engine: str = "native"  # "native" (programmer/engine.py) or an external tool (programmer/engines/)
+    engine_settings: dict[str, Any] = {}  # the engine's settings from config ([engines.NAME])
 
 
 class EngineResult(Spec):

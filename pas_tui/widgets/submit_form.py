@@ -1,4 +1,4 @@
-"""`s`: the submit form — instruction, files, model from the configured choices, check command."""
+"""`s`: the submit form — instruction, files, model from the configured choices, check command, engine."""
 
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ class SubmitForm(ModalScreen[SubmitParams | None]):
                          prompt="the configured default", id="model")
             yield Label("Check command (optional)")
             yield Input(placeholder="pytest -q", id="check")
+            yield Label("Engine (optional: native, or a tool `pasd engines` lists, e.g. aider)")
+            yield Input(placeholder="the model's configured engine", id="engine")
             yield Label(self.note, id="submit-error")
             with Horizontal():
                 yield Button("Submit", variant="primary", id="submit")
@@ -65,7 +67,7 @@ class SubmitForm(ModalScreen[SubmitParams | None]):
             raise ValueError("the workspace is empty")
         return SubmitParams(workspace=self._value("workspace"), instruction=self._value("instruction"),
                             files=files, model=None if model is Select.NULL else str(model),
-                            check=self._value("check") or None)
+                            check=self._value("check") or None, engine=self._value("engine") or None)
 
     @on(Button.Pressed, "#submit")
     @on(Input.Submitted)

@@ -329,3 +329,76 @@ async def test_a_scripted_repair_goes_through_the_daemon(daemon: Any, offline: O
     assert "\napp.py\n```\n<<<<<<< SEARCH\n" in answer and "(as it is now)" not in answer
     (f,) = contents.files
     assert f.proposed == "# pas: explain add\n" + f.base
+
+
+# ---------------------------------------------------------------- the Anthropic Messages API
+
+
+async def anthropic(srv: OfflineModel, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
+    read = {"type": "function", "function": {"name": "Read", "parameters": {
+        "type": "object", "properties": {"file_path": {"type": "string"}}}}}
+    return await litellm.acompletion(model="anthropic/claude-sonnet-4-5", api_base=srv.url.removesuffix("/v1"),
+                                     api_key="offline", messages=messages, tools=[read], **kwargs)
+
+
+async def test_messages_api_reads_then_edits_then_ends_the_turn(srv: OfflineModel) -> None:
+    """An agent's loop through litellm's Anthropic path: Read the task's file, Edit it, end the turn."""
+    task = {"role": "user",
+            "content": "add a note\n\nApply this to lines 5-5 of app.py.\n\nChange only these files: app.py."}
+    first = await anthropic(srv, [task], stream=True, stream_options={"include_usage": True})
+    calls: dict[int, dict[str, str]] = {}
+    usage = None
+    async for chunk in first:
+        usage = getattr(chunk, "usage", None) or usage
+        for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            seen = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+            seen["id"] = call.id or seen["id"]
+            seen["name"] = call.function.name or seen["name"]
+            seen["arguments"] += call.function.arguments or ""
+    assert [(c["name"], json.loads(c["arguments"])) for c in calls.values()] == [("Read", {"file_path": "app.py"})]
+    assert usage is not None and usage.completion_tokens == srv.requests[0]["usage"]["output_tokens"]
+    assert srv.requests[0]["api"] == "messages" and srv.requests[0]["response"]["stop_reason"] == "tool_use"
+
+    read = next(iter(calls.values()))
+    asked = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": read["id"], "type": "function", "function": {"name": "Read", "arguments": read["arguments"]}}]}
+    shown = "".join(f"{n:6}\t{line}\n" for n, line in enumerate(APP.split("\n")[:-1], 1))
+    second = await anthropic(srv, [task, asked, {"role": "tool", "tool_call_id": read["id"], "content": shown}])
+    edit = second.choices[0].message.tool_calls[0]
+    args = json.loads(edit.function.arguments)
+    assert edit.function.name == "Edit" and APP.count(args["old_string"]) == 1
+    assert APP.replace(args["old_string"], args["new_string"]) == APP.replace(
+        "    x = 1\n", "    # pas: add a note\n    x = 1\n")
+
+    done = await anthropic(srv, [task, asked, {"role": "tool", "tool_call_id": read["id"], "content": shown},
+                                 second.choices[0].message.model_dump(),
+                                 {"role": "tool", "tool_call_id": edit.id, "content": "updated"}])
+    assert done.choices[0].finish_reason == "stop" and not done.choices[0].message.tool_calls
+    assert [e["response"]["stop_reason"] for e in srv.requests] == ["tool_use", "tool_use", "end_turn"]
+
+
+async def test_messages_api_scripted_tool_calls_and_errors(srv: OfflineModel) -> None:
+    srv.script([{"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/b.py", "content": "x\n"}}},
+                {"status": 429, "content": "slow down"}])
+    task = {"role": "user", "content": "Primary working directory: /w\nadd a note\nChange only these files: a.py."}
+    first = await anthropic(srv, [task])
+    call = first.choices[0].message.tool_calls[0]
+    assert call.function.name == "Write"
+    assert json.loads(call.function.arguments) == {"file_path": "/w/b.py", "content": "x\n"}
+    with pytest.raises(litellm.RateLimitError, match="slow down"):
+        await anthropic(srv, [task], num_retries=0)
+    assert srv.requests[-1]["response"]["error"]["type"] == "rate_limit_error"
+
+
+def test_messages_api_counts_tokens_and_refuses_bad_bodies(srv: OfflineModel) -> None:
+    base = srv.url.removesuffix("/v1")
+    body = {"model": "m", "messages": [{"role": "user", "content": "x" * 400}]}
+    counted = control(srv, "/v1/messages/count_tokens", body)
+    assert counted["input_tokens"] > 100
+    for path in ("/v1/messages", "/v1/messages/count_tokens?beta=true"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(urllib.request.Request(base + path, data=b'{"messages": "no"}'), timeout=5)
+        assert err.value.code == 400
+        assert json.loads(err.value.read())["error"] == {"type": "invalid_request_error",
+                                                         "message": "'messages' must be a list"}
+    assert srv.requests == []  # neither is an answer of the model

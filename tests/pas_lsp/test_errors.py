@@ -44,6 +44,14 @@ async def test_unknown_task_is_an_error(client: LanguageClient) -> None:
     assert (await execute(client, "pas.status", {}))["daemon"] == "up"
 
 
+async def test_delegate_to_an_unknown_engine_names_the_engines(client: LanguageClient, workspace: Path) -> None:
+    with pytest.raises(JsonRpcException) as err:
+        await execute(client, "pas.delegate", {"uri": (workspace / "app.py").as_uri(), "instruction": "x",
+                                               "engine": "nope"})
+    assert "unknown engine 'nope'; engines: native, aider" in err.value.message
+    assert (await execute(client, "pas.status", {}))["daemon"] == "up"
+
+
 async def test_daemon_down_then_back(pasd: DaemonProcess, workspace: Path) -> None:
     client = await start_client(pasd, workspace)
     try:
