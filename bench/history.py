@@ -38,6 +38,8 @@ MODELS = [("anthropic/claude-sonnet-4-5", 0.45, 3e-6, 15e-6), ("openai/gpt-4.1-m
 # where a year of tasks ends up; the rest of the review queue is a few hundred at any time
 STATES = [("APPLIED", 0.58), ("REJECTED", 0.2), ("FAILED", 0.09), ("CANCELLED", 0.05)]
 IN_REVIEW, IN_CONFLICT = 120, 12
+# a share of the tasks comes from per-file jobs of a few tasks each
+JOB_SHARE, JOB_TASKS = 0.15, (2, 12)
 
 TUI_PROBE = r"""
 import asyncio, sys, time
@@ -107,6 +109,23 @@ def pick(rng: random.Random, weighted: list[tuple[str, float]]) -> str:
     return weighted[-1][0]
 
 
+def store_jobs(state_dir: Path, jobs: list[list[Any]]) -> None:
+    """The jobs' records, finished, in the daemon's own jobs.db (its JobStore makes the schema)."""
+    from daemon.jobs import JobRecord, JobStore
+
+    store = JobStore(state_dir / "jobs.db")
+    try:
+        store.db.execute("BEGIN")
+        for job_id, workspace, created, model, task_ids in jobs:
+            files = [f"src/mod_{k:03d}.py" for k in range(len(task_ids))]
+            plan = [p.PlanItem(instruction=f"add type hints to {f}", files=[f]) for f in files]
+            store.save(JobRecord(id=job_id, workspace=workspace, instruction="add type hints", split="per-file",
+                                 model=model, files=files, plan=plan, task_ids=task_ids, created_at=created))
+        store.db.execute("COMMIT")
+    finally:
+        store.close()
+
+
 def fill(state_dir: Path, ws_root: Path, n: int, *, n_workspaces: int = 4, seed: int = 7) -> dict[str, Any]:
     """Fill a store to n tasks over the year before now; returns counts."""
     rng = random.Random(seed)
@@ -138,15 +157,27 @@ def fill(state_dir: Path, ws_root: Path, n: int, *, n_workspaces: int = 4, seed:
     db = sqlite3.connect(state_dir / "pasd.db", isolation_level=None)
     db.execute("PRAGMA synchronous=OFF")
     jsonl: dict[str, list[str]] = {}
+    jobs: list[list[Any]] = []  # [id, workspace, created, model, task ids]
     counts = {"tasks": 0, "changes": 0, "hunk_states": 0, "receipts": 0}
     batch = 2000
+    job_id: str | None = None
+    job_left = 0
     for lo in range(0, n, batch):
         tasks, changes, hunks, receipts = [], [], [], []
         for i in range(lo, min(n, lo + batch)):
             created = start + (i + rng.random()) * (365 * DAY) / n
             task_id = f"{i:06x}"
-            w = rng.randrange(n_workspaces)
-            model = pick(rng, model_weights)
+            if job_left == 0 and rng.random() < JOB_SHARE / JOB_TASKS[1]:
+                job_id, job_left, w = f"j{i:06x}", rng.randint(*JOB_TASKS), rng.randrange(n_workspaces)
+                model = pick(rng, model_weights)
+                jobs.append([job_id, workspaces[w], created, model, []])
+            if job_left:  # a job's tasks: one workspace and model, queued one after another
+                job_left -= 1
+                jobs[-1][4].append(task_id)
+            else:
+                job_id = None
+                w = rng.randrange(n_workspaces)
+                model = pick(rng, model_weights)
             state = "CONFLICT" if i in conflict_ids else "REVIEW" if i in open_ids else pick(rng, STATES)
             has_diff = state not in ("FAILED", "CANCELLED") or rng.random() < 0.3
             n_files = 1 if rng.random() < 0.7 else 2 if rng.random() < 0.7 else 3
@@ -169,7 +200,8 @@ def fill(state_dir: Path, ws_root: Path, n: int, *, n_workspaces: int = 4, seed:
                                     f"({rng.randrange(10**6)})",
                         files=[rel for rel, _ in chosen], model=model, created_at=created, started_at=created + 1,
                         finished_at=finished, attempts=attempts, programmer=None,
-                        files_changed=n_files if has_diff else 0, lines_added=added, lines_removed=removed)
+                        files_changed=n_files if has_diff else 0, lines_added=added, lines_removed=removed,
+                        job_id=job_id)
             if state == "FAILED":
                 info.update(reason="check", error="the check still fails after 2 runs: pytest -q")
             cost = 0.0
@@ -179,14 +211,26 @@ def fill(state_dir: Path, ws_root: Path, n: int, *, n_workspaces: int = 4, seed:
                 c = round(tin * pin + tout * pout, 6)
                 cost += c
                 last = attempt == attempts
+                # what the review made of the attempt that left the diff, as the daemon records it
+                proposed = approved = rejected = 0
+                outcome = "failed: provider"
+                if last and has_diff:
+                    outcome, proposed = "review", n_hunks
+                    if state == "APPLIED":
+                        outcome, approved = "approved", n_hunks
+                    elif state == "REJECTED":
+                        outcome, rejected = "rejected", n_hunks
+                roll = rng.random()
+                check = "passed" if roll < 0.45 else "failed" if roll < 0.5 else None
                 r = dict(receipt_tpl, task_id=task_id, run_id=run_id, attempt=attempt,
                          provider=dict(receipt_tpl["provider"], provider=model.split("/")[0], model=model),
                          tokens={"input": tin, "output": tout, "reasoning": 0}, cost_usd=c, priced=pin > 0,
                          wall_s=round(finished - created, 3), llm_s=round((finished - created) * 0.8, 3),
                          llm_calls=rng.randint(1, 3), files_changed=n_files if last and has_diff else 0,
                          lines_added=added if last else 0, lines_removed=removed if last else 0,
-                         check="passed" if rng.random() < 0.5 else None,
-                         outcome=("review" if last and has_diff else "failed: provider"), created_at=finished)
+                                  check=check, warnings=["CHECK_FAILED"] if check == "failed" and last else [],
+                         outcome=outcome, hunks_proposed=proposed, hunks_approved=approved, hunks_rejected=rejected,
+                         reviewed_at=updated if approved or rejected else None, created_at=finished, job_id=job_id)
                 data = json.dumps(r, separators=(",", ":"))
                 receipts.append((task_id, run_id, attempt, finished, c, data))
                 jsonl.setdefault(run_id, []).append(data)
@@ -205,6 +249,8 @@ def fill(state_dir: Path, ws_root: Path, n: int, *, n_workspaces: int = 4, seed:
             counts[key] += len(rows)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
+    store_jobs(state_dir, jobs)
+    counts["jobs"] = len(jobs)
     for run_id, lines in jsonl.items():
         fd = os.open(state_dir / "receipts" / f"{run_id}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "w", encoding="utf-8") as fh:

@@ -35,8 +35,13 @@ class Published:
 
 
 class Subscription:
+    """One subscriber's filter and bounded queue. With `write_through`, an event goes straight to the
+    subscriber's socket while nothing of its is queued and the socket takes it (the usual case);
+    only a subscriber that lags gets a queue, drained by its own writer task."""
+
     def __init__(self, bus: EventBus, kinds: set[str] | None, maxsize: int, max_bytes: int | None,
-                 on_drop: Callable[[], None] | None = None) -> None:
+                 on_drop: Callable[[], None] | None = None,
+                 write_through: Callable[[bytes], bool] | None = None) -> None:
         self.bus = bus
         self.kinds = kinds
         self.queue: asyncio.Queue[Published | None] = asyncio.Queue(maxsize)
@@ -44,9 +49,12 @@ class Subscription:
         self.queued_bytes = 0
         self.overflowed = False
         self.on_drop = on_drop
+        self.write_through = write_through
 
     def offer(self, pub: Published) -> None:
         if self.overflowed or (self.kinds is not None and pub.env.event.kind not in self.kinds):
+            return
+        if self.write_through is not None and self.queue.empty() and self.write_through(pub.line):
             return
         size = len(pub.line) if self.max_bytes is not None else 0
         if self.queue.full() or (self.max_bytes is not None and self.queued_bytes + size > self.max_bytes):
@@ -106,10 +114,12 @@ class EventBus:
         self._maxsize = maxsize
 
     def subscribe(self, kinds: list[str] | None = None, *, max_bytes: int | None = None,
-                  on_drop: Callable[[], None] | None = None) -> Subscription:
+                  on_drop: Callable[[], None] | None = None,
+                  write_through: Callable[[bytes], bool] | None = None) -> Subscription:
         """A new subscriber, dropped past `maxsize` queued events or (if given) `max_bytes` of them on
-        the wire (a client's connection: MAX_QUEUED_BYTES); `on_drop` is called when it is dropped."""
-        sub = Subscription(self, set(kinds) if kinds else None, self._maxsize, max_bytes, on_drop)
+        the wire (a client's connection: MAX_QUEUED_BYTES); `on_drop` is called when it is dropped.
+        `write_through(line)` sends an event's line at once and says whether it did (see Subscription)."""
+        sub = Subscription(self, set(kinds) if kinds else None, self._maxsize, max_bytes, on_drop, write_through)
         self._subs.add(sub)
         return sub
 

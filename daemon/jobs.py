@@ -83,6 +83,10 @@ class JobStore:
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
+        # as the daemon's store: no fsync per commit (every advance saves). A crash of the daemon loses
+        # nothing; a power loss at most the last saves, mended at the next start like a crash's
+        # (`_adopt_orphans`)
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
 
@@ -181,21 +185,35 @@ class JobManager:
                                                   "task_ids": [*job.task_ids, *(t.id for t in orphans)]}))
 
     async def _watch(self) -> None:
-        """Advance a job whenever one of its tasks stops running; catch up after (re)subscribing."""
+        """Advance a job whenever one of its tasks stops running; catch up after (re)subscribing.
+
+        The task events waiting are taken together: each job concerned advances once, before anything
+        else (its next subtask is queued before the scheduler hands the freed programmer on), then the
+        scheduler runs, then each job's event is published once for the lot."""
         while True:
             sub = self.bus.subscribe(["task"])
             try:
                 for job in self.jobs.query(None, 10_000, open_only=True):
                     await self._advance(job.id)
-                while (env := await sub.get()) is not None:
-                    ev = env.event
-                    if isinstance(ev, p.TaskEvent) and ev.task.job_id:
+                while (first := await sub.next()) is not None:
+                    changed: dict[str, bool] = {}  # job id -> has a task that stopped running
+                    for pub in [first, *sub.ready()]:
+                        ev = pub.env.event
+                        if isinstance(ev, p.TaskEvent) and ev.task.job_id:
+                            stopped = not ev.task.state.active
+                            changed[ev.task.job_id] = changed.get(ev.task.job_id, False) or stopped
+                    for job_id, stopped in changed.items():
                         try:
-                            if not ev.task.state.active:
-                                await self._advance(ev.task.job_id)
-                            self._publish(ev.task.job_id)
+                            if stopped:
+                                await self._advance(job_id)
                         except Exception:
-                            log.exception("job %s: could not advance", ev.task.job_id)
+                            log.exception("job %s: could not advance", job_id)
+                    await asyncio.sleep(0)  # the scheduler starts what was just queued
+                    for job_id in changed:
+                        try:
+                            self._publish(job_id)
+                        except Exception:
+                            log.exception("job %s: could not publish its state", job_id)
             finally:
                 sub.close()
 

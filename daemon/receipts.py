@@ -9,6 +9,7 @@ from datetime import datetime
 from statistics import median
 from typing import Any
 
+from daemon import history_schema
 from daemon.protocol import JobTotals, Receipt, ReceiptGroup, ReceiptGrouping, ReceiptSummary, TokenUsage
 
 
@@ -34,6 +35,13 @@ def totals(receipts: Iterable[Receipt]) -> JobTotals:
 
 
 REVIEWED = ("approved", "rejected", "partial")
+MICRO = 1_000_000
+
+
+def micro(x: float) -> int:
+    """x in millionths, rounded: sums of these are exact in any order, in Python and in SQLite alike
+    (its `CAST(x * 1000000 + 0.5 AS INTEGER)`), so a median of per-task sums is the same either way."""
+    return int(x * MICRO + 0.5)
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ def quality(receipts: Iterable[Receipt | Graded]) -> dict[str, Any]:
     Approval rate: approved hunks over the hunks proposed by attempts the user reviewed (a diff still
     waiting for review counts for nothing yet). Check pass rate: attempts whose last check passed,
     over those that ran one. Median cost and time: per task with an approved hunk, over all its
-    attempts in the group.
+    attempts in the group (summed in millionths).
     """
     rs = [r if isinstance(r, Graded) else Graded.of(r) for r in receipts]
     done = [r for r in rs if r.reviewed]
@@ -76,12 +84,12 @@ def quality(receipts: Iterable[Receipt | Graded]) -> dict[str, Any]:
     checked = [r for r in rs if r.check is not None]
     passed = sum(1 for r in checked if r.check == "passed")
     winners = {r.task_id for r in rs if r.hunks_approved > 0}
-    cost: dict[str, float] = {}
-    wall: dict[str, float] = {}
+    cost: dict[str, int] = {}
+    wall: dict[str, int] = {}
     for r in rs:
         if r.task_id in winners:
-            cost[r.task_id] = cost.get(r.task_id, 0.0) + r.cost_usd
-            wall[r.task_id] = wall.get(r.task_id, 0.0) + r.wall_s
+            cost[r.task_id] = cost.get(r.task_id, 0) + micro(r.cost_usd)
+            wall[r.task_id] = wall.get(r.task_id, 0) + micro(r.wall_s)
     return {
         "hunks_proposed": proposed, "hunks_approved": approved,
         "hunks_rejected": sum(r.hunks_rejected for r in done),
@@ -90,8 +98,8 @@ def quality(receipts: Iterable[Receipt | Graded]) -> dict[str, Any]:
         "check_pass_rate": round(passed / len(checked), 4) if checked else None,
         "flagged": sum(1 for r in rs if r.flagged),
         "approved_tasks": len(winners),
-        "median_cost_usd": round(median(cost.values()), 6) if cost else None,
-        "median_wall_s": round(median(wall.values()), 3) if wall else None,
+        "median_cost_usd": round(median(cost.values()) / MICRO, 6) if cost else None,
+        "median_wall_s": round(median(wall.values()) / MICRO, 3) if wall else None,
     }
 
 
@@ -128,39 +136,49 @@ _KEY_SQL: dict[str, str] = {
 }
 
 
+# Two passes over the covering index (daemon/history_schema.py: RECEIPT_KEYS, whose quality columns
+# hold `quality`'s per-receipt terms): the sums by key, then each task's cost and time by key and task
+# for the tasks with an approved hunk and their median (in the index's order when grouped by model).
+_WHERE_SQL = "WHERE r_model IS NOT NULL AND id >= ? AND created_at >= ?"
+_SUMS_SQL = ("SELECT {key} AS k, COUNT(*), SUM(r_tokens_in), SUM(r_tokens_out), SUM(cost_usd), SUM(r_priced = 0), "
+             "SUM(r_proposed), SUM(r_approved), SUM(r_rejected), COUNT(r_check), SUM(r_check = 'passed'), "
+             "SUM(r_flagged) FROM receipts INDEXED BY {index} " + _WHERE_SQL + " GROUP BY k")
+_TASKS_SQL = ("SELECT {key} AS k, MAX(r_approved) > 0, SUM(r_cost_m), SUM(r_wall_m) "
+              "FROM receipts INDEXED BY {index} " + _WHERE_SQL + " GROUP BY k, task_id")
+
+
 def summarize_stored(db: sqlite3.Connection, by: ReceiptGrouping, since: float | None = None,
                      limit: int = 100_000) -> ReceiptSummary:
-    """`summarize` over the newest `limit` stored receipts, summed by SQLite from one covering index
-    (daemon/history_schema.py: RECEIPT_KEYS): a year of receipts is not read record by record. Receipts whose
-    record cannot be read are skipped, as `Store.receipts` skips them."""
+    """`summarize` over the newest `limit` stored receipts, summed and graded by SQLite from a covering
+    index: a year of receipts is not read record by record. Receipts whose record cannot be read are
+    skipped, as `Store.receipts` skips them."""
     first = 0
     if int(db.execute("SELECT COUNT(*) FROM receipts").fetchone()[0]) > limit:
         first = int(db.execute("SELECT id FROM receipts INDEXED BY receipts_id ORDER BY id DESC LIMIT 1 OFFSET ?",
                                (limit - 1,)).fetchone()[0])
-    sql = (f"SELECT {_KEY_SQL[by]} AS k, COUNT(*), COUNT(DISTINCT task_id), SUM(r_tokens_in), SUM(r_tokens_out), "
-           "SUM(cost_usd), SUM(r_priced = 0) FROM receipts INDEXED BY receipts_sums "
-           "WHERE r_model IS NOT NULL AND id >= ? AND created_at >= ? GROUP BY k")
     args = (first, -1e300 if since is None else since)
-    qualities = _stored_quality(db, by, args)
-    rows = [ReceiptGroup(key=str(k), receipts=n, tasks=tasks, tokens_input=int(tin or 0), tokens_output=int(tout or 0),
-                         cost_usd=round(cost or 0.0, 6), unpriced=int(unpriced or 0), **qualities.get(str(k), {}))
-            for k, n, tasks, tin, tout, cost, unpriced in db.execute(sql, args)]
+    fill = {"key": _KEY_SQL[by], "index": history_schema.RECEIPT_INDEX}
+    tasks: dict[str, int] = {}
+    costs: dict[str, list[int]] = {}
+    walls: dict[str, list[int]] = {}
+    for k, won, cost_m, wall_m in db.execute(_TASKS_SQL.format(**fill), args):
+        tasks[k] = tasks.get(k, 0) + 1
+        if won:
+            costs.setdefault(k, []).append(cost_m)
+            walls.setdefault(k, []).append(wall_m)
+    rows = []
+    for k, n, tin, tout, cost, unpriced, proposed, approved, rejected, checks, passed, flagged in db.execute(
+            _SUMS_SQL.format(**fill), args):
+        proposed, approved, passed = int(proposed or 0), int(approved or 0), int(passed or 0)
+        won = k in costs
+        rows.append(ReceiptGroup(
+            key=str(k), receipts=n, tasks=tasks.get(k, 0), tokens_input=int(tin or 0), tokens_output=int(tout or 0),
+            cost_usd=round(cost or 0.0, 6), unpriced=int(unpriced or 0), hunks_proposed=proposed,
+            hunks_approved=approved, hunks_rejected=int(rejected or 0),
+            approval_rate=round(approved / proposed, 4) if proposed else None, checks=checks, checks_passed=passed,
+            check_pass_rate=round(passed / checks, 4) if checks else None, flagged=int(flagged or 0),
+            approved_tasks=len(costs[k]) if won else 0,
+            median_cost_usd=round(median(costs[k]) / MICRO, 6) if won else None,
+            median_wall_s=round(median(walls[k]) / MICRO, 3) if won else None))
     rows.sort(key=(lambda g: g.key) if by == "day" else (lambda g: (-g.cost_usd, g.key)))
     return ReceiptSummary(by=by, groups=rows, total_usd=round(sum(g.cost_usd for g in rows), 6))
-
-
-def _stored_quality(db: sqlite3.Connection, by: ReceiptGrouping,
-                    args: tuple[float, float]) -> dict[str, dict[str, Any]]:
-    """The quality fields of each group, from the few quality fields of each stored receipt (read from its
-    record: unlike the sums, not from the covering index) and `quality`'s arithmetic."""
-    fields = ("task_id", "outcome", "check", "warnings", "hunks_proposed", "hunks_approved", "hunks_rejected",
-              "cost_usd", "wall_s")
-    extract = ", ".join(f"json_extract(data, '$.{f}')" for f in fields)
-    sql = (f"SELECT {_KEY_SQL[by]}, {extract} FROM receipts WHERE r_model IS NOT NULL AND id >= ? "
-           "AND created_at >= ? AND json_valid(data)")
-    groups: dict[str, list[Graded]] = {}
-    for k, task_id, outcome, check, warnings, proposed, approved, rejected, cost, wall in db.execute(sql, args):
-        groups.setdefault(str(k), []).append(Graded(
-            str(task_id), str(outcome or ""), check, warnings not in (None, "[]"), int(proposed or 0),
-            int(approved or 0), int(rejected or 0), float(cost or 0.0), float(wall or 0.0)))
-    return {k: quality(rs) for k, rs in groups.items()}

@@ -204,9 +204,25 @@ class Connection:
     async def subscribe(self, params: p.SubscribeParams) -> p.SubscribeResult:
         if self.subscription is None:
             self.subscription = self.server.bus.subscribe(list(params.kinds) if params.kinds else None,
-                                                          max_bytes=MAX_QUEUED_BYTES, on_drop=self._dropped)
+                                                          max_bytes=MAX_QUEUED_BYTES, on_drop=self._dropped,
+                                                          write_through=self._write_through)
             self.pump = asyncio.create_task(self._pump(self.subscription))
         return p.SubscribeResult(status=self.server.service.status())
+
+    def _write_through(self, line: bytes) -> bool:
+        """Send an event line now, from the publisher, if nothing else of ours waits to go out.
+
+        The publisher is usually a task's step, which may run on for tens of milliseconds, with other
+        tasks' steps queued behind it: a writer task woken by the event would wait for all of them.
+        When the client is keeping up (nothing buffered, no write of ours waiting or draining), the
+        line goes to the socket here, usually all of it into the kernel at once; otherwise it takes
+        the queue, and the pump's drain (with its stall timeout) and the bus's bounds apply.
+        """
+        transport = self.writer.transport
+        if self.lock.locked() or transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        transport.write(line)
+        return True
 
     def _dropped(self) -> None:
         """The bus dropped this subscriber for falling behind: end the connection now, unread data and all."""

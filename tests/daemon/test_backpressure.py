@@ -4,6 +4,7 @@ and an event subscriber that falls behind is dropped and its connection closed."
 
 from __future__ import annotations
 
+import json
 import select
 import socket
 import time
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from daemon import protocol as p
 from daemon.testing import DaemonFactory, DaemonProcess
+
+TERMINAL = {s.value for s in p.TaskState if not s.active}
 
 REQUEST = b'{"jsonrpc":"2.0","id":1,"method":"pool.status"}\n'
 
@@ -124,5 +127,60 @@ async def test_a_subscriber_that_falls_behind_is_dropped_and_closed(make_daemon:
             assert d.log.read_text().count("dropped a subscriber") == 1
             drain_to_eof(sub)
             assert len((await c.status()).programmers) == 2
+    finally:
+        sub.close()
+
+
+def read_events(s: socket.socket, until: set[str]) -> tuple[list[dict[str, object]], int]:
+    """Read a subscriber's stream until each task in `until` has had a terminal task event;
+    returns the event envelopes in arrival order and the bytes read."""
+    s.setblocking(True)
+    s.settimeout(60)
+    envs: list[dict[str, object]] = []
+    left = set(until)
+    buf = b""
+    total = 0
+    while left:
+        data = s.recv(1 << 20)
+        assert data, "the daemon closed the subscriber's connection"
+        total += len(data)
+        buf += data
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            msg = json.loads(line)
+            if msg.get("method") != "event":
+                continue
+            env = msg["params"]
+            envs.append(env)
+            ev = env["event"]
+            if ev["kind"] == "task" and ev["task"]["state"] in TERMINAL:
+                left.discard(ev["task"]["id"])
+    return envs, total
+
+
+async def test_a_subscriber_that_reads_late_gets_every_event_in_order(make_daemon: DaemonFactory,
+                                                                      repo: Path) -> None:
+    """Events go straight to a subscriber that keeps up and queue for one that does not: a subscriber
+    that reads nothing for a while, then reads while tasks still run, gets every event once and in order."""
+    d = make_daemon(workers=2, env={"PASD_STALL_TIMEOUT_S": "600"})
+    sub = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sub.connect(str(d.socket))
+    sub.sendall(b'{"jsonrpc":"2.0","id":1,"method":"events.subscribe","params":{}}\n')
+    note = "note this. " + "x" * 40_000  # each task event carries the instruction
+    try:
+        async with d.client() as c:
+            wait_until(lambda: connections(d.socket) == 2, "both connections")
+            ids = [(await c.submit(p.SubmitParams(workspace=str(repo), instruction=note, files=["app.py"]))).id
+                   for _ in range(30)]
+            await c.wait(ids[len(ids) // 2])  # half of them published while the subscriber reads nothing
+            envs, total = read_events(sub, set(ids))
+            # more than the socket's buffers hold: the daemon queued part of the stream meanwhile
+            assert total > 4 * sub.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            seqs = [int(env["seq"]) for env in envs]  # type: ignore[call-overload]
+            # no kinds asked for: every event published since the subscription, none twice, in order
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+            assert {env["event"]["task"]["id"] for env in envs  # type: ignore[index]
+                    if env["event"]["kind"] == "task"} == set(ids)  # type: ignore[index]
+            assert "dropped a subscriber" not in d.log.read_text()
     finally:
         sub.close()

@@ -157,7 +157,7 @@ def make_old(db_path: Path) -> None:
     db = sqlite3.connect(db_path, isolation_level=None)
     try:
         for name in ("tasks_seq", "tasks_state_seq", "tasks_workspace_seq", "receipts_run", "receipts_id",
-                     "tasks_job", "receipts_sums"):
+                     "tasks_job", "receipts_groups"):
             db.execute(f"DROP INDEX IF EXISTS {name}")
         for (column,) in db.execute("SELECT name FROM pragma_table_xinfo('receipts') WHERE name LIKE 'r\\_%' "
                                     "ESCAPE '\\'").fetchall():
@@ -192,7 +192,61 @@ async def test_a_store_from_before_still_loads(make_daemon: DaemonFactory, repo:
     db = sqlite3.connect(d.state_dir / "pasd.db")
     try:
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        assert {"tasks_seq", "tasks_state_seq", "receipts_sums"} <= names
+        assert {"tasks_seq", "tasks_state_seq", "receipts_groups"} <= names
+    finally:
+        db.close()
+
+
+# the receipt columns and index a store had before the quality columns (the summary then read the
+# quality fields from each record)
+SUMS_COLUMNS = {"r_model": "$.provider.model", "r_job": "$.job_id", "r_tier": "$.tier",
+                "r_tokens_in": "$.tokens.input", "r_tokens_out": "$.tokens.output", "r_priced": "$.priced"}
+SUMS_INDEX = ("CREATE INDEX receipts_sums ON receipts(r_model, r_job, r_tier, created_at, task_id, cost_usd, "
+              "r_tokens_in, r_tokens_out, r_priced)")
+
+
+def make_before_quality(db_path: Path) -> None:
+    """Take the store back to how the daemon left it before the quality columns: the sums' columns only."""
+    db = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        db.execute("DROP INDEX receipts_groups")
+        for (column,) in db.execute("SELECT name FROM pragma_table_xinfo('receipts') WHERE name LIKE 'r\\_%' "
+                                    "ESCAPE '\\'").fetchall():
+            if column not in SUMS_COLUMNS:
+                db.execute(f"ALTER TABLE receipts DROP COLUMN {column}")
+        db.execute(SUMS_INDEX)
+    finally:
+        db.close()
+
+
+async def test_a_store_from_before_the_quality_columns_gains_them(make_daemon: DaemonFactory, repo: Path) -> None:
+    d = make_daemon(workers=2)
+    async with d.client() as c:
+        tasks = [await reviewed(c, repo) for _ in range(3)]
+        await c.approve(p.ReviewParams(task_id=tasks[0].id))
+        await c.reject(p.ReviewParams(task_id=tasks[1].id))
+        receipts = await c.receipts()
+    d.stop()
+    make_before_quality(d.state_dir / "pasd.db")
+    db = sqlite3.connect(d.state_dir / "pasd.db")
+    try:
+        assert {r[1] for r in db.execute("PRAGMA table_xinfo(receipts)") if r[1].startswith("r_")} == set(SUMS_COLUMNS)
+    finally:
+        db.close()
+    d.start()
+    async with d.client() as c:
+        assert await c.receipts() == receipts
+        for by in ("model", "day", "job", "tier"):
+            assert await c.receipts_summary(p.ReceiptsSummaryParams(by=by)) == summarize(receipts, by)
+        [g] = (await c.receipts_summary(p.ReceiptsSummaryParams(by="model"))).groups
+        assert (g.approved_tasks, g.approval_rate) == (1, 0.5)
+        await c.approve(p.ReviewParams(task_id=tasks[2].id))  # a receipt updated after the migration
+        [g] = (await c.receipts_summary(p.ReceiptsSummaryParams(by="model"))).groups
+        assert g.approved_tasks == 2 and g == summarize(await c.receipts(), "model").groups[0]
+    db = sqlite3.connect(d.state_dir / "pasd.db")
+    try:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "receipts_groups" in names and "receipts_sums" not in names
     finally:
         db.close()
 
