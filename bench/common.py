@@ -404,7 +404,7 @@ async def run_tasks(socket: Path, workspace: Path, files: list[str], n: int | No
 
 
 # the daemon's environment that sends every model call through litellm.acompletion, as before the
-# direct path (daemon/programmer/wire.py): the "before" of a comparison made in the same run
+# direct path (daemon/programmer/openai_wire.py): the "before" of a comparison made in the same run
 LITELLM_CLIENT = {"PASD_PROVIDER_CLIENT": "litellm"}
 
 

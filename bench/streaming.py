@@ -1,5 +1,5 @@
 """Streamed replies: the CPU a streamed reply and a streamed chunk cost the engine, on the direct
-path (daemon/programmer/wire.py) and through litellm.acompletion in the same run, and how many
+path (daemon/programmer/openai_wire.py) and through litellm.acompletion in the same run, and how many
 progress events a pool of busy Programmers publishes while their replies stream.
 
 The CPU figures run the engine's own `llm.complete` in this process against the offline model,

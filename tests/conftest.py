@@ -13,6 +13,10 @@ from daemon.offline_model import OfflineModel
 from daemon.testing import DaemonFactory, DaemonProcess, make_repo, offline_config
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Daemons started by the tests call the offline model through litellm's own HTTP path; the direct
+# client pasd uses for OpenAI's wire is held to litellm's answers in test_provider_wire.py, and runs
+# end to end there too.
+os.environ.setdefault("PASD_PROVIDER_CLIENT", "litellm")
 
 SAMPLE = {
     "app.py": "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n",

@@ -40,7 +40,7 @@ def load() -> ModuleType:
         litellm.drop_params = True
         # litellm logs every call at INFO; under a busy pool that is a measurable share of the CPU
         logging.getLogger("LiteLLM").setLevel(logging.WARNING)
-        from daemon.programmer import wire  # noqa: F401  (aiohttp: imported here, off the event loop)
+        from daemon.programmer import openai_wire as wire  # noqa: F401  (aiohttp: imported here, off the event loop)
 
         _litellm = litellm
     return _litellm
@@ -142,7 +142,7 @@ async def complete(spec: ModelSpec, messages: list[dict[str, str]], timeout: flo
                    on_text: OnText | None = None) -> Reply:
     """One streamed chat completion; failures come out as TaskFailed or ProviderFault, never raw.
 
-    A model on OpenAI's wire goes straight to it (`wire.py`: a fraction of the CPU); every other
+    A model on OpenAI's wire goes straight to it (`openai_wire.py`: a fraction of the CPU); every other
     provider goes through litellm.acompletion. Cancelling the caller closes the HTTP stream at once,
     so the provider stops generating.
     """
@@ -179,7 +179,7 @@ def _direct_name(spec: ModelSpec) -> str | None:
     """The model name to send on OpenAI's wire directly, or None when litellm must make the call."""
     if os.environ.get(CLIENT_ENV) == "litellm":
         return None
-    from daemon.programmer import wire
+    from daemon.programmer import openai_wire as wire
 
     # OpenAI's own models take some params under other names or not at all (reasoning models:
     # max_completion_tokens, no temperature), which litellm knows; a server named by api_base takes
@@ -201,7 +201,7 @@ def _openai_name(model: str, api_base: str | None) -> str | None:
 
 async def _complete_direct(litellm: ModuleType, spec: ModelSpec, name: str, messages: list[dict[str, str]],
                            key: str | None, timeout: float, on_text: OnText | None) -> tuple[str, Any, bool]:
-    from daemon.programmer import wire
+    from daemon.programmer import openai_wire as wire
 
     body: dict[str, Any] = {**spec.params, "model": name, "messages": messages, "stream": True,
                             "stream_options": {"include_usage": True}}
@@ -246,7 +246,7 @@ async def _complete_litellm(litellm: ModuleType, spec: ModelSpec, messages: list
 async def aclose() -> None:
     """Release the direct path's connections on this event loop (the backend's shutdown)."""
     if _litellm is not None:
-        from daemon.programmer import wire
+        from daemon.programmer import openai_wire as wire
 
         await wire.close()
 

@@ -1,17 +1,21 @@
-"""The direct path to OpenAI's wire (daemon/programmer/wire.py) gives what litellm.acompletion gives:
+"""The direct path to OpenAI's wire (daemon/programmer/openai_wire.py) gives what litellm.acompletion gives:
 the same text, tokens, price and, for every failure, the same reason and message."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from daemon import protocol as p
+from daemon.client import EventStream
 from daemon.offline_model import OfflineModel
 from daemon.programmer import llm
 from daemon.programmer.spec import ModelSpec, ProviderFault, TaskFailed
+from daemon.testing import DaemonFactory, block, until_state
 
 MESSAGES = [{"role": "user", "content": "### FILE: app.py\n```\nx = 1\n```\n### INSTRUCTION\nnote it"}]
 
@@ -87,7 +91,8 @@ def test_a_model_in_litellms_price_table_is_priced_from_it_on_the_direct_path(mo
     assert outcome(direct) == outcome(via_litellm)
 
 
-def test_other_providers_and_unplain_params_go_through_litellm() -> None:
+def test_other_providers_and_unplain_params_go_through_litellm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(llm.CLIENT_ENV, "direct")  # the daemon's default (the tests' daemons use litellm's path)
     assert llm._direct_name(ModelSpec(model="openai/pasd-offline", api_base="http://127.0.0.1:9/v1")) == "pasd-offline"
     assert llm._direct_name(ModelSpec(model="anthropic/claude-sonnet-4-5")) is None
     assert llm._direct_name(ModelSpec(model="openai/gpt-4o-mini")) == "gpt-4o-mini"
@@ -96,3 +101,23 @@ def test_other_providers_and_unplain_params_go_through_litellm() -> None:
     local = "http://127.0.0.1:9/v1"
     assert llm._direct_name(ModelSpec(model="openai/qwen", api_base=local, params={"temperature": 0.2})) == "qwen"
     assert llm._direct_name(ModelSpec(model="openai/qwen", api_base=local, params={"tools": []})) is None
+
+
+async def test_a_task_runs_end_to_end_on_the_direct_path(make_daemon: DaemonFactory, offline: OfflineModel,
+                                                          repo: Path) -> None:
+    """The daemon's default client for OpenAI's wire: a task reaches REVIEW with the reply's edit and
+    tokens, and its request went out without litellm (the OpenAI SDK's x-stainless headers are absent)."""
+    d = make_daemon(env={llm.CLIENT_ENV: "direct"})
+    edit = block("app.py", "def sub(a, b):\n", "def sub(a: int, b: int) -> int:\n")
+    offline.script([{"content": edit, "prompt_tokens": 321, "completion_tokens": 45}])
+    async with d.client() as c, EventStream(d.socket, kinds=["task"]) as events:
+        task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="add type hints to sub",
+                                             files=["app.py"]))
+        await until_state(events, task.id, p.TaskState.REVIEW)
+        diff = await c.diff(task.id)
+        receipts = await c.receipts(p.ReceiptsParams(task_id=task.id))
+    assert "+def sub(a: int, b: int) -> int:" in diff.diff
+    assert (receipts[0].tokens.input, receipts[0].tokens.output) == (321, 45)
+    headers = offline.requests[-1]["headers"]
+    assert headers["authorization"].startswith("Bearer ")
+    assert not [h for h in headers if h.startswith("x-stainless")]
