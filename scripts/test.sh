@@ -41,7 +41,9 @@ python3 bench/run_all.py --quick
 
 step "tests"
 set +e
-python3 -m pytest -p no:cacheprovider --durations=25 "$@"
+# two test files at a time (by file, so a module's daemon, browser or editor starts once): most of a
+# test is waiting on a daemon, a model reply or a browser, so two fit on two cores
+python3 -m pytest -p no:cacheprovider -n 2 --dist loadfile --durations=25 "$@"
 code=$?
 set -e
 if [ "$code" = 5 ]; then

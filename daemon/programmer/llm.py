@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
+import gc
 import logging
 import os
 import re
@@ -167,7 +168,21 @@ async def complete(spec: ModelSpec, messages: list[dict[str, str]], timeout: flo
     else:  # without the provider's figures litellm counts the tokens itself: keep them, marked
         tokens = _tokens(usage).model_copy(update={"estimated": not reported})
     cost, priced = _cost(litellm, spec, usage, tokens)
+    _settle()
     return Reply(text=text, tokens=tokens, cost_usd=cost, priced=priced, seconds=seconds)
+
+
+_settled = False
+
+
+def _settle() -> None:
+    """Once the first reply is in, litellm and what it loads on first use are ~300,000 objects that
+    live as long as the daemon; each full collection walked them all again, pausing the event loop
+    (and every event and status answer) for 50-440 ms. Move them out of the collector's sight once."""
+    global _settled
+    if not _settled:
+        _settled = True
+        gc.freeze()
 
 
 # `PASD_PROVIDER_CLIENT=litellm` sends every call through litellm.acompletion (to compare, or to
