@@ -153,7 +153,7 @@ class PoolTools:
 
     async def submit_task(self, instruction: str, files: list[str], start_line: int | None, end_line: int | None,
                           model: str | None, check: str | None, timeout_s: float | None,
-                          budget_usd: float | None) -> dict[str, Any]:
+                          budget_usd: float | None, engine: str | None = None) -> dict[str, Any]:
         async with self.daemon() as c:
             selection = None
             if start_line is not None or end_line is not None:
@@ -163,7 +163,7 @@ class PoolTools:
                                         end_line=end_line or start_line or 1)
             task = await with_keys(c.submit, p.SubmitParams(
                 workspace=self.workspace, instruction=instruction, files=files, selection=selection, model=model,
-                check=check, timeout_s=timeout_s, budget_usd=budget_usd))
+                check=check, timeout_s=timeout_s, budget_usd=budget_usd, engine=engine))
             view = task_view(task)
             view["next"] = f"queued; call wait_task with task_id {task.id!r} for the outcome"
             if note := await self._untrusted(c):
@@ -172,11 +172,11 @@ class PoolTools:
 
     async def submit_job(self, instruction: str, files: list[str], split: Literal["per-file", "plan"],
                          model: str | None, check: str | None, timeout_s: float | None,
-                         budget_usd: float | None) -> dict[str, Any]:
+                         budget_usd: float | None, engine: str | None = None) -> dict[str, Any]:
         async with self.daemon() as c:
             job = await with_keys(c.submit_job, p.JobSubmitParams(
                 workspace=self.workspace, instruction=instruction, files=files, split=split, model=model,
-                check=check, timeout_s=timeout_s, budget_usd=budget_usd))
+                check=check, timeout_s=timeout_s, budget_usd=budget_usd, engine=engine))
             view = job_view(job)
             view["next"] = f"queued; call wait_job with job_id {job.id!r} for its tasks' outcomes"
             return view
