@@ -4,7 +4,7 @@ to pasd and gets reviewable diffs and receipts back. Here: the tools' names, arg
 
 A front end like the TUI: it talks to the daemon only through `daemon/client.py`. Review stays
 with the human: the tools submit, wait and read; `approve_task` exists only when the user turned
-it on (`pasd mcp --allow-approve`).
+it on (`pasd mcp --allow-approve`, or `[mcp] allow_approve = true` in their config).
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ def create_server(tools: PoolTools, *, allow_approve: bool = False) -> MCPServer
     @tool(READ)
     async def pool_status() -> dict[str, Any]:
         """The pool: each programmer's state (IDLE, BUSY, FAILED) and task; how many tasks are queued,
-        running and in review; the models configured for this workspace and the default one."""
+        running and in review; the models configured for this workspace and the default one; the engines
+        installed (a submit's `engine`)."""
         return await tools.pool_status()
 
     @tool(ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,

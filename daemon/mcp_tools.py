@@ -44,6 +44,7 @@ def task_view(t: p.TaskInfo) -> dict[str, Any]:
     done = not t.state.active
     return _drop_empty({
         "task_id": t.id, "state": t.state.value, "done": done, "model": t.model,
+        "engine": t.engine if t.engine != "native" else None,
         "instruction": t.instruction if len(t.instruction) <= 200 else t.instruction[:199] + "…",
         "files": t.files,
         "selection": f"{t.selection.path}:{t.selection.start_line}-{t.selection.end_line}" if t.selection else None,
@@ -246,12 +247,14 @@ class PoolTools:
         async with self.daemon() as c:
             st = await c.status()
             models = await c.models(self.workspace)
+            engines = [e.name for e in await c.engines() if e.installed]
             return _drop_empty({
                 "programmers": [_drop_empty({"id": pr.id, "state": pr.state.value, "task_id": pr.task_id,
                                              "model": pr.model, "tasks_done": pr.tasks_done,
                                              "last_error": pr.last_error}) for pr in st.programmers],
                 "queued": st.queued, "running": st.running, "review": st.review,
-                "default_model": models.default, "models": models.choices, "workspace": self.workspace,
+                "default_model": models.default, "models": models.choices, "engines": engines,
+                "workspace": self.workspace,
                 "config_errors": st.config_errors,
                 "warnings": [u.message() for u in st.untrusted if u.workspace == self.workspace],
             })
