@@ -37,7 +37,7 @@ async def delegate(ls: PasServer, *args: Any) -> dict[str, Any]:
     sel = tasks.selection(rel, a.range) if a.range else None
     model = a.model or ls.effective(root).default_model
     task = await ls.submit(p.SubmitParams(workspace=str(root), instruction=instruction, files=[rel],
-                                          selection=sel, model=model, engine=a.engine))
+                                          selection=sel, model=model, engine=a.engine or None))
     return {"task_id": task.id}
 
 
@@ -57,7 +57,8 @@ async def delegate_job(ls: PasServer, *args: Any) -> dict[str, Any]:
             raise InvalidParams(f"pas.delegateJob: no such file or folder: {uri}")
     model = a.model or ls.effective(root).default_model
     job = await ls.submit_job(p.JobSubmitParams(workspace=str(root), instruction=instruction,
-                                                files=[rel for _, rel in located], split=a.split, model=model))
+                                                files=[rel for _, rel in located], split=a.split, model=model,
+                                                engine=a.engine or None))
     return {"job_id": job.id, "task_ids": list(job.task_ids)}
 
 
