@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.offline_model import OfflineModel
 from daemon import protocol as p
+from daemon.offline_model import OfflineModel
 from daemon.testing import DaemonFactory, DaemonProcess, block, commit_all, fake_aider, write_files
 
 REPO = Path(__file__).resolve().parents[2]
