@@ -185,6 +185,12 @@ class StoreConfig(Section):
     Read from the user's config only: a workspace's `.pas.toml` cannot set it."""
 
 
+class McpConfig(Section):
+    allow_approve: bool = False
+    """`pasd mcp` offers the approve_task tool, so an agent may apply diffs to your files (as
+    `--allow-approve` does). A workspace's `.pas.toml` may turn it off, never on, until trusted."""
+
+
 class Settings(Section):
     pool: PoolConfig = PoolConfig()
     models: ModelsConfig = ModelsConfig()
@@ -192,6 +198,7 @@ class Settings(Section):
     jobs: JobsConfig = JobsConfig()
     context: ContextConfig = ContextConfig()
     store: StoreConfig = StoreConfig()
+    mcp: McpConfig = McpConfig()
     engines: dict[str, dict[str, Any]] = {}
     """Settings per external engine, `[engines.aider] path = "...", edit_format = "diff", ...`:
     `path` is the tool's executable (or the folder holding it) when it is not on PATH; the other

@@ -56,6 +56,7 @@ class JobRecord(p.Model):
     split: p.JobSplit
     model: str
     api_base: str | None = None
+    engine: str | None = None
     check: str | None = None
     timeout_s: float | None = None
     task_budget_usd: float | None = None
@@ -296,8 +297,11 @@ class JobManager:
             raise GuardrailRefused(f"check command not allowed: {params.check!r}; add a matching pattern to "
                                    "[guardrails] allow_commands in the config")
         model = params.model or settings.models.default
+        if params.engine:  # an unknown or missing engine fails the job now, not each of its tasks
+            await self.service._engine(params.engine, settings, settings.model_settings(model).engine_settings)
         job = JobRecord(id=self._new_id(), workspace=str(workspace), instruction=params.instruction.strip(),
-                        split=params.split, model=model, api_base=params.api_base, check=params.check,
+                        split=params.split, model=model, api_base=params.api_base, engine=params.engine,
+                        check=params.check,
                         timeout_s=params.timeout_s, task_budget_usd=params.task_budget_usd, priority=params.priority,
                         files=files, budget_usd=params.budget_usd if params.budget_usd is not None
                         else settings.guardrails.job_budget_usd, created_at=time.time())
@@ -428,7 +432,8 @@ class JobManager:
                     task = await self.service.build_task(p.SubmitParams(
                         workspace=job.workspace, instruction=item.instruction, files=item.files, model=job.model,
                         api_base=job.api_base, check=job.check, timeout_s=job.timeout_s, budget_usd=task_budget,
-                        priority=job.priority, keys=self._keys.get(job.id, {})), job_id=job.id, keys=keys)
+                        priority=job.priority, keys=self._keys.get(job.id, {}), engine=job.engine),
+                        job_id=job.id, keys=keys)
                 except PasError as exc:
                     errors.append(f"{', '.join(item.files)}: {exc.message}")
                     continue

@@ -4,7 +4,7 @@ to pasd and gets reviewable diffs and receipts back. Here: the tools' names, arg
 
 A front end like the TUI: it talks to the daemon only through `daemon/client.py`. Review stays
 with the human: the tools submit, wait and read; `approve_task` exists only when the user turned
-it on (`pasd mcp --allow-approve`).
+it on (`pasd mcp --allow-approve`, or `[mcp] allow_approve = true` in their config).
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ Model = Annotated[str | None, Field(description="litellm model string (pool_stat
 Check = Annotated[str | None, Field(description="command that checks the edit, e.g. 'pytest -q'; must be "
                                                 "allowlisted in the user's config; on failure the output goes back "
                                                 "to the model")]
+Engine = Annotated[str | None, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description=(
+    "what runs the task: 'native' (pasd's own) or an installed tool such as 'aider' (pool_status lists "
+    "the installed ones); default: the model's configured engine, else native"))]
 TimeoutS = Annotated[float | None, Field(gt=0, le=p.MAX_TIMEOUT_S, description="time limit in seconds")]
 Budget = Annotated[float | None, Field(ge=0, le=p.MAX_BUDGET_USD, description="cost cap in USD")]
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -68,11 +71,13 @@ def create_server(tools: PoolTools, *, allow_approve: bool = False) -> MCPServer
                                                                   "first file, to focus the task")] = None,
         end_line: Annotated[int | None, Field(ge=1, description="last line of that selection (inclusive)")] = None,
         model: Model = None, check: Check = None, timeout_s: TimeoutS = None, budget_usd: Budget = None,
+        engine: Engine = None,
     ) -> dict[str, Any]:
         """Hand one coding task to a programmer in the pasd pool; returns at once with the task id and
         state QUEUED. The task runs in a private copy of the workspace: the result is a diff for the user to
         review, never a change to their files. Follow with wait_task."""
-        return await tools.submit_task(instruction, files, start_line, end_line, model, check, timeout_s, budget_usd)
+        return await tools.submit_task(instruction, files, start_line, end_line, model, check, timeout_s, budget_usd,
+                                       engine)
 
     @tool(WRITE)
     async def submit_job(
@@ -85,11 +90,12 @@ def create_server(tools: PoolTools, *, allow_approve: bool = False) -> MCPServer
         timeout_s: Annotated[float | None, Field(gt=0, le=p.MAX_TIMEOUT_S, description="time limit per task")] = None,
         budget_usd: Annotated[float | None, Field(ge=0, le=p.MAX_BUDGET_USD,
                                                   description="cost cap for the whole job in USD")] = None,
+        engine: Engine = None,
     ) -> dict[str, Any]:
         """Split one instruction over many files into tasks that run in parallel across the pool; returns at
         once with the job id and its planned tasks. Each task ends as a diff awaiting the user's review.
         Follow with wait_job."""
-        return await tools.submit_job(instruction, files, split, model, check, timeout_s, budget_usd)
+        return await tools.submit_job(instruction, files, split, model, check, timeout_s, budget_usd, engine)
 
     @tool(READ)
     async def wait_task(task_id: TaskId, ctx: Context[Any, Any], timeout_s: WaitS = 120.0) -> dict[str, Any]:
@@ -131,7 +137,8 @@ def create_server(tools: PoolTools, *, allow_approve: bool = False) -> MCPServer
     @tool(READ)
     async def pool_status() -> dict[str, Any]:
         """The pool: each programmer's state (IDLE, BUSY, FAILED) and task; how many tasks are queued,
-        running and in review; the models configured for this workspace and the default one."""
+        running and in review; the models configured for this workspace and the default one; the engines
+        installed (a submit's `engine`)."""
         return await tools.pool_status()
 
     @tool(ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,

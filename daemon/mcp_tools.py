@@ -44,6 +44,7 @@ def task_view(t: p.TaskInfo) -> dict[str, Any]:
     done = not t.state.active
     return _drop_empty({
         "task_id": t.id, "state": t.state.value, "done": done, "model": t.model,
+        "engine": t.engine if t.engine != "native" else None,
         "instruction": t.instruction if len(t.instruction) <= 200 else t.instruction[:199] + "…",
         "files": t.files,
         "selection": f"{t.selection.path}:{t.selection.start_line}-{t.selection.end_line}" if t.selection else None,
@@ -153,7 +154,7 @@ class PoolTools:
 
     async def submit_task(self, instruction: str, files: list[str], start_line: int | None, end_line: int | None,
                           model: str | None, check: str | None, timeout_s: float | None,
-                          budget_usd: float | None) -> dict[str, Any]:
+                          budget_usd: float | None, engine: str | None = None) -> dict[str, Any]:
         async with self.daemon() as c:
             selection = None
             if start_line is not None or end_line is not None:
@@ -163,7 +164,7 @@ class PoolTools:
                                         end_line=end_line or start_line or 1)
             task = await with_keys(c.submit, p.SubmitParams(
                 workspace=self.workspace, instruction=instruction, files=files, selection=selection, model=model,
-                check=check, timeout_s=timeout_s, budget_usd=budget_usd))
+                check=check, timeout_s=timeout_s, budget_usd=budget_usd, engine=engine))
             view = task_view(task)
             view["next"] = f"queued; call wait_task with task_id {task.id!r} for the outcome"
             if note := await self._untrusted(c):
@@ -172,11 +173,11 @@ class PoolTools:
 
     async def submit_job(self, instruction: str, files: list[str], split: Literal["per-file", "plan"],
                          model: str | None, check: str | None, timeout_s: float | None,
-                         budget_usd: float | None) -> dict[str, Any]:
+                         budget_usd: float | None, engine: str | None = None) -> dict[str, Any]:
         async with self.daemon() as c:
             job = await with_keys(c.submit_job, p.JobSubmitParams(
                 workspace=self.workspace, instruction=instruction, files=files, split=split, model=model,
-                check=check, timeout_s=timeout_s, budget_usd=budget_usd))
+                check=check, timeout_s=timeout_s, budget_usd=budget_usd, engine=engine))
             view = job_view(job)
             view["next"] = f"queued; call wait_job with job_id {job.id!r} for its tasks' outcomes"
             return view
@@ -246,12 +247,14 @@ class PoolTools:
         async with self.daemon() as c:
             st = await c.status()
             models = await c.models(self.workspace)
+            engines = [e.name for e in await c.engines() if e.installed]
             return _drop_empty({
                 "programmers": [_drop_empty({"id": pr.id, "state": pr.state.value, "task_id": pr.task_id,
                                              "model": pr.model, "tasks_done": pr.tasks_done,
                                              "last_error": pr.last_error}) for pr in st.programmers],
                 "queued": st.queued, "running": st.running, "review": st.review,
-                "default_model": models.default, "models": models.choices, "workspace": self.workspace,
+                "default_model": models.default, "models": models.choices, "engines": engines,
+                "workspace": self.workspace,
                 "config_errors": st.config_errors,
                 "warnings": [u.message() for u in st.untrusted if u.workspace == self.workspace],
             })

@@ -287,6 +287,8 @@ class _Handler(BaseHTTPRequestHandler):
             "reads": read_answers(last_user),
             "time": time.time(),
             "model": body.get("model"),
+            # the sampling parameters the client sent (a model's configured `params` reach here)
+            "params": {k: body[k] for k in ("temperature", "max_tokens", "top_p", "seed") if k in body},
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "messages": messages,
             "response": {},

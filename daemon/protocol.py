@@ -501,6 +501,7 @@ class JobSubmitParams(Model):
     task_budget_usd: Budget | None = None
     priority: Priority = 0
     keys: dict[KeyName, KeyValue] = Field(default={}, max_length=8, repr=False)  # as SubmitParams.keys, per job
+    engine: EngineName | None = None  # as SubmitParams.engine, for every task of the job
 
 
 class JobTotals(Model):

@@ -190,6 +190,29 @@ def block(path: str, search: str, replace: str) -> str:
     return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
 
 
+FAKE_AIDER = r"""#!/bin/sh
+[ "$1" = "--version" ] && { echo "aider 0.86.2"; exit 0; }
+msg=""
+while [ $# -gt 0 ]; do
+  case "$1" in --message) msg="$2"; shift 2 ;; --) shift; break ;; *) shift ;; esac
+done
+first=$(printf '%s\n' "$msg" | head -n 1)
+for f in "$@"; do
+  { printf '# aider: %s\n' "$first"; cat "$f"; } > "$f.pasd-new" && cat "$f.pasd-new" > "$f" && rm "$f.pasd-new"
+done
+"""
+
+
+def fake_aider(folder: Path) -> Path:
+    """A stand-in `aider` for `[engines.aider] path`: answers --version, and puts "# aider: <the first
+    line of its message>" atop each file it is given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    exe = folder / "aider"
+    exe.write_text(FAKE_AIDER)
+    exe.chmod(0o755)
+    return exe
+
+
 async def paused(d: DaemonProcess, name: str, request: asyncio.Task[Any], timeout: float = 30) -> Path:
     """Wait until the daemon holds at pause point `name` (`PASD_PAUSE_AT`); its marker file (remove
     it to let the daemon go on). Fails at once if `request` ends before the daemon gets there."""

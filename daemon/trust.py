@@ -125,6 +125,7 @@ RULES: dict[str, Combiner] = {
     "context.deny": union,
     "store": trust_only,  # retention is the daemon's, read from the user's config only (daemon/retention.py)
     "engines": trust_only,  # which executable runs, with what options
+    "mcp.allow_approve": off_only,  # an agent applying diffs to the user's files
 }
 
 

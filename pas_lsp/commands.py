@@ -37,7 +37,7 @@ async def delegate(ls: PasServer, *args: Any) -> dict[str, Any]:
     sel = tasks.selection(rel, a.range) if a.range else None
     model = a.model or ls.effective(root).default_model
     task = await ls.submit(p.SubmitParams(workspace=str(root), instruction=instruction, files=[rel],
-                                          selection=sel, model=model, engine=a.engine))
+                                          selection=sel, model=model, engine=a.engine or None))
     return {"task_id": task.id}
 
 
@@ -57,7 +57,8 @@ async def delegate_job(ls: PasServer, *args: Any) -> dict[str, Any]:
             raise InvalidParams(f"pas.delegateJob: no such file or folder: {uri}")
     model = a.model or ls.effective(root).default_model
     job = await ls.submit_job(p.JobSubmitParams(workspace=str(root), instruction=instruction,
-                                                files=[rel for _, rel in located], split=a.split, model=model))
+                                                files=[rel for _, rel in located], split=a.split, model=model,
+                                                engine=a.engine or None))
     return {"job_id": job.id, "task_ids": list(job.task_ids)}
 
 
@@ -210,20 +211,23 @@ async def status(ls: PasServer, *args: Any) -> dict[str, Any]:
 
 
 async def models(ls: PasServer, *args: Any) -> dict[str, Any]:
-    """The models to offer: the client's `pas.models`, else the daemon's `models.choices` for the workspace."""
+    """The models to offer: the client's `pas.models`, else the daemon's `models.choices` for the workspace;
+    and the engines installed where the daemon runs (native alone when it cannot say)."""
     a = tasks.parse_args("pas.models", tasks.ModelsArgs, args)
     root = ls.locate(a.uri)[0] if a.uri else next(iter(ls.roots()), None)
     offered, source = ls.effective(root), "settings"
+    engines = ["native"]
     if not ls.settings.models:
-        try:
-            client = await ls.link.client()
+        source = "config"  # unless the daemon answers: the config file as this server reads it
+    try:
+        client = await ls.link.client()
+        if not ls.settings.models:
             answer = await client.models(str(root) if root else None)
-        except PasError as exc:  # the daemon cannot say: the config file as this server reads it
-            log.info("models.list: %s", exc)
-            source = "config"
-        else:
             offered, source = combine(ls.settings, answer.choices, answer.default), "daemon"
-    return {"models": offered.models, "default": offered.default_model, "source": source}
+        engines = [e.name for e in await client.engines() if e.installed] or engines
+    except PasError as exc:
+        log.info("models.list: %s", exc)
+    return {"models": offered.models, "default": offered.default_model, "source": source, "engines": engines}
 
 
 async def list_tasks(ls: PasServer, *args: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ class JobArgs(_Args):
     instruction: str | None = None
     model: str | None = None
     split: Literal["per-file", "plan"] = "per-file"
+    engine: str | None = None  # None: the model's configured engine (native by default)
 
 
 class JobRefArgs(_Args):

@@ -43,7 +43,7 @@ async def cmd_job(args: argparse.Namespace, c: PasClient) -> int:
     job = await with_keys(c.submit_job, p.JobSubmitParams(
         workspace=ws, instruction=words[0], files=files, split=args.split, model=args.model,
         api_base=args.api_base, check=args.check, timeout_s=args.timeout, budget_usd=args.budget,
-        task_budget_usd=args.task_budget, priority=args.priority))
+        task_budget_usd=args.task_budget, priority=args.priority, engine=args.engine))
     await warn_untrusted(c, job.workspace)
     if not args.wait:
         out(args, job, f"submitted job {job.id} ({job.split}, {plural(len(job.plan), 'task')}, {job.model}): "

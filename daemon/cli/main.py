@@ -151,6 +151,8 @@ def build_parser(only: str | None = None) -> Parser:
                     help="one task per file, or let the model plan the subtasks")
     sp.add_argument("--model", "-m", help='model for every task, a tier name, or "auto" to route by size')
     sp.add_argument("--api-base", help="endpoint for the model")
+    sp.add_argument("--engine", "-e", help="what runs every task: native (default) or a tool, e.g. aider "
+                                            "(`pasd engines` lists them)")
     sp.add_argument("--check", help="check command for every task (must be allowlisted)")
     sp.add_argument("--timeout", type=number(0, wire.MAX_TIMEOUT_S, open_low=True),
                     help="time limit per task in seconds")

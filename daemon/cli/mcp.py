@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 HELP = "serve the pool over the Model Context Protocol (stdio), for agents such as Claude Code"
 
@@ -15,7 +16,8 @@ HELP = "serve the pool over the Model Context Protocol (stdio), for agents such 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--workspace", help="workspace root the tools work in (default: the git top level, else .)")
     sp.add_argument("--allow-approve", action="store_true",
-                    help="offer an approve_task tool, so the agent may apply diffs (default: review stays yours)")
+                    help="offer an approve_task tool, so the agent may apply diffs (default: the config's "
+                         "[mcp] allow_approve, else review stays yours)")
     sp.add_argument("--no-start", action="store_true",
                     help="do not start the daemon when none answers; the tools report it is down")
 
@@ -27,6 +29,14 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isdir(workspace):
         print(f"pasd mcp: --workspace {args.workspace}: not a directory", file=sys.stderr)
         return 2
+    from daemon.config import load
+    from daemon.errors import ConfigError
+
+    try:  # the daemon reads the same files; a workspace's .pas.toml may turn approving on only once trusted
+        allow_approve = args.allow_approve or load(Path(workspace)).mcp.allow_approve
+    except ConfigError as exc:
+        print(f"pasd mcp: {exc.message}", file=sys.stderr)
+        return 2
     try:
         from daemon.mcp_server import serve
     except ImportError as exc:
@@ -35,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import asyncio
 
-        asyncio.run(serve(workspace, allow_approve=args.allow_approve, start_daemon=not args.no_start))
+        asyncio.run(serve(workspace, allow_approve=allow_approve, start_daemon=not args.no_start))
     except KeyboardInterrupt:
         return 130
     return 0

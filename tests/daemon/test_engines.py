@@ -101,6 +101,8 @@ def daemon(model: OfflineModel, fake: Path, tmp_path_factory: pytest.TempPathFac
     config['models.settings."openai/pasd-offline-b"'] = {"api_base": model.url, "engine_settings": {"path": str(fake)}}
     config['models.settings."openai/pasd-offline-map"'] = {"api_base": model.url,
                                                             "engine_settings": {"map_tokens": 1024, "architect": True}}
+    config['models.settings."openai/pasd-offline-params"'] = {"api_base": model.url,
+                                                               "params": {"temperature": 0.35, "max_tokens": 777}}
     config['models.settings."openai/pasd-offline-c"'] = {"api_base": model.url, "engine": "aider",
                                                           "engine_settings": {"path": "/nonexistent/aider"}}
     d = DaemonProcess(tmp_path_factory.mktemp("engines"), workers=2, config=config,
@@ -183,6 +185,34 @@ async def test_aiders_repo_map_and_architect_mode_are_settings(
     assert "Make add use mul." in json.dumps(edit["messages"])
     assert (r.llm_calls, r.tokens.input, r.tokens.output) == (2, 1200, 47)
     assert (repo / ".git" / "config").read_bytes() == git_config  # aider's git use left the repository alone
+
+
+async def test_a_models_params_reach_the_provider_through_aider(
+        daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    aider_bin()
+    offline.script([{"content": block("app.py", "    return a + b\n", "    return b + a\n")}])
+    async with daemon.client() as c:
+        t = await c.wait((await c.submit(task(repo, "swap", model="openai/pasd-offline-params"))).id)
+        assert t.state is p.TaskState.REVIEW, t.error
+    [request] = offline.requests
+    # aider's own temperature (0) gives way to the model's configured params
+    assert request["params"]["temperature"] == 0.35 and request["params"]["max_tokens"] == 777
+    assert not list(repo.glob(".aider*"))  # the settings file went to the private HOME, not the user's tree
+
+
+async def test_a_job_runs_every_task_on_the_engine_it_names(daemon: DaemonProcess, repo: Path) -> None:
+    env = {**os.environ, "PASD_SOCKET": str(daemon.socket)}
+    res = subprocess.run([sys.executable, "-m", "daemon", "job", "ENV", "--files", "app.py", "util.py",
+                          "--engine", "aider", "--model", "openai/pasd-offline-b", "--wait", "--json"],
+                         env=env, cwd=repo, capture_output=True, text=True, timeout=120)
+    job = json.loads(res.stdout)
+    assert len(job["tasks"]) == 2, res.stdout + res.stderr
+    assert {t["engine"] for t in job["tasks"]} == {"aider"}
+    async with daemon.client() as c:
+        with pytest.raises(InvalidParams, match="unknown engine 'nope'"):  # the job fails whole, at submit
+            await c.submit_job(p.JobSubmitParams(workspace=str(repo), instruction="x", files=["app.py"],
+                                                 engine="nope"))
+        assert [j.id for j in await c.jobs(p.JobListParams(workspace=str(repo)))] == [job["id"]]
 
 
 async def test_changes_outside_the_allowlist_are_refused_and_the_repair_goes_to_the_tool(

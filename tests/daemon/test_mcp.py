@@ -87,7 +87,7 @@ async def test_round_trip_submit_wait_diff_receipt(pasd: DaemonProcess, ws: Path
         assert "review" in (tools["task_diff"].description or "")
 
         task = await call(s, "submit_task", instruction="add a docstring", files=["app.py"], start_line=1,
-                          end_line=2)
+                          end_line=2, engine="native")
         assert task["state"] == "QUEUED" and task["files"] == ["app.py"] and task["selection"] == "app.py:1-2"
         done = await call(s, "wait_task", task_id=task["task_id"], timeout_s=120)
         assert done["state"] == "REVIEW" and done["done"] is True
@@ -114,6 +114,7 @@ async def test_round_trip_submit_wait_diff_receipt(pasd: DaemonProcess, ws: Path
         assert [pr["id"] for pr in pool["programmers"]] == ["Programmer-01", "Programmer-02"]
         assert pool["review"] >= 1 and pool["default_model"] == "openai/pasd-offline"
         assert "openai/pasd-offline-b" in pool["models"]
+        assert pool["engines"][0] == "native"
 
 
 async def test_a_wait_that_times_out_says_so_and_cancel_ends_the_task(pasd: DaemonProcess, ws: Path) -> None:
@@ -157,6 +158,11 @@ async def test_bad_input_is_an_error_result_and_the_server_keeps_serving(pasd: D
         assert "instruction is blank" in await error(s, "submit_task", instruction="  ", files=["app.py"])
         assert "not allowed" in await error(s, "submit_task", instruction="x", files=["app.py"], check="rm -rf /")
         assert "files" in await error(s, "submit_task", instruction="x")  # a missing argument
+        assert "unknown engine 'nope'" in await error(s, "submit_task", instruction="x", files=["app.py"],
+                                                      engine="nope")
+        assert "unknown engine 'nope'" in await error(s, "submit_job", instruction="x", files=["app.py"],
+                                                      engine="nope")
+        assert "engine" in await error(s, "submit_task", instruction="x", files=["app.py"], engine="Bad Name!")
         assert "timeout_s" in await error(s, "wait_task", task_id="x", timeout_s=-1)
         assert "Unknown tool: approve_task" in await error(s, "approve_task", task_id="x")
         assert (await call(s, "pool_status"))["programmers"]  # still serving, still connected
@@ -172,6 +178,22 @@ async def test_allow_approve_offers_a_tool_that_applies_the_diff(pasd: DaemonPro
         assert approved["task"]["state"] == "APPLIED" and approved["applied_hunks"] == [1]
         assert (ws / "app.py").read_text() == "# pas: add a docstring\n" + APP
         assert "is APPLIED, not awaiting review" in await error(s, "approve_task", task_id=task["task_id"])
+
+
+async def test_approving_is_a_setting_a_workspace_file_turns_on_only_once_trusted(
+        pasd: DaemonProcess, ws: Path) -> None:
+    (ws / ".pas.toml").write_text("[mcp]\nallow_approve = true\n")
+    async with mcp_session(pasd.env, ws) as s:
+        assert {t.name for t in (await s.list_tools()).tools} == TOOLS  # untrusted: review stays the user's
+    trusted = subprocess.run([sys.executable, "-m", "daemon", "trust", str(ws)], env=pasd.env, capture_output=True,
+                             text=True, timeout=60)
+    assert trusted.returncode == 0, trusted.stderr
+    async with mcp_session(pasd.env, ws) as s:
+        assert {t.name for t in (await s.list_tools()).tools} == TOOLS | {"approve_task"}
+    (ws / ".pas.toml").write_text("[mcp]\nallow_approve = 'yes please'\n")
+    res = subprocess.run([sys.executable, "-m", "daemon", "mcp"], env=pasd.env, cwd=ws, capture_output=True,
+                         text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert res.returncode == 2 and "mcp.allow_approve" in res.stderr and ".pas.toml" in res.stderr, res.stderr
 
 
 async def test_daemon_down_then_started(model: OfflineModel, tmp_path: Path, ws: Path) -> None:

@@ -124,6 +124,26 @@ def test_an_untrusted_file_may_pick_only_models_the_user_names() -> None:
     assert pick(choices=["openai/evil", "openai/a"]) == ("openai/a", ["openai/a"], ["models.choices"])
 
 
+def test_an_untrusted_file_may_turn_mcp_approving_off_but_never_on(tmp_path: Path) -> None:
+    ws, store = tmp_path / "ws", trust.TrustStore(tmp_path / "state")
+    ws.mkdir()
+    user = tmp_path / "config.toml"
+
+    def allowed(user_text: str, ws_text: str) -> tuple[bool, list[str]]:
+        user.write_text(user_text)
+        (ws / ".pas.toml").write_text(ws_text)
+        loaded = config.resolve(ws, user, user.read_bytes(), (ws / ".pas.toml").read_bytes(), store.is_trusted)
+        return loaded.settings.mcp.allow_approve, loaded.untrusted.ignored if loaded.untrusted else []
+
+    on, off = "[mcp]\nallow_approve = true\n", "[mcp]\nallow_approve = false\n"
+    assert allowed("", on) == (False, ["mcp.allow_approve"])
+    assert allowed(on, off) == (False, [])
+    assert allowed(on, on) == (True, [])
+    user.write_text("")
+    store.trust(ws / ".pas.toml", trust.sha256(on.encode()))
+    assert config.load(ws, user, store).mcp.allow_approve is True  # that exact file, once trusted
+
+
 def test_a_bad_untrusted_file_still_names_file_key_and_problem(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()

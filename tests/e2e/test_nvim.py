@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from daemon import protocol as p
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess, block, commit_all, write_files
+from daemon.testing import DaemonFactory, DaemonProcess, block, commit_all, fake_aider, write_files
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -82,3 +83,18 @@ def test_nvim_notifies_a_failed_and_a_flagged_task(nvim: str, make_daemon: Daemo
     [flag] = [line for line in lines if line.startswith("flagged: ")]
     assert re.fullmatch(r"flagged: PAS: task \w+ is in review, but flagged: edits refused \(leave add alone\)",
                         flag), flag
+
+
+async def test_nvim_engine_from_setup_and_from_the_model_pick(nvim: str, make_daemon: DaemonFactory, repo: Path,
+                                                              tmp_path: Path) -> None:
+    daemon = make_daemon(engines={"aider": {"path": str(fake_aider(tmp_path / "bin"))},
+                                  "claude": {"path": str(tmp_path / "none")}})
+    lines = run_flow(nvim, "pick_engine.lua", daemon, repo, tmp_path, PAS_TEST_FILE=str(repo / "app.py"))
+    assert "select PAS: model: openai/pasd-offline, openai/pasd-offline-b" in lines
+    assert "select PAS: engine for openai/pasd-offline-b: aider, native" in lines  # the configured engine first
+    [setup] = [line.split(": ")[1] for line in lines if line.startswith("setup engine: ")]
+    [picked] = [line.split(": ")[1] for line in lines if line.startswith("picked: ")]
+    async with daemon.client() as c:
+        first, second = await c.wait(setup), await c.wait(picked)
+    assert (first.engine, first.model, first.state) == ("aider", "openai/pasd-offline", p.TaskState.REVIEW)
+    assert (second.engine, second.model, second.state) == ("native", "openai/pasd-offline-b", p.TaskState.REVIEW)

@@ -84,7 +84,10 @@ class Aider:
         prices = _price_table(exe)
         if prices:  # aider fetches litellm's price table from the network unless its cache holds one
             home[".aider/caches/model_prices_and_context_window.json"] = prices
-        return Invocation(argv=argv, env=env, scratch=[".aider*", ".env"], home_files=home)
+        texts: dict[str, str] = {}
+        if model.params:  # the model's completion parameters, as aider's extra_params for every model it runs
+            texts[".aider.model.settings.yml"] = model_settings(model.params)  # aider reads it from HOME
+        return Invocation(argv=argv, env=env, scratch=[".aider*", ".env"], home_files=home, home_texts=texts)
 
     def usage(self, stdout: str, stderr: str, root: Path) -> Usage:
         tokens = TokenUsage()
@@ -108,6 +111,12 @@ class Aider:
         if not calls:
             return Usage(tokens=TokenUsage(), cost_usd=None, calls=0, reported=False)
         return Usage(tokens=tokens, cost_usd=cost if _COST.search(stdout) else None, calls=calls)
+
+
+def model_settings(params: dict[str, Any]) -> str:
+    """aider's model settings file (YAML; JSON is YAML) giving every model `params` as extra_params:
+    aider passes them to litellm's completion over its own (its temperature 0 included)."""
+    return json.dumps([{"name": "aider/extra_params", "extra_params": params}], indent=1) + "\n"
 
 
 def _in_worktree(root: Path, worktrees: Path) -> bool:

@@ -41,6 +41,8 @@ class Invocation:
     scratch: list[str] = field(default_factory=list)
     # files copied into the private HOME before the run: path relative to HOME -> the file to copy
     home_files: dict[str, str] = field(default_factory=dict)
+    # files written into the private HOME before the run: path relative to HOME -> their text
+    home_texts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -92,8 +92,12 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def stage(home: Path, files: dict[str, str]) -> None:
+def stage(home: Path, files: dict[str, str], texts: dict[str, str] | None = None) -> None:
     for rel, src in files.items():
         dest = home / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
+    for rel, text in (texts or {}).items():
+        dest = home / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text, encoding="utf-8")

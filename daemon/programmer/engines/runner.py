@@ -302,7 +302,7 @@ class _Run:
         env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
                "LANG": os.environ.get("LANG") or "C.UTF-8"}
         argv = list(inv.argv)
-        await asyncio.to_thread(changes.stage, home, inv.home_files)
+        await asyncio.to_thread(changes.stage, home, inv.home_files, inv.home_texts)
         if box_exe is not None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # platformdirs' note on an unset XDG_RUNTIME_DIR

@@ -9,8 +9,10 @@ local function pas()
 end
 
 vim.api.nvim_create_user_command("PasDelegate", function(o)
-  pas().delegate({ model = o.args ~= "" and o.args or nil, range = o.range > 0 and { o.line1, o.line2 } or nil })
-end, { nargs = "?", range = true, desc = "PAS: delegate the selection (or the file) with an instruction" })
+  pas().delegate({ model = o.args ~= "" and o.args or nil, range = o.range > 0 and { o.line1, o.line2 } or nil,
+                   pick = o.bang })
+end, { nargs = "?", range = true, bang = true,
+       desc = "PAS: delegate the selection (or the file) with an instruction; ! picks the model and engine" })
 vim.api.nvim_create_user_command("PasJob", function(o)
   pas().delegate_job(o.fargs)
 end, { nargs = "*", complete = "file", desc = "PAS: delegate files and folders (default: this file's folder) as a job" })

@@ -12,8 +12,8 @@ import {
   TaskInfo,
   approveMessage,
   delegateArgs,
+  engineChoices,
   extractInstruction,
-  hasModels,
   jobUris,
   orderTasks,
   pickableModels,
@@ -124,12 +124,12 @@ async function delegate(pas: PasClient, selectionOnly: boolean): Promise<void> {
     return;
   }
   const c2p = pas.client.code2ProtocolConverter;
-  const model = await chooseModel(pas, c2p.asUri(doc.uri));
-  if (model === null) {
+  const target = await chooseModel(pas, c2p.asUri(doc.uri));
+  if (target === null) {
     return;
   }
   const range = selectionOnly ? c2p.asRange(sel) : undefined;
-  const args = delegateArgs(c2p.asUri(doc.uri), range, model, instruction);
+  const args = delegateArgs(c2p.asUri(doc.uri), range, target.model, instruction, target.engine);
   const r = await pas.execute<{ task_id: string }>('pas.delegate', args);
   vscode.window.setStatusBarMessage(`PAS: task ${r.task_id} queued`, 15000);
 }
@@ -152,9 +152,13 @@ async function promptDelegate(pas: PasClient, arg: unknown): Promise<void> {
   if (!instruction?.trim()) {
     return;
   }
+  const engine = given.engine ?? (await chooseEngine(pas, given.uri, given.model ?? 'the default model'));
+  if (engine === null) {
+    return;
+  }
   const r = await pas.execute<{ task_id: string }>(
     'pas.delegate',
-    delegateArgs(given.uri, given.range, given.model, instruction),
+    delegateArgs(given.uri, given.range, given.model, instruction, engine),
   );
   vscode.window.setStatusBarMessage(`PAS: task ${r.task_id} queued`, 15000);
 }
@@ -174,11 +178,12 @@ async function promptDelegateJob(pas: PasClient, given: Partial<JobArgs> | undef
   if (!instruction?.trim()) {
     return;
   }
-  const model = given?.model || (await chooseModel(pas, uris[0]));
-  if (model === null) {
+  const target = given?.model ? { model: given.model, engine: given.engine } : await chooseModel(pas, uris[0]);
+  if (target === null) {
     return;
   }
-  const args: JobArgs = { uris, instruction: instruction.trim(), ...(model ? { model } : {}) };
+  const { model, engine } = target;
+  const args: JobArgs = { uris, instruction: instruction.trim(), ...(model ? { model } : {}), ...(engine ? { engine } : {}) };
   const r = await pas.execute<{ job_id: string; task_ids: string[] }>('pas.delegateJob', args);
   vscode.window.setStatusBarMessage(`PAS: job ${r.job_id} queued (${r.task_ids.length} tasks)`, 15000);
 }
@@ -206,27 +211,51 @@ async function promptRevise(pas: PasClient, arg: unknown): Promise<void> {
   vscode.window.setStatusBarMessage(`PAS: revision ${r.revision} of task ${r.task_id} queued`, 15000);
 }
 
+/** What the server offers: the daemon's models and the engines installed; undefined when it cannot say. */
+async function offer(pas: PasClient, uri: string): Promise<ModelOffer | undefined> {
+  try {
+    return await pas.execute<ModelOffer>('pas.models', { uri });
+  } catch {
+    // The server cannot say (it is down): no pick, and the server's defaults apply when it is back.
+    return undefined;
+  }
+}
+
 /**
  * The model for a new task: picked from `pas.models`, or from the daemon's choices (through the
- * server) when that setting is empty. Undefined: no choice to make, the server's default applies;
- * null: the user dismissed the pick.
+ * server) when that setting is empty; then its engine (`chooseEngine`). An undefined model: no
+ * choice to make, the server's default applies; null: the user dismissed a pick.
  */
-async function chooseModel(pas: PasClient, uri: string): Promise<string | undefined | null> {
+async function chooseModel(pas: PasClient, uri: string): Promise<{ model?: string; engine?: string } | null> {
   const config = vscode.workspace.getConfiguration('pas');
-  const configured = config.get<string[]>('models', []);
-  let offered: ModelOffer | undefined;
-  if (!hasModels(configured)) {
-    try {
-      offered = await pas.execute<ModelOffer>('pas.models', { uri });
-    } catch {
-      // The server cannot say (it is down): no pick, and the server's default applies when it is back.
+  const offered = await offer(pas, uri);
+  const models = pickableModels(config.get<string[]>('models', []), config.get<string>('defaultModel'), offered);
+  let model: string | undefined = models[0];
+  if (models.length > 1) {
+    model = await vscode.window.showQuickPick(models, { title: 'PAS: model', placeHolder: 'Model for this task' });
+    if (model === undefined) {
+      return null;
     }
   }
-  const models = pickableModels(configured, config.get<string>('defaultModel'), offered);
-  if (models.length <= 1) {
-    return models[0];
+  const engine = await chooseEngine(pas, uri, model ?? 'the default model', offered);
+  return engine === null ? null : { model, engine };
+}
+
+/**
+ * The engine for a new task: `pas.engine`, or picked when more than native is installed where the
+ * daemon runs (`pas.engine` first). Undefined: the model's configured engine; null: dismissed.
+ */
+async function chooseEngine(pas: PasClient, uri: string, model: string,
+  offered?: ModelOffer): Promise<string | undefined | null> {
+  const configured = vscode.workspace.getConfiguration('pas').get<string>('engine', '').trim() || undefined;
+  const engines = engineChoices((offered ?? (await offer(pas, uri)))?.engines, configured);
+  if (engines.length <= 1) {
+    return configured;
   }
-  const pick = await vscode.window.showQuickPick(models, { title: 'PAS: model', placeHolder: 'Model for this task' });
+  const pick = await vscode.window.showQuickPick(engines, {
+    title: `PAS: engine for ${model}`,
+    placeHolder: 'What runs this task: native (pasd\'s own) or an installed tool',
+  });
   return pick ?? null;
 }
 

@@ -35,6 +35,7 @@ export interface DelegateArgs {
   range?: Range;
   model?: string;
   instruction?: string;
+  engine?: string;
 }
 
 /** `pas.delegateJob`'s argument: files and folders of one workspace. */
@@ -43,6 +44,7 @@ export interface JobArgs {
   model?: string;
   instruction?: string;
   split?: 'per-file' | 'plan';
+  engine?: string;
 }
 
 /** The `pas` settings as the server wants them. */
@@ -90,6 +92,7 @@ export interface ModelOffer {
   models: string[];
   default: string | null;
   source?: 'settings' | 'daemon' | 'config';
+  engines?: string[]; // installed where the daemon runs, native first
 }
 
 /** Whether the user set any model in `pas.models` (blank entries do not count). */
@@ -108,9 +111,26 @@ export function pickableModels(configured: readonly string[], defaultModel?: str
   return modelChoices(offered.models, defaultModel?.trim() || offered.default || undefined);
 }
 
+/**
+ * The engines to pick from: those the server says are installed, the `pas.engine` setting first.
+ * Only native (or nothing known): no pick to offer, `pas.engine` (if set) is sent as it is.
+ */
+export function engineChoices(offered: readonly string[] | undefined, configured?: string): string[] {
+  const installed = (offered ?? []).filter((e) => e.trim() !== '');
+  const first = configured?.trim();
+  if (first && installed.includes(first)) {
+    return [first, ...installed.filter((e) => e !== first)];
+  }
+  return installed;
+}
+
 /** The `pas.delegate` argument; empty optional values are left out so the server's defaults apply. */
-export function delegateArgs(uri: string, range?: Range, model?: string, instruction?: string): DelegateArgs {
+export function delegateArgs(uri: string, range?: Range, model?: string, instruction?: string,
+  engine?: string): DelegateArgs {
   const args: DelegateArgs = { uri };
+  if (engine?.trim()) {
+    args.engine = engine.trim();
+  }
   if (range && !isEmptyRange(range)) {
     args.range = range;
   }

@@ -18,10 +18,10 @@ function M.wait(ms, what, cond)
   end
 end
 
---- The plugin, set up to start pas-lsp from this checkout with these model choices.
-function M.pas(models)
+--- The plugin, set up to start pas-lsp from this checkout with these model choices (and options).
+function M.pas(models, opts)
   local pas = require("pas")
-  pas.setup({ cmd = { env.PAS_PYTHON, "-m", "pas_lsp" }, models = models })
+  pas.setup(vim.tbl_extend("force", { cmd = { env.PAS_PYTHON, "-m", "pas_lsp" }, models = models }, opts or {}))
   return pas
 end
 

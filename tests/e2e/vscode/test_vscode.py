@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -11,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from daemon import protocol as p
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess, make_repo, offline_config
+from daemon.testing import DaemonProcess, fake_aider, make_repo, offline_config, write_config
 
 if TYPE_CHECKING:
     from conftest import CodeServer
@@ -242,9 +244,12 @@ def test_job_from_the_explorer_review_approve_one_task(
 def test_with_no_models_set_the_pick_offers_the_daemons_choices(
     code_server: Callable[..., CodeServer], tmp_path: Path, pas_stack: tuple[DaemonProcess, OfflineModel]
 ) -> None:
-    """`pas.models` empty: Delegate selection asks the server, which asks the daemon, for the choices."""
+    """`pas.models` empty: Delegate selection asks the server, which asks the daemon, for the choices;
+    with an engine besides native installed, a second pick offers the engines."""
     daemon, model = pas_stack
-    model.script([{"content": SUM}])
+    # the daemon re-reads its config: a stand-in aider is installed, claude is not
+    write_config(daemon.config_file, offline_config(model.url, engines={
+        "aider": {"path": str(fake_aider(tmp_path / "bin"))}, "claude": {"path": str(tmp_path / "none")}}))
     cs = _editor(code_server, tmp_path, daemon, models=[])
     result = cs.drive(
         [
@@ -254,11 +259,22 @@ def test_with_no_models_set_the_pick_offers_the_daemons_choices(
             {"do": "command", "title": "PAS: Delegate selection"},
             {"do": "type", "text": "return the sum of the prices"},
             {"do": "pick", "label": "openai/pasd-offline-b"},
+            {"do": "pick", "label": "aider"},
             {"do": "statusBar", "match": r"PAS: task \S+ queued"},
         ],
         timeout_ms=30_000,
     )
-    assert cs.value(result, "pick") == MODELS  # the daemon's models.choices, its default first
+    models, engines = [r["value"] for r in result["results"] if r["do"] == "pick"]
+    assert models == MODELS  # the daemon's models.choices, its default first
+    assert engines == ["native", "aider"]
+    task_id = cs.value(result, "statusBar").split()[2]
+
+    async def finished() -> p.TaskInfo:
+        async with daemon.client() as c:
+            return await c.wait(task_id)
+
+    task = asyncio.run(finished())
+    assert (task.model, task.engine, task.state.value) == ("openai/pasd-offline-b", "aider", "REVIEW")
 
 
 HANDLE_NONE = ("Empty lists too.\n\napp.py\n```\n<<<<<<< SEARCH\n    return sum(items)\n=======\n"

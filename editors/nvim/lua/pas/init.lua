@@ -7,6 +7,7 @@ M.config = {
   models = {}, -- pas.models; empty: the daemon's models.choices
   defaultModel = "", -- pas.defaultModel; empty: the daemon's models.default
   socket = "", -- pas.socket; empty: the daemon's default
+  engine = "", -- what runs the tasks ("native", "aider", ...); empty: the model's configured engine
   root_markers = { ".git", ".pas.toml" },
   filetypes = nil, -- nil: every file buffer
   cmd_env = nil, -- extra environment for the server
@@ -72,6 +73,7 @@ local handlers = {
 --- Ask for the instruction of a code action that has none, then run the server's pas.delegate.
 local function prompt_delegate(command, ctx)
   local args = vim.deepcopy((command.arguments or {})[1] or {})
+  args.engine = args.engine or M.engine()
   M.ask_instruction(nil, function(instruction)
     args.instruction = instruction
     M.execute("pas.delegate", args, function(result)
@@ -83,6 +85,7 @@ end
 --- The client half of the folder code action: ask for the instruction, then run pas.delegateJob.
 local function prompt_delegate_job(command, ctx)
   local args = vim.deepcopy((command.arguments or {})[1] or {})
+  args.engine = args.engine or M.engine()
   M.ask_instruction(nil, function(instruction)
     args.instruction = instruction
     M.execute("pas.delegateJob", args, function(result)
@@ -219,11 +222,59 @@ function M.ask_instruction(default, done)
   end)
 end
 
+--- The engine option as pas.delegate takes it (nil: the model's configured engine).
+function M.engine()
+  return M.config.engine ~= "" and M.config.engine or nil
+end
+
+--- Pick a model with vim.ui.select, then an engine when more than native is installed;
+--- `done(model, engine)` (engine nil: the model's configured one). Offers what pas.models answers.
+function M.pick(done, bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  M.execute("pas.models", { uri = vim.uri_from_bufnr(bufnr) }, function(offer)
+    local models = vim.deepcopy(offer.models or {})
+    if offer.default and offer.default ~= vim.NIL and not vim.tbl_contains(models, offer.default) then
+      table.insert(models, 1, offer.default)
+    end
+    vim.ui.select(models, { prompt = "PAS: model" }, function(model)
+      if not model then
+        return
+      end
+      local engines = offer.engines or { "native" }
+      if #engines <= 1 then
+        return done(model, M.engine())
+      end
+      local first = M.engine()
+      if first and vim.tbl_contains(engines, first) then -- the configured engine comes first
+        engines = vim.tbl_filter(function(e)
+          return e ~= first
+        end, engines)
+        table.insert(engines, 1, first)
+      end
+      vim.ui.select(engines, { prompt = "PAS: engine for " .. model }, function(engine)
+        if engine then
+          done(model, engine)
+        end
+      end)
+    end)
+  end, bufnr)
+end
+
 --- :PasDelegate [model]: the range's lines (or the file) with an instruction from vim.ui.input.
+--- :PasDelegate! picks the model (and the engine, when more than native is installed) first.
 function M.delegate(opts)
   opts = opts or {}
   local bufnr = vim.api.nvim_get_current_buf()
-  local args = { uri = vim.uri_from_bufnr(bufnr), model = opts.model }
+  if opts.pick then
+    return M.pick(function(model, engine)
+      M.delegate(vim.tbl_extend("force", opts, { pick = false, model = model, engine = engine or false }))
+    end, bufnr)
+  end
+  local engine = opts.engine
+  if engine == nil then
+    engine = M.engine()
+  end
+  local args = { uri = vim.uri_from_bufnr(bufnr), model = opts.model, engine = engine or nil }
   local lines
   if opts.range then
     local l1, l2 = opts.range[1], opts.range[2]
@@ -251,7 +302,7 @@ function M.delegate_job(paths, opts)
   for _, path in ipairs(paths) do
     table.insert(uris, vim.uri_from_fname((vim.fn.fnamemodify(path, ":p"):gsub("/$", ""))))
   end
-  prompt_delegate_job({ arguments = { { uris = uris, model = opts.model } } }, { bufnr = bufnr })
+  prompt_delegate_job({ arguments = { { uris = uris, model = opts.model, engine = opts.engine } } }, { bufnr = bufnr })
 end
 
 --- The task to act on: given, the only one in review, or picked with vim.ui.select.

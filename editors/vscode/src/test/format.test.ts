@@ -5,6 +5,7 @@ import {
   approveMessage,
   delegateArgs,
   diffTitle,
+  engineChoices,
   extractInstruction,
   hasModels,
   jobUris,
@@ -161,4 +162,19 @@ test('a flagged review offers its diff and reject; a failed check its diff; othe
   assert.deepEqual(noticeActions({ ...notice, state: 'REVIEW' }), ['Show diff', 'Reject']);
   assert.deepEqual(noticeActions({ ...notice, state: 'FAILED', reason: 'check_failed', level: 'error' }), ['Show diff']);
   assert.deepEqual(noticeActions({ ...notice, state: 'FAILED', reason: 'no_edits', warnings: [], level: 'error' }), []);
+});
+
+test('an engine is offered only when more than native is installed, pas.engine first', () => {
+  assert.deepEqual(engineChoices(undefined, 'aider'), []);
+  assert.deepEqual(engineChoices(['native'], ''), ['native']);
+  assert.deepEqual(engineChoices(['native', 'aider', 'claude'], undefined), ['native', 'aider', 'claude']);
+  assert.deepEqual(engineChoices(['native', 'aider', 'claude'], ' claude '), ['claude', 'native', 'aider']);
+  assert.deepEqual(engineChoices(['native', 'aider'], 'codex'), ['native', 'aider']); // not installed: not first
+});
+
+test('the engine goes into pas.delegate only when one is chosen', () => {
+  assert.deepEqual(delegateArgs('file:///w/a.py', undefined, 'm', 'do it', 'aider'), {
+    uri: 'file:///w/a.py', model: 'm', instruction: 'do it', engine: 'aider',
+  });
+  assert.deepEqual(delegateArgs('file:///w/a.py', undefined, undefined, 'x', ' '), { uri: 'file:///w/a.py', instruction: 'x' });
 });

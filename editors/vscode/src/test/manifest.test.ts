@@ -17,7 +17,7 @@ test('an untrusted workspace cannot set any pas setting that picks a command, a 
   const untrusted = manifest.capabilities.untrustedWorkspaces;
   assert.equal(untrusted.supported, 'limited');
   assert.deepEqual([...untrusted.restrictedConfigurations].sort(),
-    ['pas.defaultModel', 'pas.models', 'pas.serverPath', 'pas.socket']);
+    ['pas.defaultModel', 'pas.engine', 'pas.models', 'pas.serverPath', 'pas.socket']);
   for (const key of untrusted.restrictedConfigurations) {
     assert.ok(settings[key], `${key} is a contributed setting`);
   }
