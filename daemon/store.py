@@ -77,6 +77,41 @@ CREATE TABLE IF NOT EXISTS conversations (
 
 OPEN_STATES = ("QUEUED", "RUNNING", "REVIEW", "CONFLICT")
 
+# What `task.list` filters and pages by at 100,000 tasks without reading every record: the model as an
+# index on the record's field (with seq, the list's order), and the words of each task's id,
+# instruction, files and job id in a full-text table keyed by seq (not rowid: VACUUM may renumber
+# rowids), kept by triggers. A store made before them gains them at its next start.
+_INFO = "CASE WHEN json_valid(info) THEN info END"
+_MODEL = f"json_extract({_INFO}, '$.model')"
+_WORDS = (f"{{t}}.id || ' ' || IFNULL(json_extract({{info}}, '$.instruction'), '') || ' ' || "
+          f"IFNULL(json_extract({{info}}, '$.files'), '') || ' ' || IFNULL(json_extract({{info}}, '$.job_id'), '')")
+
+
+def _words(t: str) -> str:
+    return _WORDS.format(t=t, info=f"CASE WHEN json_valid({t}.info) THEN {t}.info END")
+
+
+LIST_SCHEMA = f"""
+CREATE INDEX IF NOT EXISTS tasks_model_seq ON tasks({_MODEL}, seq);
+CREATE VIRTUAL TABLE IF NOT EXISTS task_words USING fts5(words, tokenize = 'unicode61');
+CREATE TRIGGER IF NOT EXISTS task_words_insert AFTER INSERT ON tasks BEGIN
+    INSERT OR REPLACE INTO task_words (rowid, words) VALUES (new.seq, {_words("new")});
+END;
+CREATE TRIGGER IF NOT EXISTS task_words_update AFTER UPDATE OF info ON tasks
+WHEN {_words("old")} IS NOT {_words("new")} BEGIN
+    INSERT OR REPLACE INTO task_words (rowid, words) VALUES (new.seq, {_words("new")});
+END;
+CREATE TRIGGER IF NOT EXISTS task_words_delete AFTER DELETE ON tasks BEGIN
+    DELETE FROM task_words WHERE rowid = old.seq;
+END;
+"""
+
+
+def _match(text: str) -> str | None:
+    """The FTS5 query for a line of words: each must begin a word (quoted: no word is an operator)."""
+    words = [w for w in text.split() if any(c.isalnum() for c in w)]
+    return " ".join('"' + w.replace('"', '""') + '"*' for w in words) or None
+
 
 def _first_error(exc: Exception) -> str:
     if isinstance(exc, ValidationError) and exc.errors():
@@ -155,6 +190,7 @@ class Store:
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
         history_schema.add(self.db)
+        self._add_list_schema()
         self._committed: list[Receipt] = []  # receipts a transaction updated, for their JSONL once it commits
 
     @contextlib.contextmanager
@@ -174,6 +210,18 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_list_schema(self) -> None:
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'task_words'").fetchone() is not None:
+            self.db.executescript(LIST_SCHEMA)  # IF NOT EXISTS throughout: no write at every start
+            return
+        try:  # in one transaction with the words of the tasks stored before the table
+            self.db.executescript(f"BEGIN IMMEDIATE; {LIST_SCHEMA} INSERT OR REPLACE INTO task_words (rowid, words) "
+                                  f"SELECT seq, {_words('tasks')} FROM tasks; COMMIT;")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
 
     # ------------------------------------------------------------ tasks
 
@@ -241,18 +289,41 @@ class Store:
         return [r[0] for r in rows]
 
     def list_tasks(self, states: Iterable[TaskState] | None = None, workspace: str | None = None,
-                   limit: int = 200) -> list[TaskInfo]:
-        sql, args = "SELECT id, workspace, updated_at, info FROM tasks WHERE 1=1", list[object]()
+                   limit: int = 200, *, before: int | None = None, model: str | None = None,
+                   text: str | None = None) -> list[TaskInfo]:
+        """The newest `limit` tasks matching the filters, queued before seq `before` if given."""
+        where, args = self._filters(states, workspace, model, text)
+        if before is not None:
+            where += " AND seq < ?"
+            args.append(before)
+        sql = f"SELECT id, workspace, updated_at, info FROM tasks WHERE {where} ORDER BY seq DESC LIMIT ?"
+        return [t for t in (self._load(*r) for r in self.db.execute(sql, [*args, limit]).fetchall())
+                if t is not None]
+
+    def count_matching(self, states: Iterable[TaskState] | None = None, workspace: str | None = None,
+                       model: str | None = None, text: str | None = None) -> int:
+        """How many tasks `list_tasks` would page through with these filters."""
+        where, args = self._filters(states, workspace, model, text)
+        return int(self.db.execute(f"SELECT COUNT(*) FROM tasks WHERE {where}", args).fetchone()[0])
+
+    @staticmethod
+    def _filters(states: Iterable[TaskState] | None, workspace: str | None, model: str | None,
+                 text: str | None) -> tuple[str, list[object]]:
+        where, args = "1=1", list[object]()
         if states is not None:
             states = list(states)
-            sql += f" AND state IN ({','.join('?' * len(states))})"
+            where += f" AND state IN ({','.join('?' * len(states))})"
             args += [s.value for s in states]
         if workspace is not None:
-            sql += " AND workspace = ?"
+            where += " AND workspace = ?"
             args.append(workspace)
-        sql += " ORDER BY seq DESC LIMIT ?"
-        args.append(limit)
-        return [t for t in (self._load(*r) for r in self.db.execute(sql, args).fetchall()) if t is not None]
+        if model is not None:
+            where += f" AND {_MODEL} = ?"
+            args.append(model)
+        if text is not None and (match := _match(text)) is not None:
+            where += " AND seq IN (SELECT rowid FROM task_words WHERE task_words MATCH ?)"
+            args.append(match)
+        return where, args
 
     def job_task_ids(self, job_id: str) -> list[str]:
         """The ids of a job's tasks in the order they were queued, as the tasks themselves record it."""
@@ -476,6 +547,32 @@ class Store:
                 "SELECT data FROM receipts WHERE task_id = ? ORDER BY id DESC LIMIT ?", (task_id, limit)
             )
         return _receipts(rows.fetchall())
+
+    def receipt_series(self, since: float | None = None, bins: int = 12) -> dict[str, Any]:
+        """The receipts charts' sums in SQL: cost per model per local day, tokens per model, and a histogram
+        of time per attempt over `bins` equal bins up to the longest attempt (ReceiptSeries' fields)."""
+        low = -1e300 if since is None else since
+        rows = "FROM receipts WHERE r_model IS NOT NULL AND created_at >= ?"
+        wall = "CAST(json_extract(data, '$.wall_s') AS REAL)"
+        days = [{"day": d, "model": m, "cost_usd": round(c or 0.0, 6), "receipts": n} for d, m, c, n in self.db.execute(
+            f"SELECT date(created_at, 'unixepoch', 'localtime') AS d, r_model, SUM(cost_usd), COUNT(*) {rows} "
+            "GROUP BY d, r_model ORDER BY d, r_model", (low,))]
+        top = float(self.db.execute(f"SELECT MAX({wall}) {rows} AND json_valid(data)", (low,)).fetchone()[0] or 0.0)
+        width = (top or 1.0) / bins
+        edges = [round(i * width, 3) for i in range(bins)] + [round(top or 1.0, 3)]
+        hist: dict[str, list[int]] = {}
+        for model, b, n in self.db.execute(
+                f"SELECT r_model, MIN(MAX(CAST(IFNULL({wall}, 0) / ? AS INTEGER), 0), ?) AS b, COUNT(*) {rows} "
+                "AND json_valid(data) GROUP BY r_model, b", (width, bins - 1, low)):
+            hist.setdefault(model, [0] * bins)[b] = n
+        models = [{"model": m, "receipts": n, "cost_usd": round(c or 0.0, 6), "tokens_input": int(ti or 0),
+                   "tokens_output": int(to or 0), "tokens_reasoning": int(tr or 0), "wall": hist.get(m, [0] * bins)}
+                  for m, n, c, ti, to, tr in self.db.execute(
+                      f"SELECT r_model, COUNT(*), SUM(cost_usd), SUM(r_tokens_in), SUM(r_tokens_out), "
+                      f"SUM(CASE WHEN json_valid(data) THEN json_extract(data, '$.tokens.reasoning') END) {rows} "
+                      "GROUP BY r_model ORDER BY SUM(cost_usd) DESC, r_model", (low,))]
+        return {"receipts": sum(m["receipts"] for m in models), "days": days, "models": models, "wall_edges": edges,
+                "total_usd": round(sum(m["cost_usd"] for m in models), 6)}
 
     def spent_since(self, since: float) -> float:
         """Spent since `since`: every receipt, and every model reply whose attempt has none yet."""
