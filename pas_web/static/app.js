@@ -236,12 +236,26 @@ function drawPageInfo() {
   $("#next").disabled = !ui.next;
 }
 
+// The daemon's word filter, for tasks that arrive by events: each word's pieces (split where the
+// daemon's full-text index splits, at anything not a letter or digit) must be consecutive words of
+// the task, the last one a prefix.
+const pieces = (s) => s.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+function hasWord(hay, word) {
+  const w = pieces(word);
+  if (!w.length) return true;
+  const last = w.length - 1;
+  for (let i = 0; i + last < hay.length; i++) {
+    if (w.every((x, j) => (j === last ? hay[i + j].startsWith(x) : hay[i + j] === x))) return true;
+  }
+  return false;
+}
+
 function matches(t) {
   const { st, model, words } = filters();
   if (st && t.state !== st) return false;
   if (model && t.model !== model) return false;
-  const hay = [t.id, t.instruction, t.job_id || "", ...t.files].join(" ").toLowerCase();
-  return words.toLowerCase().split(/\s+/).filter(Boolean).every((w) => hay.includes(w));
+  const hay = pieces([t.id, t.instruction, ...t.files, t.job_id || ""].join(" "));
+  return words.split(/\s+/).filter(Boolean).every((w) => hasWord(hay, w));
 }
 
 function taskChanged(task) {
