@@ -345,6 +345,9 @@ class TaskRef(Model):
     task_id: str = Field(min_length=1)
 
 
+TEXT_COUNT_CAP = 1_000  # a total of tasks matching words is counted up to this (TaskList.total_exact)
+
+
 class TaskListParams(Model):
     states: list[TaskState] | None = None
     workspace: PathStr | None = None
@@ -362,6 +365,7 @@ class TaskList(Model):
     tasks: list[TaskInfo]
     next: str | None = None  # the `before` of the next (older) page; None: this is the last page
     total: int | None = None  # with `count`: how many tasks match the filters, on every page
+    total_exact: bool = True  # False: `text` matched more than TEXT_COUNT_CAP tasks; `total` is the cap
 
 
 class DiffResult(Model):
@@ -627,7 +631,6 @@ class ReceiptSeriesParams(Model):
     """The receipts charts' figures over the whole history, summed by the daemon."""
 
     since: float | None = None  # epoch seconds; None: all receipts
-    bins: int = Field(default=12, ge=1, le=100)  # of the time-per-attempt histogram
 
 
 class DayCost(Model):
@@ -652,7 +655,7 @@ class ReceiptSeries(Model):
     total_usd: float
     days: list[DayCost]  # oldest first
     models: list[ModelSeries]  # most spent first
-    wall_edges: list[float]  # seconds; bin i is [edges[i], edges[i+1]), the last one includes its top
+    wall_edges: list[float]  # seconds; bin i is [edges[i], edges[i+1]), the last one runs to the longest attempt
 
 
 # ---------------------------------------------------------------- retention

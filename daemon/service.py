@@ -267,12 +267,17 @@ class Service:
         before = None
         if params.before is not None and not (before := self.store.seq_of(params.before)):
             raise InvalidParams(f"before: no task {params.before!r} to page from (give the id of a listed task)")
-        filters = {"model": params.model, "text": params.text}
-        tasks = self.store.list_tasks(params.states, params.workspace, params.limit + 1, before=before, **filters)
+        tasks = self.store.list_tasks(params.states, params.workspace, params.limit + 1, before=before,
+                                      model=params.model, text=params.text)
         more = len(tasks) > params.limit
         tasks = tasks[:params.limit]
-        total = self.store.count_matching(params.states, params.workspace, **filters) if params.count else None
-        return p.TaskList(tasks=tasks, next=tasks[-1].id if more else None, total=total)
+        total, exact = None, True
+        if params.count:  # words most tasks have are counted hit by hit: only up to TEXT_COUNT_CAP
+            cap = p.TEXT_COUNT_CAP if params.text and params.text.strip() else None
+            total = self.store.count_matching(params.states, params.workspace, params.model, params.text, cap)
+            if cap is not None and total > cap:
+                total, exact = cap, False
+        return p.TaskList(tasks=tasks, next=tasks[-1].id if more else None, total=total, total_exact=exact)
 
     async def cancel(self, params: p.TaskRef) -> p.TaskInfo:
         task = self.task(params.task_id)
@@ -306,7 +311,7 @@ class Service:
         return p.ReceiptList(receipts=self.store.receipts(task_id, params.limit))
 
     async def receipt_series(self, params: p.ReceiptSeriesParams) -> p.ReceiptSeries:
-        return p.ReceiptSeries.model_validate(self.store.receipt_series(params.since, params.bins))
+        return p.ReceiptSeries.model_validate(self.store.receipt_series(params.since))
 
     async def models(self, params: p.ModelsParams) -> p.ModelsResult:
         """The model choices the editors and the TUI offer, as this daemon's config has them."""

@@ -159,12 +159,13 @@ class Hub:
     async def page(self, *, states: set[str] | None = None, model: str | None = None, words: str = "",
                    before: str | None = None, per_page: int = PER_PAGE) -> dict[str, Any]:
         """One page of the task list from the daemon, newest first, filtered by state, model and words;
-        `before`: the `next` of the page before it."""
+        `before`: the `next` of the page before it. The total is counted on the first page only."""
         params = p.TaskListParams(states=[p.TaskState(s) for s in states] if states else None, model=model,
-                                  text=words.strip() or None, before=before, limit=per_page, count=True)
+                                  text=words.strip() or None, before=before, limit=per_page, count=before is None)
         found = await self.client.task_page(params)
         self.models.update(t.model for t in found.tasks)
         return {"tasks": [dump(t) for t in found.tasks], "next": found.next, "total": found.total,
+                "total_exact": found.total_exact,
                 "per_page": per_page, "models": sorted(self.models)}
 
     @staticmethod

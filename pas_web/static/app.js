@@ -220,7 +220,7 @@ async function loadTasks() {
   if (mine !== loadSeq) return; // a newer request is on its way
   ui.tasks = data.tasks;
   ui.next = data.next;
-  ui.total = data.total;
+  if (data.total !== null) { ui.total = data.total; ui.exact = data.total_exact; }  // counted on the first page
   const models = $("#f-model");
   const chosen = models.value;
   models.replaceChildren(h("option", { value: "" }, "any model"), ...data.models.map((m) => h("option", { value: m }, m)));
@@ -230,8 +230,8 @@ async function loadTasks() {
 
 function drawPageInfo() {
   ui.pages = Math.max(1, Math.ceil(ui.total / 50), ui.page + 1);
-  $("#page-info").textContent = ui.total + " task" + (ui.total === 1 ? "" : "s") + " · page " + (ui.page + 1) +
-    " of " + ui.pages;
+  $("#page-info").textContent = ui.total + (ui.exact === false ? "+" : "") + " task" + (ui.total === 1 ? "" : "s") +
+    " · page " + (ui.page + 1) + (ui.exact === false ? "" : " of " + ui.pages);
   $("#prev").disabled = ui.page === 0;
   $("#next").disabled = !ui.next;
 }

@@ -245,7 +245,7 @@ def test_the_task_list_pages_and_filters_in_the_daemon(env: Env, page: Any) -> N
     while True:  # two at a time, each page from the cursor the one before gave
         status, body = env.http(f"/api/tasks?n=2&{token}" + (f"&before={before}" if before else ""))
         data = json.loads(body)
-        assert status == 200 and data["total"] == len(everything)
+        assert status == 200 and data["total"] == (None if before else len(everything))  # counted on page 1
         seen += [t["id"] for t in data["tasks"]]
         if not data["next"]:
             break
