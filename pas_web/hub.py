@@ -139,7 +139,11 @@ class Hub:
         while True:
             await self._recount.wait()
             self._recount.clear()
-            counts = self._counts(await self.client.status())
+            try:
+                counts = self._counts(await self.client.status())
+            except (PasError, OSError):  # the session notices a lost daemon and starts again
+                await asyncio.sleep(COUNTS_EVERY_S)
+                continue
             if counts != self.counts:
                 self.counts = counts
                 self.broadcast({"type": "counts", "counts": counts})
