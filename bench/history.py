@@ -19,6 +19,7 @@ import json
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -394,11 +395,32 @@ def main(args: argparse.Namespace) -> Report:
         r.add("task.list in review p99", pct(lt, 99), "ms", note=f"p50 {pct(lt, 50):.2f} ms; load {load()}")
         lt = asyncio.run(round_trips(sock, "task.list", {"limit": 50, "states": ["REJECTED"]}, calls))
         r.add("task.list rejected p99", pct(lt, 99), "ms", note=f"p50 {pct(lt, 50):.2f} ms; load {load()}")
+        with contextlib.closing(sqlite3.connect(d.state_dir / "pasd.db")) as db:
+            deep = db.execute("SELECT id FROM tasks ORDER BY seq LIMIT 1 OFFSET 1000").fetchone()[0]
+        lt = asyncio.run(round_trips(sock, "task.list", {"limit": 50, "before": deep}, calls))
+        r.add("task.list deep page (the 50 before the 1,001st oldest, by cursor) p99", pct(lt, 99), "ms", ("<=", 50),
+              note=f"p50 {pct(lt, 50):.2f} ms; load {load()}")
+        model = MODELS[3][0]
+        filtered = {"limit": 50, "model": model, "text": "mod_007", "count": True}
+        lt = asyncio.run(round_trips(sock, "task.list", filtered, calls))
+        r.add("task.list filtered (a model and a file word, with the total) p99", pct(lt, 99), "ms", ("<=", 50),
+              note=f"p50 {pct(lt, 50):.2f} ms; load {load()}")
+        common = {"limit": 50, "model": model, "text": "refactor callers", "count": True}
+        lt = asyncio.run(round_trips(sock, "task.list", common, calls))
+        r.add("task.list filtered (words every task has, a model, with the total: counted to 1,000) p99",
+              pct(lt, 99), "ms", ("<=", 50), note=f"p50 {pct(lt, 50):.2f} ms; load {load()}")
+        common = {"limit": 50, "model": model, "text": "refactor callers", "before": deep}
+        lt = asyncio.run(round_trips(sock, "task.list", common, calls))
+        r.add("task.list filtered deep page (the same words and model, by cursor) p99",
+              pct(lt, 99), "ms", ("<=", 50), note=f"p50 {pct(lt, 50):.2f} ms; load {load()}")
         st = asyncio.run(round_trips(sock, "pool.status", {}, 1000 if not args.quick else 300, warm=20))
         r.add("pool.status p99", pct(st, 99), "ms", ("<=", 5), note=f"p50 {pct(st, 50):.2f} ms; load {load()}")
         by = asyncio.run(round_trips(sock, "receipts.summary", {"by": "model"}, 10, warm=1))
         r.add("receipts.summary by model (`pasd receipts --by model`), median", pct(by, 50), "ms", ("<=", 300),
               note=f"max {max(by):.0f} ms over {counts['receipts']:,} receipts; load {load()}")
+        series = asyncio.run(round_trips(sock, "receipts.series", {}, 10, warm=1))
+        r.add("receipts.series (`pasd web`'s charts over every receipt), median", pct(series, 50), "ms",
+              note=f"max {max(series):.0f} ms over {counts['receipts']:,} receipts; load {load()}")
         cli_s, _ = pasd_cli(d, "receipts", "--by", "model")
         r.add("`pasd receipts --by model` whole command", cli_s, "s",
               note=f"includes the CLI's own start (~0.4 s idle); load {load()}")

@@ -178,6 +178,10 @@ class PasClient:
     async def list(self, params: p.TaskListParams | None = None) -> list[p.TaskInfo]:
         return (await self._typed("task.list", params or p.TaskListParams(), p.TaskList)).tasks
 
+    async def task_page(self, params: p.TaskListParams) -> p.TaskList:
+        """One page of tasks with its cursor to the next (and the total, if asked)."""
+        return await self._typed("task.list", params, p.TaskList)
+
     async def cancel(self, task_id: str) -> p.TaskInfo:
         return await self._typed("task.cancel", p.TaskRef(task_id=task_id), p.TaskInfo)
 
@@ -237,6 +241,9 @@ class PasClient:
 
     async def receipts_summary(self, params: p.ReceiptsSummaryParams) -> p.ReceiptSummary:
         return await self._typed("receipts.summary", params, p.ReceiptSummary)
+
+    async def receipt_series(self, params: p.ReceiptSeriesParams | None = None) -> p.ReceiptSeries:
+        return await self._typed("receipts.series", params or p.ReceiptSeriesParams(), p.ReceiptSeries)
 
     async def gc(self, params: p.GcParams) -> p.GcResult:
         return await self._typed("store.gc", params, p.GcResult)

@@ -93,15 +93,16 @@ class Pool:
             out[prog.state] += 1
         return out
 
-    def busy(self, prog: Programmer, task_id: str, model: str) -> None:
-        self._set(prog, state=ProgrammerState.BUSY, task_id=task_id, model=model, busy_since=time.time())
+    def busy(self, prog: Programmer, task_id: str, model: str, engine: str = "native") -> None:
+        self._set(prog, state=ProgrammerState.BUSY, task_id=task_id, model=model, engine=engine,
+                  busy_since=time.time())
 
     def idle(self, prog: Programmer, *, done: bool = True) -> None:
-        self._set(prog, state=ProgrammerState.IDLE, task_id=None, model=None, busy_since=None,
+        self._set(prog, state=ProgrammerState.IDLE, task_id=None, model=None, engine=None, busy_since=None,
                   tasks_done=prog.info.tasks_done + (1 if done else 0))
 
     def failed(self, prog: Programmer, error: str) -> None:
-        self._set(prog, state=ProgrammerState.FAILED, task_id=None, model=None, busy_since=None,
+        self._set(prog, state=ProgrammerState.FAILED, task_id=None, model=None, engine=None, busy_since=None,
                   failures=prog.info.failures + 1, last_error=error)
 
     def recovered(self, prog: Programmer) -> None:

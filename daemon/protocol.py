@@ -254,6 +254,7 @@ class ProgrammerInfo(Model):
     state: ProgrammerState
     task_id: str | None = None
     model: str | None = None
+    engine: str | None = None  # the running task's engine (TaskInfo.engine); None while idle
     busy_since: float | None = None
     tasks_done: int = 0
     failures: int = 0
@@ -344,14 +345,27 @@ class TaskRef(Model):
     task_id: str = Field(min_length=1)
 
 
+TEXT_COUNT_CAP = 1_000  # a total of tasks matching words is counted up to this (TaskList.total_exact)
+
+
 class TaskListParams(Model):
     states: list[TaskState] | None = None
     workspace: PathStr | None = None
     limit: int = Field(default=200, ge=1, le=MAX_TASK_PAGE)
+    # Keyset paging, newest first: a task id (the last of the previous page, or TaskList.next); the page
+    # holds the tasks queued before it. Tasks queued meanwhile never shift the pages that follow.
+    before: str | None = Field(default=None, min_length=1, max_length=64)
+    model: str | None = Field(default=None, min_length=1, max_length=300)  # exactly this model string
+    # words, all of which must begin a word of the task's id, instruction, files or job id
+    text: str | None = Field(default=None, max_length=500)
+    count: bool = False  # also count every task the filters match (TaskList.total)
 
 
 class TaskList(Model):
     tasks: list[TaskInfo]
+    next: str | None = None  # the `before` of the next (older) page; None: this is the last page
+    total: int | None = None  # with `count`: how many tasks match the filters, on every page
+    total_exact: bool = True  # False: `text` matched more than TEXT_COUNT_CAP tasks; `total` is the cap
 
 
 class DiffResult(Model):
@@ -614,6 +628,37 @@ class ReceiptSummary(Model):
     total_usd: float
 
 
+class ReceiptSeriesParams(Model):
+    """The receipts charts' figures over the whole history, summed by the daemon."""
+
+    since: float | None = None  # epoch seconds; None: all receipts
+
+
+class DayCost(Model):
+    day: str  # YYYY-MM-DD, local time
+    model: str
+    cost_usd: float
+    receipts: int
+
+
+class ModelSeries(Model):
+    model: str
+    receipts: int
+    cost_usd: float
+    tokens_input: int
+    tokens_output: int
+    tokens_reasoning: int
+    wall: list[int]  # attempts per bin of ReceiptSeries.wall_edges
+
+
+class ReceiptSeries(Model):
+    receipts: int
+    total_usd: float
+    days: list[DayCost]  # oldest first
+    models: list[ModelSeries]  # most spent first
+    wall_edges: list[float]  # seconds; bin i is [edges[i], edges[i+1]), the last one runs to the longest attempt
+
+
 # ---------------------------------------------------------------- retention
 
 
@@ -715,6 +760,7 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "job.approve": (JobReviewParams, JobReviewResult),
     "job.reject": (JobReviewParams, JobReviewResult),
     "receipts.summary": (ReceiptsSummaryParams, ReceiptSummary),
+    "receipts.series": (ReceiptSeriesParams, ReceiptSeries),
     # retention (daemon/retention.py)
     "store.gc": (GcParams, GcResult),
 }

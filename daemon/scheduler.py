@@ -205,7 +205,7 @@ class Scheduler:
     def _start(self, task: TaskInfo, prog: Programmer) -> None:
         task = self._update(task, state=TaskState.RUNNING, programmer=prog.id, attempts=task.attempts + 1,
                             started_at=time.time(), reason=None, error=None)
-        self.pool.busy(prog, task.id, task.model)
+        self.pool.busy(prog, task.id, task.model, task.engine)
         self.bus.publish(ProgressEvent(task_id=task.id, programmer=prog.id, phase="running",
                                        message=f"running on {prog.id}"))
         self._running[task.id] = self._own(self._run(task, prog), f"task-{task.id}")

@@ -69,6 +69,7 @@ class Service:
             "task.approve": self.approve,
             "task.reject": self.reject,
             "receipts.list": self.receipts,
+            "receipts.series": self.receipt_series,
             "engines.list": self.engines,
             "models.list": self.models,
             "daemon.shutdown": self.shutdown,
@@ -263,7 +264,20 @@ class Service:
         return self.task(params.task_id)
 
     async def list(self, params: p.TaskListParams) -> p.TaskList:
-        return p.TaskList(tasks=self.store.list_tasks(params.states, params.workspace, params.limit))
+        before = None
+        if params.before is not None and not (before := self.store.seq_of(params.before)):
+            raise InvalidParams(f"before: no task {params.before!r} to page from (give the id of a listed task)")
+        tasks = self.store.list_tasks(params.states, params.workspace, params.limit + 1, before=before,
+                                      model=params.model, text=params.text)
+        more = len(tasks) > params.limit
+        tasks = tasks[:params.limit]
+        total, exact = None, True
+        if params.count:  # words most tasks have are counted hit by hit: only up to TEXT_COUNT_CAP
+            cap = p.TEXT_COUNT_CAP if params.text and params.text.strip() else None
+            total = self.store.count_matching(params.states, params.workspace, params.model, params.text, cap)
+            if cap is not None and total > cap:
+                total, exact = cap, False
+        return p.TaskList(tasks=tasks, next=tasks[-1].id if more else None, total=total, total_exact=exact)
 
     async def cancel(self, params: p.TaskRef) -> p.TaskInfo:
         task = self.task(params.task_id)
@@ -295,6 +309,9 @@ class Service:
     async def receipts(self, params: p.ReceiptsParams) -> p.ReceiptList:
         task_id = self.task(params.task_id).id if params.task_id else None
         return p.ReceiptList(receipts=self.store.receipts(task_id, params.limit))
+
+    async def receipt_series(self, params: p.ReceiptSeriesParams) -> p.ReceiptSeries:
+        return p.ReceiptSeries.model_validate(self.store.receipt_series(params.since))
 
     async def models(self, params: p.ModelsParams) -> p.ModelsResult:
         """The model choices the editors and the TUI offer, as this daemon's config has them."""

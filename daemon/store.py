@@ -6,6 +6,7 @@ transaction, so a SIGKILL at any point leaves a consistent database.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import logging
@@ -76,6 +77,74 @@ CREATE TABLE IF NOT EXISTS conversations (
 """
 
 OPEN_STATES = ("QUEUED", "RUNNING", "REVIEW", "CONFLICT")
+
+# What `task.list` filters and pages by at 100,000 tasks without reading every record: the model as an
+# index on the record's field (with seq, the list's order), and the words of each task's id,
+# instruction, files and job id in a full-text table keyed by seq (not rowid: VACUUM may renumber
+# rowids), kept by triggers. A store made before them gains them at its next start.
+_INFO = "CASE WHEN json_valid(info) THEN info END"
+_MODEL = f"json_extract({_INFO}, '$.model')"
+_WORDS = ("{t}.id || ' ' || IFNULL(json_extract({info}, '$.instruction'), '') || ' ' || "
+          "IFNULL(json_extract({info}, '$.files'), '') || ' ' || IFNULL(json_extract({info}, '$.job_id'), '')")
+
+
+def _words(t: str) -> str:
+    return _WORDS.format(t=t, info=f"CASE WHEN json_valid({t}.info) THEN {t}.info END")
+
+
+LIST_SCHEMA = f"""
+CREATE INDEX IF NOT EXISTS tasks_model_seq ON tasks({_MODEL}, seq);
+CREATE VIRTUAL TABLE IF NOT EXISTS task_words USING fts5(words, tokenize = 'unicode61');
+CREATE TRIGGER IF NOT EXISTS task_words_insert AFTER INSERT ON tasks BEGIN
+    INSERT OR REPLACE INTO task_words (rowid, words) VALUES (new.seq, {_words("new")});
+END;
+CREATE TRIGGER IF NOT EXISTS task_words_update AFTER UPDATE OF info ON tasks
+WHEN {_words("old")} IS NOT {_words("new")} BEGIN
+    INSERT OR REPLACE INTO task_words (rowid, words) VALUES (new.seq, {_words("new")});
+END;
+CREATE TRIGGER IF NOT EXISTS task_words_delete AFTER DELETE ON tasks BEGIN
+    DELETE FROM task_words WHERE rowid = old.seq;
+END;
+"""
+
+
+# the bins of the time-per-attempt histogram (seconds); the last one runs to the longest attempt
+WALL_EDGES = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+
+
+# The receipts charts' per-attempt fields, as generated columns beside history_schema's, in one covering
+# index with the sums' fields: `receipts.series` reads the index, not a year of records.
+SERIES_KEYS = {"r_wall_s": "$.wall_s", "r_tokens_reasoning": "$.tokens.reasoning"}
+SERIES_INDEX = ("CREATE INDEX IF NOT EXISTS receipts_series ON receipts(r_model, created_at, cost_usd, r_tokens_in, "
+                "r_tokens_out, r_tokens_reasoning, r_wall_s)")
+
+
+def _day_sql(low: float, high: float) -> str:
+    """SQL for the local day number (days since the epoch, local time) of `created_at`, exact across the
+    UTC offset changes (daylight saving) between `low` and `high`: found in Python, an hour at a time,
+    then to the second, instead of asking SQLite for local time row by row."""
+    def offset(t: float) -> int:
+        return int(time.localtime(t).tm_gmtoff)
+
+    cases, t, now = [], low, offset(low)
+    while t < high:
+        nxt = min(t + 3600, high)
+        if offset(nxt) != now:
+            a, b = t, nxt
+            while b - a > 1:
+                mid = (a + b) / 2
+                a, b = (mid, b) if offset(mid) == now else (a, mid)
+            cases.append(f"WHEN created_at < {b!r} THEN {now}")
+            now = offset(nxt)
+        t = nxt
+    shift = f"CASE {' '.join(cases)} ELSE {now} END" if cases else str(now)
+    return f"CAST((created_at + {shift}) / 86400 AS INTEGER)"
+
+
+def _match(text: str) -> str | None:
+    """The FTS5 query for a line of words: each must begin a word (quoted: no word is an operator)."""
+    words = [w for w in text.split() if any(c.isalnum() for c in w)]
+    return " ".join('"' + w.replace('"', '""') + '"*' for w in words) or None
 
 
 def _first_error(exc: Exception) -> str:
@@ -154,8 +223,10 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
-        history_schema.add(self.db)
         self._committed: list[Receipt] = []  # receipts a transaction updated, for their JSONL once it commits
+        history_schema.add(self.db)
+        self._add_list_schema()
+        self._add_series_columns()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -174,6 +245,30 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_series_columns(self) -> None:
+        have = {row[1] for row in self.db.execute("PRAGMA table_xinfo(receipts)")}
+        missing = [name for name in SERIES_KEYS if name not in have]
+        if not missing:
+            self.db.execute(SERIES_INDEX)  # a no-op once it exists
+            return
+        with self.transaction():
+            for name in missing:
+                self.db.execute(f"ALTER TABLE receipts ADD COLUMN {name} GENERATED ALWAYS AS (CASE WHEN "
+                                f"json_valid(data) THEN json_extract(data, '{SERIES_KEYS[name]}') END) VIRTUAL")
+            self.db.execute(SERIES_INDEX)
+
+    def _add_list_schema(self) -> None:
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'task_words'").fetchone() is not None:
+            self.db.executescript(LIST_SCHEMA)  # IF NOT EXISTS throughout: no write at every start
+            return
+        try:  # in one transaction with the words of the tasks stored before the table
+            self.db.executescript(f"BEGIN IMMEDIATE; {LIST_SCHEMA} INSERT OR REPLACE INTO task_words (rowid, words) "
+                                  f"SELECT seq, {_words('tasks')} FROM tasks; COMMIT;")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
 
     # ------------------------------------------------------------ tasks
 
@@ -241,18 +336,49 @@ class Store:
         return [r[0] for r in rows]
 
     def list_tasks(self, states: Iterable[TaskState] | None = None, workspace: str | None = None,
-                   limit: int = 200) -> list[TaskInfo]:
-        sql, args = "SELECT id, workspace, updated_at, info FROM tasks WHERE 1=1", list[object]()
+                   limit: int = 200, *, before: int | None = None, model: str | None = None,
+                   text: str | None = None) -> list[TaskInfo]:
+        """The newest `limit` tasks matching the filters, queued before seq `before` if given."""
+        source, where, args = self._filters(states, workspace, model, text)
+        if before is not None:
+            where += " AND seq < ?"
+            args.append(before)
+        sql = f"SELECT id, workspace, updated_at, info FROM {source} WHERE {where} ORDER BY seq DESC LIMIT ?"
+        return [t for t in (self._load(*r) for r in self.db.execute(sql, [*args, limit]).fetchall())
+                if t is not None]
+
+    def count_matching(self, states: Iterable[TaskState] | None = None, workspace: str | None = None,
+                       model: str | None = None, text: str | None = None, cap: int | None = None) -> int:
+        """How many tasks `list_tasks` would page through with these filters; with `cap`, counting stops
+        past it (cap + 1: more): counting words most tasks have is a walk through every hit."""
+        source, where, args = self._filters(states, workspace, model, text)
+        if cap is None:
+            return int(self.db.execute(f"SELECT COUNT(*) FROM {source} WHERE {where}", args).fetchone()[0])
+        sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} WHERE {where} LIMIT ?)"
+        return int(self.db.execute(sql, [*args, cap + 1]).fetchone()[0])
+
+    @staticmethod
+    def _filters(states: Iterable[TaskState] | None, workspace: str | None, model: str | None,
+                 text: str | None) -> tuple[str, str, list[object]]:
+        """(tables, condition, arguments). With words, the full-text table leads, newest first, and each
+        hit is looked up by seq: a page of words most tasks have stops after a page of hits, instead of
+        collecting every hit first."""
+        source, where, args = "tasks", "1=1", list[object]()
+        if text is not None and (match := _match(text)) is not None:
+            source = "(SELECT rowid AS seq FROM task_words WHERE task_words MATCH ? ORDER BY rowid DESC) AS w " \
+                     f"CROSS JOIN tasks {'INDEXED BY tasks_model_seq ' if model is not None else ''}USING (seq)"
+            args.append(match)
         if states is not None:
             states = list(states)
-            sql += f" AND state IN ({','.join('?' * len(states))})"
+            where += f" AND state IN ({','.join('?' * len(states))})"
             args += [s.value for s in states]
         if workspace is not None:
-            sql += " AND workspace = ?"
+            where += " AND workspace = ?"
             args.append(workspace)
-        sql += " ORDER BY seq DESC LIMIT ?"
-        args.append(limit)
-        return [t for t in (self._load(*r) for r in self.db.execute(sql, args).fetchall()) if t is not None]
+        if model is not None:
+            where += f" AND {_MODEL} = ?"
+            args.append(model)
+        return source, where, args
 
     def job_task_ids(self, job_id: str) -> list[str]:
         """The ids of a job's tasks in the order they were queued, as the tasks themselves record it."""
@@ -476,6 +602,43 @@ class Store:
                 "SELECT data FROM receipts WHERE task_id = ? ORDER BY id DESC LIMIT ?", (task_id, limit)
             )
         return _receipts(rows.fetchall())
+
+    def receipt_series(self, since: float | None = None) -> dict[str, Any]:
+        """The receipts charts' sums in SQL, from the receipts_series index (ReceiptSeries' fields): cost
+        per model per local day, tokens per model, and attempts per bin of WALL_EDGES seconds."""
+        low = -1e300 if since is None else since
+        rows = "FROM receipts INDEXED BY receipts_series WHERE r_model IS NOT NULL AND created_at >= ?"
+        first, last = self.db.execute("SELECT MIN(created_at), MAX(created_at) FROM receipts WHERE created_at >= ?",
+                                      (low,)).fetchone()  # two probes of receipts_time
+        days = []
+        if first is not None:
+            for d, m, c, n in self.db.execute(f"SELECT {_day_sql(first, last)} AS d, r_model, SUM(cost_usd), COUNT(*) "
+                                              f"{rows} GROUP BY d, r_model ORDER BY d, r_model", (low,)):
+                day = time.strftime("%Y-%m-%d", time.gmtime(d * 86400))
+                days.append({"day": day, "model": m, "cost_usd": round(c or 0.0, 6), "receipts": n})
+        edges = WALL_EDGES  # whole seconds: an attempt's bin is that of its whole seconds
+        sums: dict[str, dict[str, Any]] = {}
+        top = 0.0
+        for model, secs, n, cost, tin, tout, reasoning, longest in self.db.execute(
+                "SELECT r_model, CAST(r_wall_s AS INTEGER) AS s, COUNT(*), SUM(cost_usd), SUM(r_tokens_in), "
+                f"SUM(r_tokens_out), SUM(r_tokens_reasoning), MAX(r_wall_s) {rows} GROUP BY r_model, s", (low,)):
+            m = sums.setdefault(model, {"model": model, "receipts": 0, "cost_usd": 0.0, "tokens_input": 0,
+                                        "tokens_output": 0, "tokens_reasoning": 0, "wall": [0] * len(edges)})
+            m["receipts"] += n
+            m["cost_usd"] += cost or 0.0
+            m["tokens_input"] += int(tin or 0)
+            m["tokens_output"] += int(tout or 0)
+            m["tokens_reasoning"] += int(reasoning or 0)
+            m["wall"][bisect.bisect_right(edges, max(int(secs or 0), 0)) - 1] += n
+            top = max(top, float(longest or 0.0))
+        used = max((i for m in sums.values() for i, n in enumerate(m["wall"]) if n), default=0) + 1
+        for m in sums.values():
+            m["wall"] = m["wall"][:used]
+            m["cost_usd"] = round(m["cost_usd"], 6)
+        models = sorted(sums.values(), key=lambda m: (-m["cost_usd"], m["model"]))
+        return {"receipts": sum(m["receipts"] for m in models), "days": days, "models": models,
+                "wall_edges": [*edges[:used], max(top, edges[used - 1])],
+                "total_usd": round(sum(m["cost_usd"] for m in models), 6)}
 
     def spent_since(self, since: float) -> float:
         """Spent since `since`: every receipt, and every model reply whose attempt has none yet."""

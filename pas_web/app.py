@@ -18,12 +18,13 @@ from typing import Any
 
 import jinja2
 from aiohttp import web
+from pydantic import ValidationError
 
 from daemon import protocol as p
 from daemon.errors import DaemonUnavailable, InvalidState, NotFound, PasError
 from daemon.version import banner
 from pas_web import render
-from pas_web.hub import Hub, dump
+from pas_web.hub import PER_PAGE, Hub, dump
 from pas_web.security import Guard
 
 HUB = web.AppKey("hub", Hub)
@@ -52,14 +53,26 @@ async def state(request: web.Request) -> web.Response:
 
 
 async def tasks(request: web.Request) -> web.Response:
+    """A page of tasks from the daemon: `state`, `model`, `q` (words) filter; `before` is the previous
+    page's `next`."""
     q = request.query
-    try:
-        page = int(q.get("page", "0"))
-    except ValueError:
-        page = 0
     states = {s.upper() for s in q.getall("state", []) if s}
-    return web.json_response(request.app[HUB].page(states=states or None, model=q.get("model") or None,
-                                                   words=q.get("q", ""), page=page))
+    try:
+        per_page = min(max(int(q.get("n", PER_PAGE)), 1), 200)
+    except ValueError:
+        per_page = PER_PAGE
+    try:
+        return web.json_response(await request.app[HUB].page(
+            states=states or None, model=q.get("model") or None, words=q.get("q", ""), before=q.get("before") or None,
+            per_page=per_page))
+    except PasError as exc:
+        return _error(exc)
+    except ValidationError as exc:  # a state or value the protocol refuses
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "request"
+        return web.json_response({"error": f"bad request: {where}: {err['msg']}"}, status=400)
+    except ValueError as exc:
+        return web.json_response({"error": f"bad request: {exc}"}, status=400)
 
 
 async def task(request: web.Request) -> web.Response:

@@ -5,7 +5,7 @@
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 const STATES = ["QUEUED", "RUNNING", "REVIEW", "APPLIED", "REJECTED", "CONFLICT", "FAILED", "CANCELLED"];
 const ui = {
-  view: "overview", taskId: null, page: 0, pages: 1, tasks: [], programmers: {}, progress: {},
+  view: "overview", taskId: null, page: 0, pages: 1, cursors: [null], next: null, tasks: [], programmers: {}, progress: {},
   jobs: {}, skew: 0, detail: null, layout: "unified", chosen: new Set(), charts: {}, receiptsStale: true,
   lastSeq: 0, delays: [],
 };
@@ -80,6 +80,7 @@ function connect() {
     if (msg.type === "hello") { setLink(msg.connected, msg.reason); if (msg.connected) resync(); }
     else if (msg.type === "synced") { setLink(true); resync(); }
     else if (msg.type === "lost") setLink(false, msg.reason);
+    else if (msg.type === "counts") showCounts(msg.counts);
     else if (msg.type === "event") onEvent(msg);
   };
   es.onerror = () => setLink(false, "the dashboard server is not answering");
@@ -92,6 +93,7 @@ async function resync() {
   ui.programmers = Object.fromEntries(st.programmers.map((p) => [p.id, p]));
   ui.progress = st.progress || {};
   ui.jobs = Object.fromEntries(st.jobs.map((j) => [j.id, j]));
+  ui.counts = st.counts;
   showCounts(st.counts);
   drawPool();
   drawJobs();
@@ -110,8 +112,6 @@ function onEvent(msg) {
     ui.programmers[msg.programmer.id] = msg.programmer;
     redraw(drawPool);
   } else if (msg.kind === "task") {
-    ui.counts = msg.counts;
-    redraw(showCounts);
     if (!["QUEUED", "RUNNING"].includes(msg.task.state)) delete ui.progress[msg.task.id];
     taskChanged(msg.task);
     if (ui.view === "detail" && ui.taskId === msg.task.id) loadDetail();
@@ -141,8 +141,9 @@ function redraw(what) {
   });
 }
 
-function showCounts(counts = ui.counts) {
+function showCounts(counts = ui.counts) {  // the daemon's own counts (pool.status), not the page's
   if (!counts) return;
+  ui.counts = counts;
   $("#counts").textContent = ["QUEUED", "RUNNING", "REVIEW"].map((s) => s.toLowerCase() + " " + (counts[s] || 0)).join(" · ");
 }
 
@@ -177,8 +178,7 @@ function drawJobs() {
 
 function filterJob(jobId) {
   $("#f-words").value = jobId;
-  ui.page = 0;
-  loadTasks();
+  firstPage();
 }
 
 async function jobAct(jobId, verb) {
@@ -201,18 +201,26 @@ function reloadSoon() {  // a burst of events asks the server for the page once
   if (!reloadTimer) reloadTimer = setTimeout(() => { reloadTimer = null; loadTasks(); }, 100);
 }
 
+// Pages come from the daemon by cursor (keyset paging): page n starts before the last task of page n-1,
+// so tasks queued meanwhile never shift the older pages.
+function firstPage() {
+  ui.page = 0;
+  ui.cursors = [null];
+  loadTasks();
+}
+
 async function loadTasks() {
   const { q } = filters();
-  q.set("page", ui.page);
+  const before = ui.cursors[ui.page];
+  if (before) q.set("before", before);
   const mine = ++loadSeq;
-  const data = await getJSON("/api/tasks?" + q);
+  let data;
+  try { data = await getJSON("/api/tasks?" + q); }
+  catch (e) { if (mine === loadSeq) $("#page-info").textContent = e.message; return; }
   if (mine !== loadSeq) return; // a newer request is on its way
   ui.tasks = data.tasks;
-  ui.page = data.page;
-  ui.pages = data.pages;
-  ui.total = data.total;
-  ui.held = data.held;
-  ui.history = data.history;
+  ui.next = data.next;
+  if (data.total !== null) { ui.total = data.total; ui.exact = data.total_exact; }  // counted on the first page
   const models = $("#f-model");
   const chosen = models.value;
   models.replaceChildren(h("option", { value: "" }, "any model"), ...data.models.map((m) => h("option", { value: m }, m)));
@@ -221,19 +229,33 @@ async function loadTasks() {
 }
 
 function drawPageInfo() {
-  ui.pages = Math.max(1, Math.ceil(ui.total / 50));
-  $("#page-info").textContent = ui.total + " task" + (ui.total === 1 ? "" : "s") + " · page " + (ui.page + 1) +
-    " of " + ui.pages + (ui.held >= ui.history ? " (of the newest " + ui.history + ")" : "");
+  ui.pages = Math.max(1, Math.ceil(ui.total / 50), ui.page + 1);
+  $("#page-info").textContent = ui.total + (ui.exact === false ? "+" : "") + " task" + (ui.total === 1 ? "" : "s") +
+    " · page " + (ui.page + 1) + (ui.exact === false ? "" : " of " + ui.pages);
   $("#prev").disabled = ui.page === 0;
-  $("#next").disabled = ui.page >= ui.pages - 1;
+  $("#next").disabled = !ui.next;
+}
+
+// The daemon's word filter, for tasks that arrive by events: each word's pieces (split where the
+// daemon's full-text index splits, at anything not a letter or digit) must be consecutive words of
+// the task, the last one a prefix.
+const pieces = (s) => s.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+function hasWord(hay, word) {
+  const w = pieces(word);
+  if (!w.length) return true;
+  const last = w.length - 1;
+  for (let i = 0; i + last < hay.length; i++) {
+    if (w.every((x, j) => (j === last ? hay[i + j].startsWith(x) : hay[i + j] === x))) return true;
+  }
+  return false;
 }
 
 function matches(t) {
   const { st, model, words } = filters();
   if (st && t.state !== st) return false;
   if (model && t.model !== model) return false;
-  const hay = [t.id, t.instruction, t.job_id || "", ...t.files].join(" ").toLowerCase();
-  return words.toLowerCase().split(/\s+/).filter(Boolean).every((w) => hay.includes(w));
+  const hay = pieces([t.id, t.instruction, ...t.files, t.job_id || ""].join(" "));
+  return words.split(/\s+/).filter(Boolean).every((w) => hasWord(hay, w));
 }
 
 function taskChanged(task) {
@@ -433,12 +455,12 @@ async function loadCharts() {
   const data = await getJSON("/api/receipts");
   ui.receiptsStale = false;
   document.body.dataset.charts = String(data.receipts);
-  $("#receipts-total").textContent = data.receipts + " receipts" +
-    (data.receipts >= data.held ? " (the newest " + data.held + ")" : "") + " · total spent " + money(data.total_usd);
+  $("#receipts-total").textContent = data.receipts + " receipts · total spent " + money(data.total_usd);
   const models = Object.keys(data.cost);
-  const times = models.flatMap((m) => data.cost[m].map(([x]) => x * 1000));
+  const day = (d) => Date.parse(d + "T00:00:00");  // the daemon's local day, drawn at its start
+  const times = models.flatMap((m) => data.cost[m].map(([d]) => day(d)));
   const t0 = Math.min(...times), t1 = Math.max(...times), pad = Math.max(30_000, (t1 - t0) * 0.05);
-  chart("chart-cost", { type: "line", data: { datasets: models.map((m, i) => ({ label: m, data: data.cost[m].map(([x, y]) => ({ x: x * 1000, y })),
+  chart("chart-cost", { type: "line", data: { datasets: models.map((m, i) => ({ label: m, data: data.cost[m].map(([d, y]) => ({ x: day(d), y })),
     borderColor: colour(i), backgroundColor: colour(i), stepped: true, pointRadius: 2 })) },
   options: { scales: { x: { type: "linear", min: t0 - pad, max: t1 + pad, title: { display: true, text: "time" },
     ticks: { callback: (v) => (t1 - t0 > 2 * 86400_000 ? new Date(v).toLocaleDateString() : new Date(v).toLocaleTimeString()) } }, y: { title: { display: true, text: "USD" }, beginAtZero: true } } } });
@@ -478,12 +500,17 @@ function start() {
   const st = $("#f-state");
   for (const s of STATES) st.append(h("option", { value: s }, s.toLowerCase()));
   let typing = null;
-  $("#f-words").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => { ui.page = 0; loadTasks(); }, 200); });
+  $("#f-words").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(firstPage, 200); });
   $("#filters").addEventListener("submit", (e) => e.preventDefault());
-  st.addEventListener("change", () => { ui.page = 0; loadTasks(); });
-  $("#f-model").addEventListener("change", () => { ui.page = 0; loadTasks(); });
+  st.addEventListener("change", firstPage);
+  $("#f-model").addEventListener("change", firstPage);
   $("#prev").addEventListener("click", () => { ui.page = Math.max(0, ui.page - 1); loadTasks(); });
-  $("#next").addEventListener("click", () => { ui.page += 1; loadTasks(); });
+  $("#next").addEventListener("click", () => {
+    if (!ui.next) return;
+    ui.cursors[ui.page + 1] = ui.next;
+    ui.page += 1;
+    loadTasks();
+  });
   $("#approve").addEventListener("click", () => review("approve"));
   $("#reject").addEventListener("click", () => review("reject"));
   $("#cancel").addEventListener("click", () => review("cancel"));

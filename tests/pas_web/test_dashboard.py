@@ -236,6 +236,39 @@ def test_a_job_groups_its_tasks(env: Env, page: Any) -> None:
     page.fill("#f-words", "")
 
 
+def test_the_task_list_pages_and_filters_in_the_daemon(env: Env, page: Any) -> None:
+    token = "token=" + env.web.token
+    everything = [t.id for t in env.call(lambda c: c.list())]
+    assert len(everything) >= 3
+    seen: list[str] = []
+    before = ""
+    while True:  # two at a time, each page from the cursor the one before gave
+        status, body = env.http(f"/api/tasks?n=2&{token}" + (f"&before={before}" if before else ""))
+        data = json.loads(body)
+        assert status == 200 and data["total"] == (None if before else len(everything))  # counted on page 1
+        seen += [t["id"] for t in data["tasks"]]
+        if not data["next"]:
+            break
+        before = data["next"]
+    assert seen == everything  # every task once, newest first
+    for query, words in (("before=nosuch", b"no task 'nosuch'"), ("state=BOGUS", b"bad request"),
+                         ("model=" + "x" * 400, b"model")):
+        status, body = env.http(f"/api/tasks?{query}&{token}")
+        assert status == 400 and words in body, (query, status, body)
+
+    page.goto(env.web.base + "/#/")
+    page.wait_for_selector("body[data-synced]")
+    page.select_option("#f-model", "openai/pasd-offline-b")  # offered from the config, no task uses it
+    page.wait_for_selector("#tasks tr.task", state="detached")
+    assert page.inner_text("#page-info").startswith("0 tasks")
+    page.select_option("#f-model", "")
+    page.fill("#f-words", everything[-1])  # the oldest task, by its id
+    page.wait_for_function("() => document.querySelector('#page-info').textContent.startsWith('1 task ')")
+    assert page.locator("#tasks tr.task").get_attribute("data-task") == everything[-1]
+    page.fill("#f-words", "")
+    page.wait_for_function("(n) => document.querySelectorAll('#tasks tr.task').length === n", arg=len(everything))
+
+
 def test_a_cancelled_task_updates_live(env: Env, page: Any) -> None:
     page.goto(env.web.base + "/#/")
     page.wait_for_selector("body[data-synced]")
@@ -246,6 +279,10 @@ def test_a_cancelled_task_updates_live(env: Env, page: Any) -> None:
         page.wait_for_selector(row(first.id, "RUNNING"))
         page.wait_for_selector(row(second.id, "RUNNING"))
         page.wait_for_selector('tr.programmer[data-state="BUSY"] >> nth=1')
+        assert page.locator('tr.programmer[data-state="BUSY"] td:nth-child(5)').all_inner_texts() == ["native"] * 2
+        status = env.call(lambda c: c.status())  # the header counts the daemon's tasks, not the page's
+        page.wait_for_function("(want) => document.querySelector('#counts').textContent === want",
+                               arg=f"queued {status.queued} · running 2 · review {status.review}")
         shot(page, env, "pool-busy")
 
         env.call(lambda c: c.cancel(first.id))  # from the client, as the CLI does
