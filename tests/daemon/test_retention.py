@@ -157,7 +157,7 @@ def make_old(db_path: Path) -> None:
     db = sqlite3.connect(db_path, isolation_level=None)
     try:
         for name in ("tasks_seq", "tasks_state_seq", "tasks_workspace_seq", "receipts_run", "receipts_id",
-                     "tasks_job", "receipts_groups"):
+                     "tasks_job", "receipts_groups", "receipts_series"):
             db.execute(f"DROP INDEX IF EXISTS {name}")
         for (column,) in db.execute("SELECT name FROM pragma_table_xinfo('receipts') WHERE name LIKE 'r\\_%' "
                                     "ESCAPE '\\'").fetchall():
@@ -210,6 +210,7 @@ def make_before_quality(db_path: Path) -> None:
     db = sqlite3.connect(db_path, isolation_level=None)
     try:
         db.execute("DROP INDEX receipts_groups")
+        db.execute("DROP INDEX receipts_series")  # the web charts' index, on columns of both kinds
         for (column,) in db.execute("SELECT name FROM pragma_table_xinfo('receipts') WHERE name LIKE 'r\\_%' "
                                     "ESCAPE '\\'").fetchall():
             if column not in SUMS_COLUMNS:
