@@ -25,6 +25,14 @@ SAMPLE = {
 }
 
 
+@pytest.fixture(scope="module")
+def model() -> Iterator[OfflineModel]:
+    """One offline model for a whole module, for modules whose daemons live as long (each daemon pays
+    litellm's import once); such a module's own `offline` fixture resets it for each test."""
+    with OfflineModel() as m:
+        yield m
+
+
 @pytest.fixture
 def offline() -> Iterator[OfflineModel]:
     with OfflineModel() as model:

@@ -46,12 +46,6 @@ def claude() -> Installed:
     return found
 
 
-@pytest.fixture(scope="module")
-def model() -> Iterator[OfflineModel]:
-    with OfflineModel() as server:
-        yield server
-
-
 @pytest.fixture
 def offline(model: OfflineModel) -> OfflineModel:
     model.reset()

@@ -72,12 +72,6 @@ def aider_bin() -> Path:
     return exe
 
 
-@pytest.fixture(scope="module")
-def model() -> Iterator[OfflineModel]:
-    with OfflineModel() as m:
-        yield m
-
-
 @pytest.fixture
 def offline(model: OfflineModel) -> OfflineModel:
     model.reset()

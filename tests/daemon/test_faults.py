@@ -15,13 +15,7 @@ from daemon.testing import DaemonProcess, offline_config
 GOOD = "app.py\n```\n<<<<<<< SEARCH\ndef add(a, b):\n=======\ndef add(a, b):  # ok\n>>>>>>> REPLACE\n```\n"
 
 
-# One model and two daemons for the whole module: each daemon pays litellm's import once.
-@pytest.fixture(scope="module")
-def model() -> Iterator[OfflineModel]:
-    with OfflineModel() as m:
-        yield m
-
-
+# One model (conftest's `model`) and two daemons for the whole module: each daemon pays litellm's import once.
 @pytest.fixture
 def offline(model: OfflineModel) -> OfflineModel:
     model.reset()

@@ -27,12 +27,6 @@ UTIL = "def mul(a, b):\n    return a * b\n"
 EDIT_APP = block("app.py", "def add(a, b):\n", "def add(a, b):  # uses mul\n")
 
 
-@pytest.fixture(scope="module")
-def model() -> Iterator[OfflineModel]:
-    with OfflineModel() as m:
-        yield m
-
-
 @pytest.fixture
 def offline(model: OfflineModel) -> OfflineModel:
     model.reset()

@@ -22,12 +22,6 @@ INTERNALS = ("0x", "litellm", "SSLContext", "Handle with", "Exception", "Error_s
 
 
 @pytest.fixture(scope="module")
-def model() -> Iterator[OfflineModel]:
-    with OfflineModel() as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
 def fast(model: OfflineModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     d = DaemonProcess(tmp_path_factory.mktemp("fast"), workers=1, config=offline_config(
         model.url, guardrails={"model_timeout_s": 1.0}, pool={"max_retries": 0}))

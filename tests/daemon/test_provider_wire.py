@@ -4,7 +4,6 @@ the same text, tokens, price and, for every failure, the same reason and message
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,6 @@ from daemon.programmer.spec import ModelSpec, ProviderFault, TaskFailed
 from daemon.testing import DaemonFactory, block, until_state
 
 MESSAGES = [{"role": "user", "content": "### FILE: app.py\n```\nx = 1\n```\n### INSTRUCTION\nnote it"}]
-
-
-@pytest.fixture(scope="module")
-def model() -> Iterator[OfflineModel]:
-    with OfflineModel() as m:
-        yield m
 
 
 def call(model: OfflineModel, client: str, response: dict[str, Any], name: str = "openai/pasd-offline",

@@ -133,12 +133,6 @@ def cluster() -> Iterator[RayCluster]:
     assert not left, "processes left after the cluster's shutdown: " + "; ".join(cmdline(p) for p in left)
 
 
-@pytest.fixture(scope="module")
-def model() -> Iterator[OfflineModel]:
-    with OfflineModel() as m:
-        yield m
-
-
 @pytest.fixture
 def offline(model: OfflineModel) -> OfflineModel:
     model.reset()
