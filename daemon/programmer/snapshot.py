@@ -158,8 +158,7 @@ async def _reused(workspace: Path, top: Path, dest: Path) -> Snapshot | None:
             pass  # e.g. a lock left by a cancelled task: start this slot again
     if fresh:
         await _add_worktree(top, dest, commit)
-    with contextlib.suppress(OSError):
-        await asyncio.to_thread(_copy_files, top, dest, untracked)
+    await asyncio.to_thread(_copy_untracked, top, dest, untracked)
     rel = workspace.resolve().relative_to(top.resolve())
     return Snapshot(root=dest / rel, repo=top)  # no dir: kept for the programmer's next task
 
@@ -179,8 +178,7 @@ async def _worktree(workspace: Path, top: Path, dest: Path) -> Snapshot | None:
     commit, untracked = base
     await _add_worktree(top, dest, commit)
     # `git stash create` leaves out untracked files; a check command may need them
-    with contextlib.suppress(OSError):
-        await asyncio.to_thread(_copy_files, top, dest, untracked)
+    await asyncio.to_thread(_copy_untracked, top, dest, untracked)
     rel = workspace.resolve().relative_to(top.resolve())
     return Snapshot(root=dest / rel, dir=dest, repo=top)
 
@@ -196,6 +194,14 @@ def _fill(workspace: Path, root: Path, files: list[str]) -> dict[str, str | None
         else:
             _copy_files(workspace, root, [rel])
     return base
+
+
+def _copy_untracked(src: Path, dest: Path, rels: list[str]) -> None:
+    """Copy the untracked files a check may need; one that cannot be copied (gone meanwhile, a
+    nested repository's folder) is left out without leaving out the ones after it."""
+    for rel in rels:
+        with contextlib.suppress(OSError):
+            _copy_files(src, dest, [rel])
 
 
 def _copy_files(src: Path, dest: Path, rels: list[str]) -> None:

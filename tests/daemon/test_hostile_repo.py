@@ -42,3 +42,26 @@ async def test_a_tasks_git_calls_run_no_hook_or_fsmonitor_of_the_repository(
             task = await c.wait(task.id)
             assert task.state is p.TaskState.REVIEW, task.error
     assert not marker.exists(), marker.read_text()
+
+
+async def test_an_uncopyable_untracked_entry_leaves_out_no_other_untracked_file(
+        make_daemon: DaemonFactory, offline: OfflineModel, repo: Path) -> None:
+    """A nested repository is one untracked entry git lists as a folder ("vendored/"): the untracked
+    files a check needs are still in the snapshot, in a fresh worktree and in a reused one."""
+    nested = repo / "vendored"
+    subprocess.run(["git", "init", "-q", str(nested)], check=True)
+    (nested / "lib.py").write_text("x = 1\n")
+    (repo / "zz_fixture.txt").write_text("needed by the check\n")  # listed after the folder
+    listed = subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=repo, check=True,
+                            capture_output=True, text=True).stdout.split()
+    assert listed == ["vendored/", "zz_fixture.txt"]
+    check = "test -f zz_fixture.txt"
+    d = make_daemon(guardrails={"allow_commands": [check]})
+    offline.script([{"content": block("app.py", "def add(a, b):\n", "def add(a, b):  # typed\n")}] * 2)
+    async with d.client() as c:
+        for round_ in ("fresh worktree", "reused worktree"):  # a check makes the snapshot the slot's worktree
+            task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["app.py"],
+                                                 check=check))
+            done = await c.wait(task.id)
+            assert done.state is p.TaskState.REVIEW and not done.warnings, (round_, done.error, done.warnings)
+            await c.reject(p.ReviewParams(task_id=task.id))
