@@ -16,14 +16,13 @@ from daemon import protocol as p
 from daemon.errors import PasError
 from pas_tui.connection import Backoff, ClientFactory, DaemonEvent, Link, Lost, Synced
 from pas_tui.widgets.banner import ConnectionBanner
-from pas_tui.widgets.help_screen import HelpScreen
 from pas_tui.widgets.pool_panel import PoolPanel
-from pas_tui.widgets.receipts_screen import ReceiptsScreen
 from pas_tui.widgets.review import ReviewPane
 from pas_tui.widgets.review.pane import conflict_text
-from pas_tui.widgets.revise_form import ReviseForm
-from pas_tui.widgets.submit_form import SubmitForm
 from pas_tui.widgets.task_list import TaskList
+
+# The other screens (receipts with its chart, help, the forms) are imported when they first open:
+# the main screen paints sooner without them.
 
 DONE = {"approve": "approved", "reject": "rejected"}  # each review verb's past tense, spelled out
 
@@ -119,8 +118,11 @@ class PasApp(App[None]):
             pane = self.query_one(ReviewPane)
             if pane.shown_task and pane.shown_task.id == ev.receipt.task_id:
                 pane.receipt.show(ev.receipt)
-            if isinstance(self.screen, ReceiptsScreen):
-                self.screen.add(ev.receipt)
+            if len(self.screen_stack) > 1:  # only then can the receipts screen be open
+                from pas_tui.widgets.receipts_screen import ReceiptsScreen
+
+                if isinstance(self.screen, ReceiptsScreen):
+                    self.screen.add(ev.receipt)
 
     def _task_seen(self, task: p.TaskInfo) -> p.TaskInfo | None:
         """Show a task's new state in the list and the pool's counts; returns what was known before."""
@@ -278,6 +280,8 @@ class PasApp(App[None]):
         except PasError as exc:
             self.notify(exc.message, title="receipts", severity="error")
             return
+        from pas_tui.widgets.receipts_screen import ReceiptsScreen
+
         await self.push_screen(ReceiptsScreen(receipts))
 
     # ------------------------------------------------------------ key actions
@@ -320,6 +324,7 @@ class PasApp(App[None]):
             self.notify(f"task {task.id} is {task.state.value}, not awaiting review", severity="warning")
             return
         hunks = self.query_one(ReviewPane).hunks.chosen
+        from pas_tui.widgets.revise_form import ReviseForm
 
         def done(comment: str | None) -> None:
             if comment:
@@ -352,6 +357,7 @@ class PasApp(App[None]):
             choices, default, note = models.choices, models.default, ""
         except PasError as exc:
             choices, default, note = [], None, exc.message
+        from pas_tui.widgets.submit_form import SubmitForm
 
         def done(params: p.SubmitParams | None) -> None:
             if params is not None:
@@ -363,4 +369,6 @@ class PasApp(App[None]):
         self.open_receipts()
 
     def action_help(self) -> None:
+        from pas_tui.widgets.help_screen import HelpScreen
+
         self.push_screen(HelpScreen([b for b in self.BINDINGS if isinstance(b, Binding)]))

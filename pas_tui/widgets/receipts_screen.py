@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
-from textual_plotext import PlotextPlot
 
 from daemon.protocol import Receipt
 from daemon.receipts import quality
 from pas_tui import totals
 from pas_tui.format import cost, duration, tokens
 from pas_tui.totals import day
+
+if TYPE_CHECKING:
+    from textual_plotext import PlotextPlot
 
 HEADERS = ("Tasks", "Tokens in", "Tokens out", "Cost")
 QUALITY = ("Model", "Tasks", "Approved hunks", "Checks passed", "Flagged", "Median $/approved", "Median time")
@@ -49,6 +52,8 @@ class ReceiptsScreen(Screen[None]):
         self.receipts = list(receipts)
 
     def compose(self) -> ComposeResult:
+        from textual_plotext import PlotextPlot  # plotext loads only when this screen first opens
+
         yield Static("", id="receipts-total", classes="caption")
         yield Static("Per model", classes="caption")
         yield DataTable(id="by-model", cursor_type="none")
@@ -93,6 +98,8 @@ class ReceiptsScreen(Screen[None]):
 
     def draw_chart(self) -> None:
         """Cost over time: each attempt (or time slice, when many) as a bar, and the running total."""
+        from textual_plotext import PlotextPlot
+
         chart = self.query_one("#cost-chart", PlotextPlot)
         plt = chart.plt
         plt.clear_figure()
