@@ -14,7 +14,7 @@ from textual.widgets import Footer
 
 from daemon import protocol as p
 from daemon.errors import PasError
-from pas_tui.connection import Backoff, ClientFactory, DaemonEvent, Link, Lost, Synced
+from pas_tui.connection import PAGE, Backoff, ClientFactory, DaemonEvent, Link, Lost, Synced
 from pas_tui.widgets.banner import ConnectionBanner
 from pas_tui.widgets.pool_panel import PoolPanel
 from pas_tui.widgets.review import ReviewPane
@@ -50,9 +50,9 @@ class PasApp(App[None]):
 
     def __init__(self, socket: str | os.PathLike[str] | None = None, *, client_factory: ClientFactory | None = None,
                  workspace: str | os.PathLike[str] | None = None, clock: Callable[[], float] = time.time,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, page: int = PAGE) -> None:
         super().__init__()
-        self.link = Link(socket, client_factory=client_factory, backoff=backoff)
+        self.link = Link(socket, client_factory=client_factory, backoff=backoff, page=page)
         self.workspace = str(Path(workspace or Path.cwd()).resolve())
         self.clock = clock
         self.synced = 0  # how many times the link has (re)synchronised; tests wait on it
@@ -84,7 +84,7 @@ class PasApp(App[None]):
         self.query_one(PoolPanel).show_status(msg.status)
         tasks = self.query_one(TaskList)
         was = tasks.selected_id
-        tasks.replace_all(msg.tasks, msg.jobs)
+        tasks.replace_all(msg.tasks, msg.jobs, msg.next)
         self._report_untrusted(msg.status)
         self.synced += 1
         if tasks.selected_id == was:  # else its TaskList.Selected loads the review: once, not twice
@@ -137,6 +137,10 @@ class PasApp(App[None]):
     def _selected(self) -> None:
         self._load_review()
 
+    @on(TaskList.NeedOlder)
+    def _need_older(self, msg: TaskList.NeedOlder) -> None:
+        self.load_older(msg.before)
+
     def _report_untrusted(self, status: p.PoolStatus) -> None:
         """Once per workspace file (as it is now): which of its settings the daemon ignores, and the fix."""
         for u in status.untrusted:
@@ -161,6 +165,18 @@ class PasApp(App[None]):
         except PasError:
             return
         self.query_one(PoolPanel).show_counts(status)
+
+    @work(exclusive=True, group="older", exit_on_error=False)
+    async def load_older(self, before: str) -> None:
+        """The next older page of tasks, and the jobs of its tasks that the list does not have."""
+        tasks = self.query_one(TaskList)
+        try:
+            page = await self.link.older(before)
+            jobs = await self.link.jobs_of(page.tasks, set(tasks.jobs))
+        except PasError:
+            tasks.older_failed(before)  # disconnected: the resync starts from the newest page again
+            return
+        tasks.add_older(before, page.tasks, jobs, page.next)
 
     def _load_review(self) -> None:
         tasks = self.query_one(TaskList)

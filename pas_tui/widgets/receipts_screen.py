@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,9 +14,6 @@ from daemon.receipts import quality
 from pas_tui import totals
 from pas_tui.format import cost, duration, tokens
 from pas_tui.totals import day
-
-if TYPE_CHECKING:
-    from textual_plotext import PlotextPlot
 
 HEADERS = ("Tasks", "Tokens in", "Tokens out", "Cost")
 QUALITY = ("Model", "Tasks", "Approved hunks", "Checks passed", "Flagged", "Median $/approved", "Median time")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from pygments.lexer import Lexer
-from pygments.lexers import get_lexer_for_filename
-from pygments.util import ClassNotFound
+from typing import TYPE_CHECKING
+
 from rich.console import Group
-from rich.syntax import Syntax
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from daemon.protocol import DiffResult, Hunk, HunkState
+
+if TYPE_CHECKING:
+    from pygments.lexer import Lexer
 
 
 class HunkView(Static):
@@ -77,6 +78,9 @@ def hunk_text(path: str, text: str) -> Text:
 
 def _lexer(path: str) -> Lexer | str:
     """The file's language by its name alone: guessing from the code loads every lexer (seconds)."""
+    from pygments.lexers import get_lexer_for_filename  # pygments loads with the first diff shown
+    from pygments.util import ClassNotFound
+
     try:
         return get_lexer_for_filename(path)
     except ClassNotFound:
@@ -86,6 +90,8 @@ def _lexer(path: str) -> Lexer | str:
 def _highlight(code: list[str], lexer: Lexer | str) -> list[Text]:
     if not code:
         return []
+    from rich.syntax import Syntax
+
     text = Syntax("\n".join(code), lexer, theme="ansi_dark").highlight("\n".join(code))
     out = text.split("\n", allow_blank=True)
     return [*out, *(Text() for _ in range(len(code) - len(out)))]
