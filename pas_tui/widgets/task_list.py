@@ -1,8 +1,8 @@
 """The task list: every task with state, instruction, model, files, cost and age; `/` filters.
 
 It holds the newest page of tasks and asks for the next older page (`NeedOlder`) when the cursor
-or the view comes near its end, so a long history is read a page at a time; the filter applies to
-the tasks read so far.
+or the view comes near its end, so a long history is read a page at a time and each page only adds
+rows below; the filter applies to the tasks read so far.
 
 A job's tasks sit indented under a row for the job (its state, instruction, task count and
 spend); tasks of no job, or of a job not heard of yet, stand alone.
@@ -145,7 +145,14 @@ class TaskList(Vertical):
         for j in jobs:
             self.jobs.setdefault(j.id, j)
         self.next_page, self._asked = next_page, None
-        self._rebuild()
+        visible = self._visible()
+        shown = [str(key.value) for key in self.table.rows]
+        if [r.id for r in visible[:len(shown)]] == shown:  # older rows only go below: add them, keep the rest
+            for row in visible[len(shown):]:
+                self.table.add_row(*self._cells(row), key=row.id)
+        else:  # a row moved (a task joined the job it belongs to): lay the list out again
+            self._rebuild()
+        self._near_end()
 
     def older_failed(self, before: str) -> None:
         """The page asked for with `before` did not come: ask again when the user next comes near the end."""
@@ -206,8 +213,12 @@ class TaskList(Vertical):
             self._near_end()
 
     def _near_end(self) -> None:
-        """Ask for the next older page once the cursor or the bottom of the view is near the last row."""
-        if self.next_page is None or self._asked == self.next_page:
+        """Ask for the next older page once the cursor or the bottom of the view is near the last row.
+
+        Not while a filter is on: it applies to the tasks read so far, and a filter that matches few
+        of them would otherwise read the whole history, page after page.
+        """
+        if self.next_page is None or self._asked == self.next_page or self.query_text:
             return
         table = self.table
         bottom = round(table.scroll_y) + table.scrollable_content_region.height

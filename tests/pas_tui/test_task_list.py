@@ -111,6 +111,11 @@ async def test_the_older_page_is_asked_for_once_near_the_end_and_goes_below() ->
         tasks.table.move_cursor(row=20)
         await pilot.pause()
         assert app.asked == []
+        tasks.query_text = "task"  # a filter is on: it applies to what is read, and reads no more
+        tasks.table.move_cursor(row=39)
+        await pilot.pause()
+        assert app.asked == []
+        tasks.query_text = ""
         tasks.table.move_cursor(row=35)
         await pilot.pause()
         tasks.table.move_cursor(row=39)
