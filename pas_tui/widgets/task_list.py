@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
+from textual.widgets.data_table import ColumnKey
 
 from daemon.protocol import JobInfo, TaskInfo, TaskState
 from pas_tui.format import cost, duration, short, state_text, task_state_text
@@ -179,9 +181,11 @@ class TaskList(Vertical):
             self._rebuild(arrivals=True)
 
     def tick(self) -> None:
-        """Advance the age column."""
-        for row in self._visible():
-            self.table.update_cell(row.id, "age", self._age(row), update_width=True)
+        """Advance the age column (most ages read the same from one second to the next)."""
+        for key in self.table.rows:
+            row = self.tasks.get(str(key.value)) or self.jobs.get(str(key.value))
+            if row is not None:
+                self._set_cell(row.id, "age", self._age(row))
 
     # ------------------------------------------------------------ filter
 
@@ -259,7 +263,18 @@ class TaskList(Vertical):
 
     def _update_row(self, row: Row) -> None:
         for (key, _), value in zip(COLUMNS, self._cells(row), strict=True):
-            self.table.update_cell(row.id, key, value, update_width=True)
+            self._set_cell(row.id, key, value)
+
+    def _set_cell(self, row_id: str, key: str, value: str | Text) -> None:
+        """Change a cell if its value changed, widening its column if it no longer fits. (The table's own
+        `update_width` measures every cell of the column whenever the new value is not the widest: with
+        thousands of rows read, every second.)"""
+        table = self.table
+        if table.get_cell(row_id, key) == value:
+            return
+        width = value.cell_len if isinstance(value, Text) else cell_len(value)
+        column = table.columns.get(ColumnKey(key))
+        table.update_cell(row_id, key, value, update_width=column is not None and width > column.content_width)
 
     def _row_index(self, task_id: str) -> int:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import App, ComposeResult
+from textual.widgets.data_table import ColumnKey
 
 from daemon import protocol as p
 from pas_tui.widgets.task_list import TaskList
@@ -133,3 +134,25 @@ async def test_the_older_page_is_asked_for_once_near_the_end_and_goes_below() ->
         assert app.asked == ["t0060"]  # no page is left to ask for
         tasks.add_older("t0060", [task(1)], [], None)  # a page that comes after the list moved on is dropped
         assert "t0001" not in tasks.tasks
+
+
+async def test_ages_advance_each_second_and_their_column_widens_when_an_age_needs_it() -> None:
+    now = [START + 5.0]
+
+    class ClockApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TaskList(clock=lambda: now[0])
+
+    app = ClockApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        tasks = app.query_one(TaskList)
+        tasks.replace_all([task(i) for i in range(3)])
+        await pilot.pause()
+        table = tasks.table
+        assert [table.get_cell(f"t{i:04d}", "age") for i in range(3)] == ["5s", "4s", "3s"]
+        narrow = table.columns[ColumnKey("age")].content_width
+        now[0] = START + 7200.0
+        tasks.tick()
+        await pilot.pause()
+        assert [table.get_cell(f"t{i:04d}", "age") for i in range(3)] == ["2h00m", "1h59m", "1h59m"]
+        assert table.columns[ColumnKey("age")].content_width == len("2h00m") > narrow
