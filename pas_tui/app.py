@@ -14,16 +14,15 @@ from textual.widgets import Footer
 
 from daemon import protocol as p
 from daemon.errors import PasError
-from pas_tui.connection import Backoff, ClientFactory, DaemonEvent, Link, Lost, Synced
+from pas_tui.connection import PAGE, Backoff, ClientFactory, DaemonEvent, Link, Lost, Synced
 from pas_tui.widgets.banner import ConnectionBanner
-from pas_tui.widgets.help_screen import HelpScreen
 from pas_tui.widgets.pool_panel import PoolPanel
-from pas_tui.widgets.receipts_screen import ReceiptsScreen
 from pas_tui.widgets.review import ReviewPane
 from pas_tui.widgets.review.pane import conflict_text
-from pas_tui.widgets.revise_form import ReviseForm
-from pas_tui.widgets.submit_form import SubmitForm
 from pas_tui.widgets.task_list import TaskList
+
+# The other screens (receipts with its chart, help, the forms) are imported when they first open:
+# the main screen paints sooner without them.
 
 DONE = {"approve": "approved", "reject": "rejected"}  # each review verb's past tense, spelled out
 
@@ -51,9 +50,9 @@ class PasApp(App[None]):
 
     def __init__(self, socket: str | os.PathLike[str] | None = None, *, client_factory: ClientFactory | None = None,
                  workspace: str | os.PathLike[str] | None = None, clock: Callable[[], float] = time.time,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, page: int = PAGE) -> None:
         super().__init__()
-        self.link = Link(socket, client_factory=client_factory, backoff=backoff)
+        self.link = Link(socket, client_factory=client_factory, backoff=backoff, page=page)
         self.workspace = str(Path(workspace or Path.cwd()).resolve())
         self.clock = clock
         self.synced = 0  # how many times the link has (re)synchronised; tests wait on it
@@ -85,7 +84,7 @@ class PasApp(App[None]):
         self.query_one(PoolPanel).show_status(msg.status)
         tasks = self.query_one(TaskList)
         was = tasks.selected_id
-        tasks.replace_all(msg.tasks, msg.jobs)
+        tasks.replace_all(msg.tasks, msg.jobs, msg.next)
         self._report_untrusted(msg.status)
         self.synced += 1
         if tasks.selected_id == was:  # else its TaskList.Selected loads the review: once, not twice
@@ -119,8 +118,11 @@ class PasApp(App[None]):
             pane = self.query_one(ReviewPane)
             if pane.shown_task and pane.shown_task.id == ev.receipt.task_id:
                 pane.receipt.show(ev.receipt)
-            if isinstance(self.screen, ReceiptsScreen):
-                self.screen.add(ev.receipt)
+            if len(self.screen_stack) > 1:  # only then can the receipts screen be open
+                from pas_tui.widgets.receipts_screen import ReceiptsScreen
+
+                if isinstance(self.screen, ReceiptsScreen):
+                    self.screen.add(ev.receipt)
 
     def _task_seen(self, task: p.TaskInfo) -> p.TaskInfo | None:
         """Show a task's new state in the list and the pool's counts; returns what was known before."""
@@ -134,6 +136,10 @@ class PasApp(App[None]):
     @on(TaskList.Selected)
     def _selected(self) -> None:
         self._load_review()
+
+    @on(TaskList.NeedOlder)
+    def _need_older(self, msg: TaskList.NeedOlder) -> None:
+        self.load_older(msg.before)
 
     def _report_untrusted(self, status: p.PoolStatus) -> None:
         """Once per workspace file (as it is now): which of its settings the daemon ignores, and the fix."""
@@ -159,6 +165,18 @@ class PasApp(App[None]):
         except PasError:
             return
         self.query_one(PoolPanel).show_counts(status)
+
+    @work(exclusive=True, group="older", exit_on_error=False)
+    async def load_older(self, before: str) -> None:
+        """The next older page of tasks, and the jobs of its tasks that the list does not have."""
+        tasks = self.query_one(TaskList)
+        try:
+            page = await self.link.older(before)
+            jobs = await self.link.jobs_of(page.tasks, set(tasks.jobs))
+        except PasError:
+            tasks.older_failed(before)  # disconnected: the resync starts from the newest page again
+            return
+        tasks.add_older(before, page.tasks, jobs, page.next)
 
     def _load_review(self) -> None:
         tasks = self.query_one(TaskList)
@@ -278,6 +296,8 @@ class PasApp(App[None]):
         except PasError as exc:
             self.notify(exc.message, title="receipts", severity="error")
             return
+        from pas_tui.widgets.receipts_screen import ReceiptsScreen
+
         await self.push_screen(ReceiptsScreen(receipts))
 
     # ------------------------------------------------------------ key actions
@@ -320,6 +340,7 @@ class PasApp(App[None]):
             self.notify(f"task {task.id} is {task.state.value}, not awaiting review", severity="warning")
             return
         hunks = self.query_one(ReviewPane).hunks.chosen
+        from pas_tui.widgets.revise_form import ReviseForm
 
         def done(comment: str | None) -> None:
             if comment:
@@ -352,6 +373,7 @@ class PasApp(App[None]):
             choices, default, note = models.choices, models.default, ""
         except PasError as exc:
             choices, default, note = [], None, exc.message
+        from pas_tui.widgets.submit_form import SubmitForm
 
         def done(params: p.SubmitParams | None) -> None:
             if params is not None:
@@ -363,4 +385,6 @@ class PasApp(App[None]):
         self.open_receipts()
 
     def action_help(self) -> None:
+        from pas_tui.widgets.help_screen import HelpScreen
+
         self.push_screen(HelpScreen([b for b in self.BINDINGS if isinstance(b, Binding)]))

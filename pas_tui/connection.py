@@ -3,11 +3,16 @@
 `Link.run` is the body of the app's single event-stream worker. It never raises on a lost
 daemon: it reports `Lost`, waits with exponential backoff and, once the daemon answers again,
 resynchronises (`task.list`, `job.list` and `pool.status`) and reports `Synced`.
+
+A resync asks for the newest page of tasks only (`PAGE`), and the newest few jobs plus any job
+one of those tasks belongs to: however long the history, the first paint builds a page of rows.
+The task list asks for older pages as the user scrolls down to them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,9 +22,12 @@ from textual.message import Message
 
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
-from daemon.errors import DaemonUnavailable, PasError
+from daemon.errors import DaemonUnavailable, NotFound, PasError
 
 ClientFactory = Callable[[], PasClient]
+
+PAGE = 100  # tasks per page: more than a tall terminal shows
+JOB_PAGE = 20  # the newest jobs at a resync (a job of a listed task is asked for by its id)
 
 
 @dataclass
@@ -29,6 +37,7 @@ class Synced(Message):
     status: p.PoolStatus
     tasks: list[p.TaskInfo]
     jobs: list[p.JobInfo] = field(default_factory=list)
+    next: str | None = None  # the cursor of the older tasks (None: `tasks` is all there is)
 
 
 @dataclass
@@ -59,9 +68,11 @@ class Link:
     """Owns the request client; the app's event worker runs `run`."""
 
     def __init__(self, socket: str | os.PathLike[str] | None = None, *,
-                 client_factory: ClientFactory | None = None, backoff: Backoff | None = None) -> None:
+                 client_factory: ClientFactory | None = None, backoff: Backoff | None = None,
+                 page: int = PAGE) -> None:
         self._factory = client_factory or (lambda: PasClient(socket, name="pas-tui"))
         self.backoff = backoff or Backoff()
+        self.page = page
         self._client: PasClient | None = None
         self._synced = False
         self.socket: Path = self._factory().socket
@@ -99,13 +110,26 @@ class Link:
         self._client = client
         # Subscribe before listing, so no change falls between the snapshot and the stream.
         async with EventStream(client.socket) as stream:
-            tasks = await client.list()
-            jobs = await client.jobs()
+            page = await client.task_page(p.TaskListParams(limit=self.page))
+            jobs = await client.jobs(p.JobListParams(limit=JOB_PAGE))
+            jobs += await self.jobs_of(page.tasks, {j.id for j in jobs})
             status = await client.status()
-            post(Synced(status, tasks, jobs))
+            post(Synced(status, page.tasks, jobs, page.next))
             self._synced = True
             async for envelope in stream:
                 post(DaemonEvent(envelope))
+
+    async def older(self, before: str) -> p.TaskList:
+        """The page of tasks queued before the task `before`."""
+        return await self.client.task_page(p.TaskListParams(limit=self.page, before=before))
+
+    async def jobs_of(self, tasks: list[p.TaskInfo], known: set[str]) -> list[p.JobInfo]:
+        """The jobs these tasks belong to that are not in `known` (one gone meanwhile is left out)."""
+        jobs = []
+        for job_id in dict.fromkeys(t.job_id for t in tasks if t.job_id and t.job_id not in known):
+            with contextlib.suppress(NotFound):
+                jobs.append(await self.client.job(job_id))
+        return jobs
 
     async def _drop_client(self) -> None:
         client, self._client = self._client, None

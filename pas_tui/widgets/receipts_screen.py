@@ -8,7 +8,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
-from textual_plotext import PlotextPlot
 
 from daemon.protocol import Receipt
 from daemon.receipts import quality
@@ -49,6 +48,8 @@ class ReceiptsScreen(Screen[None]):
         self.receipts = list(receipts)
 
     def compose(self) -> ComposeResult:
+        from textual_plotext import PlotextPlot  # plotext loads only when this screen first opens
+
         yield Static("", id="receipts-total", classes="caption")
         yield Static("Per model", classes="caption")
         yield DataTable(id="by-model", cursor_type="none")
@@ -93,6 +94,8 @@ class ReceiptsScreen(Screen[None]):
 
     def draw_chart(self) -> None:
         """Cost over time: each attempt (or time slice, when many) as a bar, and the running total."""
+        from textual_plotext import PlotextPlot
+
         chart = self.query_one("#cost-chart", PlotextPlot)
         plt = chart.plt
         plt.clear_figure()

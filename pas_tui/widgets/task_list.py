@@ -1,5 +1,9 @@
 """The task list: every task with state, instruction, model, files, cost and age; `/` filters.
 
+It holds the newest page of tasks and asks for the next older page (`NeedOlder`) when the cursor
+or the view comes near its end, so a long history is read a page at a time and each page only adds
+rows below; the filter applies to the tasks read so far.
+
 A job's tasks sit indented under a row for the job (its state, instruction, task count and
 spend); tasks of no job, or of a job not heard of yet, stand alone.
 """
@@ -10,12 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
+from textual.widgets.data_table import ColumnKey
 
 from daemon.protocol import JobInfo, TaskInfo, TaskState
 from pas_tui.format import cost, duration, short, state_text, task_state_text
@@ -54,6 +60,7 @@ def job_matches(job: JobInfo, query: str) -> bool:
 
 
 Row = TaskInfo | JobInfo
+NEAR_END = 10  # rows from the end of the list at which the next older page is asked for
 
 
 class TaskList(Vertical):
@@ -72,6 +79,12 @@ class TaskList(Vertical):
 
         task_id: str | None
 
+    @dataclass
+    class NeedOlder(Message):
+        """The user came near the end of the list: the tasks queued before `before` are wanted."""
+
+        before: str
+
     def __init__(self, *, clock: Callable[[], float] = time.time, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.clock = clock
@@ -82,6 +95,8 @@ class TaskList(Vertical):
         self._selected: str | None = None
         self._unseen: set[str] = set()  # rows that arrived above the view and have not been scrolled to
         self._laying_out = False
+        self.next_page: str | None = None  # the cursor of the older tasks not read yet (None: none)
+        self._asked: str | None = None  # the page asked for and not yet added
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: a state (review, running…) and/or words; Esc clears", id="task-filter")
@@ -114,10 +129,37 @@ class TaskList(Vertical):
 
     # ------------------------------------------------------------ data
 
-    def replace_all(self, tasks: list[TaskInfo], jobs: list[JobInfo] | None = None) -> None:
+    def replace_all(self, tasks: list[TaskInfo], jobs: list[JobInfo] | None = None,
+                    next_page: str | None = None) -> None:
+        """The newest page of tasks (and the jobs to show with them); `next_page` is the older page's cursor."""
         self.tasks = {t.id: t for t in tasks}
         self.jobs = {j.id: j for j in jobs or []}
+        self.next_page, self._asked = next_page, None
         self._rebuild()
+        self._near_end()
+
+    def add_older(self, before: str, tasks: list[TaskInfo], jobs: list[JobInfo], next_page: str | None) -> None:
+        """The page asked for with `before`; what an event has already shown is newer and is kept."""
+        if before != self.next_page:  # the list was replaced meanwhile
+            return
+        for t in tasks:
+            self.tasks.setdefault(t.id, t)
+        for j in jobs:
+            self.jobs.setdefault(j.id, j)
+        self.next_page, self._asked = next_page, None
+        visible = self._visible()
+        shown = [str(key.value) for key in self.table.rows]
+        if [r.id for r in visible[:len(shown)]] == shown:  # older rows only go below: add them, keep the rest
+            for row in visible[len(shown):]:
+                self.table.add_row(*self._cells(row), key=row.id)
+        else:  # a row moved (a task joined the job it belongs to): lay the list out again
+            self._rebuild()
+        self._near_end()
+
+    def older_failed(self, before: str) -> None:
+        """The page asked for with `before` did not come: ask again when the user next comes near the end."""
+        if self._asked == before:
+            self._asked = None
 
     def upsert(self, task: TaskInfo) -> None:
         known = task.id in self.tasks
@@ -139,9 +181,11 @@ class TaskList(Vertical):
             self._rebuild(arrivals=True)
 
     def tick(self) -> None:
-        """Advance the age column."""
-        for row in self._visible():
-            self.table.update_cell(row.id, "age", self._age(row), update_width=True)
+        """Advance the age column (most ages read the same from one second to the next)."""
+        for key in self.table.rows:
+            row = self.tasks.get(str(key.value)) or self.jobs.get(str(key.value))
+            if row is not None:
+                self._set_cell(row.id, "age", self._age(row))
 
     # ------------------------------------------------------------ filter
 
@@ -170,6 +214,21 @@ class TaskList(Vertical):
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.cursor_row == self.table.cursor_row:  # a rebuild queues highlights that are already stale
             self._select(event.row_key.value)
+            self._near_end()
+
+    def _near_end(self) -> None:
+        """Ask for the next older page once the cursor or the bottom of the view is near the last row.
+
+        Not while a filter is on: it applies to the tasks read so far, and a filter that matches few
+        of them would otherwise read the whole history, page after page.
+        """
+        if self.next_page is None or self._asked == self.next_page or self.query_text:
+            return
+        table = self.table
+        bottom = round(table.scroll_y) + table.scrollable_content_region.height
+        if max(table.cursor_row, bottom) >= table.row_count - NEAR_END:
+            self._asked = self.next_page
+            self.post_message(self.NeedOlder(self.next_page))
 
     def _select(self, task_id: str | None) -> None:
         if task_id != self._selected:
@@ -186,7 +245,11 @@ class TaskList(Vertical):
                     grouped.setdefault(t.job_id, []).append(t)
             elif matches(t, self.query_text):
                 top.append(t)
-        top += [j for j in self.jobs.values() if j.id in grouped or job_matches(j, self.query_text)]
+        # While older pages are unread, a job older than every task read waits for its page: it would
+        # otherwise sit at the end, under tasks not read yet.
+        horizon = min((t.created_at for t in self.tasks.values()), default=0.0) if self.next_page else 0.0
+        top += [j for j in self.jobs.values()
+                if j.id in grouped or (j.created_at >= horizon and job_matches(j, self.query_text))]
         rows: list[Row] = []
         for row in sorted(top, key=lambda r: r.created_at, reverse=True):
             rows.append(row)
@@ -200,7 +263,18 @@ class TaskList(Vertical):
 
     def _update_row(self, row: Row) -> None:
         for (key, _), value in zip(COLUMNS, self._cells(row), strict=True):
-            self.table.update_cell(row.id, key, value, update_width=True)
+            self._set_cell(row.id, key, value)
+
+    def _set_cell(self, row_id: str, key: str, value: str | Text) -> None:
+        """Change a cell if its value changed, widening its column if it no longer fits. (The table's own
+        `update_width` measures every cell of the column whenever the new value is not the widest: with
+        thousands of rows read, every second.)"""
+        table = self.table
+        if table.get_cell(row_id, key) == value:
+            return
+        width = value.cell_len if isinstance(value, Text) else cell_len(value)
+        column = table.columns.get(ColumnKey(key))
+        table.update_cell(row_id, key, value, update_width=column is not None and width > column.content_width)
 
     def _row_index(self, task_id: str) -> int:
         try:
@@ -250,6 +324,8 @@ class TaskList(Vertical):
         """New rows that scrolled into view are no longer new."""
         if self._unseen and not self._laying_out:
             self._show_unseen()
+        if not self._laying_out:
+            self._near_end()
 
     def _show_unseen(self) -> None:
         table = self.table

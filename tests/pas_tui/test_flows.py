@@ -134,3 +134,38 @@ def test_never_imports_litellm_or_pygls() -> None:
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+FIRST_SCREEN = """
+import asyncio, sys, time
+from pas_tui.app import PasApp
+
+LATER = ("plotext", "textual_plotext", "pas_tui.widgets.help_screen", "pas_tui.widgets.submit_form")
+
+async def main():
+    app = PasApp(sys.argv[1])
+    async with app.run_test(size=(120, 40)) as pilot:
+        deadline = time.monotonic() + 60
+        while app.synced < 1 and time.monotonic() < deadline:
+            await pilot.pause(0.01)
+        print("synced", app.synced)
+        print("before", *[m for m in LATER if m in sys.modules])
+        await pilot.press("R")
+        while len(app.screen_stack) < 2 and time.monotonic() < deadline:
+            await pilot.pause(0.01)
+        print("after", type(app.screen).__name__, *[m for m in LATER if m in sys.modules])
+
+asyncio.run(main())
+"""
+
+
+def test_the_main_screen_paints_without_the_chart_help_or_forms(daemon: DaemonProcess) -> None:
+    """plotext, the help screen and the forms load when they first open, not before the first paint."""
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", FIRST_SCREEN, str(daemon.socket)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = dict(line.split(" ", 1) if " " in line else (line, "") for line in out.stdout.splitlines())
+    assert lines["synced"] == "1"
+    assert lines["before"] == ""
+    assert lines["after"] == "ReceiptsScreen plotext textual_plotext"

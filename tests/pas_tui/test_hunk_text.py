@@ -46,3 +46,21 @@ def test_an_unknown_language_is_plain_text_with_the_same_grounds() -> None:
     seen = styles("notes.unknownext")
     assert "def" not in seen  # no lexer: the context line stays one piece, uncoloured
     assert any(s.bgcolor is not None for s in seen.get("return a - b  # old", []))
+
+
+def test_the_language_is_the_one_pygments_picks_for_the_file_name() -> None:
+    """Among pygments' own lexers, by the same rating (`get_lexer_for_filename`), without loading plugins."""
+    from pygments.lexers import get_lexer_for_filename
+    from pygments.util import ClassNotFound
+
+    from pas_tui.widgets.review.hunks import _lexer
+
+    for name in ("app.py", "src/lib.rs", "include/a.h", "x.c", "Makefile", "web/app.tsx", "types.d.ts",
+                 "Dockerfile", "CMakeLists.txt", "notes.md", "pyproject.toml", "run.sh", "data.json", "a.m",
+                 "README", "x.unknownext"):
+        try:
+            expected = type(get_lexer_for_filename(name.rsplit("/", 1)[-1])).__name__
+        except ClassNotFound:
+            expected = "text"
+        got = _lexer(name)
+        assert (got if isinstance(got, str) else type(got).__name__) == expected, name

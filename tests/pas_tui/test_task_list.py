@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from textual import on
 from textual.app import App, ComposeResult
+from textual.widgets.data_table import ColumnKey
 
 from daemon import protocol as p
 from pas_tui.widgets.task_list import TaskList
@@ -80,3 +82,77 @@ async def test_a_state_change_is_not_an_arrival() -> None:
         tasks.upsert(task(3).model_copy(update={"state": p.TaskState.APPLIED}))
         await pilot.pause()
         assert tasks.border_title == "Tasks"
+
+
+def job(job_id: str, at: float, tasks: list[p.TaskInfo]) -> p.JobInfo:
+    return p.JobInfo(id=job_id, state=p.JobState.REVIEW, workspace="/w", instruction=f"job {job_id}",
+                     split="per-file", model="openai/x", files=["app.py"], task_ids=[t.id for t in tasks],
+                     tasks=tasks, created_at=at)
+
+
+class PagedApp(ListApp):
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    @on(TaskList.NeedOlder)
+    def _older(self, msg: TaskList.NeedOlder) -> None:
+        self.asked.append(msg.before)
+
+
+async def test_the_older_page_is_asked_for_once_near_the_end_and_goes_below() -> None:
+    app = PagedApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        tasks = app.query_one(TaskList)
+        old_job = job("j-old", START + 10, [])  # older than every task of the first page
+        tasks.replace_all([task(i) for i in range(60, 100)], [old_job], next_page="t0060")
+        await pilot.pause()
+        assert app.asked == []
+        assert "j-old" not in [str(k.value) for k in tasks.table.rows]  # it waits for its page
+        tasks.table.move_cursor(row=20)
+        await pilot.pause()
+        assert app.asked == []
+        tasks.query_text = "task"  # a filter is on: it applies to what is read, and reads no more
+        tasks.table.move_cursor(row=39)
+        await pilot.pause()
+        assert app.asked == []
+        tasks.query_text = ""
+        tasks.table.move_cursor(row=35)
+        await pilot.pause()
+        tasks.table.move_cursor(row=39)
+        await pilot.pause()
+        assert app.asked == ["t0060"]  # once, however the cursor moves while it comes
+        tasks.upsert(task(99).model_copy(update={"state": p.TaskState.APPLIED}))  # an event: newer than a page
+        tasks.add_older("t0060", [task(99), *(task(i) for i in range(59, 19, -1))], [], None)
+        await pilot.pause()
+        rows = [str(k.value) for k in tasks.table.rows]
+        assert rows[:80] == [f"t{i:04d}" for i in range(99, 19, -1)] and rows[80:] == ["j-old"]
+        assert tasks.tasks["t0099"].state is p.TaskState.APPLIED
+        assert tasks.selected is not None and tasks.selected.id == "t0060" and tasks.table.cursor_row == 39
+        tasks.table.move_cursor(row=80)
+        await pilot.pause()
+        assert app.asked == ["t0060"]  # no page is left to ask for
+        tasks.add_older("t0060", [task(1)], [], None)  # a page that comes after the list moved on is dropped
+        assert "t0001" not in tasks.tasks
+
+
+async def test_ages_advance_each_second_and_their_column_widens_when_an_age_needs_it() -> None:
+    now = [START + 5.0]
+
+    class ClockApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TaskList(clock=lambda: now[0])
+
+    app = ClockApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        tasks = app.query_one(TaskList)
+        tasks.replace_all([task(i) for i in range(3)])
+        await pilot.pause()
+        table = tasks.table
+        assert [table.get_cell(f"t{i:04d}", "age") for i in range(3)] == ["5s", "4s", "3s"]
+        narrow = table.columns[ColumnKey("age")].content_width
+        now[0] = START + 7200.0
+        tasks.tick()
+        await pilot.pause()
+        assert [table.get_cell(f"t{i:04d}", "age") for i in range(3)] == ["2h00m", "1h59m", "1h59m"]
+        assert table.columns[ColumnKey("age")].content_width == len("2h00m") > narrow

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from pygments.lexer import Lexer
-from pygments.lexers import get_lexer_for_filename
-from pygments.util import ClassNotFound
+import fnmatch
+import functools
+from typing import TYPE_CHECKING
+
 from rich.console import Group
-from rich.syntax import Syntax
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from daemon.protocol import DiffResult, Hunk, HunkState
+
+if TYPE_CHECKING:
+    from pygments.lexer import Lexer
 
 
 class HunkView(Static):
@@ -77,15 +80,39 @@ def hunk_text(path: str, text: str) -> Text:
 
 def _lexer(path: str) -> Lexer | str:
     """The file's language by its name alone: guessing from the code loads every lexer (seconds)."""
-    try:
-        return get_lexer_for_filename(path)
-    except ClassNotFound:
-        return "text"
+    cls = _lexer_class(path.rsplit("/", 1)[-1])
+    return cls() if cls is not None else "text"
+
+
+@functools.lru_cache(maxsize=256)
+def _lexer_class(name: str) -> type[Lexer] | None:
+    """Pygments' choice for a file name (`get_lexer_for_filename`) among its own lexers only: asking
+    for plugin lexers imports every package that offers one (IPython's alone takes half a second)."""
+    from pygments.lexers import find_lexer_class_by_name, get_all_lexers
+
+    best: tuple[float, str, type[Lexer]] | None = None
+    for _, aliases, patterns, _ in get_all_lexers(plugins=False):
+        for pattern in patterns:
+            if aliases and _name_matches(name, pattern):
+                cls = find_lexer_class_by_name(aliases[0])
+                rating = (cls.priority + (0 if "*" in pattern else 0.5), cls.__name__)  # as pygments rates them
+                if best is None or rating > best[:2]:
+                    best = (*rating, cls)
+    return best[2] if best else None
+
+
+def _name_matches(name: str, pattern: str) -> bool:
+    """`fnmatchcase`, without compiling a pattern for the common `*.ext`."""
+    if pattern.startswith("*") and not any(c in pattern[1:] for c in "*?["):
+        return name.endswith(pattern[1:])
+    return fnmatch.fnmatchcase(name, pattern)
 
 
 def _highlight(code: list[str], lexer: Lexer | str) -> list[Text]:
     if not code:
         return []
+    from rich.syntax import Syntax
+
     text = Syntax("\n".join(code), lexer, theme="ansi_dark").highlight("\n".join(code))
     out = text.split("\n", allow_blank=True)
     return [*out, *(Text() for _ in range(len(code) - len(out)))]
