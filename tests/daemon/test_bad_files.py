@@ -131,4 +131,4 @@ def test_unusable_paths_are_invalid_params(daemon: DaemonProcess, repo: Path) ->
         error = reply.get("error")
         assert isinstance(error, dict) and error["code"] == -32602, (method, reply)
         assert words in error["message"], (method, error["message"])
-    assert replies[-1]["result"] == {"tasks": []}
+    assert replies[-1]["result"]["tasks"] == []
