@@ -10,7 +10,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,17 +171,24 @@ async def run_task(spec: TaskSpec, progress: Progress) -> EngineResult:
 
         return await run_external(spec, progress)
     tally = _Tally(spec)
+    return await bounded(spec, _attempt(spec, progress, tally), tally.receipt)
+
+
+async def bounded(spec: TaskSpec, attempt: Awaitable[EngineResult],
+                  receipt: Callable[[str], Receipt]) -> EngineResult:
+    """An attempt within the task's time limit, each failure carrying the receipt of what it spent
+    (every engine's attempt goes through here)."""
     try:
         async with asyncio.timeout(spec.limits.timeout_s):
-            return await _attempt(spec, progress, tally)
+            return await attempt
     except TimeoutError:
         raise TaskFailed("timeout", f"the task ran past its {spec.limits.timeout_s:g} s limit",
-                         receipt=tally.receipt("failed: timeout")) from None
+                         receipt=receipt("failed: timeout")) from None
     except TaskFailed as exc:
-        exc.receipt = exc.receipt or tally.receipt(f"failed: {exc.reason}")
+        exc.receipt = exc.receipt or receipt(f"failed: {exc.reason}")
         raise
     except ProviderFault as exc:
-        exc.receipt = tally.receipt(f"failed: {exc.reason}")
+        exc.receipt = receipt(f"failed: {exc.reason}")
         raise
 
 

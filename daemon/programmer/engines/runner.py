@@ -29,7 +29,7 @@ from pathlib import Path
 from daemon import paths
 from daemon.programmer import sandbox, snapshot
 from daemon.programmer.check import require_sandbox, run_check
-from daemon.programmer.engine import SPEND, STOPPED, Progress, _Tally, _unusable, _write, verdict
+from daemon.programmer.engine import SPEND, STOPPED, Progress, _Tally, _unusable, _write, bounded, verdict
 from daemon.programmer.engines import base, changes, get
 from daemon.programmer.engines.changes import Entry
 from daemon.programmer.guard import command_allowed, refuse_path
@@ -46,15 +46,7 @@ async def run_external(spec: TaskSpec, progress: Progress) -> EngineResult:
     """Run one attempt with the spec's external engine; raises TaskFailed or ProviderFault like run_task."""
     tally = _Tally(spec)
     run_ = _Run(spec, progress, tally)
-    try:
-        async with asyncio.timeout(spec.limits.timeout_s):
-            return await run_.attempt()
-    except TimeoutError:
-        raise TaskFailed("timeout", f"the task ran past its {spec.limits.timeout_s:g} s limit",
-                         receipt=run_.receipt("failed: timeout")) from None
-    except TaskFailed as exc:
-        exc.receipt = exc.receipt or run_.receipt(f"failed: {exc.reason}")
-        raise
+    return await bounded(spec, run_.attempt(), run_.receipt)
 
 
 @dataclass
