@@ -185,6 +185,37 @@ def add_modules(repo: Path, n: int, *, commit: bool = True) -> list[str]:
 DaemonFactory = Callable[..., DaemonProcess]
 
 
+# A file of 14 functions, and a reply changing its first and last: two hunks far enough apart to
+# be reviewed one by one.
+TWO_HUNKS = """Two separate changes.
+
+big.py
+```python
+<<<<<<< SEARCH
+def first():
+    return 1
+=======
+def first():
+    return 100
+>>>>>>> REPLACE
+```
+
+big.py
+```python
+<<<<<<< SEARCH
+def last():
+    return 2
+=======
+def last():
+    return 200
+>>>>>>> REPLACE
+```
+"""
+
+BIG = "def first():\n    return 1\n" + "".join(f"\n\ndef f{i}():\n    return {i}\n" for i in range(12)) + \
+      "\n\ndef last():\n    return 2\n"
+
+
 def block(path: str, search: str, replace: str) -> str:
     """One SEARCH/REPLACE edit block as a model writes it (for scripting the offline model)."""
     return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"

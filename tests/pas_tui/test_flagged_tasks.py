@@ -8,11 +8,11 @@ from pathlib import Path
 
 from rich.console import Console
 from textual.widgets import DataTable
-from tui_support import BIG, TWO_HUNKS, review_settled, wait_until
+from tui_support import review_settled, wait_until
 
 from daemon import protocol as p
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, block, write_files
+from daemon.testing import BIG, TWO_HUNKS, DaemonFactory, block, write_files
 from pas_tui import PasApp
 from pas_tui.widgets.receipts_screen import ReceiptsScreen
 from pas_tui.widgets.review import ReviewPane

@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tui_support import BIG, TWO_HUNKS, run_to_review, wait_until
+from tui_support import run_to_review, wait_until
 
 from daemon import protocol as p
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess
+from daemon.testing import BIG, TWO_HUNKS, DaemonProcess
 from pas_tui import PasApp
 from pas_tui.widgets.review import ReviewPane
 from pas_tui.widgets.task_list import TaskList

@@ -14,34 +14,6 @@ from daemon import protocol as p
 from daemon.client import EventStream
 from daemon.testing import DaemonProcess
 
-TWO_HUNKS = """Two separate changes.
-
-big.py
-```python
-<<<<<<< SEARCH
-def first():
-    return 1
-=======
-def first():
-    return 100
->>>>>>> REPLACE
-```
-
-big.py
-```python
-<<<<<<< SEARCH
-def last():
-    return 2
-=======
-def last():
-    return 200
->>>>>>> REPLACE
-```
-"""
-
-BIG = "def first():\n    return 1\n" + "".join(f"\n\ndef f{i}():\n    return {i}\n" for i in range(12)) + \
-      "\n\ndef last():\n    return 2\n"
-
 
 async def wait_until(pilot: Pilot[object], cond: Callable[[], object], timeout: float = 120.0, what: str = "") -> None:
     """Let the app process messages until `cond()` is true; fail after `timeout` seconds."""

@@ -24,39 +24,13 @@ import pytest
 from daemon import protocol as p
 from daemon.client import PasClient
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess, make_repo, offline_config
+from daemon.testing import BIG, TWO_HUNKS, DaemonProcess, make_repo, offline_config
 from pas_web.hub import scrub
 from pas_web.testing import WebProcess
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (scripts/test.sh)")
 
-TWO_HUNKS = """Two separate changes.
-
-big.py
-```python
-<<<<<<< SEARCH
-def first():
-    return 1
-=======
-def first():
-    return 100
->>>>>>> REPLACE
-```
-
-big.py
-```python
-<<<<<<< SEARCH
-def last():
-    return 2
-=======
-def last():
-    return 200
->>>>>>> REPLACE
-```
-"""
-BIG = "def first():\n    return 1\n" + "".join(f"\n\ndef f{i}():\n    return {i}\n" for i in range(12)) + \
-      "\n\ndef last():\n    return 2\n"
 FILES = {"app.py": "def add(a, b):\n    return a + b\n", "big.py": BIG, "util.py": "def mul(a, b):\n    return a * b\n"}
 HANG = [{"match": r"### INSTRUCTION\nhang\b", "fault": "hang", "latency": 120}]
 WAIT_MS = 60_000
