@@ -1,18 +1,12 @@
 -- Headless Neovim flow, driven by tests/e2e/test_nvim.py through environment variables:
 -- open a file, list code actions, delegate via the code action's client-side command, wait for
 -- the review diagnostic, :PasApprove, check the buffer. Exits 0 on success, :cq (1) on failure.
-local env = vim.env
 local flow = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/flow.lua")
 local say, wait = flow.say, flow.wait
 
 local function run()
   local pas = flow.pas({ "openai/pasd-offline", "openai/pasd-offline-b" })
-  vim.cmd("edit " .. vim.fn.fnameescape(env.PAS_TEST_FILE))
-  local bufnr = vim.api.nvim_get_current_buf()
-  wait(20000, "pas-lsp to attach", function()
-    local c = pas.client(bufnr)
-    return c ~= nil and c.initialized ~= false and pas.status ~= nil
-  end)
+  local bufnr = flow.open(pas)
   say("attached; daemon " .. pas.status.daemon .. (vim.lsp.start and " (vim.lsp.start)" or " (start_client)"))
   local client = pas.client(bufnr)
 

@@ -25,6 +25,17 @@ function M.pas(models, opts)
   return pas
 end
 
+--- Open the test's file and wait until pas-lsp has attached to it and reported the pool; its buffer.
+function M.open(pas)
+  vim.cmd("edit " .. vim.fn.fnameescape(env.PAS_TEST_FILE))
+  local bufnr = vim.api.nvim_get_current_buf()
+  M.wait(20000, "pas-lsp to attach", function()
+    local c = pas.client(bufnr)
+    return c ~= nil and c.initialized ~= false and pas.status ~= nil
+  end)
+  return bufnr
+end
+
 function M.run(flow)
   local ok, err = xpcall(flow, debug.traceback)
   if not ok then

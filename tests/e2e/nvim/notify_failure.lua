@@ -1,7 +1,6 @@
 -- Headless Neovim flow, driven by tests/e2e/test_nvim.py: delegate a task the offline model answers
 -- without an edit, then one whose edit of another file is refused: the failure reaches vim.notify as an
 -- error with its reason, the flagged review as a warning (Neovim 0.7 itself would only echo a warning).
-local env = vim.env
 local flow = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/flow.lua")
 local say, wait = flow.say, flow.wait
 
@@ -12,12 +11,7 @@ end
 
 local function run()
   local pas = flow.pas({ "openai/pasd-offline" })
-  vim.cmd("edit " .. vim.fn.fnameescape(env.PAS_TEST_FILE))
-  local bufnr = vim.api.nvim_get_current_buf()
-  wait(20000, "pas-lsp to attach", function()
-    local c = pas.client(bufnr)
-    return c ~= nil and c.initialized ~= false and pas.status ~= nil
-  end)
+  local bufnr = flow.open(pas)
   vim.ui.input = function(_, on_confirm)
     on_confirm("leave add alone")
   end

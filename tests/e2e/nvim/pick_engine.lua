@@ -1,17 +1,11 @@
 -- Headless Neovim flow: `engine` from setup reaches :PasDelegate's task; :PasDelegate! picks the
 -- model, then the engine (offered because more than native is installed). Logs each queued task.
-local env = vim.env
 local flow = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/flow.lua")
 local say, wait = flow.say, flow.wait
 
 local function run()
   local pas = flow.pas({ "openai/pasd-offline", "openai/pasd-offline-b" }, { engine = "aider" })
-  vim.cmd("edit " .. vim.fn.fnameescape(env.PAS_TEST_FILE))
-  local bufnr = vim.api.nvim_get_current_buf()
-  wait(20000, "pas-lsp to attach", function()
-    local c = pas.client(bufnr)
-    return c ~= nil and c.initialized ~= false and pas.status ~= nil
-  end)
+  local bufnr = flow.open(pas)
   local queued = {}
   vim.notify = function(msg)
     local id = tostring(msg):match("^PAS: task (%w+) queued$")

@@ -1,18 +1,12 @@
 -- Headless Neovim flow, driven by tests/e2e/test_nvim.py: delegate, then the "Revise…" code lens
 -- on the hunk (the client-side pas.promptRevise asks with vim.ui.input), wait until the revised
 -- proposal is in review, :PasApprove, check the buffer holds both rounds. Exits 0 on success.
-local env = vim.env
 local flow = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/flow.lua")
 local say, wait = flow.say, flow.wait
 
 local function run()
   local pas = flow.pas({ "openai/pasd-offline" })
-  vim.cmd("edit " .. vim.fn.fnameescape(env.PAS_TEST_FILE))
-  local bufnr = vim.api.nvim_get_current_buf()
-  wait(20000, "pas-lsp to attach", function()
-    local c = pas.client(bufnr)
-    return c ~= nil and c.initialized ~= false and pas.status ~= nil
-  end)
+  local bufnr = flow.open(pas)
   local client = pas.client(bufnr)
   local answers = { "explain add", "name the return type" }
   vim.ui.input = function(_, on_confirm)
