@@ -185,6 +185,9 @@ def _error_body(status: int, message: str) -> dict[str, Any]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops the SYNs of a pool's first burst of connections
+    # beyond it; each dropped one is resent a second later, a second no real provider adds
+    request_queue_size = 128
     model: OfflineModel
 
     def handle_error(self, request: Any, client_address: Any) -> None:
