@@ -199,16 +199,20 @@ async def _attempt(spec: TaskSpec, progress: Progress, tally: _Tally) -> EngineR
     if spec.check:
         await require_sandbox(spec)  # before the model is paid for a task whose check cannot run
     progress("snapshot", "taking a snapshot of the workspace")
+    mode = snapshot.effective_mode(spec.snapshot, bool(spec.check))
     try:
-        snap = await snapshot.create(workspace, spec.files, Path(spec.worktrees_dir),
-                                     f"{spec.task_id}-{spec.attempt}",
-                                     snapshot.effective_mode(spec.snapshot, bool(spec.check)), slot=spec.programmer)
+        if mode == "copy":  # nothing runs in a copy of a task without a check: its files are edited in memory
+            snap = await snapshot.in_memory(workspace, spec.files)
+        else:
+            snap = await snapshot.create(workspace, spec.files, Path(spec.worktrees_dir),
+                                         f"{spec.task_id}-{spec.attempt}", mode, slot=spec.programmer)
     except snapshot.UnusableFile as exc:
         raise _unusable(exc) from None
     try:
         return await _rounds(spec, progress, tally, snap)
     finally:
-        await asyncio.shield(snap.remove())
+        if snap.dir is not None:
+            await asyncio.shield(snap.remove())
 
 
 async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snapshot.Snapshot) -> EngineResult:
@@ -262,8 +266,8 @@ async def _rounds(spec: TaskSpec, progress: Progress, tally: _Tally, snap: snaps
 
         check_output: str | None = None
         changed = any(contents[p] != base.get(p) for p in contents)
-        if spec.check and changed and answers is None:  # a model still reading has not finished its edits
-            progress("check", f"running {spec.check}")
+        if spec.check and changed and answers is None and snap.root is not None:  # a model still reading
+            progress("check", f"running {spec.check}")  # has not finished its edits
             run = await run_check(spec, snap.root, repairs)
             tally.checks.append(run)
             if run.exit_code != 0:
@@ -310,11 +314,11 @@ async def _resume(spec: TaskSpec, snap: snapshot.Snapshot, base: dict[str, str |
     assert rev is not None
     allowed = set(spec.files) | {c.path for c in rev.files}
     for ch in rev.files:
-        if why := refuse_path(snap.root, ch.path, allowed, spec.allow_files):
+        if why := refuse_path(snap.root or Path(spec.workspace), ch.path, allowed, spec.allow_files):
             raise TaskFailed("guardrail", f"cannot revise {ch.path}: {why}")
         base[ch.path] = None if ch.created else ch.base
         contents[ch.path] = ch.proposed
-        await asyncio.to_thread(_write, snap.root / ch.path, ch.proposed)
+        await _write_in(snap, ch.path, ch.proposed)
     return [*rev.messages, revision_message(rev.comment, rev.hunks, contents)]
 
 
@@ -342,7 +346,7 @@ async def _apply(spec: TaskSpec, tally: _Tally, snap: snapshot.Snapshot, edit: E
         problems.append(str(exc))
         unapplied.append(str(exc))
         return 0
-    why = refuse_path(snap.root, path, allowed, spec.allow_files) or refuse_path(
+    why = (refuse_path(snap.root, path, allowed, spec.allow_files) if snap.root is not None else None) or refuse_path(
         workspace, path, allowed, spec.allow_files)
     if why == NOT_A_TASK_FILE and path in tally.files_read:
         why = "read-only: it was sent because you asked to read it; only the task's files can be edited"
@@ -359,7 +363,7 @@ async def _apply(spec: TaskSpec, tally: _Tally, snap: snapshot.Snapshot, edit: E
             raise _unusable(exc) from None
         contents[path] = base[path] = current
         if current is not None:
-            await asyncio.to_thread(_write, snap.root / path, current)
+            await _write_in(snap, path, current)
     try:
         new = apply_edit(contents[path] or "", edit)
     except EditRefused as exc:
@@ -367,13 +371,19 @@ async def _apply(spec: TaskSpec, tally: _Tally, snap: snapshot.Snapshot, edit: E
         unapplied.append(str(exc))
         return 0
     contents[path] = new
-    await asyncio.to_thread(_write, snap.root / path, new)
+    await _write_in(snap, path, new)
     return 1
 
 
 def _unusable(exc: snapshot.UnusableFile) -> TaskFailed:
     """A file pasd cannot work on is the task's problem, not the programmer's: fail it, never retry."""
     return TaskFailed(exc.reason, f"{exc.path} {exc.why}; pasd edits text files only")
+
+
+async def _write_in(snap: snapshot.Snapshot, rel: str, text: str) -> None:
+    """Write a file of the snapshot's tree (none when its files are held in memory)."""
+    if snap.root is not None:
+        await asyncio.to_thread(_write, snap.root / rel, text)
 
 
 def _write(path: Path, text: str) -> None:

@@ -7,6 +7,9 @@ with the task's files copied over from the user's tree so untracked files are se
 the size of the checkout beyond git's stat of it.
 `copy`: a temp dir holding only the task's files (also the fallback outside git); the
 cheapest by far, but a check command needs the whole tree, so a task with one gets `reuse`.
+The native engine needs no tree at all for a task without a check: it edits the files' text in
+memory (`in_memory`), with nothing written until the user approves. External engines' tools
+work in a real directory, so they get the copy.
 `auto` (the default): `copy` for tasks without a check command, `reuse` for the others.
 """
 
@@ -27,7 +30,7 @@ from daemon.programmer.proc import GitError, git
 
 @dataclass
 class Snapshot:
-    root: Path  # the workspace root inside the snapshot
+    root: Path | None  # the workspace root inside the snapshot; None: the files are held in memory only
     base: dict[str, str | None] = field(default_factory=dict)  # task file -> content at start (None: absent)
     dir: Path | None = None  # what to delete
     repo: Path | None = None  # set for git worktrees
@@ -120,9 +123,11 @@ async def create(workspace: Path, files: list[str], dest_parent: Path, name: str
     if snap is None:
         tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f"{name}-", dir=dest_parent))
         snap = Snapshot(root=tmp, dir=tmp)
+    root = snap.root
+    assert root is not None
     try:
         # one thread hop for all the files: under a busy pool each hop costs more than a small copy
-        snap.base.update(await asyncio.to_thread(_fill, workspace, snap.root, files))
+        snap.base.update(await asyncio.to_thread(_fill, workspace, root, files))
     except BaseException:
         await snap.remove()
         raise
@@ -181,6 +186,16 @@ async def _worktree(workspace: Path, top: Path, dest: Path) -> Snapshot | None:
     await asyncio.to_thread(_copy_untracked, top, dest, untracked)
     rel = workspace.resolve().relative_to(top.resolve())
     return Snapshot(root=dest / rel, dir=dest, repo=top)
+
+
+async def in_memory(workspace: Path, files: list[str]) -> Snapshot:
+    """The task's files as they are in the user's tree, read and held in memory: no directory."""
+    # one thread hop for all the files: under a busy pool each hop costs more than a small read
+    return Snapshot(root=None, base=await asyncio.to_thread(_read_all, workspace, files))
+
+
+def _read_all(workspace: Path, files: list[str]) -> dict[str, str | None]:
+    return {rel: read_text(workspace / rel, rel) for rel in files}
 
 
 def _fill(workspace: Path, root: Path, files: list[str]) -> dict[str, str | None]:

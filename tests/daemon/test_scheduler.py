@@ -125,8 +125,29 @@ async def test_restart_keeps_tasks_diffs_and_receipts(daemon: DaemonProcess, rep
     assert "# pas: note it" in (repo / "app.py").read_text()
 
 
-async def test_sigkill_mid_task_requeues_and_completes(daemon: DaemonProcess, offline: OfflineModel,
+async def test_a_task_without_a_check_writes_nothing_while_it_runs(daemon: DaemonProcess, offline: OfflineModel,
+                                                                   repo: Path) -> None:
+    """Nothing runs in the tree of a task without a check: its files are edited in memory, so no
+    snapshot is written (and none is left behind by a kill)."""
+    offline.set_latency(30)
+    before = {p.name: p.read_text() for p in repo.iterdir() if p.is_file()}
+    async with daemon.client() as c, EventStream(daemon.socket, kinds=["progress"]) as events:
+        task = await c.submit(params(repo))
+        async for env in events:
+            ev = env.event
+            if isinstance(ev, p.ProgressEvent) and ev.task_id == task.id and ev.phase == "model":
+                break
+        worktrees = daemon.state_dir / "worktrees"
+        assert not worktrees.exists() or not any(worktrees.iterdir())
+        offline.set_latency(0)
+        done = await c.wait(task.id)
+    assert done.state is p.TaskState.REVIEW and done.lines_added > 0
+    assert {p.name: p.read_text() for p in repo.iterdir() if p.is_file()} == before
+
+
+async def test_sigkill_mid_task_requeues_and_completes(make_daemon: DaemonFactory, offline: OfflineModel,
                                                        repo: Path) -> None:
+    daemon = make_daemon(pool={"snapshot": "worktree"})  # a tree on disk, for the kill to leave behind
     offline.set_latency(30)
     async with daemon.client() as c, EventStream(daemon.socket, kinds=["progress"]) as events:
         task = await c.submit(params(repo))

@@ -110,6 +110,7 @@ class _Run:
                       box_exe: str | None) -> EngineResult:
         spec, tally = self.spec, self.tally
         root = snap.root
+        assert root is not None  # create() always makes a tree for the tool to work in
         top = changes.top(root, Path(spec.worktrees_dir))
         base_: dict[str, str | None] = dict(snap.base)
         messages: list[dict[str, str]] = []
