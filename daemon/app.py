@@ -134,7 +134,7 @@ class Daemon:
         scheduler.fallback = TierFallback(store, self.configs.get)
         maps = scheduler.maps = RepoMaps()
         jobs = JobManager(service)
-        Reviser(service)
+        Reviser(service, jobs)
         private_files(self.state_dir)  # the job store's database (and its -wal) is made by now
         server = RpcServer(service, bus, self.socket_path)
         await server.start()

@@ -382,6 +382,15 @@ class JobManager:
         if self.store.add_receipt(receipt):
             self.bus.publish(p.ReceiptEvent(receipt=receipt))
 
+    def left_for(self, task: p.TaskInfo) -> tuple[float | None, str]:
+        """What one of a job's tasks may still spend of its job's budget (and the day's), and which budget
+        that is; (None, "") for a task outside any job or a job without a limit."""
+        job = self.jobs.get(task.job_id) if task.job_id else None
+        if job is None:
+            return None, ""
+        spent = job.plan_cost_usd + sum(t.cost_usd for t in self.tasks(job))
+        return self._budget_left(job, self.service.configs.get(job.workspace), spent)
+
     def _budget_left(self, job: JobRecord, settings: Settings, spent: float) -> tuple[float | None, str]:
         left, what = None, ""
         if job.budget_usd is not None:

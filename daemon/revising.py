@@ -12,6 +12,7 @@ from datetime import datetime
 
 from daemon import protocol as p
 from daemon.errors import GuardrailRefused, InvalidParams, InvalidState
+from daemon.jobs import JobManager
 from daemon.programmer import llm
 from daemon.programmer.spec import ModelSpec
 from daemon.service import Service
@@ -19,8 +20,9 @@ from daemon.store import RevisionRequest
 
 
 class Reviser:
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, jobs: JobManager | None = None) -> None:
         self.service = service
+        self.jobs = jobs
         service.handlers["task.revise"] = self.revise
 
     async def revise(self, params: p.ReviseParams) -> p.TaskInfo:
@@ -44,7 +46,7 @@ class Reviser:
             if service.store.conversation(task.id) is None:
                 raise InvalidState(f"task {task.id} has no stored conversation (it ran on an older pasd); "
                                    "submit it again with the comment added to the instruction")
-            self._check_budget(task)
+            task = self._check_budget(task)
             keys = await self._keys(task, params.keys)
             quoted = [f"--- a/{path}\n+++ b/{path}\n{h.text}" for i, (path, h) in sorted(hunks.items()) if i in chosen]
             return service.scheduler.revise(task, RevisionRequest(comment=params.comment.strip(), hunks=quoted),
@@ -60,8 +62,9 @@ class Reviser:
                               keys=self.service.pool.backend.name == "local", submitted=submitted)
         return {k: submitted[k] for k in needed}
 
-    def _check_budget(self, task: p.TaskInfo) -> None:
-        """Refuse now, rather than queue a revision the scheduler would fail for want of money."""
+    def _check_budget(self, task: p.TaskInfo) -> p.TaskInfo:
+        """Refuse now, rather than queue a revision the scheduler would fail for want of money; the task,
+        its budget lowered to what its job has left when that is less than its own."""
         g = self.service.configs.get(task.workspace).guardrails
         budget = task.budget_usd if task.budget_usd is not None else g.task_budget_usd
         if budget is not None and task.cost_usd >= budget:
@@ -72,3 +75,13 @@ class Reviser:
             if self.service.store.spent_since(midnight) >= g.daily_budget_usd:
                 raise GuardrailRefused(f"the daily budget of ${g.daily_budget_usd:g} is spent; "
                                        f"task {task.id} stays in review")
+        left, what = self.jobs.left_for(task) if self.jobs is not None else (None, "")
+        if left is None:
+            return task
+        if left <= 0:
+            raise GuardrailRefused(f"task {task.id} is part of job {task.job_id}, and {what} is spent; "
+                                   "the task stays in review")
+        # the job's other tasks may have spent since this one was given its budget
+        if budget is None or task.cost_usd + left < budget:
+            task = task.model_copy(update={"budget_usd": round(task.cost_usd + left, 6)})
+        return task

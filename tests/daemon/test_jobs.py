@@ -238,6 +238,32 @@ async def test_a_job_over_its_budget_stops_queuing_and_reports_its_spend(
     assert len(offline.requests) == 2
 
 
+async def test_a_revision_spends_no_more_than_its_job_has_left(
+        make_daemon: DaemonFactory, offline: OfflineModel, repo: Path) -> None:
+    files = add_sources(repo, 2)
+    priced = {"prompt_tokens": 1000, "completion_tokens": 100}  # $0.0012 an answer
+    miss = block(files[0], "def nowhere():\n", "def nowhere(): pass\n")  # a repair round would follow it
+    offline.script([priced, priced, {"content": miss, **priced}])
+    d = make_daemon(workers=2)
+    async with d.client() as c:
+        # both tasks start before either has spent: each is given the job's whole $0.003
+        job = await c.wait_job((await c.submit_job(job_params(repo, ["src"], budget_usd=0.003))).id)
+        first, second = job.tasks
+        assert job.state is p.JobState.REVIEW and job.spent_usd == pytest.approx(0.0024)
+        assert first.budget_usd == 0.003
+        # the task has $0.0018 of its own left, the job only $0.0006: the revision gets the job's
+        await c.revise(p.ReviseParams(task_id=first.id, comment="also handle None"))
+        assert (await c.get(first.id)).budget_usd == pytest.approx(0.0018)
+        first = await c.wait(first.id)
+        assert first.state is p.TaskState.REVIEW and first.reason == "revision_budget"
+        assert first.cost_usd == pytest.approx(0.0024)  # one answer, then stopped before the repair
+        with pytest.raises(GuardrailRefused, match=rf"task {second.id} is part of job {job.id}, and the job's "
+                                                   r"budget of \$0\.003 is spent; the task stays in review"):
+            await c.revise(p.ReviseParams(task_id=second.id, comment="also handle None"))
+        assert (await c.get(second.id)).state is p.TaskState.REVIEW
+    assert len(offline.requests) == 3
+
+
 # ------------------------------------------------------------ CLI
 
 
