@@ -42,7 +42,8 @@ class PoolConfig(Section):
     snapshot: Literal["auto", "worktree", "reuse", "copy"] = "auto"
     """`auto`: `copy` for tasks without a check command, else `reuse`; `worktree`: a new detached git
     worktree (with uncommitted changes) per task; `reuse`: one such worktree per programmer, reset
-    between tasks; `copy`: the task's files only (a task with a check command gets `reuse`)."""
+    between tasks; `copy`: the task's files only, their text edited in memory by the native engine and
+    in a temp dir by an external one (a task with a check command gets `reuse`)."""
     backend: Literal["local", "ray"] = "local"
     """Where Programmers run: `local` (asyncio workers in the daemon) or `ray` (actors on a Ray cluster)."""
     address: str | None = None
