@@ -35,7 +35,7 @@ def _unusable_files(workspace: Path, files: list[str]) -> list[str]:
     out = []
     for rel in files:
         try:
-            snapshot.read_text(workspace / rel, rel)
+            snapshot.read_text(workspace, rel)
         except snapshot.UnusableFile as exc:
             out.append(str(exc))
         except OSError:
@@ -251,7 +251,7 @@ class Service:
     @staticmethod
     def _check_selection(workspace: Path, sel: p.Selection) -> None:
         try:
-            text = snapshot.read_text(workspace / sel.path, sel.path)
+            text = snapshot.read_text(workspace, sel.path)
         except snapshot.UnusableFile as exc:
             raise InvalidParams(f"{exc}: a task can change text files only") from None
         if text is None:

@@ -358,7 +358,7 @@ async def _apply(spec: TaskSpec, tally: _Tally, snap: snapshot.Snapshot, edit: E
         # a file admitted by the project's allowlist globs: like the task's files, its base is
         # the user's file as it is now (it may be untracked or edited)
         try:
-            current = await asyncio.to_thread(snapshot.read_text, workspace / path, path)
+            current = await asyncio.to_thread(snapshot.read_text, workspace, path)
         except snapshot.UnusableFile as exc:
             raise _unusable(exc) from None
         contents[path] = base[path] = current

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -66,12 +67,26 @@ class UnusableFile(ValueError):
         self.reason = reason
 
 
-def read_text(path: Path, rel: str) -> str | None:
-    """A file's text (None if absent); UnusableFile, naming `rel`, if pasd cannot work on it."""
+def read_text(root: Path, rel: str) -> str | None:
+    """The text of `rel` under `root` (None if absent); UnusableFile if pasd cannot work on it.
+
+    A link within the root is read through (as at submit); one that leads out of it is refused, so a
+    file turned into a link to, say, a key after its task was submitted is never read, let alone sent.
+    """
+    path = (root / rel).resolve()
+    top = root.resolve()
+    if path != top and top not in path.parents:
+        raise UnusableFile(rel, "is a symlink that leaves the workspace", "unusable_file")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang the read
+        # O_NOFOLLOW: a link put there since the resolve is refused, not followed; O_NONBLOCK: a FIFO
+        # must not hang the read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise UnusableFile(rel, "is a symlink that leaves the workspace", "unusable_file") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -195,14 +210,14 @@ async def in_memory(workspace: Path, files: list[str]) -> Snapshot:
 
 
 def _read_all(workspace: Path, files: list[str]) -> dict[str, str | None]:
-    return {rel: read_text(workspace / rel, rel) for rel in files}
+    return {rel: read_text(workspace, rel) for rel in files}
 
 
 def _fill(workspace: Path, root: Path, files: list[str]) -> dict[str, str | None]:
     """Copy the task's files from the user's tree into the snapshot; their contents (None: absent)."""
     base: dict[str, str | None] = {}
     for rel in files:
-        content = base[rel] = read_text(workspace / rel, rel)
+        content = base[rel] = read_text(workspace, rel)
         if content is None:
             with contextlib.suppress(FileNotFoundError):
                 (root / rel).unlink()

@@ -91,6 +91,38 @@ async def test_a_file_that_turns_binary_before_its_task_runs_fails_the_task(
     assert not any("util.py" in json.dumps(r["messages"]) for r in offline.requests)  # never sent to the model
 
 
+async def test_a_file_turned_into_a_link_out_of_the_workspace_before_its_task_runs_is_never_read(
+        make_daemon: DaemonFactory, offline: OfflineModel, repo: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "id_rsa"
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY----- SECRET-KEY-MATERIAL\n")
+    d = make_daemon(workers=1)
+    offline.set_rules([{"match": r"### INSTRUCTION\nhang\b", "fault": "hang", "latency": 120}])
+    async with d.client() as c, EventStream(d.socket, kinds=["task"]) as events:
+        blocker = await occupy(c, events, repo)
+        task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="x", files=["util.py"]))
+        (repo / "util.py").unlink()  # e.g. a pull that replaced the file with a link, while the task waited
+        (repo / "util.py").symlink_to(secret)
+        await c.cancel(blocker)
+        done = await c.wait(task.id)
+        assert done.state is p.TaskState.FAILED and done.reason == "unusable_file" and done.attempts == 1
+        assert "util.py is a symlink that leaves the workspace" in (done.error or "")
+        [prog] = (await c.status()).programmers
+        assert prog.state is p.ProgrammerState.IDLE and prog.failures == 0
+    assert not any("SECRET-KEY-MATERIAL" in json.dumps(r) for r in offline.requests)
+
+
+async def test_a_link_within_the_workspace_is_a_file_like_any_other(
+        make_daemon: DaemonFactory, offline: OfflineModel, repo: Path) -> None:
+    (repo / "alias.py").symlink_to("util.py")
+    d = make_daemon(workers=1)
+    async with d.client() as c:
+        done = await c.wait((await c.submit(p.SubmitParams(workspace=str(repo), instruction="note it",
+                                                           files=["alias.py"]))).id)
+        assert done.state is p.TaskState.REVIEW
+        assert (await c.diff(done.id)).files[0].path == "alias.py"
+    assert (repo / "util.py").read_text() in json.dumps(offline.requests[-1]["messages"]).replace("\\n", "\n")
+
+
 async def test_a_binary_file_the_allowlist_admits_fails_the_task(make_daemon: DaemonFactory,
                                                                 offline: OfflineModel, repo: Path) -> None:
     d = make_daemon(workers=1, guardrails={"allow_files": ["*.bin"]})

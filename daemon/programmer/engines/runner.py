@@ -272,11 +272,11 @@ class _Run:
             for rel in [*sorted(allowed), *extra]:
                 if rel not in base_:
                     try:
-                        base_[rel] = snapshot.read_text(workspace / rel, rel)
+                        base_[rel] = snapshot.read_text(workspace, rel)
                     except snapshot.UnusableFile:
                         base_[rel] = None
                 try:
-                    contents[rel] = snapshot.read_text(root / rel, rel)
+                    contents[rel] = snapshot.read_text(root, rel)
                 except snapshot.UnusableFile as exc:
                     refused.append(RefusedEdit(path=rel, reason=exc.why))
                     contents[rel] = base_.get(rel)
