@@ -383,6 +383,20 @@ async def test_a_tool_that_fails_without_changes_fails_the_task_with_its_words(
     assert "exited with code 3" in (t.error or "") and "cannot reach the model" in (t.error or "")
 
 
+async def test_a_key_the_provider_refuses_fails_the_aider_task_with_the_auth_reason(
+        daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    aider_bin()
+    offline.set_rules([{"match": "", "status": 401, "content": "this key was revoked"}])
+    async with daemon.client() as c:
+        t = await c.wait((await c.submit(task(repo, "swap the operands", model="openai/pasd-offline"))).id)
+        receipts = await c.receipts(p.ReceiptsParams(task_id=t.id))
+    # aider exits 0 after it; its printed litellm error gets the native engine's reason, and no retry
+    assert t.state is p.TaskState.FAILED and t.reason == "auth" and t.attempts == 1, t.error
+    assert "refused the credentials" in (t.error or "") and "aider said: this key was revoked" in (t.error or "")
+    assert [r.outcome for r in receipts] == ["failed: auth"]
+    assert len(offline.requests) == 1
+
+
 async def test_a_missing_or_unknown_engine_fails_at_submit_with_the_install_command(
         daemon: DaemonProcess, repo: Path) -> None:
     async with daemon.client() as c:
