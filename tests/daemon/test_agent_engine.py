@@ -448,3 +448,33 @@ async def test_a_server_error_in_the_repair_run_retries_the_whole_attempt(
     assert [(r.outcome, r.rounds) for r in receipts] == [("failed: provider", {"first": 1, "repair": 1}),
                                                          ("review", {"first": 1})]
     assert (repo / "util.py").read_text() == "y = 2\n"
+
+
+# Claude Code's list price for Sonnet 4.5: $3 and $15 per million tokens
+def _cost(prompt: int, completion: int) -> float:
+    return prompt * 3e-6 + completion * 15e-6
+
+
+async def test_a_repair_run_gets_only_what_is_left_of_the_budget(
+        pasd: DaemonProcess, offline: OfflineModel, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"app.py": APP, "util.py": "y = 2\n"})
+    write = {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/util.py", "content": "y = 3\n"}}}
+    first = [{**write, "prompt_tokens": 1000, "completion_tokens": 100},
+             {"content": "done", "prompt_tokens": 1000, "completion_tokens": 100}]  # $0.009, refused: a repair
+    read = {"tool_use": {"name": "Read", "input": {"file_path": "{cwd}/app.py"}},
+            "prompt_tokens": 2000, "completion_tokens": 100}  # $0.0075: within the task's $0.015, not within
+    offline.script([*first, read])                            # the $0.006 left of it
+    async with pasd.client() as c:
+        t = await c.wait((await c.submit(p.SubmitParams(workspace=str(repo), instruction="add a note",
+                                                        files=["app.py"], budget_usd=0.015))).id)
+        [r] = await c.receipts(p.ReceiptsParams(task_id=t.id))
+    assert t.state is p.TaskState.FAILED and t.reason == "budget" and t.attempts == 1, t.error
+    assert "Claude Code stopped at the task's budget" in (t.error or "")
+    # the repair run stopped after its first answer (given the whole budget, it would have gone on)
+    requests = logged(offline)
+    assert len(requests) == 3
+    # Claude Code tells the model the budget it was given: the task's, then what the first run left
+    assert "USD budget: $0/$0.015;" in json.dumps(requests[0]["messages"])
+    assert "USD budget: $0/$0.006;" in json.dumps(requests[2]["messages"])
+    assert r.rounds == {"first": 1, "repair": 1} and r.outcome == "failed: budget"
+    assert r.cost_usd == pytest.approx(2 * _cost(1000, 100) + _cost(2000, 100), abs=1e-6)

@@ -397,6 +397,21 @@ async def test_a_key_the_provider_refuses_fails_the_aider_task_with_the_auth_rea
     assert len(offline.requests) == 1
 
 
+async def test_no_run_of_the_tool_starts_once_the_budget_is_spent(
+        daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    aider_bin()
+    # $0.0051 at the config's prices, over the task's $0.005: the failed check's repair run never starts
+    offline.script([{"content": block("app.py", "    return a + b\n", "    return b + a\n"),
+                     "prompt_tokens": 5000, "completion_tokens": 50}])
+    async with daemon.client() as c:
+        t = await c.wait((await c.submit(task(repo, "swap the operands", model="openai/pasd-offline", check=CHECK,
+                                              budget_usd=0.005))).id)
+        [r] = await c.receipts(p.ReceiptsParams(task_id=t.id))
+    assert t.state is p.TaskState.FAILED and t.reason == "budget", t.error
+    assert "stopped before the next run of aider: spent $0.005100 of a $0.005 budget" in (t.error or ""), t.error
+    assert len(offline.requests) == 1 and r.rounds == {"first": 1} and [c.exit_code for c in r.checks] == [1]
+
+
 async def test_a_missing_or_unknown_engine_fails_at_submit_with_the_install_command(
         daemon: DaemonProcess, repo: Path) -> None:
     async with daemon.client() as c:

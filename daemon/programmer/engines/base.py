@@ -70,7 +70,8 @@ class ExternalEngine(Protocol):
         """The command for one round: the instruction (round 0) or the repair prompt (round >= 1).
 
         `root` is the task's private snapshot (the tool's cwd); the provider key is in
-        spec.model.keys or os.environ[spec.model.api_key_env], the endpoint in spec.model.api_base.
+        spec.model.keys or os.environ[spec.model.api_key_env], the endpoint in spec.model.api_base;
+        spec.limits.budget_usd is what is left of the task's budget for this run.
         """
         ...
 

@@ -107,8 +107,8 @@ class ClaudeCode:
                 "--setting-sources", "user",  # the private HOME's: none of the workspace's hooks
                 "--strict-mcp-config",  # no MCP servers from the workspace's .mcp.json
                 "--no-session-persistence"]
-        if spec.limits.budget_usd is not None:
-            argv += ["--max-budget-usd", f"{spec.limits.budget_usd:g}"]
+        if spec.limits.budget_usd is not None:  # what is left of the task's budget (engines/runner.py)
+            argv += ["--max-budget-usd", f"{spec.limits.budget_usd:.10g}"]
         extra = settings.get("args") or []
         if not isinstance(extra, list):
             raise TaskFailed("engine", f"[engines.claude] args must be a list of arguments, not {extra!r}")

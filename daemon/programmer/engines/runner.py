@@ -135,7 +135,8 @@ class _Run:
             if limits.budget_usd is not None and tally.cost >= limits.budget_usd:
                 raise TaskFailed("budget", f"stopped before the next run of {spec.engine}: spent ${tally.cost:.6f} "
                                            f"of a ${limits.budget_usd:g} budget")
-            inv = await asyncio.to_thread(engine.invoke, spec, prompt, root, found.exe, round_no, spec.engine_settings)
+            inv = await asyncio.to_thread(engine.invoke, self._budgeted(), prompt, root, found.exe, round_no,
+                                          spec.engine_settings)
             # the workspace's own config for the tool (.aider.conf.yml, ...) is not the workspace's to give
             await asyncio.to_thread(changes.clear, root, inv.scratch)
             before = await asyncio.to_thread(changes.scan, top)
@@ -215,6 +216,15 @@ class _Run:
         tally.warnings = verdict(tally.checks, round_refused, [])
         return EngineResult(changes=proposal, receipt=self.receipt("review", proposal), checks=tally.checks,
                             refused=tally.refused, unapplied=[], messages=messages)
+
+    def _budgeted(self) -> TaskSpec:
+        """The spec a run of the tool is given: its budget is what the attempt has left of the task's
+        (the runner stops before a run when nothing is left)."""
+        limits = self.spec.limits
+        if limits.budget_usd is None:
+            return self.spec
+        left = max(limits.budget_usd - self.tally.cost, 0.0)
+        return self.spec.model_copy(update={"limits": limits.model_copy(update={"budget_usd": left})})
 
     def _said(self, engine: base.ExternalEngine, res: _ToolRun) -> base.Fault | str | None:
         """What the tool says went wrong (its optional `failure`), with every known secret taken out."""
