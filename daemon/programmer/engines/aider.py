@@ -96,10 +96,10 @@ class Aider:
         a retryable one), by the litellm error it prints, as the native engine reports that error.
 
         aider exits 0 all the same; an error it does not name leaves the run to the runner's verdict."""
-        found = _ERROR.findall(stdout)
-        if not found:
+        found = list(_ERROR.finditer(stdout))
+        if not found or "Retrying in " in stdout[found[-1].end():]:  # none, or one aider got past
             return None
-        name, words = found[-1]
+        name, words = found[-1].groups()
         # "RateLimitError: OpenAIException - slow down": the provider's words after the class names
         words = re.sub(r"^(\w+(Error|Exception):\s*)+(\w+Exception\s*-\s*)?", "", words.strip())
         return provider_failure(f"aider said: {words}", error=name) or f"aider: {name}: {words}"
