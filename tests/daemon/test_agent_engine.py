@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from daemon.offline_model import OfflineModel
 from daemon.programmer.engines.base import Installed, Invocation
 from daemon.programmer.engines.claude import ENGINE, VERSION, base_url
 from daemon.programmer.engines.runner import task_prompt
-from daemon.programmer.spec import Limits, ModelSpec, TaskFailed, TaskSpec
+from daemon.programmer.spec import Limits, ModelSpec, ProviderFault, TaskFailed, TaskSpec
 from daemon.protocol import Selection
 from daemon.testing import DaemonProcess, make_repo, offline_config
 
@@ -183,7 +184,54 @@ def test_claude_stops_at_the_tasks_budget_and_says_so(claude: Installed, offline
     said = ENGINE.failure(done.stdout, done.stderr)
     usage = ENGINE.usage(done.stdout, done.stderr, work)
     assert usage.cost_usd is not None and usage.cost_usd > 0.001
-    assert said == f"Claude Code stopped at the task's budget, having spent ${usage.cost_usd:.6f}"
+    assert isinstance(said, TaskFailed) and said.reason == "budget"  # as the native engine says it
+    assert said.message == f"Claude Code stopped at the task's budget, having spent ${usage.cost_usd:.6f}"
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+# what the offline model answers (None: nothing listens at the endpoint) -> the native engine's verdict
+@pytest.mark.parametrize(("fault", "kind", "reason", "words"), [
+    ({"status": 429, "content": "slow down"}, ProviderFault, "rate_limit", "rate limiting (429)"),
+    ({"status": 500, "content": "upstream exploded"}, ProviderFault, "provider", "server failed (5xx)"),
+    ({"status": 503}, ProviderFault, "provider", "unavailable (503)"),
+    ({"status": 529, "content": "Overloaded"}, ProviderFault, "provider", "server failed (5xx)"),
+    ({"fault": "reset"}, ProviderFault, "connection", "closed before an answer"),
+    ({"fault": "garbage"}, ProviderFault, "provider", "returned an error"),
+    ({"fault": "hang", "latency": 30}, ProviderFault, "model_timeout", "did not answer in time"),
+    (None, ProviderFault, "connection", "the connection to the provider was refused"),
+    ({"status": 401, "content": "bad key"}, TaskFailed, "auth", "refused the credentials"),
+    ({"status": 403, "content": "not for you"}, TaskFailed, "auth", "denied access"),
+    ({"status": 404}, TaskFailed, "bad_model", "does not know this model"),  # Claude Code's words, not the body
+    ({"status": 400, "content": "nonsense"}, TaskFailed, "bad_request", "rejected the request"),
+])
+def test_a_failed_request_gets_the_native_engines_reason(
+        claude: Installed, offline: OfflineModel, tmp_path: Path, fault: dict[str, Any] | None,
+        kind: type[Exception], reason: str, words: str) -> None:
+    """Claude Code's result names the provider's HTTP status, or its words name the connection
+    error: the failure is the one the native engine gives for the same fault."""
+    work = tmp_path / "snap"
+    work.mkdir()
+    (work / "app.py").write_text(APP)
+    if fault is not None:
+        offline.set_rules([{"match": "", **fault}])
+    api_base = offline.url if fault is not None else f"http://127.0.0.1:{_closed_port()}/v1"
+    spec = task(work, api_base).model_copy(update={"limits": Limits(model_timeout_s=2)})
+    assert claude.path is not None
+    done = run(ENGINE.invoke(spec, task_prompt(spec), work, claude.path, 0, {"max_retries": 0}), work,
+               tmp_path / "home")
+
+    assert done.returncode != 0
+    said = ENGINE.failure(done.stdout, done.stderr)
+    assert isinstance(said, (TaskFailed, ProviderFault)) and type(said) is kind and said.reason == reason, said
+    assert words in said.message and "Claude Code said: " in said.message, said.message
+    if fault is not None and "content" in fault:
+        assert fault["content"] in said.message  # the provider's own words, as Claude Code passed them on
 
 
 def test_a_run_that_reports_nothing_is_unreported(tmp_path: Path) -> None:
@@ -348,15 +396,85 @@ async def test_cancel_kills_the_tools_process_group(pasd: DaemonProcess, offline
     assert gone()
 
 
-async def test_a_refused_key_fails_the_task_with_the_tools_message(pasd: DaemonProcess, offline: OfflineModel,
-                                                                    tmp_path: Path) -> None:
+async def test_a_refused_key_fails_the_task_with_the_auth_reason_and_no_retry(
+        pasd: DaemonProcess, offline: OfflineModel, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "ws", {"app.py": APP})
     offline.set_rules([{"match": "", "status": 401, "content": "this key was revoked"}])
     async with pasd.client() as c, EventStream(pasd.socket, kinds=["task"]) as events:
         task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="add a note", files=["app.py"]))
         done = await settled(events, task.id)
-    assert done.state is p.TaskState.FAILED
-    # Claude Code's own words, not the tail of its JSON report
-    assert done.reason == "engine" and "API Error: 401 this key was revoked" in (done.error or ""), done.error
+        receipts = await c.receipts(p.ReceiptsParams(task_id=task.id))
+    assert done.state is p.TaskState.FAILED and done.attempts == 1
+    # the native engine's reason and words for a refused key, with Claude Code's own
+    assert done.reason == "auth", done.error
+    assert "refused the credentials" in (done.error or "") and "API Error: 401 this key was revoked" in (
+        done.error or ""), done.error
+    assert [r.outcome for r in receipts] == ["failed: auth"]
     assert len(logged(offline)) == 3  # the first request and the engine's two retries, not Claude Code's ten
     assert (repo / "app.py").read_text() == APP
+
+
+async def test_a_rate_limited_run_is_retried_on_another_programmer(
+        pasd: DaemonProcess, offline: OfflineModel, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"app.py": APP})
+    # Claude Code's own request and its two retries are refused; the next attempt is answered
+    offline.script([{"status": 429, "content": "slow down"}] * 3)
+    async with pasd.client() as c, EventStream(pasd.socket, kinds=["task"]) as events:
+        task = await c.submit(p.SubmitParams(workspace=str(repo), instruction="add a note", files=["app.py"]))
+        done = await settled(events, task.id)
+        receipts = sorted(await c.receipts(p.ReceiptsParams(task_id=task.id)), key=lambda r: r.attempt)
+        d = await c.diff(task.id)
+    assert done.state is p.TaskState.REVIEW and done.attempts == 2, done.error
+    assert [r.outcome for r in receipts] == ["failed: rate_limit", "review"]
+    assert receipts[0].programmer != receipts[1].programmer
+    assert receipts[0].engine == receipts[1].engine == "claude"
+    statuses = [e["response"].get("status") for e in logged(offline)]
+    assert statuses[:3] == [429] * 3 and None not in statuses[:3] and len(statuses) == 6  # then Read, Edit, done
+    assert "+# pas: add a note\n" in d.diff
+
+
+async def test_a_server_error_in_the_repair_run_retries_the_whole_attempt(
+        pasd: DaemonProcess, offline: OfflineModel, tmp_path: Path) -> None:
+    """A run cut short by the provider proves nothing about what it left: the attempt is retried whole,
+    as the native engine's is after a fault in any round."""
+    repo = make_repo(tmp_path / "ws", {"app.py": APP, "util.py": "y = 2\n"})
+    write = {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/util.py", "content": "y = 3\n"}}}
+    offline.script([write, {"content": "done"}, *[{"status": 500, "content": "upstream exploded"}] * 3])
+    async with pasd.client() as c:
+        t = await c.wait((await c.submit(p.SubmitParams(workspace=str(repo), instruction="add a note",
+                                                        files=["app.py"]))).id)
+        receipts = sorted(await c.receipts(p.ReceiptsParams(task_id=t.id)), key=lambda r: r.attempt)
+    assert t.state is p.TaskState.REVIEW and t.attempts == 2, t.error
+    assert [(r.outcome, r.rounds) for r in receipts] == [("failed: provider", {"first": 1, "repair": 1}),
+                                                         ("review", {"first": 1})]
+    assert (repo / "util.py").read_text() == "y = 2\n"
+
+
+# Claude Code's list price for Sonnet 4.5: $3 and $15 per million tokens
+def _cost(prompt: int, completion: int) -> float:
+    return prompt * 3e-6 + completion * 15e-6
+
+
+async def test_a_repair_run_gets_only_what_is_left_of_the_budget(
+        pasd: DaemonProcess, offline: OfflineModel, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"app.py": APP, "util.py": "y = 2\n"})
+    write = {"tool_use": {"name": "Write", "input": {"file_path": "{cwd}/util.py", "content": "y = 3\n"}}}
+    first = [{**write, "prompt_tokens": 1000, "completion_tokens": 100},
+             {"content": "done", "prompt_tokens": 1000, "completion_tokens": 100}]  # $0.009, refused: a repair
+    read = {"tool_use": {"name": "Read", "input": {"file_path": "{cwd}/app.py"}},
+            "prompt_tokens": 2000, "completion_tokens": 100}  # $0.0075: within the task's $0.015, not within
+    offline.script([*first, read])                            # the $0.006 left of it
+    async with pasd.client() as c:
+        t = await c.wait((await c.submit(p.SubmitParams(workspace=str(repo), instruction="add a note",
+                                                        files=["app.py"], budget_usd=0.015))).id)
+        [r] = await c.receipts(p.ReceiptsParams(task_id=t.id))
+    assert t.state is p.TaskState.FAILED and t.reason == "budget" and t.attempts == 1, t.error
+    assert "Claude Code stopped at the task's budget" in (t.error or "")
+    # the repair run stopped after its first answer (given the whole budget, it would have gone on)
+    requests = logged(offline)
+    assert len(requests) == 3
+    # Claude Code tells the model the budget it was given: the task's, then what the first run left
+    assert "USD budget: $0/$0.015;" in json.dumps(requests[0]["messages"])
+    assert "USD budget: $0/$0.006;" in json.dumps(requests[2]["messages"])
+    assert r.rounds == {"first": 1, "repair": 1} and r.outcome == "failed: budget"
+    assert r.cost_usd == pytest.approx(2 * _cost(1000, 100) + _cost(2000, 100), abs=1e-6)

@@ -383,6 +383,64 @@ async def test_a_tool_that_fails_without_changes_fails_the_task_with_its_words(
     assert "exited with code 3" in (t.error or "") and "cannot reach the model" in (t.error or "")
 
 
+async def test_a_key_the_provider_refuses_fails_the_aider_task_with_the_auth_reason(
+        daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    aider_bin()
+    offline.set_rules([{"match": "", "status": 401, "content": "this key was revoked"}])
+    async with daemon.client() as c:
+        t = await c.wait((await c.submit(task(repo, "swap the operands", model="openai/pasd-offline"))).id)
+        receipts = await c.receipts(p.ReceiptsParams(task_id=t.id))
+    # aider exits 0 after it; its printed litellm error gets the native engine's reason, and no retry
+    assert t.state is p.TaskState.FAILED and t.reason == "auth" and t.attempts == 1, t.error
+    assert "refused the credentials" in (t.error or "") and "aider said: this key was revoked" in (t.error or "")
+    assert [r.outcome for r in receipts] == ["failed: auth"]
+    assert len(offline.requests) == 1
+
+
+async def test_a_rate_limit_aider_gives_up_on_is_retried_on_another_programmer(
+        daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    """aider retries a rate limit for about a minute itself (nine tries, each with litellm's own two
+    retries) before it gives up and exits 0: then pasd retries the task elsewhere, as for the native
+    engine. The slowest test here, for aider's fixed retry schedule."""
+    aider_bin()
+    offline.script([*[{"status": 429, "content": "slow down"}] * 27,
+                    {"content": block("app.py", "    return a + b\n", "    return b + a\n")}])
+    async with daemon.client() as c:
+        t = await c.wait((await c.submit(task(repo, "swap the operands", model="openai/pasd-offline"))).id)
+        receipts = sorted(await c.receipts(p.ReceiptsParams(task_id=t.id)), key=lambda r: r.attempt)
+    assert t.state is p.TaskState.REVIEW and t.attempts == 2, t.error
+    assert [r.outcome for r in receipts] == ["failed: rate_limit", "review"]
+    assert receipts[0].programmer != receipts[1].programmer
+    assert [e["response"].get("status") for e in offline.requests].count(429) == 27
+    assert "+    return b + a" in await _diff(daemon, t.id)
+
+
+async def test_a_rate_limit_aider_got_past_is_not_the_runs_failure(
+        daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    aider_bin()
+    # one try of aider's refused (litellm's request and its two retries), the next answered without edits
+    offline.script([*[{"status": 429, "content": "slow down"}] * 3, {"fault": "no_edits"}])
+    async with daemon.client() as c:
+        t = await c.wait((await c.submit(task(repo, "swap the operands", model="openai/pasd-offline"))).id)
+    assert t.state is p.TaskState.FAILED and t.reason == "no_change" and t.attempts == 1, t.error
+    assert len(offline.requests) == 4
+
+
+async def test_no_run_of_the_tool_starts_once_the_budget_is_spent(
+        daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    aider_bin()
+    # $0.0051 at the config's prices, over the task's $0.005: the failed check's repair run never starts
+    offline.script([{"content": block("app.py", "    return a + b\n", "    return b + a\n"),
+                     "prompt_tokens": 5000, "completion_tokens": 50}])
+    async with daemon.client() as c:
+        t = await c.wait((await c.submit(task(repo, "swap the operands", model="openai/pasd-offline", check=CHECK,
+                                              budget_usd=0.005))).id)
+        [r] = await c.receipts(p.ReceiptsParams(task_id=t.id))
+    assert t.state is p.TaskState.FAILED and t.reason == "budget", t.error
+    assert "stopped before the next run of aider: spent $0.005100 of a $0.005 budget" in (t.error or ""), t.error
+    assert len(offline.requests) == 1 and r.rounds == {"first": 1} and [c.exit_code for c in r.checks] == [1]
+
+
 async def test_a_missing_or_unknown_engine_fails_at_submit_with_the_install_command(
         daemon: DaemonProcess, repo: Path) -> None:
     async with daemon.client() as c:

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.programmer.engines.base import Installed, Invocation, Usage, provider_key, which
+from daemon.programmer.engines.base import Fault, Installed, Invocation, Usage, provider_failure, provider_key, which
 from daemon.protocol import TokenUsage
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ VENV = "~/.local/share/pasd/aider"
 INSTALL = f"python3 -m venv {VENV} && {VENV}/bin/pip install aider-chat=={VERSION}"
 _COST = re.compile(r"^Cost: \$[0-9.]+ message, \$[0-9.]+ session\.", re.M)
 _EVENT = '{"event": "message_send"'
+_ERROR = re.compile(r"^litellm\.(\w+): (.*)$", re.M)  # how aider prints the litellm error a request met
 EDIT_FORMATS = ("diff", "whole", "udiff", "diff-fenced", "editor-diff", "editor-whole")
 
 
@@ -66,7 +67,8 @@ class Aider:
             argv += ["--architect", "--editor-edit-format", edit_format]
         else:
             argv += ["--edit-format", edit_format]
-        env: dict[str, str] = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        # COLUMNS: aider's console folds its output at 80 columns, cutting the error lines failure() reads
+        env: dict[str, str] = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "COLUMNS": "1000"}
         if git:  # with an identity, aider has no reason to write one into the repository's config
             env.update(GIT_CONFIG_COUNT="2", GIT_CONFIG_KEY_0="user.name", GIT_CONFIG_VALUE_0="pasd",
                        GIT_CONFIG_KEY_1="user.email", GIT_CONFIG_VALUE_1="pasd@localhost")
@@ -88,6 +90,19 @@ class Aider:
         if model.params:  # the model's completion parameters, as aider's extra_params for every model it runs
             texts[".aider.model.settings.yml"] = model_settings(model.params)  # aider reads it from HOME
         return Invocation(argv=argv, env=env, scratch=[".aider*", ".env"], home_files=home, home_texts=texts)
+
+    def failure(self, stdout: str, stderr: str) -> Fault | str | None:
+        """The provider's failure aider gave up on (after its own retries, about a minute of them for
+        a retryable one), by the litellm error it prints, as the native engine reports that error.
+
+        aider exits 0 all the same; an error it does not name leaves the run to the runner's verdict."""
+        found = list(_ERROR.finditer(stdout))
+        if not found or "Retrying in " in stdout[found[-1].end():]:  # none, or one aider got past
+            return None
+        name, words = found[-1].groups()
+        # "RateLimitError: OpenAIException - slow down": the provider's words after the class names
+        words = re.sub(r"^(\w+(Error|Exception):\s*)+(\w+Exception\s*-\s*)?", "", words.strip())
+        return provider_failure(f"aider said: {words}", error=name) or f"aider: {name}: {words}"
 
     def usage(self, stdout: str, stderr: str, root: Path) -> Usage:
         tokens = TokenUsage()

@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from daemon.programmer.spec import ProviderFault, TaskFailed
 from daemon.protocol import TokenUsage
 
 if TYPE_CHECKING:
     from daemon.programmer.spec import TaskSpec
+
+Fault = TaskFailed | ProviderFault
 
 
 @dataclass
@@ -67,13 +70,18 @@ class ExternalEngine(Protocol):
         """The command for one round: the instruction (round 0) or the repair prompt (round >= 1).
 
         `root` is the task's private snapshot (the tool's cwd); the provider key is in
-        spec.model.keys or os.environ[spec.model.api_key_env], the endpoint in spec.model.api_base.
+        spec.model.keys or os.environ[spec.model.api_key_env], the endpoint in spec.model.api_base;
+        spec.limits.budget_usd is what is left of the task's budget for this run.
         """
         ...
 
     def usage(self, stdout: str, stderr: str, root: Path) -> Usage:
         """Tokens and cost as the tool's own output reports them."""
         ...
+
+    # Optional: `failure(stdout, stderr) -> Fault | str | None`, what a run that failed (or changed
+    # nothing) says went wrong. A Fault for what it recognises (`provider_failure` below), text in the
+    # tool's own words for anything else (the task fails as "engine"), None when it says nothing.
 
 
 def which(settings: dict[str, Any], command: str) -> str | None:
@@ -104,3 +112,33 @@ def provider_key(spec: TaskSpec) -> str | None:
         return next(iter(model.keys.values()))
     provider = model.model.split("/", 1)[0] if "/" in model.model else "openai"
     return os.environ.get(f"{provider.upper()}_API_KEY")
+
+
+# The provider's HTTP status -> the native engine's error table entry (daemon/programmer/llm.py ERRORS),
+# so a tool's failure gets the reason and the retry the same failure gets on the native engine
+_STATUS = {400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError", 404: "NotFoundError",
+           408: "Timeout", 422: "UnprocessableEntityError", 429: "RateLimitError", 503: "ServiceUnavailableError"}
+
+
+def provider_failure(said: str, *, status: int | None = None, error: str | None = None,
+                     transport: str | None = None, detail: str = "") -> Fault | None:
+    """The native engine's verdict on a provider failure a tool reports, with the tool's words `said`:
+    by the HTTP status of the provider's answer, else by the name of the litellm error the tool met
+    (aider's), else by what failed below HTTP (a kind of llm.TRANSPORT: "refused", "reset", "dns",
+    "tls", "unreachable", "timeout"; `detail`: the tool's code for it). A retryable failure is a
+    ProviderFault (the scheduler retries the task elsewhere), the rest a TaskFailed; None when
+    nothing given is known."""
+    from daemon.programmer import llm  # the tables only: litellm itself stays unloaded
+
+    name = error
+    if status is not None:
+        name = _STATUS.get(status) or ("InternalServerError" if 500 <= status < 600 else None)
+    if name is not None and name in llm.ERRORS:
+        retryable, reason, text = llm.ERRORS[name]
+        message = f"{text}: {said}" if said else text
+        return ProviderFault(reason, message) if retryable else TaskFailed(reason, message)
+    if transport is not None and transport in llm.TRANSPORT:
+        reason, happened, check = llm.TRANSPORT[transport]
+        text = happened.format(where="the provider", detail=detail or transport, within="in time") + ": " + check
+        return ProviderFault(reason, f"{text}: {said}" if said else text)
+    return None

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.programmer.engines.base import Installed, Invocation, Usage, provider_key, which
+from daemon.programmer.engines.base import Fault, Installed, Invocation, Usage, provider_failure, provider_key, which
 from daemon.programmer.spec import TaskFailed
 from daemon.protocol import TokenUsage
 
@@ -106,8 +107,8 @@ class ClaudeCode:
                 "--setting-sources", "user",  # the private HOME's: none of the workspace's hooks
                 "--strict-mcp-config",  # no MCP servers from the workspace's .mcp.json
                 "--no-session-persistence"]
-        if spec.limits.budget_usd is not None:
-            argv += ["--max-budget-usd", f"{spec.limits.budget_usd:g}"]
+        if spec.limits.budget_usd is not None:  # what is left of the task's budget (engines/runner.py)
+            argv += ["--max-budget-usd", f"{spec.limits.budget_usd:.10g}"]
         extra = settings.get("args") or []
         if not isinstance(extra, list):
             raise TaskFailed("engine", f"[engines.claude] args must be a list of arguments, not {extra!r}")
@@ -122,21 +123,61 @@ class ClaudeCode:
             env["ANTHROPIC_BASE_URL"] = base_url(spec.model.api_base)
         return Invocation(argv=argv, env=env, stdin=with_files(prompt, spec))
 
-    def failure(self, stdout: str, stderr: str) -> str | None:
-        """What went wrong, as Claude Code's result says it ("API Error: 401 ..."), for a run that failed."""
+    def failure(self, stdout: str, stderr: str) -> Fault | str | None:
+        """What went wrong, from Claude Code's result: a failed request to the provider (by its HTTP
+        status, or the connection error Claude Code names) as the native engine reports it, the task's
+        budget spent, else Claude Code's own words ("API Error: ...")."""
         result = _result(stdout)
         if result is None or not result.get("is_error"):
             return None
+        said = str(result.get("result") or result.get("subtype") or "")
         if result.get("subtype") == "error_max_budget_usd":
             spent = spend(result).cost_usd
-            return "Claude Code stopped at the task's budget" + (f", having spent ${spent:.6f}" if spent else "")
-        return str(result.get("result") or result.get("subtype") or "") or None
+            return TaskFailed("budget", "Claude Code stopped at the task's budget"
+                              + (f", having spent ${spent:.6f}" if spent else ""))
+        if result.get("terminal_reason") == "api_error" or said.startswith("API Error"):
+            status = result.get("api_error_status")  # the provider's HTTP status, where it answered
+            found = provider_failure(f"Claude Code said: {said}", status=_int(status) or None, **_transport(said))
+            if found is not None:
+                return found
+        return said or None
 
     def usage(self, stdout: str, stderr: str, root: Path) -> Usage:
         result = _result(stdout)
         if result is None:
             return Usage(TokenUsage(), None, calls=0, reported=False)
         return spend(result)
+
+
+# the connection errors Claude Code names (its words give the code in parentheses) -> llm.TRANSPORT's kind
+_CODES = {
+    **dict.fromkeys(("ECONNREFUSED", "ConnectionRefused"), "refused"),
+    **dict.fromkeys(("ECONNRESET", "EPIPE", "ECONNABORTED", "ConnectionClosed", "ERR_SOCKET_CLOSED", "UND_ERR_SOCKET"),
+                    "reset"),
+    **dict.fromkeys(("ENOTFOUND", "EAI_AGAIN", "FailedToOpenSocket"), "dns"),
+    **dict.fromkeys(("ENETUNREACH", "ENETDOWN", "EHOSTUNREACH", "EHOSTDOWN", "ERR_PROXY_TUNNEL", "ETIMEDOUT"),
+                    "unreachable"),
+}
+_CODE = re.compile(r"\((\w+)\)")
+
+
+def _transport(said: str) -> dict[str, str]:
+    """What failed below HTTP, from Claude Code's words for it: `transport` and `detail` for
+    provider_failure, or nothing."""
+    first = said.strip().splitlines()[0] if said.strip() else ""
+    if first.startswith("Request timed out"):  # no answer within API_TIMEOUT_MS
+        return {"transport": "timeout"}
+    codes = _CODE.findall(first)
+    code = next((c for c in codes if c in _CODES), codes[-1] if codes else "")
+    if "Unable to connect to API: SSL" in first or "Self-signed certificate" in first:
+        return {"transport": "tls", "detail": code or "certificate"}
+    if code in _CODES:
+        return {"transport": _CODES[code], "detail": code}
+    if first.startswith(("API Error: Unable to connect to API", "Unable to connect to API")):
+        return {"transport": "unreachable", "detail": code or "no connection"}
+    if "JSON Parse error" in first:  # a proxy's error page where the answer should be
+        return {"error": "APIError"}
+    return {}
 
 
 def _retries(settings: dict[str, Any]) -> int:

@@ -34,7 +34,7 @@ from daemon.programmer.engines import base, changes, get
 from daemon.programmer.engines.changes import Entry
 from daemon.programmer.guard import command_allowed, refuse_path
 from daemon.programmer.proc import TRUNCATED, GitError, git, run
-from daemon.programmer.spec import EngineResult, FileChange, TaskFailed, TaskSpec
+from daemon.programmer.spec import EngineResult, FileChange, ProviderFault, TaskFailed, TaskSpec
 from daemon.protocol import Receipt, RefusedEdit, TokenUsage
 from daemon.secrets import redact, secret_values
 
@@ -135,7 +135,8 @@ class _Run:
             if limits.budget_usd is not None and tally.cost >= limits.budget_usd:
                 raise TaskFailed("budget", f"stopped before the next run of {spec.engine}: spent ${tally.cost:.6f} "
                                            f"of a ${limits.budget_usd:g} budget")
-            inv = await asyncio.to_thread(engine.invoke, spec, prompt, root, found.exe, round_no, spec.engine_settings)
+            inv = await asyncio.to_thread(engine.invoke, self._budgeted(), prompt, root, found.exe, round_no,
+                                          spec.engine_settings)
             # the workspace's own config for the tool (.aider.conf.yml, ...) is not the workspace's to give
             await asyncio.to_thread(changes.clear, root, inv.scratch)
             before = await asyncio.to_thread(changes.scan, top)
@@ -182,10 +183,15 @@ class _Run:
                     tally.refused.append(refused)
 
             changed = any(contents[p] != base_.get(p) for p in contents)
-            if res.code != 0 and not changed:
-                said = getattr(engine, "failure", None)  # optional: the tool's own words for what went wrong
-                raise _failure(spec, res.code, self._clean((said and said(res.stdout, res.stderr)) or res.stderr
-                                                           or res.stdout))
+            if res.code != 0 or not changed:
+                said = self._said(engine, res)
+                # a provider's failure cut the run short: the attempt is retried whole, as the native
+                # engine's is after a fault in any round (aider reports one and exits 0)
+                if isinstance(said, ProviderFault) or (isinstance(said, TaskFailed) and not changed):
+                    raise said
+                if res.code != 0 and not changed:
+                    raise _failure(spec, res.code, said if isinstance(said, str) else
+                                   self._clean(res.stderr or res.stdout))
             check_output: str | None = None
             if spec.check and changed:
                 self.progress("check", f"running {spec.check}")
@@ -210,6 +216,27 @@ class _Run:
         tally.warnings = verdict(tally.checks, round_refused, [])
         return EngineResult(changes=proposal, receipt=self.receipt("review", proposal), checks=tally.checks,
                             refused=tally.refused, unapplied=[], messages=messages)
+
+    def _budgeted(self) -> TaskSpec:
+        """The spec a run of the tool is given: its budget is what the attempt has left of the task's
+        (the runner stops before a run when nothing is left)."""
+        limits = self.spec.limits
+        if limits.budget_usd is None:
+            return self.spec
+        left = max(limits.budget_usd - self.tally.cost, 0.0)
+        return self.spec.model_copy(update={"limits": limits.model_copy(update={"budget_usd": left})})
+
+    def _said(self, engine: base.ExternalEngine, res: _ToolRun) -> base.Fault | str | None:
+        """What the tool says went wrong (its optional `failure`), with every known secret taken out."""
+        failure = getattr(engine, "failure", None)
+        said = failure(res.stdout, res.stderr) if failure is not None else None
+        if isinstance(said, str):
+            return self._clean(said) or None
+        if isinstance(said, ProviderFault):
+            return ProviderFault(said.reason, self._clean(said.message), retry_after=said.retry_after)
+        if isinstance(said, TaskFailed):
+            return TaskFailed(said.reason, self._clean(said.message))
+        return None
 
     def _add(self, usage: base.Usage, kind: str) -> None:
         spec, tally = self.spec, self.tally
