@@ -335,10 +335,12 @@ async def test_file_requests_on_a_node_read_the_commit_sent_there_or_say_why_not
     (t1, _, r1), (t2, _, r2) = await _run(remote, [tree, files_only])
     assert t1.state is t2.state is p.TaskState.REVIEW, (t1.error, t2.error)
     assert r1[0].files_read == ["util.py"] and r2[0].files_read == []
-    told = [m["messages"][-1]["content"] for m in offline.requests if len(m["messages"]) > 2]
-    assert f"### FILE: util.py (read-only)\n```\n{SAMPLE['util.py']}```" in told[0]
+    # the two tasks run at once: their second requests may come in either order
+    told = {instruction: m["messages"][-1]["content"] for m in offline.requests if len(m["messages"]) > 2
+            for instruction in ("x", "y") if f"### INSTRUCTION\n{instruction}\n" in m["messages"][1]["content"]}
+    assert f"### FILE: util.py (read-only)\n```\n{SAMPLE['util.py']}```" in told["x"]
     assert (f"- util.py: refused: the workspace is not reachable from Ray node {WORKER}: only the task's files "
-            "were sent there") in told[1]
+            "were sent there") in told["y"]
 
 
 async def test_a_revision_runs_on_the_node_from_the_conversation_it_ships(
