@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from textual.widgets import Footer
 from daemon import protocol as p
 from daemon.errors import PasError
 from pas_tui.connection import PAGE, Backoff, ClientFactory, DaemonEvent, Link, Lost, Synced
+from pas_tui.query import Query
 from pas_tui.widgets.banner import ConnectionBanner
 from pas_tui.widgets.pool_panel import PoolPanel
 from pas_tui.widgets.review import ReviewPane
@@ -24,6 +26,7 @@ from pas_tui.widgets.task_list import TaskList
 # The other screens (receipts with its chart, help, the forms) are imported when they first open:
 # the main screen paints sooner without them.
 
+SEARCH_DELAY = 0.25  # seconds of no typing before the filter asks the daemon
 DONE = {"approve": "approved", "reject": "rejected"}  # each review verb's past tense, spelled out
 
 
@@ -84,7 +87,7 @@ class PasApp(App[None]):
         self.query_one(PoolPanel).show_status(msg.status)
         tasks = self.query_one(TaskList)
         was = tasks.selected_id
-        tasks.replace_all(msg.tasks, msg.jobs, msg.next)
+        tasks.replace_all(msg.tasks, msg.jobs, msg.next, msg.jobs_next)
         self._report_untrusted(msg.status)
         self.synced += 1
         if tasks.selected_id == was:  # else its TaskList.Selected loads the review: once, not twice
@@ -139,7 +142,16 @@ class PasApp(App[None]):
 
     @on(TaskList.NeedOlder)
     def _need_older(self, msg: TaskList.NeedOlder) -> None:
-        self.load_older(msg.before)
+        if msg.what == "jobs":
+            self.load_older_jobs(msg.before)
+        elif msg.what == "found":
+            self.load_found(msg.query, msg.before)
+        else:
+            self.load_older(msg.before)
+
+    @on(TaskList.Search)
+    def _search(self, msg: TaskList.Search) -> None:
+        self.search(msg.query, msg.at_once)
 
     def _report_untrusted(self, status: p.PoolStatus) -> None:
         """Once per workspace file (as it is now): which of its settings the daemon ignores, and the fix."""
@@ -177,6 +189,47 @@ class PasApp(App[None]):
             tasks.older_failed(before)  # disconnected: the resync starts from the newest page again
             return
         tasks.add_older(before, page.tasks, jobs, page.next)
+
+    @work(exclusive=True, group="older-jobs", exit_on_error=False)
+    async def load_older_jobs(self, before: str) -> None:
+        """The next older page of jobs."""
+        tasks = self.query_one(TaskList)
+        try:
+            page = await self.link.older_jobs(before)
+        except PasError:
+            tasks.older_failed(before, "jobs")
+            return
+        tasks.add_older_jobs(before, page.jobs, page.next)
+
+    @work(exclusive=True, group="search", exit_on_error=False)
+    async def search(self, query: Query, at_once: bool = False) -> None:
+        """The first page of the filter's matches, once typing pauses. A newer search cancels this one;
+        an answer that still comes late is dropped by the list, which knows its query."""
+        if not at_once:
+            await asyncio.sleep(SEARCH_DELAY)
+        tasks = self.query_one(TaskList)
+        try:
+            page = await self.link.find(query)
+            jobs = await self.link.jobs_of(page.tasks, set(tasks.jobs))
+        except PasError as exc:
+            tasks.search_failed(query.text, exc.message)
+            return
+        except ValueError as exc:  # the request itself is refused before it is sent (pydantic)
+            tasks.search_failed(query.text, str(exc).splitlines()[0])
+            return
+        tasks.add_found(query.text, None, page, jobs)
+
+    @work(exclusive=True, group="older-found", exit_on_error=False)
+    async def load_found(self, text: str, before: str) -> None:
+        """The next older page of the filter's matches."""
+        tasks = self.query_one(TaskList)
+        try:
+            page = await self.link.find(tasks.filter_query, before)
+            jobs = await self.link.jobs_of(page.tasks, set(tasks.jobs))
+        except PasError:
+            tasks.older_failed(before, "found")
+            return
+        tasks.add_found(text, before, page, jobs)
 
     def _load_review(self) -> None:
         tasks = self.query_one(TaskList)

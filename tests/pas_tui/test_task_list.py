@@ -78,7 +78,7 @@ async def test_a_state_change_is_not_an_arrival() -> None:
         await pilot.pause()
         tasks.table.move_cursor(row=25)
         await pilot.pause()
-        tasks.query_text = "review"  # the filter on: a task leaving REVIEW drops out and the list is rebuilt
+        tasks.set_query("review")  # the filter on: a task leaving REVIEW drops out and the list is rebuilt
         tasks.upsert(task(3).model_copy(update={"state": p.TaskState.APPLIED}))
         await pilot.pause()
         assert tasks.border_title == "Tasks"
@@ -112,11 +112,11 @@ async def test_the_older_page_is_asked_for_once_near_the_end_and_goes_below() ->
         tasks.table.move_cursor(row=20)
         await pilot.pause()
         assert app.asked == []
-        tasks.query_text = "task"  # a filter is on: it applies to what is read, and reads no more
+        tasks.set_query("task")  # a filter is on: its matches come from the daemon, not the list's pages
         tasks.table.move_cursor(row=39)
         await pilot.pause()
         assert app.asked == []
-        tasks.query_text = ""
+        tasks.set_query("")
         tasks.table.move_cursor(row=35)
         await pilot.pause()
         tasks.table.move_cursor(row=39)
