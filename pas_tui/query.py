@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from daemon.protocol import JobInfo, TaskInfo, TaskListParams, TaskState
+from pas_tui.format import short
 
 MAX_TEXT = 500  # TaskListParams.text's limit
 # A state word and the states it shows; `review` is everything waiting for the user, CONFLICT included.
@@ -150,13 +151,13 @@ class Found:
     def subtitle(self, rows: int) -> str:
         """The filter line under the list: the query, how many match, and any problem."""
         q = self.query
-        parts = [f"filter: {q.text.strip()}"]
+        parts = [f"filter: {short(q.text, 40)}"]
         if self.error:
             parts.append(f"{self.error} · matching the tasks read so far")
         elif self.searching:
             parts.append("searching…")
         elif self.total == 0 or (self.total is None and rows == 0 and self.next is None):
-            parts = [f"no task matches “{q.text.strip()}”", "Esc clears"]
+            parts = [f"no task matches “{short(q.text, 40)}”", "Esc clears"]
         elif self.total is not None:
             parts.append(f"{self.total}{'' if self.exact else '+'} match{'' if self.total == 1 else 'es'}")
         if q.note:
