@@ -160,6 +160,8 @@ class Found:
             parts = [f"no task matches “{short(q.text, 40)}”", "Esc clears"]
         elif self.total is not None:
             parts.append(f"{self.total}{'' if self.exact else '+'} match{'' if self.total == 1 else 'es'}")
+        else:
+            parts.append(f"{rows} match{'' if rows == 1 else 'es'}{' so far, more as you scroll' if self.next else ''}")
         if q.note:
             parts.append(q.note)
         return " · ".join(parts)

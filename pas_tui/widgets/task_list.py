@@ -160,7 +160,9 @@ class TaskList(Vertical):
             # that came meanwhile (their tasks newer than the answer) stay in
             found.ids = {t.id for t in page.tasks} | {i for i in found.ids if i in self.tasks and
                                                        found.query.words_match(self.tasks[i])}
-            found.total, found.exact, found.searching, found.error = page.total, page.total_exact, False, None
+            # the daemon counts what it filters; `flagged` is sorted out here, a page at a time
+            found.total = None if found.query.flagged else page.total
+            found.exact, found.searching, found.error = page.total_exact, False, None
         else:
             found.ids |= {t.id for t in page.tasks}
         found.next = page.next
@@ -272,7 +274,8 @@ class TaskList(Vertical):
 
     @on(DataTable.RowHighlighted, "#tasks")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.cursor_row == self.table.cursor_row:  # a rebuild queues highlights that are already stale
+        # a rebuild queues highlights that are already stale (and an emptied table one of no row)
+        if event.cursor_row == self.table.cursor_row and event.row_key is not None:
             self._select(event.row_key.value)
             self._near_end()
 
