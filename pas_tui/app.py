@@ -153,6 +153,10 @@ class PasApp(App[None]):
     def _search(self, msg: TaskList.Search) -> None:
         self.search(msg.query, msg.at_once)
 
+    @on(TaskList.Recount)
+    def _recount_found(self, msg: TaskList.Recount) -> None:
+        self.count_found(msg.query)
+
     def _report_untrusted(self, status: p.PoolStatus) -> None:
         """Once per workspace file (as it is now): which of its settings the daemon ignores, and the fix."""
         for u in status.untrusted:
@@ -218,6 +222,18 @@ class PasApp(App[None]):
             tasks.search_failed(query.text, str(exc).splitlines()[0])
             return
         tasks.add_found(query.text, None, page, jobs)
+
+    @work(exclusive=True, group="found-count", exit_on_error=False)
+    async def count_found(self, query: Query) -> None:
+        """Count the filter's matches again, once a burst of events is over."""
+        await asyncio.sleep(SEARCH_DELAY)
+        tasks = self.query_one(TaskList)
+        events = tasks.found.events if tasks.found else 0
+        try:
+            page = await self.link.client.task_page(query.params(1))
+        except PasError:
+            return  # the count shown stays; a resync asks again
+        tasks.set_total(query.text, events, page.total, page.total_exact)
 
     @work(exclusive=True, group="older-found", exit_on_error=False)
     async def load_found(self, text: str, before: str) -> None:

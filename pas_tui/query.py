@@ -132,21 +132,28 @@ class Found:
     exact: bool = True
     searching: bool = True  # asked, not answered: `ids` are the matches among the tasks read so far
     error: str | None = None  # the daemon could not be asked: `ids` are the matches among the tasks read
+    events: int = 0  # how many task events it has taken in (a count asked before the last one is stale)
 
-    def moved(self, before: TaskInfo | None, task: TaskInfo) -> None:
-        """A task changed (or is new): count it in or out, as the daemon's count would now."""
-        inside = self.query.words_match(task) or task.id in self.ids
+    def moved(self, before: TaskInfo | None, task: TaskInfo) -> bool:
+        """A task changed (or is new): count it in or out, as the daemon's count would now. False when
+        that cannot be told here (a task never read changed state under a state filter): count again."""
+        self.events += 1
+        inside = task.id in self.ids or self.query.words_match(task)  # its words never change
         if inside:
             self.ids.add(task.id)
-        if self.total is None:
-            return
-        now = inside and self.query.state_match(task)
+        if self.total is None or not inside:
+            return True
+        now = self.query.state_match(task)
         if before is not None:
-            was = before.id in self.ids and self.query.state_match(before)
-        else:  # not read: a new task was not counted; another was, unless a change of state brought it in
-            was = inside and task.state is not TaskState.QUEUED and self.query.states is None \
-                and not self.query.flagged
+            was = self.query.state_match(before)
+        elif task.state is TaskState.QUEUED and task.revision == 0:  # new: not counted yet
+            was = False
+        elif self.query.states is None:  # not read, and in whatever state it was in: counted
+            was = now
+        else:
+            return False
         self.total = max(0, self.total + int(now) - int(was))
+        return True
 
     def subtitle(self, rows: int) -> str:
         """The filter line under the list: the query, how many match, and any problem."""

@@ -73,6 +73,12 @@ class TaskList(Vertical):
         query: Query
         at_once: bool = False
 
+    @dataclass
+    class Recount(Message):
+        """An event changed what the filter's count should be by an amount the list cannot tell."""
+
+        query: Query
+
     def __init__(self, *, clock: Callable[[], float] = time.time, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.clock = clock
@@ -168,6 +174,18 @@ class TaskList(Vertical):
         found.next = page.next
         self._add(("found", before or ""), page.tasks, jobs, rebuild=before is None)
 
+    def set_total(self, query: str, events: int, total: int | None, exact: bool) -> None:
+        """The daemon's count of the filter's matches, asked again after `events` task events: if more came
+        since, it may not include them, and it is asked again."""
+        found = self.found
+        if found is None or found.query.text != query or found.searching:
+            return
+        if found.events != events:
+            self.post_message(self.Recount(found.query))
+            return
+        found.total, found.exact = total, exact
+        self._show_filter()
+
     def search_failed(self, query: str, message: str) -> None:
         """The daemon could not answer `query`: say so, and keep the matches among the tasks read."""
         if self.found is not None and self.found.query.text == query and self.found.searching:
@@ -200,8 +218,8 @@ class TaskList(Vertical):
         before = self.tasks.get(task.id)
         was = before is not None and self._shown(task.id)
         self.tasks[task.id] = task
-        if self.found is not None:
-            self.found.moved(before, task)
+        if self.found is not None and not self.found.moved(before, task):
+            self.post_message(self.Recount(self.found.query))
         if was and before is not None and before.job_id == task.job_id and self._wanted(task):
             self._update_row(task)
             self._show_filter()

@@ -11,7 +11,7 @@ from tui_support import wait_until
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess, occupy
+from daemon.testing import DaemonFactory, DaemonProcess, occupy, until_state
 from pas_tui import PasApp
 from pas_tui.connection import Backoff
 from pas_tui.widgets.banner import ConnectionBanner
@@ -180,3 +180,24 @@ async def test_words_without_letters_a_query_too_long_and_an_absent_daemon_are_s
                          and tasks.found.error is None, what="the search asked again")
         assert tasks.border_subtitle == "filter: beta · 1 match"
         assert app.return_code is None and app.is_running
+
+
+async def test_a_task_never_read_that_comes_into_a_state_filter_is_shown_and_counted(
+        make_daemon: DaemonFactory, offline: OfflineModel, repo: Path) -> None:
+    daemon: DaemonProcess = make_daemon(workers=1)
+    offline.set_rules(HANG)
+    async with daemon.client() as c, EventStream(daemon.socket, kinds=["task"]) as events:
+        blocker = await occupy(c, events, repo)
+        old = await queue(c, repo, "document the yak shaver")  # first in the queue, last in the list
+        for i in range(40):
+            await queue(c, repo, f"step {i}")
+        app = PasApp(daemon.socket, workspace=repo, page=3)
+        async with app.run_test(size=(120, 24)) as pilot:
+            await wait_until(pilot, lambda: app.synced and idle(app), what="the first pages")
+            tasks = await typed(pilot, app, "review yak")
+            assert old.id not in tasks.tasks and rows(tasks) == []
+            await c.cancel(blocker)  # the old task runs next, to REVIEW: events of a task the list never read
+            await until_state(events, old.id, p.TaskState.REVIEW)
+            await wait_until(pilot, lambda: rows(tasks) == [old.id] and tasks.found is not None
+                             and tasks.found.total == 1, what="the task in review, counted by the daemon")
+            assert tasks.border_subtitle == "filter: review yak · 1 match"
