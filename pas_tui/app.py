@@ -145,17 +145,17 @@ class PasApp(App[None]):
         if msg.what == "jobs":
             self.load_older_jobs(msg.before)
         elif msg.what == "found":
-            self.load_found(msg.query, msg.before)
+            self.load_found(msg.search, msg.before)
         else:
             self.load_older(msg.before)
 
     @on(TaskList.Search)
     def _search(self, msg: TaskList.Search) -> None:
-        self.search(msg.query, msg.at_once)
+        self.search(msg.query, msg.search, msg.at_once)
 
     @on(TaskList.Recount)
     def _recount_found(self, msg: TaskList.Recount) -> None:
-        self.count_found(msg.query)
+        self.count_found(msg.query, msg.search)
 
     def _report_untrusted(self, status: p.PoolStatus) -> None:
         """Once per workspace file (as it is now): which of its settings the daemon ignores, and the fix."""
@@ -206,9 +206,9 @@ class PasApp(App[None]):
         tasks.add_older_jobs(before, page.jobs, page.next)
 
     @work(exclusive=True, group="search", exit_on_error=False)
-    async def search(self, query: Query, at_once: bool = False) -> None:
+    async def search(self, query: Query, search: int, at_once: bool = False) -> None:
         """The first page of the filter's matches, once typing pauses. A newer search cancels this one;
-        an answer that still comes late is dropped by the list, which knows its query."""
+        an answer that still comes late is dropped by the list, which knows the search it asked for last."""
         if not at_once:
             await asyncio.sleep(SEARCH_DELAY)
         tasks = self.query_one(TaskList)
@@ -216,15 +216,15 @@ class PasApp(App[None]):
             page = await self.link.find(query)
             jobs = await self.link.jobs_of(page.tasks, set(tasks.jobs))
         except PasError as exc:
-            tasks.search_failed(query.text, exc.message)
+            tasks.search_failed(search, exc.message)
             return
         except ValueError as exc:  # the request itself is refused before it is sent (pydantic)
-            tasks.search_failed(query.text, str(exc).splitlines()[0])
+            tasks.search_failed(search, str(exc).splitlines()[0])
             return
-        tasks.add_found(query.text, None, page, jobs)
+        tasks.add_found(search, None, page, jobs)
 
     @work(exclusive=True, group="found-count", exit_on_error=False)
-    async def count_found(self, query: Query) -> None:
+    async def count_found(self, query: Query, search: int) -> None:
         """Count the filter's matches again, once a burst of events is over."""
         await asyncio.sleep(SEARCH_DELAY)
         tasks = self.query_one(TaskList)
@@ -233,10 +233,10 @@ class PasApp(App[None]):
             page = await self.link.client.task_page(query.params(1))
         except PasError:
             return  # the count shown stays; a resync asks again
-        tasks.set_total(query.text, events, page.total, page.total_exact)
+        tasks.set_total(search, events, page.total, page.total_exact)
 
     @work(exclusive=True, group="older-found", exit_on_error=False)
-    async def load_found(self, text: str, before: str) -> None:
+    async def load_found(self, search: int, before: str) -> None:
         """The next older page of the filter's matches."""
         tasks = self.query_one(TaskList)
         try:
@@ -245,7 +245,7 @@ class PasApp(App[None]):
         except PasError:
             tasks.older_failed(before, "found")
             return
-        tasks.add_found(text, before, page, jobs)
+        tasks.add_found(search, before, page, jobs)
 
     def _load_review(self) -> None:
         tasks = self.query_one(TaskList)

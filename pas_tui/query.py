@@ -126,6 +126,7 @@ class Found:
     older matches, and how many there are."""
 
     query: Query
+    search: int  # which search of the list this is: an answer to an earlier one is dropped
     ids: set[str]
     next: str | None = None  # the `before` of the older matches not read yet
     total: int | None = None  # None: not counted (yet)

@@ -59,11 +59,11 @@ class TaskList(Vertical):
     class NeedOlder(Message):
         """The user came near the end of the list: the rows older than `before` are wanted — the tasks
         queued before it (`what` "tasks"), the jobs made before it ("jobs"), or the older matches of the
-        filter `query` ("found")."""
+        filter's search `search` ("found")."""
 
         before: str
         what: str = "tasks"
-        query: str = ""
+        search: int = 0
 
     @dataclass
     class Search(Message):
@@ -71,6 +71,7 @@ class TaskList(Vertical):
         wait out)."""
 
         query: Query
+        search: int  # the list's number for it, to hand back with the answer
         at_once: bool = False
 
     @dataclass
@@ -78,6 +79,7 @@ class TaskList(Vertical):
         """An event changed what the filter's count should be by an amount the list cannot tell."""
 
         query: Query
+        search: int
 
     def __init__(self, *, clock: Callable[[], float] = time.time, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
@@ -92,6 +94,7 @@ class TaskList(Vertical):
         self.next_jobs: str | None = None  # the cursor of the older jobs not read yet
         self.found: Found | None = None  # the filter's matches (None: no filter)
         self._asked: tuple[str, str] | None = None  # the page asked for and not yet added: (what, before)
+        self._searches = 0  # searches asked for so far
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: words, a state (review, running…), flagged, model:NAME; Esc clears",
@@ -155,11 +158,11 @@ class TaskList(Vertical):
         self.next_jobs = next_jobs
         self._add(("jobs", before), [], jobs)
 
-    def add_found(self, query: str, before: str | None, page: TaskPage, jobs: list[JobInfo]) -> None:
-        """A page of the daemon's matches for `query` (`before` None: the first); dropped if the filter
-        changed or moved on meanwhile, so a late answer never overwrites a newer one."""
+    def add_found(self, search: int, before: str | None, page: TaskPage, jobs: list[JobInfo]) -> None:
+        """A page of the daemon's matches for search `search` (`before` None: the first); dropped if the
+        filter was asked again or moved on meanwhile, so a late answer never overwrites a newer one."""
         found = self.found
-        if found is None or found.query.text != query or (before is not None and before != found.next) \
+        if found is None or found.search != search or (before is not None and before != found.next) \
                 or (before is None and not found.searching):
             return
         if before is None:  # the daemon's answer replaces the guess among the tasks read, and the events
@@ -174,21 +177,21 @@ class TaskList(Vertical):
         found.next = page.next
         self._add(("found", before or ""), page.tasks, jobs, rebuild=before is None)
 
-    def set_total(self, query: str, events: int, total: int | None, exact: bool) -> None:
+    def set_total(self, search: int, events: int, total: int | None, exact: bool) -> None:
         """The daemon's count of the filter's matches, asked again after `events` task events: if more came
         since, it may not include them, and it is asked again."""
         found = self.found
-        if found is None or found.query.text != query or found.searching:
+        if found is None or found.search != search or found.searching:
             return
         if found.events != events:
-            self.post_message(self.Recount(found.query))
+            self.post_message(self.Recount(found.query, search))
             return
         found.total, found.exact = total, exact
         self._show_filter()
 
-    def search_failed(self, query: str, message: str) -> None:
-        """The daemon could not answer `query`: say so, and keep the matches among the tasks read."""
-        if self.found is not None and self.found.query.text == query and self.found.searching:
+    def search_failed(self, search: int, message: str) -> None:
+        """The daemon could not answer search `search`: say so, and keep the matches among the tasks read."""
+        if self.found is not None and self.found.search == search and self.found.searching:
             self.found.searching, self.found.error = False, message
             self._show_filter()
 
@@ -219,7 +222,7 @@ class TaskList(Vertical):
         was = before is not None and self._shown(task.id)
         self.tasks[task.id] = task
         if self.found is not None and not self.found.moved(before, task):
-            self.post_message(self.Recount(self.found.query))
+            self.post_message(self.Recount(self.found.query, self.found.search))
         if was and before is not None and before.job_id == task.job_id and self._wanted(task):
             self._update_row(task)
             self._show_filter()
@@ -270,10 +273,11 @@ class TaskList(Vertical):
 
     def _search(self, query: Query, at_once: bool = False) -> None:
         """Until the daemon answers, the matches among the tasks read stand in for its answer."""
-        self.found = Found(query, {t.id for t in self.tasks.values() if query.words_match(t)},
+        self._searches += 1
+        self.found = Found(query, self._searches, {t.id for t in self.tasks.values() if query.words_match(t)},
                            error=query.problem, searching=query.problem is None)
         if query.problem is None:
-            self.post_message(self.Search(query, at_once))
+            self.post_message(self.Search(query, self._searches, at_once))
 
     @on(Input.Submitted, "#task-filter")
     def _filter_done(self) -> None:
@@ -307,7 +311,7 @@ class TaskList(Vertical):
         bottom = round(table.scroll_y) + table.scrollable_content_region.height
         if max(table.cursor_row, bottom) >= table.row_count - NEAR_END:
             self._asked = want
-            self.post_message(self.NeedOlder(want[1], want[0], self.filter_query.text if want[0] == "found" else ""))
+            self.post_message(self.NeedOlder(want[1], want[0], self.found.search if self.found else 0))
 
     def _next_wanted(self) -> tuple[str, str] | None:
         found = self.found

@@ -161,11 +161,11 @@ async def test_ages_advance_each_second_and_their_column_widens_when_an_age_need
 class SearchApp(ListApp):
     def __init__(self) -> None:
         super().__init__()
-        self.searches: list[str] = []
+        self.searches: list[tuple[int, str]] = []
 
     @on(TaskList.Search)
     def _search(self, msg: TaskList.Search) -> None:
-        self.searches.append(msg.query.text)
+        self.searches.append((msg.search, msg.query.text))
 
 
 async def test_an_answer_to_an_older_filter_never_replaces_the_newer_ones() -> None:
@@ -176,15 +176,24 @@ async def test_an_answer_to_an_older_filter_never_replaces_the_newer_ones() -> N
         tasks.set_query("task 1")
         tasks.set_query("task 2")
         await pilot.pause()
-        assert app.searches == ["task 1", "task 2"]
+        assert app.searches == [(1, "task 1"), (2, "task 2")]
         assert [str(k.value) for k in tasks.table.rows] == ["t0002"]  # the tasks read stand in meanwhile
         old = [task(10), task(1)]
-        tasks.add_found("task 2", None, p.TaskList(tasks=[task(20), task(2)], total=2), [])
-        tasks.add_found("task 1", None, p.TaskList(tasks=old, total=2), [])  # late: dropped
+        tasks.add_found(2, None, p.TaskList(tasks=[task(20), task(2)], total=2), [])
+        tasks.add_found(1, None, p.TaskList(tasks=old, total=2), [])  # late: dropped
         assert [str(k.value) for k in tasks.table.rows] == ["t0020", "t0002"]
         assert tasks.border_subtitle == "filter: task 2 · 2 matches"
-        # a second answer to the same filter (asked again before the first came) is late too
-        tasks.add_found("task 2", None, p.TaskList(tasks=[task(2)], total=1), [])
+        # a second answer to the same search is late too
+        tasks.add_found(2, None, p.TaskList(tasks=[task(2)], total=1), [])
         assert [str(k.value) for k in tasks.table.rows] == ["t0020", "t0002"]
-        tasks.add_found("task 2", "t0002", p.TaskList(tasks=[task(0)]), [])  # a page nobody asked for
+        tasks.add_found(2, "t0002", p.TaskList(tasks=[task(0)]), [])  # a page nobody asked for
         assert "t0000" not in [str(k.value) for k in tasks.table.rows]
+        # a resync asks the same filter again: the answer to the search before it is dropped, same words or not
+        tasks.replace_all([task(i) for i in range(10)])
+        await pilot.pause()
+        assert app.searches[-1] == (3, "task 2")
+        tasks.add_found(2, None, p.TaskList(tasks=[task(20), task(2)], total=2), [])
+        assert tasks.found is not None and tasks.found.searching
+        tasks.add_found(3, None, p.TaskList(tasks=[task(2)], total=1), [])
+        assert [str(k.value) for k in tasks.table.rows] == ["t0002"]
+        assert tasks.border_subtitle == "filter: task 2 · 1 match"
