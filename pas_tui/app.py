@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from textual.widgets import Footer
 from daemon import protocol as p
 from daemon.errors import PasError
 from pas_tui.connection import PAGE, Backoff, ClientFactory, DaemonEvent, Link, Lost, Synced
-from pas_tui.query import Query
+from pas_tui.pages import Pages
 from pas_tui.widgets.banner import ConnectionBanner
 from pas_tui.widgets.pool_panel import PoolPanel
 from pas_tui.widgets.review import ReviewPane
@@ -26,7 +25,6 @@ from pas_tui.widgets.task_list import TaskList
 # The other screens (receipts with its chart, help, the forms) are imported when they first open:
 # the main screen paints sooner without them.
 
-SEARCH_DELAY = 0.25  # seconds of no typing before the filter asks the daemon
 DONE = {"approve": "approved", "reject": "rejected"}  # each review verb's past tense, spelled out
 
 
@@ -83,6 +81,8 @@ class PasApp(App[None]):
 
     @on(Synced)
     def _synced(self, msg: Synced) -> None:
+        if not self.is_running:  # shutting down: the screens go before the daemon's messages queued for them
+            return
         self.query_one(ConnectionBanner).connected()
         self.query_one(PoolPanel).show_status(msg.status)
         tasks = self.query_one(TaskList)
@@ -95,10 +95,14 @@ class PasApp(App[None]):
 
     @on(Lost)
     def _lost(self, msg: Lost) -> None:
+        if not self.is_running:  # as in _synced
+            return
         self.query_one(ConnectionBanner).disconnected(msg.reason, msg.retry_in)
 
     @on(DaemonEvent)
     def _event(self, msg: DaemonEvent) -> None:
+        if not self.is_running:  # as in _synced
+            return
         ev = msg.envelope.event
         if isinstance(ev, p.ProgrammerEvent):
             self.query_one(PoolPanel).update_programmer(ev.programmer)
@@ -141,21 +145,11 @@ class PasApp(App[None]):
         self._load_review()
 
     @on(TaskList.NeedOlder)
-    def _need_older(self, msg: TaskList.NeedOlder) -> None:
-        if msg.what == "jobs":
-            self.load_older_jobs(msg.before)
-        elif msg.what == "found":
-            self.load_found(msg.search, msg.before)
-        else:
-            self.load_older(msg.before)
-
     @on(TaskList.Search)
-    def _search(self, msg: TaskList.Search) -> None:
-        self.search(msg.query, msg.search, msg.at_once)
-
     @on(TaskList.Recount)
-    def _recount_found(self, msg: TaskList.Recount) -> None:
-        self.count_found(msg.query, msg.search)
+    def _ask_for_rows(self, msg: TaskList.NeedOlder | TaskList.Search | TaskList.Recount) -> None:
+        group, request = Pages(self.link, self.query_one(TaskList)).for_message(msg)
+        self.run_worker(request, group=group, exclusive=True, exit_on_error=False)
 
     def _report_untrusted(self, status: p.PoolStatus) -> None:
         """Once per workspace file (as it is now): which of its settings the daemon ignores, and the fix."""
@@ -181,71 +175,6 @@ class PasApp(App[None]):
         except PasError:
             return
         self.query_one(PoolPanel).show_counts(status)
-
-    @work(exclusive=True, group="older", exit_on_error=False)
-    async def load_older(self, before: str) -> None:
-        """The next older page of tasks, and the jobs of its tasks that the list does not have."""
-        tasks = self.query_one(TaskList)
-        try:
-            page = await self.link.older(before)
-            jobs = await self.link.jobs_of(page.tasks, set(tasks.jobs))
-        except PasError:
-            tasks.older_failed(before)  # disconnected: the resync starts from the newest page again
-            return
-        tasks.add_older(before, page.tasks, jobs, page.next)
-
-    @work(exclusive=True, group="older-jobs", exit_on_error=False)
-    async def load_older_jobs(self, before: str) -> None:
-        """The next older page of jobs."""
-        tasks = self.query_one(TaskList)
-        try:
-            page = await self.link.older_jobs(before)
-        except PasError:
-            tasks.older_failed(before, "jobs")
-            return
-        tasks.add_older_jobs(before, page.jobs, page.next)
-
-    @work(exclusive=True, group="search", exit_on_error=False)
-    async def search(self, query: Query, search: int, at_once: bool = False) -> None:
-        """The first page of the filter's matches, once typing pauses. A newer search cancels this one;
-        an answer that still comes late is dropped by the list, which knows the search it asked for last."""
-        if not at_once:
-            await asyncio.sleep(SEARCH_DELAY)
-        tasks = self.query_one(TaskList)
-        try:
-            page = await self.link.find(query)
-            jobs = await self.link.jobs_of(page.tasks, set(tasks.jobs))
-        except PasError as exc:
-            tasks.search_failed(search, exc.message)
-            return
-        except ValueError as exc:  # the request itself is refused before it is sent (pydantic)
-            tasks.search_failed(search, str(exc).splitlines()[0])
-            return
-        tasks.add_found(search, None, page, jobs)
-
-    @work(exclusive=True, group="found-count", exit_on_error=False)
-    async def count_found(self, query: Query, search: int) -> None:
-        """Count the filter's matches again, once a burst of events is over."""
-        await asyncio.sleep(SEARCH_DELAY)
-        tasks = self.query_one(TaskList)
-        events = tasks.found.events if tasks.found else 0
-        try:
-            page = await self.link.client.task_page(query.params(1))
-        except PasError:
-            return  # the count shown stays; a resync asks again
-        tasks.set_total(search, events, page.total, page.total_exact)
-
-    @work(exclusive=True, group="older-found", exit_on_error=False)
-    async def load_found(self, search: int, before: str) -> None:
-        """The next older page of the filter's matches."""
-        tasks = self.query_one(TaskList)
-        try:
-            page = await self.link.find(tasks.filter_query, before)
-            jobs = await self.link.jobs_of(page.tasks, set(tasks.jobs))
-        except PasError:
-            tasks.older_failed(before, "found")
-            return
-        tasks.add_found(search, before, page, jobs)
 
     def _load_review(self) -> None:
         tasks = self.query_one(TaskList)
