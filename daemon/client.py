@@ -227,6 +227,10 @@ class PasClient:
     async def jobs(self, params: p.JobListParams | None = None) -> builtins.list[p.JobInfo]:
         return (await self._typed("job.list", params or p.JobListParams(), p.JobList)).jobs
 
+    async def job_page(self, params: p.JobListParams) -> p.JobList:
+        """One page of jobs with its cursor to the next."""
+        return await self._typed("job.list", params, p.JobList)
+
     async def cancel_job(self, job_id: str) -> p.JobInfo:
         return await self._typed("job.cancel", p.JobRef(job_id=job_id), p.JobInfo)
 

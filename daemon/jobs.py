@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_open ON jobs(open);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at, id);
 """
 
 
@@ -106,14 +107,19 @@ class JobStore:
         like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         return [r[0] for r in self.db.execute("SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\\' LIMIT 5", (like,))]
 
-    def query(self, workspace: str | None, limit: int, open_only: bool = False) -> list[JobRecord]:
+    def query(self, workspace: str | None, limit: int, open_only: bool = False,
+              before: tuple[float, str] | None = None) -> list[JobRecord]:
+        """The newest `limit` jobs, created before `before` (created_at, id) if given."""
         sql, args = "SELECT record FROM jobs WHERE 1=1", list[object]()
+        if before is not None:  # (created_at, id): two jobs made in the same instant still page apart
+            sql += " AND (created_at, id) < (?, ?)"
+            args += before
         if workspace is not None:
             sql += " AND workspace = ?"
             args.append(workspace)
         if open_only:
             sql += " AND open = 1"
-        sql += " ORDER BY created_at DESC LIMIT ?"
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         args.append(limit)
         return [JobRecord.model_validate_json(r[0]) for r in self.db.execute(sql, args)]
 
@@ -259,7 +265,15 @@ class JobManager:
         return self.info(self.record(params.job_id))
 
     async def list_jobs(self, params: p.JobListParams) -> p.JobList:
-        return p.JobList(jobs=[self.info(j) for j in self.jobs.query(params.workspace, params.limit)])
+        before = None
+        if params.before is not None:
+            if (last := self.jobs.get(params.before)) is None:
+                raise InvalidParams(f"before: no job {params.before!r} to page from (give the id of a listed job)")
+            before = (last.created_at, last.id)
+        jobs = self.jobs.query(params.workspace, params.limit + 1, before=before)
+        more = len(jobs) > params.limit
+        jobs = jobs[:params.limit]
+        return p.JobList(jobs=[self.info(j) for j in jobs], next=jobs[-1].id if more else None)
 
     async def diff(self, params: p.JobRef) -> p.JobDiffResult:
         job = self.record(params.job_id)

@@ -565,10 +565,14 @@ class JobRef(Model):
 class JobListParams(Model):
     workspace: PathStr | None = None
     limit: int = Field(default=100, ge=1, le=MAX_JOB_PAGE)
+    # Keyset paging, newest first, as task.list's: a job id (JobList.next); the page holds the jobs
+    # created before it.
+    before: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class JobList(Model):
     jobs: list[JobInfo]
+    next: str | None = None  # the `before` of the next (older) page; None: this is the last page
 
 
 class JobDiffResult(Model):

@@ -15,6 +15,7 @@ from textual.widgets import Footer
 from daemon import protocol as p
 from daemon.errors import PasError
 from pas_tui.connection import PAGE, Backoff, ClientFactory, DaemonEvent, Link, Lost, Synced
+from pas_tui.pages import Pages
 from pas_tui.widgets.banner import ConnectionBanner
 from pas_tui.widgets.pool_panel import PoolPanel
 from pas_tui.widgets.review import ReviewPane
@@ -80,11 +81,13 @@ class PasApp(App[None]):
 
     @on(Synced)
     def _synced(self, msg: Synced) -> None:
+        if not self.is_running:  # shutting down: the screens go before the daemon's messages queued for them
+            return
         self.query_one(ConnectionBanner).connected()
         self.query_one(PoolPanel).show_status(msg.status)
         tasks = self.query_one(TaskList)
         was = tasks.selected_id
-        tasks.replace_all(msg.tasks, msg.jobs, msg.next)
+        tasks.replace_all(msg.tasks, msg.jobs, msg.next, msg.jobs_next)
         self._report_untrusted(msg.status)
         self.synced += 1
         if tasks.selected_id == was:  # else its TaskList.Selected loads the review: once, not twice
@@ -92,10 +95,14 @@ class PasApp(App[None]):
 
     @on(Lost)
     def _lost(self, msg: Lost) -> None:
+        if not self.is_running:  # as in _synced
+            return
         self.query_one(ConnectionBanner).disconnected(msg.reason, msg.retry_in)
 
     @on(DaemonEvent)
     def _event(self, msg: DaemonEvent) -> None:
+        if not self.is_running:  # as in _synced
+            return
         ev = msg.envelope.event
         if isinstance(ev, p.ProgrammerEvent):
             self.query_one(PoolPanel).update_programmer(ev.programmer)
@@ -138,8 +145,11 @@ class PasApp(App[None]):
         self._load_review()
 
     @on(TaskList.NeedOlder)
-    def _need_older(self, msg: TaskList.NeedOlder) -> None:
-        self.load_older(msg.before)
+    @on(TaskList.Search)
+    @on(TaskList.Recount)
+    def _ask_for_rows(self, msg: TaskList.NeedOlder | TaskList.Search | TaskList.Recount) -> None:
+        group, request = Pages(self.link, self.query_one(TaskList)).for_message(msg)
+        self.run_worker(request, group=group, exclusive=True, exit_on_error=False)
 
     def _report_untrusted(self, status: p.PoolStatus) -> None:
         """Once per workspace file (as it is now): which of its settings the daemon ignores, and the fix."""
@@ -165,18 +175,6 @@ class PasApp(App[None]):
         except PasError:
             return
         self.query_one(PoolPanel).show_counts(status)
-
-    @work(exclusive=True, group="older", exit_on_error=False)
-    async def load_older(self, before: str) -> None:
-        """The next older page of tasks, and the jobs of its tasks that the list does not have."""
-        tasks = self.query_one(TaskList)
-        try:
-            page = await self.link.older(before)
-            jobs = await self.link.jobs_of(page.tasks, set(tasks.jobs))
-        except PasError:
-            tasks.older_failed(before)  # disconnected: the resync starts from the newest page again
-            return
-        tasks.add_older(before, page.tasks, jobs, page.next)
 
     def _load_review(self) -> None:
         tasks = self.query_one(TaskList)

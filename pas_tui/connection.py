@@ -6,7 +6,8 @@ resynchronises (`task.list`, `job.list` and `pool.status`) and reports `Synced`.
 
 A resync asks for the newest page of tasks only (`PAGE`), and the newest few jobs plus any job
 one of those tasks belongs to: however long the history, the first paint builds a page of rows.
-The task list asks for older pages as the user scrolls down to them.
+The task list asks for older pages (of tasks, of jobs, of a filter's matches) as the user scrolls
+down to them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from textual.message import Message
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.errors import DaemonUnavailable, NotFound, PasError
+from pas_tui.query import Query
 
 ClientFactory = Callable[[], PasClient]
 
@@ -38,6 +40,7 @@ class Synced(Message):
     tasks: list[p.TaskInfo]
     jobs: list[p.JobInfo] = field(default_factory=list)
     next: str | None = None  # the cursor of the older tasks (None: `tasks` is all there is)
+    jobs_next: str | None = None  # the cursor of the jobs older than the newest JOB_PAGE
 
 
 @dataclass
@@ -111,10 +114,10 @@ class Link:
         # Subscribe before listing, so no change falls between the snapshot and the stream.
         async with EventStream(client.socket) as stream:
             page = await client.task_page(p.TaskListParams(limit=self.page))
-            jobs = await client.jobs(p.JobListParams(limit=JOB_PAGE))
-            jobs += await self.jobs_of(page.tasks, {j.id for j in jobs})
+            job_page = await client.job_page(p.JobListParams(limit=JOB_PAGE))
+            jobs = job_page.jobs + await self.jobs_of(page.tasks, {j.id for j in job_page.jobs})
             status = await client.status()
-            post(Synced(status, page.tasks, jobs, page.next))
+            post(Synced(status, page.tasks, jobs, page.next, job_page.next))
             self._synced = True
             async for envelope in stream:
                 post(DaemonEvent(envelope))
@@ -122,6 +125,14 @@ class Link:
     async def older(self, before: str) -> p.TaskList:
         """The page of tasks queued before the task `before`."""
         return await self.client.task_page(p.TaskListParams(limit=self.page, before=before))
+
+    async def older_jobs(self, before: str) -> p.JobList:
+        """The page of jobs made before the job `before`."""
+        return await self.client.job_page(p.JobListParams(limit=JOB_PAGE, before=before))
+
+    async def find(self, query: Query, before: str | None = None) -> p.TaskList:
+        """A page of the tasks matching `query`, newest first (the first page also counts them)."""
+        return await self.client.task_page(query.params(self.page, before))
 
     async def jobs_of(self, tasks: list[p.TaskInfo], known: set[str]) -> list[p.JobInfo]:
         """The jobs these tasks belong to that are not in `known` (one gone meanwhile is left out)."""

@@ -1,8 +1,11 @@
 """The task list: every task with state, instruction, model, files, cost and age; `/` filters.
 
-It holds the newest page of tasks and asks for the next older page (`NeedOlder`) when the cursor
-or the view comes near its end, so a long history is read a page at a time and each page only adds
-rows below; the filter applies to the tasks read so far.
+It holds the newest page of tasks and of jobs and asks for the next older page (`NeedOlder`) when
+the cursor or the view comes near its end, so a long history is read a page at a time and each page
+only adds rows below. Tasks and jobs page apart: a row is shown once both are read down to its age.
+
+The filter asks the daemon (`Search`): its matches over the whole history, newest first, paged the
+same way, with their count; events keep them current. Esc goes back to the list as it was.
 
 A job's tasks sit indented under a row for the job (its state, instruction, task count and
 spend); tasks of no job, or of a job not heard of yet, stand alone.
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -23,41 +26,14 @@ from textual.message import Message
 from textual.widgets import DataTable, Input
 from textual.widgets.data_table import ColumnKey
 
-from daemon.protocol import JobInfo, TaskInfo, TaskState
+from daemon.protocol import JobInfo, TaskInfo
+from daemon.protocol import TaskList as TaskPage
 from pas_tui.format import cost, duration, short, state_text, task_state_text
+from pas_tui.query import Found, Query
 
 COLUMNS = (("id", "Id"), ("state", "State"), ("instruction", "Instruction"), ("model", "Model"),
            ("files", "Files"), ("cost", "Cost"), ("age", "Age"))
-# A state word and the states it shows; `review` is everything waiting for the user, CONFLICT included.
-STATES: dict[str, frozenset[str]] = {s.value.lower(): frozenset({s.value}) for s in TaskState}
-STATES["review"] = frozenset({TaskState.REVIEW.value, TaskState.CONFLICT.value})
-
-
-def matches(task: TaskInfo, query: str) -> bool:
-    """Every word must match: a state name matches the state, `flagged` a task with warnings, anything
-    else is a substring."""
-    for word in query.lower().split():
-        if word in STATES:
-            if task.state.value not in STATES[word]:
-                return False
-        elif word == "flagged":
-            if not task.warnings:
-                return False
-        elif not any(word in field.lower() for field in (task.id, task.instruction, task.model, *task.files)):
-            return False
-    return True
-
-
-def job_matches(job: JobInfo, query: str) -> bool:
-    """A job matches on its state, id, instruction or model (its tasks are matched on their own)."""
-    for word in query.lower().split():
-        if word in STATES:
-            if job.state.value not in STATES[word]:
-                return False
-        elif not any(word in field.lower() for field in (job.id, job.instruction, job.model)):
-            return False
-    return True
-
+NO_QUERY = Query("")
 
 Row = TaskInfo | JobInfo
 NEAR_END = 10  # rows from the end of the list at which the next older page is asked for
@@ -81,25 +57,48 @@ class TaskList(Vertical):
 
     @dataclass
     class NeedOlder(Message):
-        """The user came near the end of the list: the tasks queued before `before` are wanted."""
+        """The user came near the end of the list: the rows older than `before` are wanted — the tasks
+        queued before it (`what` "tasks"), the jobs made before it ("jobs"), or the older matches of the
+        filter's search `search` ("found")."""
 
         before: str
+        what: str = "tasks"
+        search: int = 0
+
+    @dataclass
+    class Search(Message):
+        """The filter changed: ask the daemon for the first page of its matches (`at_once`: no typing to
+        wait out)."""
+
+        query: Query
+        search: int  # the list's number for it, to hand back with the answer
+        at_once: bool = False
+
+    @dataclass
+    class Recount(Message):
+        """An event changed what the filter's count should be by an amount the list cannot tell."""
+
+        query: Query
+        search: int
 
     def __init__(self, *, clock: Callable[[], float] = time.time, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.clock = clock
         self.tasks: dict[str, TaskInfo] = {}
         self.jobs: dict[str, JobInfo] = {}
-        self.query_text = ""
         self.border_title = "Tasks"
         self._selected: str | None = None
         self._unseen: set[str] = set()  # rows that arrived above the view and have not been scrolled to
         self._laying_out = False
         self.next_page: str | None = None  # the cursor of the older tasks not read yet (None: none)
-        self._asked: str | None = None  # the page asked for and not yet added
+        self.next_jobs: str | None = None  # the cursor of the older jobs not read yet
+        self.found: Found | None = None  # the filter's matches (None: no filter)
+        self._asked: tuple[str, str] | None = None  # the page asked for and not yet added: (what, before)
+        self._searches = 0  # searches asked for so far
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: a state (review, running…) and/or words; Esc clears", id="task-filter")
+        yield Input(placeholder="filter: words, a state (review, running…), flagged, model:NAME; Esc clears",
+                    id="task-filter")
         yield DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
 
     @property
@@ -127,14 +126,21 @@ class TaskList(Vertical):
         """The highlighted job row."""
         return self.jobs.get(self._selected) if self._selected else None
 
+    @property
+    def filter_query(self) -> Query:
+        return self.found.query if self.found else NO_QUERY
+
     # ------------------------------------------------------------ data
 
     def replace_all(self, tasks: list[TaskInfo], jobs: list[JobInfo] | None = None,
-                    next_page: str | None = None) -> None:
-        """The newest page of tasks (and the jobs to show with them); `next_page` is the older page's cursor."""
+                    next_page: str | None = None, next_jobs: str | None = None) -> None:
+        """The newest page of tasks and of jobs (and the jobs of those tasks); `next_page` and `next_jobs`
+        are the older pages' cursors. A filter on is asked again."""
         self.tasks = {t.id: t for t in tasks}
         self.jobs = {j.id: j for j in jobs or []}
-        self.next_page, self._asked = next_page, None
+        self.next_page, self.next_jobs, self._asked = next_page, next_jobs, None
+        if self.found is not None:
+            self._search(self.found.query, at_once=True)
         self._rebuild()
         self._near_end()
 
@@ -142,40 +148,93 @@ class TaskList(Vertical):
         """The page asked for with `before`; what an event has already shown is newer and is kept."""
         if before != self.next_page:  # the list was replaced meanwhile
             return
+        self.next_page = next_page
+        self._add(("tasks", before), tasks, jobs)
+
+    def add_older_jobs(self, before: str, jobs: list[JobInfo], next_jobs: str | None) -> None:
+        """The page of jobs asked for with `before`."""
+        if before != self.next_jobs:
+            return
+        self.next_jobs = next_jobs
+        self._add(("jobs", before), [], jobs)
+
+    def add_found(self, search: int, before: str | None, page: TaskPage, jobs: list[JobInfo]) -> None:
+        """A page of the daemon's matches for search `search` (`before` None: the first); dropped if the
+        filter was asked again or moved on meanwhile, so a late answer never overwrites a newer one."""
+        found = self.found
+        if found is None or found.search != search or (before is not None and before != found.next) \
+                or (before is None and not found.searching):
+            return
+        if before is None:  # the daemon's answer replaces the guess among the tasks read, and the events
+            # that came meanwhile (their tasks newer than the answer) stay in
+            found.ids = {t.id for t in page.tasks} | {i for i in found.ids if i in self.tasks and
+                                                       found.query.words_match(self.tasks[i])}
+            # the daemon counts what it filters; `flagged` is sorted out here, a page at a time
+            found.total = None if found.query.flagged else page.total
+            found.exact, found.searching, found.error = page.total_exact, False, None
+        else:
+            found.ids |= {t.id for t in page.tasks}
+        found.next = page.next
+        self._add(("found", before or ""), page.tasks, jobs, rebuild=before is None)
+
+    def set_total(self, search: int, events: int, total: int | None, exact: bool) -> None:
+        """The daemon's count of the filter's matches, asked again after `events` task events: if more came
+        since, it may not include them, and it is asked again."""
+        found = self.found
+        if found is None or found.search != search or found.searching:
+            return
+        if found.events != events:
+            self.post_message(self.Recount(found.query, search))
+            return
+        found.total, found.exact = total, exact
+        self._show_filter()
+
+    def search_failed(self, search: int, message: str) -> None:
+        """The daemon could not answer search `search`: say so, and keep the matches among the tasks read."""
+        if self.found is not None and self.found.search == search and self.found.searching:
+            self.found.searching, self.found.error = False, message
+            self._show_filter()
+
+    def _add(self, asked: tuple[str, str], tasks: list[TaskInfo], jobs: list[JobInfo], rebuild: bool = False) -> None:
         for t in tasks:
             self.tasks.setdefault(t.id, t)
         for j in jobs:
             self.jobs.setdefault(j.id, j)
-        self.next_page, self._asked = next_page, None
+        if self._asked == asked:
+            self._asked = None
         visible = self._visible()
         shown = [str(key.value) for key in self.table.rows]
-        if [r.id for r in visible[:len(shown)]] == shown:  # older rows only go below: add them, keep the rest
+        if not rebuild and [r.id for r in visible[:len(shown)]] == shown:  # older rows only go below
             for row in visible[len(shown):]:
                 self.table.add_row(*self._cells(row), key=row.id)
+            self._show_filter()
         else:  # a row moved (a task joined the job it belongs to): lay the list out again
             self._rebuild()
         self._near_end()
 
-    def older_failed(self, before: str) -> None:
+    def older_failed(self, before: str, what: str = "tasks") -> None:
         """The page asked for with `before` did not come: ask again when the user next comes near the end."""
-        if self._asked == before:
+        if self._asked == (what, before):
             self._asked = None
 
     def upsert(self, task: TaskInfo) -> None:
-        known = task.id in self.tasks
         before = self.tasks.get(task.id)
+        was = before is not None and self._shown(task.id)
         self.tasks[task.id] = task
-        if known and before is not None and before.job_id == task.job_id and self._shown(task.id) \
-                and matches(task, self.query_text):
+        if self.found is not None and not self.found.moved(before, task):
+            self.post_message(self.Recount(self.found.query, self.found.search))
+        if was and before is not None and before.job_id == task.job_id and self._wanted(task):
             self._update_row(task)
+            self._show_filter()
         else:
             self._rebuild(arrivals=True)
 
     def upsert_job(self, job: JobInfo) -> None:
         before = self.jobs.get(job.id)
         self.jobs[job.id] = job
+        q = self.filter_query
         if before is not None and before.task_ids == job.task_ids and self._shown(job.id) \
-                and job_matches(job, self.query_text) == job_matches(before, self.query_text):
+                and q.job_matches(job) == q.job_matches(before):
             self._update_row(job)
         else:
             self._rebuild(arrivals=True)
@@ -195,9 +254,30 @@ class TaskList(Vertical):
 
     @on(Input.Changed, "#task-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.query_text = event.value
+        self.set_query(event.value)
+
+    def set_query(self, text: str) -> None:
+        """Filter by `text` (the daemon is asked once typing pauses); an empty one shows the list again."""
+        query = Query.parse(text)
+        if self.found is not None and replace(query, text=self.found.query.text) == self.found.query:
+            return  # the same search (only spaces changed)
+        self._asked = None
+        if not query.active:
+            self.found = None
+            self._rebuild()
+            self.border_subtitle = f"filter: {query.note}" if query.note else ""
+            self._near_end()
+            return
+        self._search(query)
         self._rebuild()
-        self.border_subtitle = f"filter: {event.value}" if event.value else ""
+
+    def _search(self, query: Query, at_once: bool = False) -> None:
+        """Until the daemon answers, the matches among the tasks read stand in for its answer."""
+        self._searches += 1
+        self.found = Found(query, self._searches, {t.id for t in self.tasks.values() if query.words_match(t)},
+                           error=query.problem, searching=query.problem is None)
+        if query.problem is None:
+            self.post_message(self.Search(query, self._searches, at_once))
 
     @on(Input.Submitted, "#task-filter")
     def _filter_done(self) -> None:
@@ -208,27 +288,61 @@ class TaskList(Vertical):
         self.remove_class("-filtering")
         self.table.focus()
 
+    def _show_filter(self) -> None:
+        if self.found is not None:
+            self.border_subtitle = self.found.subtitle(self.table.row_count)
+
     # ------------------------------------------------------------ table
 
     @on(DataTable.RowHighlighted, "#tasks")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.cursor_row == self.table.cursor_row:  # a rebuild queues highlights that are already stale
+        # a rebuild queues highlights that are already stale (and an emptied table one of no row)
+        if event.cursor_row == self.table.cursor_row and event.row_key is not None:
             self._select(event.row_key.value)
             self._near_end()
 
     def _near_end(self) -> None:
-        """Ask for the next older page once the cursor or the bottom of the view is near the last row.
-
-        Not while a filter is on: it applies to the tasks read so far, and a filter that matches few
-        of them would otherwise read the whole history, page after page.
-        """
-        if self.next_page is None or self._asked == self.next_page or self.query_text:
+        """Ask for the next older page once the cursor or the bottom of the view is near the last row:
+        of the filter's matches, or else of the tasks or the jobs, whichever is read less far back."""
+        want = self._next_wanted()
+        if want is None or self._asked == want:
             return
         table = self.table
         bottom = round(table.scroll_y) + table.scrollable_content_region.height
         if max(table.cursor_row, bottom) >= table.row_count - NEAR_END:
-            self._asked = self.next_page
-            self.post_message(self.NeedOlder(self.next_page))
+            self._asked = want
+            self.post_message(self.NeedOlder(want[1], want[0], self.found.search if self.found else 0))
+
+    def _next_wanted(self) -> tuple[str, str] | None:
+        found = self.found
+        if found is not None:
+            return ("found", found.next) if found.next and not found.searching and not found.error else None
+        floors = [(self._floor(cursor, rows), what, cursor) for what, cursor, rows in
+                  (("tasks", self.next_page, self.tasks), ("jobs", self.next_jobs, self.jobs)) if cursor]
+        if not floors:
+            return None
+        _, what, cursor = max(floors, key=lambda f: f[0])
+        return what, cursor
+
+    @staticmethod
+    def _floor(cursor: str | None, rows: dict[str, TaskInfo] | dict[str, JobInfo]) -> float:
+        """How far back a list is read: the age of its cursor's row (nothing older is known)."""
+        if cursor is None:
+            return float("-inf")
+        row = rows.get(cursor)
+        return row.created_at if row is not None else float("inf")
+
+    def _horizon(self) -> float:
+        """Rows older than this wait for their page: shown now, they would sit above rows not read yet."""
+        found = self.found
+        if found is not None and not found.searching and not found.error:
+            return self._floor(found.next, self.tasks)
+        return max(self._floor(self.next_page, self.tasks), self._floor(self.next_jobs, self.jobs))
+
+    def _wanted(self, task: TaskInfo) -> bool:
+        """Is the task one of the rows (age aside)?"""
+        found = self.found
+        return found is None or (task.id in found.ids and found.query.state_match(task))
 
     def _select(self, task_id: str | None) -> None:
         if task_id != self._selected:
@@ -237,19 +351,21 @@ class TaskList(Vertical):
 
     def _visible(self) -> list[Row]:
         """Rows in order: newest first, each job followed by its tasks in the order it queued them."""
+        horizon = self._horizon()
         grouped: dict[str, list[TaskInfo]] = {}
         top: list[Row] = []
         for t in self.tasks.values():
+            if t.created_at < horizon or not self._wanted(t):
+                continue
             if t.job_id in self.jobs:
-                if matches(t, self.query_text):
-                    grouped.setdefault(t.job_id, []).append(t)
-            elif matches(t, self.query_text):
+                grouped.setdefault(t.job_id, []).append(t)
+            else:
                 top.append(t)
-        # While older pages are unread, a job older than every task read waits for its page: it would
-        # otherwise sit at the end, under tasks not read yet.
-        horizon = min((t.created_at for t in self.tasks.values()), default=0.0) if self.next_page else 0.0
+        # a job row with none of its tasks shown: by itself, once the jobs are read down to its age
+        jobs_read = max(horizon, self._floor(self.next_jobs, self.jobs))
+        q = self.filter_query
         top += [j for j in self.jobs.values()
-                if j.id in grouped or (j.created_at >= horizon and job_matches(j, self.query_text))]
+                if j.id in grouped or (j.created_at >= jobs_read and (self.found is None or q.job_matches(j)))]
         rows: list[Row] = []
         for row in sorted(top, key=lambda r: r.created_at, reverse=True):
             rows.append(row)
@@ -305,6 +421,7 @@ class TaskList(Vertical):
         if keep in ids:
             table.move_cursor(row=ids.index(keep), animate=False)
         self._select(keep if keep in ids else (ids[0] if ids else None))
+        self._show_filter()
         if keep in ids and old_index is not None and old_scroll > 0:  # scrolled down: the same rows stay in view
             table.call_after_refresh(self._scroll_back, old_scroll + ids.index(keep) - old_index)
         else:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 from tui_support import review_settled, wait_until
 
 from daemon import protocol as p
+from daemon.errors import GuardrailRefused
+from daemon.offline_model import OfflineModel
 from daemon.testing import DaemonProcess, add_modules
 from pas_tui import PasApp
+from pas_tui.connection import JOB_PAGE
 from pas_tui.widgets.review import ReviewPane
 from pas_tui.widgets.task_list import TaskList
 
@@ -76,3 +81,45 @@ async def test_r_on_the_job_row_rejects_every_task(daemon: DaemonProcess, repo: 
         await pilot.press("r")
         await wait_until(pilot, lambda: tasks.jobs[job.id].state is p.JobState.REJECTED, what="the job REJECTED")
     assert {f: (repo / f).read_text() for f in files} == before
+
+
+def paging(app: PasApp) -> bool:
+    return any(w.group in ("older", "older-jobs") and not w.is_finished for w in app.workers)
+
+
+REFUSED_PLAN = "```json\n" + json.dumps({"tasks": [{"instruction": "escape", "files": ["../outside.py"]}]}) + "\n```"
+
+
+async def test_jobs_older_than_the_first_page_of_jobs_are_read_in_their_place(
+        daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    offline.set_rules([{"match": "### JOB PLAN", "content": REFUSED_PLAN}])
+
+    async def taskless_job(instruction: str) -> p.JobInfo:  # its plan is refused: a job without tasks
+        with pytest.raises(GuardrailRefused):
+            await c.submit_job(p.JobSubmitParams(workspace=str(repo), instruction=instruction, files=["app.py"],
+                                                 split="plan"))
+        return (await c.jobs(p.JobListParams(limit=1)))[0]
+
+    async with daemon.client() as c:
+        ancient = await taskless_job("the oldest plan")
+        old = await c.wait((await c.submit(p.SubmitParams(workspace=str(repo), instruction="an old task",
+                                                          files=["app.py"]))).id)
+        for i in range(JOB_PAGE + 2):
+            await taskless_job(f"plan {i}")
+        for i in range(3):
+            await c.wait((await c.submit(p.SubmitParams(workspace=str(repo), instruction=f"task {i}",
+                                                        files=["app.py"]))).id)
+        every: list[p.TaskInfo | p.JobInfo] = [*await c.list(), *await c.jobs(p.JobListParams(limit=1000))]
+    expected = [r.id for r in sorted(every, key=lambda r: r.created_at, reverse=True)]
+    assert len(expected) == 4 + JOB_PAGE + 3 and expected[-2:] == [old.id, ancient.id]
+    app = PasApp(daemon.socket, workspace=repo)
+    async with app.run_test(size=SIZE) as pilot:
+        tasks = app.query_one(TaskList)
+        await wait_until(pilot, lambda: app.synced and not paging(app), what="the first sync")
+        assert tasks.next_jobs is not None and ancient.id not in tasks.jobs  # not read yet
+        assert old.id in tasks.tasks and old.id not in row_keys(tasks)  # read, and waiting for the jobs of its age
+        while tasks.next_jobs is not None:
+            tasks.table.move_cursor(row=tasks.table.row_count - 1)
+            await pilot.pause()
+            await wait_until(pilot, lambda: not paging(app), what="the next page of jobs")
+        assert row_keys(tasks) == expected  # every job once, in its place among the tasks by age

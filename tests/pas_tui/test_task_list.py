@@ -78,7 +78,7 @@ async def test_a_state_change_is_not_an_arrival() -> None:
         await pilot.pause()
         tasks.table.move_cursor(row=25)
         await pilot.pause()
-        tasks.query_text = "review"  # the filter on: a task leaving REVIEW drops out and the list is rebuilt
+        tasks.set_query("review")  # the filter on: a task leaving REVIEW drops out and the list is rebuilt
         tasks.upsert(task(3).model_copy(update={"state": p.TaskState.APPLIED}))
         await pilot.pause()
         assert tasks.border_title == "Tasks"
@@ -112,11 +112,11 @@ async def test_the_older_page_is_asked_for_once_near_the_end_and_goes_below() ->
         tasks.table.move_cursor(row=20)
         await pilot.pause()
         assert app.asked == []
-        tasks.query_text = "task"  # a filter is on: it applies to what is read, and reads no more
+        tasks.set_query("task")  # a filter is on: its matches come from the daemon, not the list's pages
         tasks.table.move_cursor(row=39)
         await pilot.pause()
         assert app.asked == []
-        tasks.query_text = ""
+        tasks.set_query("")
         tasks.table.move_cursor(row=35)
         await pilot.pause()
         tasks.table.move_cursor(row=39)
@@ -156,3 +156,44 @@ async def test_ages_advance_each_second_and_their_column_widens_when_an_age_need
         await pilot.pause()
         assert [table.get_cell(f"t{i:04d}", "age") for i in range(3)] == ["2h00m", "1h59m", "1h59m"]
         assert table.columns[ColumnKey("age")].content_width == len("2h00m") > narrow
+
+
+class SearchApp(ListApp):
+    def __init__(self) -> None:
+        super().__init__()
+        self.searches: list[tuple[int, str]] = []
+
+    @on(TaskList.Search)
+    def _search(self, msg: TaskList.Search) -> None:
+        self.searches.append((msg.search, msg.query.text))
+
+
+async def test_an_answer_to_an_older_filter_never_replaces_the_newer_ones() -> None:
+    app = SearchApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        tasks = app.query_one(TaskList)
+        tasks.replace_all([task(i) for i in range(10)])
+        tasks.set_query("task 1")
+        tasks.set_query("task 2")
+        await pilot.pause()
+        assert app.searches == [(1, "task 1"), (2, "task 2")]
+        assert [str(k.value) for k in tasks.table.rows] == ["t0002"]  # the tasks read stand in meanwhile
+        old = [task(10), task(1)]
+        tasks.add_found(2, None, p.TaskList(tasks=[task(20), task(2)], total=2), [])
+        tasks.add_found(1, None, p.TaskList(tasks=old, total=2), [])  # late: dropped
+        assert [str(k.value) for k in tasks.table.rows] == ["t0020", "t0002"]
+        assert tasks.border_subtitle == "filter: task 2 · 2 matches"
+        # a second answer to the same search is late too
+        tasks.add_found(2, None, p.TaskList(tasks=[task(2)], total=1), [])
+        assert [str(k.value) for k in tasks.table.rows] == ["t0020", "t0002"]
+        tasks.add_found(2, "t0002", p.TaskList(tasks=[task(0)]), [])  # a page nobody asked for
+        assert "t0000" not in [str(k.value) for k in tasks.table.rows]
+        # a resync asks the same filter again: the answer to the search before it is dropped, same words or not
+        tasks.replace_all([task(i) for i in range(10)])
+        await pilot.pause()
+        assert app.searches[-1] == (3, "task 2")
+        tasks.add_found(2, None, p.TaskList(tasks=[task(20), task(2)], total=2), [])
+        assert tasks.found is not None and tasks.found.searching
+        tasks.add_found(3, None, p.TaskList(tasks=[task(2)], total=1), [])
+        assert [str(k.value) for k in tasks.table.rows] == ["t0002"]
+        assert tasks.border_subtitle == "filter: task 2 · 1 match"

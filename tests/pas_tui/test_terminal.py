@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from tui_support import wait_until
 
+from daemon import protocol as p
 from daemon.testing import DaemonProcess
 from pas_tui import PasApp
 from pas_tui.widgets.pool_panel import PoolPanel
@@ -56,3 +57,43 @@ async def test_first_paint_time(daemon: DaemonProcess, tmp_path: Path) -> None:
         painted = time.perf_counter() - start
     print(f"\nfirst paint (headless): screen mounted {mounted * 1000:.0f} ms, pool data shown {painted * 1000:.0f} ms")
     assert painted < 5.0
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+async def test_the_filter_in_tmux_finds_an_old_task_and_shows_the_count(daemon: DaemonProcess, repo: Path) -> None:
+    async with daemon.client() as c:
+        old = await c.submit(p.SubmitParams(workspace=str(repo), instruction="polish the walrus", files=["app.py"]))
+        for i in range(30):  # more than the list shows: the old task is below the view
+            await c.submit(p.SubmitParams(workspace=str(repo), instruction=f"step {i}", files=["app.py"]))
+    session = f"pas-tui-filter-{os.getpid()}"
+    env = {**daemon.env, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+
+    def screen() -> str:
+        return subprocess.run(["tmux", "-L", session, "capture-pane", "-p", "-t", session],
+                              capture_output=True, text=True).stdout
+
+    def until(what: str) -> str:
+        shown, deadline = "", time.monotonic() + 30
+        while time.monotonic() < deadline:  # poll the terminal: tmux has no "painted" event to wait on
+            shown = screen()
+            if what in shown:
+                return shown
+            time.sleep(0.1)
+        raise AssertionError(f"{what!r} not on screen:\n{shown}")
+
+    cmd = f"{sys.executable} -m pas_tui --socket {daemon.socket}"
+    subprocess.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd],
+                   env=env, check=True)
+    try:
+        until("step 29")
+        assert old.id not in screen()
+        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "/"], check=True)
+        until("Esc clears")  # the filter has the keys now, not the list (where `a` would approve)
+        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "walr"], check=True)
+        shown = until("filter: walr · 1 match")
+        assert old.id in shown and "polish the walrus" in shown and "step 29" not in shown
+        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "Escape"], check=True)
+        shown = until("step 29")
+        assert "1 match" not in shown
+    finally:
+        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from daemon import protocol as p
 from pas_tui import totals
-from pas_tui.widgets.task_list import matches
+from pas_tui.query import Query
 
 DAY = 1_780_000_000.0
 
@@ -27,11 +27,20 @@ def test_totals_per_model_and_day_and_series() -> None:
     assert sum(totals.cost_series(rs, buckets=2)) == 0.75
 
 
+def matches(task: p.TaskInfo, text: str) -> bool:
+    return Query.parse(text).matches(task)
+
+
 def test_filter_matches_state_names_and_words() -> None:
     task = p.TaskInfo(id="ab12cd", state=p.TaskState.REVIEW, workspace="/w", instruction="Document add",
                       files=["app.py"], model="openai/x", timeout_s=60, created_at=DAY)
     assert matches(task, "review") and matches(task, "REVIEW add") and matches(task, "app.py ab12")
     assert not matches(task, "running") and not matches(task, "review sub")
+    # as the daemon's search: each word begins a word of the task, accents and case aside
+    assert matches(task, "docu") and matches(task, "DOCUMENT Add") and not matches(task, "ocument")
+    assert matches(task.model_copy(update={"instruction": "Naïve añadir"}), "naive anad")
+    assert matches(task, "review running") and not matches(task, "failed running")  # states: either
+    assert matches(task, "model:openai/x add") and not matches(task, "model:openai/y")
 
 
 def test_the_review_filter_keeps_conflicts_which_need_the_user_too() -> None:

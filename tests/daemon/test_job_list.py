@@ -1,0 +1,46 @@
+"""`job.list` pages newest first with a keyset cursor, as `task.list` does: a real daemon."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from daemon import protocol as p
+from daemon.errors import GuardrailRefused, InvalidParams
+from daemon.offline_model import OfflineModel
+from daemon.testing import DaemonProcess
+
+# a plan naming a file outside the job's files: the job fails before it queues any task
+REFUSED_PLAN = "```json\n" + json.dumps({"tasks": [{"instruction": "escape", "files": ["../outside.py"]}]}) + "\n```"
+
+
+async def test_job_pages_follow_the_cursor_to_the_oldest_job(daemon: DaemonProcess, offline: OfflineModel,
+                                                             repo: Path) -> None:
+    offline.set_rules([{"match": "### JOB PLAN", "content": REFUSED_PLAN}])
+    async with daemon.client() as c:
+        for i in range(5):
+            with pytest.raises(GuardrailRefused):
+                await c.submit_job(p.JobSubmitParams(workspace=str(repo), instruction=f"plan {i}", files=["app.py"],
+                                                     split="plan"))
+        every = await c.job_page(p.JobListParams())
+        assert [j.instruction for j in every.jobs] == [f"plan {i}" for i in range(4, -1, -1)]
+        assert every.next is None and all(j.tasks == [] for j in every.jobs)  # task-less jobs are listed too
+        pages, before = [], None
+        while True:
+            page = await c.job_page(p.JobListParams(limit=2, before=before))
+            pages.append([j.id for j in page.jobs])
+            if page.next is None:
+                break
+            assert page.next == page.jobs[-1].id
+            before = page.next
+        assert pages == [[j.id for j in every.jobs[i:i + 2]] for i in (0, 2, 4)]
+        # a job queued meanwhile goes on the first page and does not shift the pages after it
+        with pytest.raises(GuardrailRefused):
+            await c.submit_job(p.JobSubmitParams(workspace=str(repo), instruction="plan 5", files=["app.py"],
+                                                 split="plan"))
+        later = await c.job_page(p.JobListParams(limit=2, before=pages[0][-1]))
+        assert [j.id for j in later.jobs] == pages[1]
+        with pytest.raises(InvalidParams, match="no job 'jnothing' to page from"):
+            await c.job_page(p.JobListParams(before="jnothing"))
