@@ -16,12 +16,15 @@ A job's state is derived from its tasks; nothing about a task is stored twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import sqlite3
 import time
 from datetime import datetime
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from daemon import crashpoints, planning, routing
 from daemon import protocol as p
@@ -32,6 +35,7 @@ from daemon.programmer.guard import command_allowed
 from daemon.programmer.spec import ModelSpec, ProviderFault, TaskFailed
 from daemon.receipts import totals
 from daemon.service import Service
+from daemon.store import first_error
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +104,20 @@ class JobStore:
                         (job.id, job.workspace, int(job.open), job.created_at, job.model_dump_json()))
 
     def get(self, job_id: str) -> JobRecord | None:
-        row = self.db.execute("SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return JobRecord.model_validate_json(row[0]) if row else None
+        row = self.db.execute("SELECT id, record FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return self._load(*row) if row else None
+
+    def _load(self, job_id: str, record: str) -> JobRecord | None:
+        """A stored job; one whose record cannot be read (a damaged file, a newer pasd's) is left out and
+        closed, so it is never adopted again: its tasks stay in the daemon's store, as tasks."""
+        try:
+            return JobRecord.model_validate_json(record)
+        except (ValidationError, ValueError) as exc:
+            why = first_error(exc)
+        log.warning("job %s: stored record unreadable (%s); leaving it out", job_id, why)
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("UPDATE jobs SET open = 0 WHERE id = ?", (job_id,))
+        return None
 
     def find_ids(self, prefix: str) -> list[str]:
         like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -110,7 +126,7 @@ class JobStore:
     def query(self, workspace: str | None, limit: int, open_only: bool = False,
               before: tuple[float, str] | None = None) -> list[JobRecord]:
         """The newest `limit` jobs, created before `before` (created_at, id) if given."""
-        sql, args = "SELECT record FROM jobs WHERE 1=1", list[object]()
+        sql, args = "SELECT id, record FROM jobs WHERE 1=1", list[object]()
         if before is not None:  # (created_at, id): two jobs made in the same instant still page apart
             sql += " AND (created_at, id) < (?, ?)"
             args += before
@@ -121,7 +137,7 @@ class JobStore:
             sql += " AND open = 1"
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         args.append(limit)
-        return [JobRecord.model_validate_json(r[0]) for r in self.db.execute(sql, args)]
+        return [job for row in self.db.execute(sql, args).fetchall() if (job := self._load(*row)) is not None]
 
 
 def job_state(job: JobRecord, tasks: list[p.TaskInfo]) -> p.JobState:
@@ -233,7 +249,9 @@ class JobManager:
         ids = self.jobs.find_ids(ref) if ref else []
         if len(ids) == 1:
             found = self.jobs.get(ids[0])
-            assert found is not None
+            if found is None:
+                raise NotFound(f"job {ids[0]}'s stored record cannot be read (the daemon's log says why); "
+                               "its tasks are listed by `pasd tasks`")
             return found
         if len(ids) > 1:
             raise InvalidParams(f"job id {ref!r} is ambiguous: {', '.join(ids)}")

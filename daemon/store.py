@@ -147,7 +147,7 @@ def _match(text: str) -> str | None:
     return " ".join('"' + w.replace('"', '""') + '"*' for w in words) or None
 
 
-def _first_error(exc: Exception) -> str:
+def first_error(exc: Exception) -> str:
     if isinstance(exc, ValidationError) and exc.errors():
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"]) or "record"
@@ -184,7 +184,7 @@ def _receipts(rows: Iterable[tuple[str]]) -> list[Receipt]:
         try:
             out.append(Receipt.model_validate_json(data))
         except (ValidationError, ValueError) as exc:
-            log.warning("skipped an unreadable stored receipt: %s", _first_error(exc))
+            log.warning("skipped an unreadable stored receipt: %s", first_error(exc))
     return out
 
 
@@ -302,7 +302,7 @@ class Store:
         try:
             return TaskInfo.model_validate_json(info)
         except (ValidationError, ValueError) as exc:
-            why = _first_error(exc)
+            why = first_error(exc)
         log.warning("task %s: stored record unreadable (%s); marking it FAILED", task_id, why)
         try:
             task = _salvage(task_id, workspace, updated_at, info, why)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from daemon import protocol as p
-from daemon.errors import GuardrailRefused, InvalidParams
+from daemon.errors import GuardrailRefused, InvalidParams, NotFound
 from daemon.offline_model import OfflineModel
 from daemon.testing import DaemonProcess
 
@@ -44,3 +45,30 @@ async def test_job_pages_follow_the_cursor_to_the_oldest_job(daemon: DaemonProce
         assert [j.id for j in later.jobs] == pages[1]
         with pytest.raises(InvalidParams, match="no job 'jnothing' to page from"):
             await c.job_page(p.JobListParams(before="jnothing"))
+
+
+async def test_a_job_whose_stored_record_is_unreadable_is_left_out_and_the_daemon_goes_on(
+        daemon: DaemonProcess, offline: OfflineModel, repo: Path) -> None:
+    async with daemon.client() as c:
+        broken = await c.wait_job((await c.submit_job(p.JobSubmitParams(
+            workspace=str(repo), instruction="note it", files=["app.py", "util.py"]))).id)
+        kept = await c.wait_job((await c.submit_job(p.JobSubmitParams(
+            workspace=str(repo), instruction="note again", files=["app.py"]))).id)
+    daemon.stop()
+    db = sqlite3.connect(daemon.state_dir / "jobs.db")
+    with db:  # a damaged record, of a job the daemon would adopt at its start (still open)
+        db.execute("UPDATE jobs SET record = ?, open = 1 WHERE id = ?", (f'{{"id": "{broken.id}", "work', broken.id))
+    db.close()
+    daemon.start()
+    async with daemon.client() as c:
+        assert [j.id for j in await c.jobs()] == [kept.id]
+        with pytest.raises(NotFound, match=rf"job {broken.id}'s stored record cannot be read"):
+            await c.job(broken.id)
+        with pytest.raises(NotFound, match=rf"job {broken.id}'s stored record cannot be read"):
+            await c.job(broken.id[:4])
+        listed = {t.id for t in await c.list()}
+        assert {t.id for t in broken.tasks} <= listed  # its tasks are still the user's to review
+        assert (await c.status()).programmers
+    db = sqlite3.connect(daemon.state_dir / "jobs.db")
+    assert db.execute("SELECT open FROM jobs WHERE id = ?", (broken.id,)).fetchone() == (0,)  # never adopted again
+    db.close()
