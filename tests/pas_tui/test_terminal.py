@@ -20,10 +20,17 @@ from pas_tui.widgets.pool_panel import PoolPanel
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def terminal_env(daemon: DaemonProcess) -> dict[str, str]:
+    """The app's environment in tmux: without COLUMNS and LINES (pytest-xdist's workers set 80x24, and
+    Textual takes them over the pane's own size)."""
+    env = {k: v for k, v in daemon.env.items() if k not in ("COLUMNS", "LINES")}
+    return {**env, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+
+
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_pas_tui_in_tmux_shows_the_pool_panel(daemon: DaemonProcess, tmp_path: Path) -> None:
     session = f"pas-tui-{os.getpid()}"
-    env = {**daemon.env, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+    env = terminal_env(daemon)
     cmd = f"{sys.executable} -m pas_tui --socket {daemon.socket}"
     subprocess.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd],
                    env=env, check=True)
@@ -66,7 +73,7 @@ async def test_the_filter_in_tmux_finds_an_old_task_and_shows_the_count(daemon: 
         for i in range(30):  # more than the list shows: the old task is below the view
             await c.submit(p.SubmitParams(workspace=str(repo), instruction=f"step {i}", files=["app.py"]))
     session = f"pas-tui-filter-{os.getpid()}"
-    env = {**daemon.env, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+    env = terminal_env(daemon)
 
     def screen() -> str:
         return subprocess.run(["tmux", "-L", session, "capture-pane", "-p", "-t", session],
