@@ -20,7 +20,7 @@ from daemon.store import RevisionRequest
 
 
 class Reviser:
-    def __init__(self, service: Service, jobs: JobManager | None = None) -> None:
+    def __init__(self, service: Service, jobs: JobManager) -> None:
         self.service = service
         self.jobs = jobs
         service.handlers["task.revise"] = self.revise
@@ -75,7 +75,7 @@ class Reviser:
             if self.service.store.spent_since(midnight) >= g.daily_budget_usd:
                 raise GuardrailRefused(f"the daily budget of ${g.daily_budget_usd:g} is spent; "
                                        f"task {task.id} stays in review")
-        left, what = self.jobs.left_for(task) if self.jobs is not None else (None, "")
+        left, what = self.jobs.left_for(task)
         if left is None:
             return task
         if left <= 0:

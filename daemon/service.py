@@ -20,7 +20,7 @@ from daemon.errors import ConfigError, GuardrailRefused, InvalidParams, InvalidS
 from daemon.events import EventBus
 from daemon.pool import Pool
 from daemon.programmer import engines, llm, snapshot
-from daemon.programmer.guard import command_allowed
+from daemon.programmer.guard import command_allowed, resolved_inside
 from daemon.programmer.spec import ModelSpec
 from daemon.retention import Retention
 from daemon.review import Reviewer
@@ -243,9 +243,8 @@ class Service:
             raise InvalidParams(f"{path} is not a file a task may change")
         if full.is_dir():
             raise InvalidParams(f"{path} is a directory; name files")
-        real = full.resolve()
-        if real != workspace and workspace not in real.parents:
-            raise InvalidParams(f"{path} is a symlink that leaves the workspace")
+        if resolved_inside(workspace, rel.as_posix()) is None:
+            raise InvalidParams(f"{path} {snapshot.LEAVES}")
         return rel.as_posix()
 
     @staticmethod

@@ -26,11 +26,16 @@ def refuse_path(root: Path, path: str, allowed: set[str], globs: list[str]) -> s
         return "path inside .git"
     if path not in allowed and not any(fnmatch.fnmatchcase(path, g) for g in globs):
         return NOT_A_TASK_FILE
-    real_root = root.resolve()
-    target = (root / path).resolve()
-    if target != real_root and real_root not in target.parents:
+    if resolved_inside(root, path) is None:
         return "symlink leaves the workspace"
     return None
+
+
+def resolved_inside(root: Path, path: str) -> Path | None:
+    """`root / path` with every link on it followed; None when that leads out of `root` (resolved too)."""
+    real_root = root.resolve()
+    target = (root / path).resolve()
+    return target if target == real_root or real_root in target.parents else None
 
 
 def command_allowed(command: str, patterns: list[str]) -> bool:

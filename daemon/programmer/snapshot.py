@@ -26,6 +26,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from daemon.programmer.guard import resolved_inside
 from daemon.programmer.proc import GitError, git
 
 
@@ -52,6 +53,7 @@ class Snapshot:
         self.dir = None
 
 
+LEAVES = "is a symlink that leaves the workspace"
 MAX_FILE_BYTES = 4 * 2**20
 """The largest file a task may read or change: a bigger one fits no model's context, and reading it
 would only cost the daemon time and memory."""
@@ -73,10 +75,9 @@ def read_text(root: Path, rel: str) -> str | None:
     A link within the root is read through (as at submit); one that leads out of it is refused, so a
     file turned into a link to, say, a key after its task was submitted is never read, let alone sent.
     """
-    path = (root / rel).resolve()
-    top = root.resolve()
-    if path != top and top not in path.parents:
-        raise UnusableFile(rel, "is a symlink that leaves the workspace", "unusable_file")
+    path = resolved_inside(root, rel)
+    if path is None:
+        raise UnusableFile(rel, LEAVES, "unusable_file")
     try:
         # O_NOFOLLOW: a link put there since the resolve is refused, not followed; O_NONBLOCK: a FIFO
         # must not hang the read
@@ -86,7 +87,7 @@ def read_text(root: Path, rel: str) -> str | None:
     except OSError as exc:
         if exc.errno != errno.ELOOP:
             raise
-        raise UnusableFile(rel, "is a symlink that leaves the workspace", "unusable_file") from None
+        raise UnusableFile(rel, LEAVES, "unusable_file") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
