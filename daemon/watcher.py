@@ -6,8 +6,9 @@ pushed as a task event. Edits to the user config or a `.pas.toml` reload it; a b
 the last good settings and the error is reported in `pool.status`.
 
 Tasks in review are indexed by the files they change, so a file event costs a dictionary
-lookup; staleness is computed only for the tasks whose files changed (and once for each task
-as it enters review), with the diffs and merges off the event loop.
+lookup; staleness is computed only for the tasks whose files changed, once for each task as it
+enters review, and for every task in review each time the watch (re)starts (an edit made while
+no watch was in place raised no event), with the diffs and merges off the event loop.
 """
 
 from __future__ import annotations
@@ -162,7 +163,9 @@ class Watcher:
             if not roots:
                 await self._changed.wait()
                 continue
-            await self.refresh_unchecked()  # catch edits made while nothing was watched
+            # Edits made while no watch ran (before the first, or between a stop and this start)
+            # raised no event: every task in review is checked again once this watch is in place.
+            self._unchecked |= set(self._files)
             stop = asyncio.Event()
             relay = asyncio.create_task(self._relay(roots, stop))
             try:
@@ -177,7 +180,13 @@ class Watcher:
                 await asyncio.gather(relay, return_exceptions=True)
 
     async def _relay(self, roots: set[str], stop: asyncio.Event) -> None:
-        """Stop the current watch when the set of roots changes; check tasks new to review."""
+        """Check the tasks not yet checked, then stop the current watch when the set of roots
+        changes and check tasks new to review.
+
+        This runs first once `awatch` awaits for the first time, which is after it has registered
+        its watches: a file read here is either read after an edit or followed by its event.
+        """
+        await self.refresh_unchecked()
         while True:
             await self._changed.wait()
             self._changed.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess, block
+from daemon.testing import DaemonProcess, block, make_repo
 
 LONG = "".join(f"line {i}\n" for i in range(1, 41))
 
@@ -120,6 +121,41 @@ async def test_editing_a_file_under_review_marks_its_hunks_stale_live(
             ev = env.event
             if isinstance(ev, p.TaskEvent) and ev.task.id == task.id and not ev.task.stale_hunks:
                 break
+
+
+async def stale_event(events: EventStream, task_id: str, stale: list[int]) -> None:
+    async with asyncio.timeout(15):
+        async for env in events:
+            ev = env.event
+            if isinstance(ev, p.TaskEvent) and ev.task.id == task_id and ev.task.stale_hunks == stale:
+                return
+
+
+async def test_an_edit_while_the_watch_starts_or_moves_is_not_missed(
+        daemon: DaemonProcess, offline: OfflineModel, repo: Path, tmp_path: Path) -> None:
+    """The watch (re)starts when a workspace gains its first task in review; an edit made at that
+    moment, before the new watch is in place, still marks the hunk stale."""
+    other = make_repo(tmp_path / "ws2", {"long.txt": LONG})
+    (repo / "long.txt").write_text(LONG)
+    offline.script([{"content": block("long.txt", "line 3\n", "line three\n")
+                     + block("long.txt", "line 30\n", "line thirty\n")},
+                    {"content": block("long.txt", "line 9\n", "line nine\n")}])
+    async with daemon.client() as c, EventStream(daemon.socket, kinds=["task"]) as events:
+        first = await c.submit(p.SubmitParams(workspace=str(repo), instruction="edit", files=["long.txt"]))
+        async for env in events:  # the user saves the moment the task is ready for review
+            if isinstance(env.event, p.TaskEvent) and env.event.task.id == first.id:
+                if env.event.task.state is p.TaskState.REVIEW:
+                    (repo / "long.txt").write_text(LONG.replace("line 30\n", "mine\n"))
+                    break
+        await stale_event(events, first.id, [2])
+        second = await c.submit(p.SubmitParams(workspace=str(other), instruction="edit", files=["long.txt"]))
+        async for env in events:  # the watch moves to take in a second workspace
+            if isinstance(env.event, p.TaskEvent) and env.event.task.id == second.id:
+                if env.event.task.state is p.TaskState.REVIEW:
+                    (repo / "long.txt").write_text(LONG.replace("line 3\n", "mine\n").replace("line 30\n", "mine\n"))
+                    break
+        await stale_event(events, first.id, [1, 2])
+        assert [h.stale for h in (await c.diff(first.id)).files[0].hunks] == [True, True]
 
 
 async def test_project_config_reloads_without_restart_and_bad_edit_keeps_last_good(
