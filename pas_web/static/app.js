@@ -196,7 +196,7 @@ function filters() {
   return { q, st, model, words };
 }
 
-let loadSeq = 0, reloadTimer = null;
+let loadSeq = 0, detailSeq = 0, chartSeq = 0, reloadTimer = null;
 function reloadSoon() {  // a burst of events asks the server for the page once
   if (!reloadTimer) reloadTimer = setTimeout(() => { reloadTimer = null; loadTasks(); }, 100);
 }
@@ -291,12 +291,15 @@ function drawTasks() {
 
 // ------------------------------------------------------------------ one task
 
+// An event and a resync can ask for the task at once and the answers can arrive out of order:
+// only the latest request's answer is drawn, so an older read never covers a newer one.
 async function loadDetail() {
   const id = ui.taskId;
+  const mine = ++detailSeq;
   let data;
   try { data = await getJSON("/api/task/" + encodeURIComponent(id)); }
-  catch (e) { $("#task-head").replaceChildren(h("p", { class: "error" }, e.message)); return; }
-  if (id !== ui.taskId) return;
+  catch (e) { if (mine === detailSeq) $("#task-head").replaceChildren(h("p", { class: "error" }, e.message)); return; }
+  if (mine !== detailSeq || id !== ui.taskId) return;
   ui.detail = data;
   for (const n of [...ui.chosen]) if (!pendingHunks().includes(n)) ui.chosen.delete(n);
   drawDetail();
@@ -452,7 +455,9 @@ function chart(id, config) {
 
 async function loadCharts() {
   if (typeof Chart === "undefined") return;
+  const mine = ++chartSeq;
   const data = await getJSON("/api/receipts");
+  if (mine !== chartSeq) return;  // a newer read is on its way
   ui.receiptsStale = false;
   document.body.dataset.charts = String(data.receipts);
   $("#receipts-total").textContent = data.receipts + " receipts · total spent " + money(data.total_usd);
