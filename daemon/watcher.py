@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+from collections.abc import AsyncGenerator, Iterable
 from pathlib import Path
 
 from daemon import paths
@@ -71,18 +73,57 @@ async def _stale_in_file(ch: Change, fd: FileDiff, current: str, pending: list[i
     return stale
 
 
+class _DirWatch:
+    """One registration of watches on some directories, each alone (watchfiles' notifier), read in
+    a thread; it
+    collects every change from the moment `start` returns, including those made before its first
+    read. (Registering holds the GIL, about 15 µs a directory: a few directories are nothing, a
+    tree of 200,000 held the event loop for seconds even from a thread.)"""
+
+    TIMEOUT_MS = 500  # a wait ends at least this often, so a retired watch ends soon after
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        from watchfiles._rust_notify import RustNotify
+
+        self.paths = frozenset(paths)
+        self._notify = RustNotify(sorted(self.paths), False, False, 300, False, True)
+        self.stop = threading.Event()  # end now, dropping what is collected
+        self.retired = False  # end after the current wait, its changes handed over
+        self.failed = False  # set by the reader when the watch raised
+
+    @classmethod
+    async def start(cls, paths: Iterable[str]) -> _DirWatch:
+        """Register the watches; raises what watchfiles raises (an inotify limit)."""
+        return await asyncio.to_thread(cls, list(paths))
+
+    async def changes(self, debounce_ms: int = 50, step_ms: int = 20) -> AsyncGenerator[set[tuple[int, str]], None]:
+        """Batches of (watchfiles.Change value, absolute path) until stopped or retired; closes the
+        watch when done."""
+        try:
+            while not self.retired and not self.stop.is_set():
+                raw = await asyncio.to_thread(self._notify.watch, debounce_ms, step_ms, self.TIMEOUT_MS, self.stop)
+                if raw == "stop":
+                    return
+                if isinstance(raw, set) and raw:
+                    yield raw
+        finally:
+            self._notify.close()
+
+
 class Watcher:
     def __init__(self, store: Store, bus: EventBus, reviewer: Reviewer, configs: ConfigCache) -> None:
         self.store = store
         self.bus = bus
         self.reviewer = reviewer
         self.configs = configs
-        self._changed = asyncio.Event()  # the set of tasks in review changed
+        self._changed = asyncio.Event()  # the tasks in review, or the directories to watch, changed
         self._tasks: list[asyncio.Task[None]] = []
         self._files: dict[str, tuple[str, set[Path]]] = {}  # task in review -> (workspace, its files)
         self._by_path: dict[Path, set[str]] = {}  # a file -> the tasks in review that change it
+        self._by_dir: dict[Path, set[str]] = {}  # a directory on the way to such a file -> those tasks
         self._unchecked: set[str] = set()  # in review, staleness not yet computed
         self._refreshing = asyncio.Lock()  # one staleness computation at a time
+        self._readers: dict[_DirWatch, asyncio.Task[None]] = {}  # the watch in use, and those retiring
 
     def start(self) -> None:
         sub = self._sync()
@@ -106,6 +147,14 @@ class Watcher:
             self._add(task)
         return sub
 
+    @staticmethod
+    def _dirs_to(root: Path, file: Path) -> list[Path]:
+        """The directories from the workspace down to a file's own, both included."""
+        dirs = [file.parent]
+        while dirs[-1] != root and root in dirs[-1].parents:
+            dirs.append(dirs[-1].parent)
+        return dirs
+
     def _add(self, task: TaskInfo) -> None:
         if task.id in self._files:
             return
@@ -114,16 +163,20 @@ class Watcher:
         self._files[task.id] = (task.workspace, files)
         for path in files:
             self._by_path.setdefault(path, set()).add(task.id)
+            for d in self._dirs_to(root, path):
+                self._by_dir.setdefault(d, set()).add(task.id)
         self._unchecked.add(task.id)
         self._changed.set()
 
     def _drop(self, task_id: str) -> None:
-        _, files = self._files.pop(task_id, ("", set()))
+        workspace, files = self._files.pop(task_id, ("", set()))
         for path in files:
-            ids = self._by_path.get(path, set())
-            ids.discard(task_id)
-            if not ids:
-                self._by_path.pop(path, None)
+            for index, keys in ((self._by_path, [path]), (self._by_dir, self._dirs_to(Path(workspace), path))):
+                for key in keys:
+                    ids = index.get(key, set())
+                    ids.discard(task_id)
+                    if not ids:
+                        index.pop(key, None)
         self._unchecked.discard(task_id)
         self._changed.set()
 
@@ -145,64 +198,96 @@ class Watcher:
         finally:
             sub.close()
 
-    def _roots(self) -> set[str]:
-        roots = {ws for ws, _ in self._files.values()}
-        config_dir = self.configs.user_file.parent
-        if config_dir.is_dir():
-            roots.add(str(config_dir))
-        return {r for r in roots if Path(r).is_dir()}
+    def _dirs(self) -> frozenset[str]:
+        """What to watch, each directory alone (never a whole tree: a workspace may hold hundreds of
+        thousands of directories, and inotify's watches are shared with the user's editor): the
+        directory of each file in review, or its nearest existing parent while it is missing; each
+        workspace in review (its `.pas.toml`); the user config's directory. Runs in a thread."""
+        dirs: set[str] = set()
+        for workspace, files in list(self._files.values()):
+            root = Path(workspace)
+            if not root.is_dir():
+                continue
+            dirs.add(workspace)
+            for path in files:
+                dirs.add(str(next((d for d in self._dirs_to(root, path) if d.is_dir()), root)))
+        if self.configs.user_file.parent.is_dir():
+            dirs.add(str(self.configs.user_file.parent))
+        return frozenset(dirs)
 
     # ------------------------------------------------------------ watching
 
     async def _supervise(self) -> None:
-        from watchfiles import awatch
+        """Keep one watch on the directories `_dirs` names. A new watch is in place before the one it
+        replaces is retired (which first hands over what it has collected), so no edit falls
+        between them; a task is checked once its directories are watched."""
+        current: _DirWatch | None = None
+        backoff = 1.0
+        try:
+            while True:
+                self._changed.clear()
+                batch, self._unchecked = self._unchecked, set()  # their directories are in the next `_dirs`
+                dirs = await asyncio.to_thread(self._dirs)
+                if current is None or current.failed or dirs != current.paths:
+                    if current is not None and current.failed:
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 30.0)
+                    new = await self._start(dirs) if dirs else None
+                    if current is not None:
+                        current.retired = True
+                    current = new
+                    if dirs and new is None:  # nothing watched: try again, and check everything then
+                        self._unchecked |= batch | set(self._files)
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 30.0)
+                        continue
+                    elif new is not None:
+                        backoff = 1.0
+                # a file read now is either read after an edit, or followed by the edit's event
+                await self._refresh_ids(batch)
+                if not self._changed.is_set():
+                    await self._changed.wait()
+        finally:
+            for watch, reader in list(self._readers.items()):
+                watch.stop.set()
+                reader.cancel()
+            await asyncio.gather(*self._readers.values(), return_exceptions=True)
 
-        while True:
-            self._changed.clear()
-            roots = self._roots()
-            if not roots:
-                await self._changed.wait()
-                continue
-            # Edits made while no watch ran (before the first, or between a stop and this start)
-            # raised no event: every task in review is checked again once this watch is in place.
-            self._unchecked |= set(self._files)
-            stop = asyncio.Event()
-            relay = asyncio.create_task(self._relay(roots, stop))
-            try:
-                async for changes in awatch(*sorted(roots), stop_event=stop, debounce=50, step=20,
-                                            recursive=True, ignore_permission_denied=True):
-                    await self._handle({Path(p) for _, p in changes})
-            except Exception:
-                log.exception("file watcher failed; restarting it")
-                await asyncio.sleep(1)
-            finally:
-                relay.cancel()
-                await asyncio.gather(relay, return_exceptions=True)
+    async def _start(self, dirs: frozenset[str]) -> _DirWatch | None:
+        try:
+            watch = await _DirWatch.start(dirs)
+        except Exception as e:
+            log.error("file watcher could not start (%s); live stale marks wait until it does", e)
+            return None
+        reader = asyncio.create_task(self._read(watch), name="pasd-watcher-read")
+        self._readers[watch] = reader
+        reader.add_done_callback(lambda _: self._readers.pop(watch, None))
+        return watch
 
-    async def _relay(self, roots: set[str], stop: asyncio.Event) -> None:
-        """Check the tasks not yet checked, then stop the current watch when the set of roots
-        changes and check tasks new to review.
-
-        This runs first once `awatch` awaits for the first time, which is after it has registered
-        its watches: a file read here is either read after an edit or followed by its event.
-        """
-        await self.refresh_unchecked()
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            if self._roots() != roots:
-                stop.set()
-                return
-            await self.refresh_unchecked()
+    async def _read(self, watch: _DirWatch) -> None:
+        try:
+            async with contextlib.aclosing(watch.changes()) as changes:
+                async for changed in changes:
+                    await self._handle({Path(path) for _, path in changed})
+        except Exception:
+            log.exception("file watcher failed; restarting it")
+            watch.failed = True
+            self._unchecked |= set(self._files)  # edits made until the next watch raise no event
+            self._changed.set()
 
     async def _handle(self, changed: set[Path]) -> None:
         names = {p.name for p in changed}
         if paths.PROJECT_CONFIG in names or self.configs.user_file in changed:
             self.reload_configs(changed)
         touched: set[str] = set()
+        moved: set[str] = set()  # a directory on the way to a file in review came or went
         for path in changed:
             touched |= self._by_path.get(path, set())
-        for task_id in sorted(touched):
+            moved |= self._by_dir.get(path, set())
+        if moved:  # watch the directories as they now are, then check those tasks again
+            self._unchecked |= moved
+            self._changed.set()
+        for task_id in sorted(touched - moved):
             task = self.store.get_task(task_id)
             if task is not None and task.state in REVIEW_STATES:
                 await self.refresh(task)
@@ -221,10 +306,9 @@ class Watcher:
             else:
                 log.info("config reloaded%s", f" for {ws}" if ws else "")
 
-    async def refresh_unchecked(self) -> None:
-        """Compute staleness once for each task that entered review since the last look."""
-        while self._unchecked:
-            task = self.store.get_task(self._unchecked.pop())
+    async def _refresh_ids(self, ids: set[str]) -> None:
+        for task_id in sorted(ids):
+            task = self.store.get_task(task_id)
             if task is not None and task.state in REVIEW_STATES:
                 await self.refresh(task)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonProcess, block, make_repo
+from daemon.testing import DaemonFactory, DaemonProcess, block, make_repo
 
 LONG = "".join(f"line {i}\n" for i in range(1, 41))
 
@@ -156,6 +157,44 @@ async def test_an_edit_while_the_watch_starts_or_moves_is_not_missed(
                     break
         await stale_event(events, first.id, [1, 2])
         assert [h.stale for h in (await c.diff(first.id)).files[0].hunks] == [True, True]
+
+
+def inotify_watches(pid: int) -> int:
+    """How many inotify watches a process holds (the kernel lists each in its fdinfo)."""
+    count = 0
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            count += sum(line.startswith("inotify wd:") for line in info.read_text().splitlines())
+        except OSError:  # an fd closed meanwhile
+            continue
+    return count
+
+
+async def test_the_watch_holds_only_the_directories_in_review_and_follows_them_back(
+        make_daemon: DaemonFactory, offline: OfflineModel, tmp_path: Path) -> None:
+    """Watching for stale hunks in a big workspace costs a handful of watches, not one per
+    directory (inotify's watches are shared with the user's editor); a file's directory removed
+    and made again (a branch switch) is still followed."""
+    daemon = make_daemon(context={"map_tokens": 0})  # the repo map's own watch is not counted here
+    repo = make_repo(tmp_path / "big", {"deep/er/long.txt": LONG,
+                                        **{f"pkg{i}/sub/m.py": "x = 1\n" for i in range(300)}})
+    offline.script([{"content": block("deep/er/long.txt", "line 3\n", "line three\n")}])
+    async with daemon.client() as c, EventStream(daemon.socket, kinds=["task"]) as events:
+        task = await review_task(c, repo, "deep/er/long.txt")
+        assert daemon.proc is not None
+        assert inotify_watches(daemon.proc.pid) <= 4  # the file's directory, the workspace, the config's
+        target = repo / "deep/er/long.txt"
+        target.write_text(LONG.replace("line 3\n", "mine\n"))
+        await stale_event(events, task.id, [1])
+        target.write_text(LONG)
+        await stale_event(events, task.id, [])
+        shutil.rmtree(repo / "deep")  # gone: the hunk cannot apply
+        await stale_event(events, task.id, [1])
+        target.parent.mkdir(parents=True)
+        target.write_text(LONG)  # back as it was
+        await stale_event(events, task.id, [])
+        target.write_text(LONG.replace("line 3\n", "mine again\n"))  # and watched again
+        await stale_event(events, task.id, [1])
 
 
 async def test_project_config_reloads_without_restart_and_bad_edit_keeps_last_good(
