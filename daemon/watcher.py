@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import AsyncGenerator, Iterable
 from pathlib import Path
 
 from daemon import paths
 from daemon.config import ConfigCache
+from daemon.dirwatch import DirWatch
 from daemon.errors import ConfigError
 from daemon.events import EventBus, Subscription
 from daemon.programmer.diffs import Patch, merge3
@@ -73,43 +72,6 @@ async def _stale_in_file(ch: Change, fd: FileDiff, current: str, pending: list[i
     return stale
 
 
-class _DirWatch:
-    """One registration of watches on some directories, each alone (watchfiles' notifier), read in
-    a thread; it
-    collects every change from the moment `start` returns, including those made before its first
-    read. (Registering holds the GIL, about 15 µs a directory: a few directories are nothing, a
-    tree of 200,000 held the event loop for seconds even from a thread.)"""
-
-    TIMEOUT_MS = 500  # a wait ends at least this often, so a retired watch ends soon after
-
-    def __init__(self, paths: Iterable[str]) -> None:
-        from watchfiles._rust_notify import RustNotify
-
-        self.paths = frozenset(paths)
-        self._notify = RustNotify(sorted(self.paths), False, False, 300, False, True)
-        self.stop = threading.Event()  # end now, dropping what is collected
-        self.retired = False  # end after the current wait, its changes handed over
-        self.failed = False  # set by the reader when the watch raised
-
-    @classmethod
-    async def start(cls, paths: Iterable[str]) -> _DirWatch:
-        """Register the watches; raises what watchfiles raises (an inotify limit)."""
-        return await asyncio.to_thread(cls, list(paths))
-
-    async def changes(self, debounce_ms: int = 50, step_ms: int = 20) -> AsyncGenerator[set[tuple[int, str]], None]:
-        """Batches of (watchfiles.Change value, absolute path) until stopped or retired; closes the
-        watch when done."""
-        try:
-            while not self.retired and not self.stop.is_set():
-                raw = await asyncio.to_thread(self._notify.watch, debounce_ms, step_ms, self.TIMEOUT_MS, self.stop)
-                if raw == "stop":
-                    return
-                if isinstance(raw, set) and raw:
-                    yield raw
-        finally:
-            self._notify.close()
-
-
 class Watcher:
     def __init__(self, store: Store, bus: EventBus, reviewer: Reviewer, configs: ConfigCache) -> None:
         self.store = store
@@ -123,7 +85,7 @@ class Watcher:
         self._by_dir: dict[Path, set[str]] = {}  # a directory on the way to such a file -> those tasks
         self._unchecked: set[str] = set()  # in review, staleness not yet computed
         self._refreshing = asyncio.Lock()  # one staleness computation at a time
-        self._readers: dict[_DirWatch, asyncio.Task[None]] = {}  # the watch in use, and those retiring
+        self._readers: dict[DirWatch, asyncio.Task[None]] = {}  # the watch in use, and those retiring
 
     def start(self) -> None:
         sub = self._sync()
@@ -199,10 +161,9 @@ class Watcher:
             sub.close()
 
     def _dirs(self) -> frozenset[str]:
-        """What to watch, each directory alone (never a whole tree: a workspace may hold hundreds of
-        thousands of directories, and inotify's watches are shared with the user's editor): the
-        directory of each file in review, or its nearest existing parent while it is missing; each
-        workspace in review (its `.pas.toml`); the user config's directory. Runs in a thread."""
+        """What to watch, each directory alone (daemon.dirwatch): the directory of each file in
+        review, or its nearest existing parent while it is missing; each workspace in review (its
+        `.pas.toml`); the user config's directory. Runs in a thread."""
         dirs: set[str] = set()
         for workspace, files in list(self._files.values()):
             root = Path(workspace)
@@ -221,14 +182,14 @@ class Watcher:
         """Keep one watch on the directories `_dirs` names. A new watch is in place before the one it
         replaces is retired (which first hands over what it has collected), so no edit falls
         between them; a task is checked once its directories are watched."""
-        current: _DirWatch | None = None
+        current: DirWatch | None = None
         backoff = 1.0
         try:
             while True:
                 self._changed.clear()
                 batch, self._unchecked = self._unchecked, set()  # their directories are in the next `_dirs`
                 dirs = await asyncio.to_thread(self._dirs)
-                if current is None or current.failed or dirs != current.paths:
+                if current is None or current.failed or dirs != current.dirs:
                     if current is not None and current.failed:
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 30.0)
@@ -253,9 +214,9 @@ class Watcher:
                 reader.cancel()
             await asyncio.gather(*self._readers.values(), return_exceptions=True)
 
-    async def _start(self, dirs: frozenset[str]) -> _DirWatch | None:
+    async def _start(self, dirs: frozenset[str]) -> DirWatch | None:
         try:
-            watch = await _DirWatch.start(dirs)
+            watch = await DirWatch.start(dirs)
         except Exception as e:
             log.error("file watcher could not start (%s); live stale marks wait until it does", e)
             return None
@@ -264,7 +225,7 @@ class Watcher:
         reader.add_done_callback(lambda _: self._readers.pop(watch, None))
         return watch
 
-    async def _read(self, watch: _DirWatch) -> None:
+    async def _read(self, watch: DirWatch) -> None:
         try:
             async with contextlib.aclosing(watch.changes()) as changes:
                 async for changed in changes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -372,19 +373,73 @@ async def test_a_warm_lookup_follows_events_and_walks_no_more(shop: Path) -> Non
         assert "brand_new" not in gone and "ping" not in gone and "slugify" in gone
         assert (stats.walks, stats.last_parsed, stats.files) == (before.walks, 0, before.files - 1)
 
-        # a directory moved whole, a dot in its name: its files leave the map under the old name, come under the new
+        assert maps.index(ws).stats().walks == before.walks
+        # only the directories of listed files are watched (not build/, which git ignores), each alone
+        assert w.dirs == {"", "shop"}
+
+        # a directory made, a dot in its name: it is watched too, and the look walks once under the new watch
         write_files(shop, {"lib.v1/tool.py": "def tool_one():\n    pass\n"})
         # (the file may be written before the new directory is watched: git's new listing finds it)
-        await until(lambda: w.relist, "the new directory's event")
+        await until(lambda: w.grew, "the new directory's event")
         assert "tool_one" in await maps.map_for(ws, ["shop/app.py"], None, "call tool_one", 1000)
+        await followed(maps, ws)
+        w = maps.watch(ws)
+        assert w is not None and "lib.v1" in w.dirs
+        # moved whole: its files leave the map under the old name, come under the new
+        walks = maps.index(ws).stats().walks
         (shop / "lib.v1").rename(shop / "lib.v2")
-        await until(lambda: w.relist, "the move's events")
+        await until(lambda: w.grew, "the move's events")
         moved = await maps.map_for(ws, ["shop/app.py"], None, "call tool_one", 1000)
         assert "lib.v2/tool.py:" in moved and "lib.v1" not in moved
-        assert maps.index(ws).stats().walks == before.walks
+        assert maps.index(ws).stats().walks == walks + 1
+        # and a file made in the moved directory arrives as an event once the new watch follows
+        await followed(maps, ws)
+        walks = maps.index(ws).stats().walks
+        w = maps.watch(ws)
+        assert w is not None and "lib.v2" in w.dirs
+        write_files(shop, {"lib.v2/more.py": "def tool_two():\n    pass\n"})
+        await until(lambda: "lib.v2/more.py" in w.changed, "the new file's event")
+        assert "tool_two" in await maps.map_for(ws, ["shop/app.py"], None, "call tool_two", 1000)
+        assert maps.index(ws).stats().walks == walks
     finally:
         await maps.close()
     assert not maps.following(ws)
+
+
+async def test_new_directories_are_watched_even_empty_unless_git_ignores_them(shop: Path) -> None:
+    ws = str(shop)
+    maps = RepoMaps()
+    try:
+        await followed(maps, ws)
+        w = maps.watch(ws)
+        assert w is not None
+        # `mkdir -p` reports only its first directory; nothing is in them yet, so git lists nothing there
+        (shop / "pkg/deep/er").mkdir(parents=True)
+        (shop / "build/more/out").mkdir(parents=True)  # under build/, which git ignores
+        (shop / "node_modules/a/b").mkdir(parents=True)
+        write_files(shop, {".gitignore": "build/\nnode_modules/\n"})
+        await until(lambda: w.grew and {"pkg", "node_modules"} <= w.made, "the new directories' events")
+        await followed(maps, ws)
+        w = maps.watch(ws)
+        assert w is not None
+        assert {"pkg", "pkg/deep", "pkg/deep/er"} <= w.dirs
+        assert not any(d.startswith(("build", "node_modules")) for d in w.dirs), w.dirs
+        walks = maps.index(ws).stats().walks
+        # a file made later in the empty directory arrives as an event: no walk
+        write_files(shop, {"pkg/deep/er/late.py": "def arrived_late():\n    pass\n"})
+        await until(lambda: "pkg/deep/er/late.py" in w.changed, "the late file's event")
+        assert "arrived_late" in await maps.map_for(ws, ["shop/app.py"], None, "call arrived_late", 1000)
+        assert maps.index(ws).stats().walks == walks
+        # an ignored directory made again (a fresh `npm install`) changes nothing
+        shutil.rmtree(shop / "node_modules")
+        (shop / "node_modules/c").mkdir(parents=True)
+        write_files(shop, {"shop/other.py": "def ping(retries: int) -> None:\n    return None\n"})
+        await until(lambda: "shop/other.py" in w.changed, "the edit's event, after the directory's")
+        assert not w.grew
+        assert "ping" in await maps.map_for(ws, ["shop/app.py"], None, "call ping", 1000)
+        assert maps.index(ws).stats().walks == walks
+    finally:
+        await maps.close()
 
 
 async def test_without_a_watch_every_lookup_walks_and_finds_edits(shop: Path) -> None:

@@ -1,12 +1,14 @@
 """The daemon's repo-map index: each workspace's parse results, kept up to date instead of rebuilt per task.
 
 The first look lists the files git would list (tracked and untracked, not ignored), stats them in
-a thread and parses them. Meanwhile a file-system watch (watchfiles) starts on the workspace; once it
-runs and one more full look has been made, a task's dispatch only looks at the paths the watch saw
-change: an edit is re-parsed, a file added or removed makes git list the workspace again. With no
-events there is nothing to do. If the watch cannot start or dies, every look lists and stats the
-files again (the walk), parsing only those whose (mtime, size, inode) changed; the map is then
-ranked and rendered from the cached tags. Symbolic links, files over MAX_FILE_BYTES,
+a thread and parses them. Meanwhile a file-system watch starts on the directories that hold listed
+files, each alone (daemon.dirwatch: an ignored tree costs nothing); once it runs and one more full
+look has been made, a task's dispatch only looks at the paths the watch saw change: an edit is
+re-parsed, a file added or removed makes git list the workspace again, a directory made is watched
+too (unless git ignores it) and costs one walk. With no events there is nothing to do. If the
+watch cannot start or dies, or there are more than MAX_WATCHED_DIRS directories, every look lists
+and stats the files again (the walk), parsing only those whose (mtime, size, inode) changed; the
+map is then ranked and rendered from the cached tags. Symbolic links, files over MAX_FILE_BYTES,
 binary files and secret-looking files are never read. The engine gets the map as text in its
 TaskSpec, so a remote Programmer needs none of this.
 """
@@ -14,6 +16,7 @@ TaskSpec, so a remote Programmer needs none of this.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import functools
 import logging
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon import safe_io
+from daemon.dirwatch import ADDED, MODIFIED, DirWatch
 from daemon.programmer import proc
 from daemon.programmer.repomap import rank, tags
 from daemon.protocol import Selection
@@ -210,74 +214,121 @@ def _words(text: str) -> list[str]:
     return [w for w in cleaned.split() if w.isidentifier() and len(w) > 2]
 
 
-_MODIFIED = 2  # watchfiles.Change.modified (watchfiles is imported only when a watch starts)
 MAX_DIRTY = 5_000  # paths changed between two looks past which one walk is cheaper than remembering them
-WATCH_READY_MS = 1_000  # the watch reports itself running after this long without events (or at its first)
+MAX_WATCHED_DIRS = 20_000  # directories of listed files past which each look walks instead of watching
+
+
+def listed_dirs(listing: list[str]) -> frozenset[str]:
+    """The directories that hold listed files and every directory on the way to them ("" is the root)."""
+    dirs = {""}
+    for rel in listing:
+        d = rel.rpartition("/")[0]
+        while d not in dirs:
+            dirs.add(d)
+            d = d.rpartition("/")[0]
+    return frozenset(dirs)
+
+
+def _kept_and_made(root: str, kept: frozenset[str], made: set[str], limit: int = MAX_WATCHED_DIRS) -> frozenset[str]:
+    """Of `kept`, those still directories; each directory in `made` and every directory under it
+    (a `mkdir -p` reports only the first), `.git` and symbolic links left out; at most `limit`."""
+    out = {d for d in kept if os.path.isdir(os.path.join(root, d)) and not os.path.islink(os.path.join(root, d))}
+    for top in sorted(made):
+        for here, subdirs, _ in os.walk(os.path.join(root, top)):  # os.walk does not follow links
+            rel = os.path.relpath(here, root)
+            if len(out) >= limit:
+                return frozenset(out)
+            out.add(rel)
+            subdirs[:] = [d for d in subdirs if d != ".git"]
+    return frozenset(out)
 
 
 class Watch:
-    """A file-system watch on one workspace: the paths changed since the last look.
+    """File-system watches on one workspace's directories that hold what git lists, each directory
+    alone (an ignored tree such as node_modules costs nothing): the paths changed since the last look.
 
-    `live` once watchfiles runs (its first report, events or a quiet timeout), until it stops or fails."""
+    `live` from its first report (changes, or half a second without), until it stops or fails: the
+    look after that walks once and then follows its events. A directory made since (or made again:
+    its old watch went with it) sets `grew`: the workspace is then watched anew and walked."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, dirs: frozenset[str], ignored: frozenset[str] = frozenset()) -> None:
         self.root = root
+        self.dirs = dirs
+        self.ignored = ignored  # directories made before that git ignores: made again, they change nothing
         self._prefix = root.rstrip(os.sep) + os.sep
         self.live = False
         self.failed = False
+        self.ready = asyncio.Event()  # set once its watches are in place, or it failed
         self.changed: set[str] = set()  # paths relative to the root
         self.relist = False  # a file was added or removed (or a .gitignore changed): git must list again
         self.overflow = False
-        self._stop = asyncio.Event()
+        self.grew = False  # a directory was made
+        self.made: set[str] = set()  # the directories made (relative), until the workspace is watched anew
+        self._stopping = False
+        self._watch: DirWatch | None = None
         self.task = asyncio.create_task(self._run(), name="pasd-repo-map-watch")
 
     def take(self) -> tuple[set[str], bool, bool]:
         """(changed paths, whether to list again, whether to walk instead) since the last take."""
-        taken = self.changed, self.relist, self.overflow
-        self.changed, self.relist, self.overflow = set(), False, False
+        taken = self.changed, self.relist, self.overflow or self.grew
+        self.changed, self.relist, self.overflow, self.grew = set(), False, False, False
         return taken
 
-    def _wanted(self, change: Any, path: str) -> bool:
-        rel = path[len(self._prefix):] if path.startswith(self._prefix) else path
-        if rel == ".git" or rel.startswith(".git/") or "/.git/" in rel:
-            return False
-        if change != _MODIFIED:
-            return True  # whatever was added or removed may be a directory, moved with its files
-        name = rel.rsplit("/", 1)[-1]
-        return tags.language_of(name) is not None or name == ".gitignore"
-
     async def _run(self) -> None:
-        from watchfiles import Change, awatch
-
         try:
-            async for changes in awatch(self.root, watch_filter=self._wanted, stop_event=self._stop,
-                                        debounce=50, step=20, rust_timeout=WATCH_READY_MS,
-                                        yield_on_timeout=True, recursive=True, ignore_permission_denied=True):
-                if not self.live:
-                    self.live = True
-                    log.info("repo map: watching %s", self.root)
-                for change, path in changes:
-                    if not path.startswith(self._prefix):
-                        self.overflow = True  # a path not named under the root: walk rather than guess
-                        continue
-                    rel = path[len(self._prefix):]
-                    if change is not Change.modified or rel.rsplit("/", 1)[-1] == ".gitignore":
-                        self.relist = True
-                    if tags.language_of(rel) is not None:
-                        self.changed.add(rel)
-                if len(self.changed) > MAX_DIRTY:
-                    self.changed.clear()
-                    self.overflow = True
+            watch = await DirWatch.start(os.path.join(self.root, d) if d else self.root for d in self.dirs)
+        except Exception as exc:  # an inotify limit: every look walks the files instead
+            self._fail(exc)
+            return
+        if self._stopping:
+            watch.close()
+            self.ready.set()
+            return
+        self._watch = watch
+        self.ready.set()
+        try:
+            async with contextlib.aclosing(watch.changes(quiet=True)) as batches:
+                async for changes in batches:
+                    if not self.live:
+                        self.live = True
+                        log.info("repo map: watching %s (%d directories)", self.root, len(self.dirs))
+                    self._take_in(changes)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # an inotify limit, a watcher error: every look walks the files instead
-            self.failed = True
-            log.warning("repo map: cannot watch %s (%s); each task stats its files instead", self.root, exc)
+        except Exception as exc:  # a watcher error: every look walks the files instead
+            self._fail(exc)
         finally:
             self.live = False
 
+    def _fail(self, exc: Exception) -> None:
+        self.failed = True
+        self.ready.set()
+        log.warning("repo map: cannot watch %s (%s); each task stats its files instead", self.root, exc)
+
+    def _take_in(self, changes: set[tuple[int, str]]) -> None:
+        for change, path in changes:
+            if not path.startswith(self._prefix):
+                self.overflow = True  # a path not named under the root: walk rather than guess
+                continue
+            rel = path[len(self._prefix):]
+            if rel == ".git" or rel.startswith(".git/") or "/.git/" in rel:
+                continue
+            name = rel.rsplit("/", 1)[-1]
+            if change != MODIFIED or name == ".gitignore":
+                self.relist = True
+                if change == ADDED and rel not in self.ignored and os.path.isdir(path) and not os.path.islink(path):
+                    self.grew = True
+                    self.made.add(rel)
+            if tags.language_of(name) is not None:
+                self.changed.add(rel)
+        if len(self.changed) > MAX_DIRTY:
+            self.changed.clear()
+            self.overflow = True
+
     async def stop(self) -> None:
-        self._stop.set()
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.stop.set()
         await asyncio.gather(self.task, return_exceptions=True)
 
 
@@ -289,6 +340,7 @@ class RepoMaps:
         self._indexes: OrderedDict[str, WorkspaceIndex] = OrderedDict()
         self._watches: dict[str, Watch] = {}
         self._watching = watch
+        self._unwatched: set[str] = set()  # workspaces with too many directories to watch: walked at each look
         self._serial: dict[str, asyncio.Lock] = {}  # one update of a workspace at a time (see _update)
         self._updating: dict[str, asyncio.Task[Any]] = {}  # the latest update of each workspace
         self._jobs: set[asyncio.Task[Any]] = set()  # every update still running
@@ -320,10 +372,36 @@ class RepoMaps:
         return w is not None and w.live and idx is not None and idx.synced_with is w
 
     def watch(self, workspace: str) -> Watch | None:
-        """The workspace's watch, started with its index (None when watching is off)."""
-        w = self._watches.get(workspace)
-        if w is None and self._watching and not self.stopping.is_set() and workspace in self._indexes:
-            w = self._watches[workspace] = Watch(workspace)
+        """The workspace's watch: None before its first listing, outside git, when watching is off,
+        or past MAX_WATCHED_DIRS directories."""
+        return self._watches.get(workspace)
+
+    async def _rewatch(self, workspace: str, listing: list[str], wait: bool = True) -> Watch | None:
+        """Watch anew, the old watch stopped, the directories of listed files, those the old watch
+        had that still exist, and those made since that git does not ignore (an empty one too: a
+        file may come into it later); the new watch (once in place, with `wait`)."""
+        old = self._watches.pop(workspace, None)
+        if old is not None:
+            self._own(old.stop())
+        if not self._watching or self.stopping.is_set() or workspace in self._unwatched:
+            return None
+        listed = dirs = await self._thread(listed_dirs, listing)
+        ignored = frozenset[str]()
+        if old is not None:
+            dirs |= await self._thread(_kept_and_made, workspace, old.dirs - dirs, old.made)
+            ignored = old.ignored
+            if old.made:
+                newly = await self._ignored(workspace, dirs - listed)
+                dirs -= newly
+                ignored |= newly & old.made
+        if len(dirs) > MAX_WATCHED_DIRS:
+            self._unwatched.add(workspace)
+            log.info("repo map: %s has %d directories to watch, over %d: each task stats its files instead",
+                     workspace, len(dirs), MAX_WATCHED_DIRS)
+            return None
+        w = self._watches[workspace] = Watch(workspace, dirs, ignored)
+        if wait:
+            await w.ready.wait()
         return w
 
     async def map_for(self, workspace: str, files: list[str], selection: Selection | None,
@@ -352,7 +430,8 @@ class RepoMaps:
     async def _update_now(self, workspace: str) -> bool:
         idx = self._indexes.get(workspace)
         w = self._watches.get(workspace)
-        if idx is not None and w is not None and w.live and idx.synced_with is w:
+        unwatched = False  # git lists files in a directory the watch does not cover
+        if idx is not None and w is not None and w.live and idx.synced_with is w and not w.grew:
             changed, relist, overflow = w.take()
             if not overflow:
                 if not changed and not relist:
@@ -362,23 +441,44 @@ class RepoMaps:
                 if relist and listing is None:
                     idx.synced_with = None  # what was taken is lost: the next look walks
                     return False
-                await self._thread(idx.update_paths, listing, changed)
-                return True
+                if listing is None or await self._thread(listed_dirs, listing) <= w.dirs:
+                    await self._thread(idx.update_paths, listing, changed)
+                    return True
+                unwatched = True  # (a .gitignore edit let a directory in): watch anew, and walk
         # the walk: list and stat everything; made under a live watch, it lets the next looks follow events
+        first: list[str] | None = None
+        if w is None or w.grew or unwatched:
+            # a first look, or directories came (or came back, their old watches gone with them):
+            # watch what git lists now; the first look does not wait, the next one walks under it
+            first = await self._list(workspace)
+            if first is None:
+                return False
+            w = await self._rewatch(workspace, first, wait=w is not None)
         live = w is not None and w.live
         if live and w is not None:
             w.take()  # the walk sees these; what changes from here on is kept for the next look
-        listing = await self._list(workspace)
+        listing = first if first is not None and not live else await self._list(workspace)
         if listing is None:
             return False
         idx = self.index(workspace)
         await self._thread(idx.update, listing)
-        if w is None:
-            self.watch(workspace)  # started after the first listing: outside git nothing is watched
-        elif live and w.live and self._watches.get(workspace) is w and idx.synced_with is not w:
+        if live and w is not None and w.live and self._watches.get(workspace) is w and idx.synced_with is not w:
             idx.synced_with = w
             log.info("repo map of %s: following file-system events", workspace)
         return True
+
+    @staticmethod
+    async def _ignored(workspace: str, dirs: set[str] | frozenset[str]) -> set[str]:
+        """Those of the directories git ignores (or lie under one it ignores)."""
+        if not dirs:
+            return set()
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+        res = await proc.run(["git", *proc.GIT_SAFE, "check-ignore", "-z", "--stdin"], workspace, timeout=30.0,
+                             input="".join(d + "/\0" for d in dirs).encode(), env=env)
+        if res.code not in (0, 1):  # 1: none is ignored
+            return set(dirs)  # cannot tell: watch only what git lists
+        ignored = {p.rstrip("/") for p in res.stdout.split("\0") if p}
+        return {d for d in dirs if d in ignored or any(d.startswith(i + "/") for i in ignored)}
 
     @staticmethod
     async def _list(workspace: str) -> list[str] | None:
