@@ -22,11 +22,11 @@ from common import Figure, env_with_path, fmt
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["startup.py", "rpc.py", "overhead.py", "parallel.py", "jobs.py", "memory.py", "streaming.py", "diffs.py",
-           "repomap.py", "history.py", "web.py", "engines.py"]
+           "repomap.py", "history.py", "web.py", "engines.py", "watch.py"]
 # --quick runs two lanes at once to stay near a minute or two in CI (each daemon pays ~4 s of litellm
 # import); its figures are then only a smoke test. The full run is strictly one script at a time.
 QUICK_LANES = [["overhead.py", "startup.py", "parallel.py", "repomap.py", "engines.py", "jobs.py"],
-               ["memory.py", "rpc.py", "streaming.py", "diffs.py", "history.py", "web.py"]]
+               ["memory.py", "rpc.py", "streaming.py", "diffs.py", "history.py", "web.py", "watch.py"]]
 
 
 def machine() -> dict[str, str]:

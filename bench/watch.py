@@ -3,7 +3,8 @@ inotify watches it takes, while the first task in a workspace of many directorie
 `vendor/` tree, as node_modules is) starts the repo map's watch and enters review.
 
 `pool.status` is called every 5 ms throughout; its slowest answer is how long the daemon stopped
-answering. The watches are counted from the daemon's /proc fdinfo (one line per inotify watch)."""
+answering. The watches are counted from the daemon's /proc fdinfo (one line per inotify watch).
+Run it with PYTHONPATH at another checkout to compare revisions."""
 
 from __future__ import annotations
 
@@ -84,9 +85,10 @@ def main(args: argparse.Namespace) -> Report:
         after = inotify_watches(b.pid)
         r.add("longest pool.status answer while the watches start", max(times), "ms",
               note=f"{len(times)} calls every 5 ms; p50 {pct(times, 50):.2f} ms; load {os.getloadavg()[0]:.1f}; "
-                   "the repo map's recursive watch registers with the GIL held")
+                   "watches register with the GIL held, so this grows with what is watched")
         r.add("inotify watches the daemon holds (repo map and review)", after, "",
-              note=f"{before} before the task; the repo map watches the tree, review only the task's directories")
+              note=f"{before} before the task; the repo map watches the directories of files git lists, "
+                   "review those of files in review; the ignored tree none")
     return r
 
 
