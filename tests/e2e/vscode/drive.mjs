@@ -167,16 +167,19 @@ const STEPS = {
     const read = () => page.$$eval('.notification-list-item-message', (m) => m.map((e) => e.textContent || ''));
     return until(read, (v) => v.some((m) => m.includes(s.text)), t, `notification "${s.text}"`);
   },
-  /** Wait for a diff editor (optionally with a tab title containing `title`); returns its modified text. */
+  /** Wait for a diff editor (optionally with a tab title containing `title`) whose two sides show
+   * text (each side's lines are drawn apart, after the editor appears; with `emptyOriginal`, only
+   * the modified side); returns both sides' text. */
   async waitDiff(page, s, t) {
     if (s.title) {
       await page.locator('.tab.active', { hasText: s.title }).waitFor({ timeout: t });
     }
     await page.locator('.monaco-diff-editor').first().waitFor({ timeout: t });
-    return {
+    const read = async () => ({
       original: await editorText(page, '.monaco-diff-editor .editor.original'),
       modified: await editorText(page, '.monaco-diff-editor .editor.modified'),
-    };
+    });
+    return until(read, (v) => v.modified && (v.original || s.emptyOriginal), t, 'both sides of the diff');
   },
   /** Text of the active (non-diff) editor; with `contains`, wait until it contains that. */
   async editorText(page, s, t) {
