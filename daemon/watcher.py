@@ -83,6 +83,7 @@ class Watcher:
         self._files: dict[str, tuple[str, set[Path]]] = {}  # task in review -> (workspace, its files)
         self._by_path: dict[Path, set[str]] = {}  # a file -> the tasks in review that change it
         self._by_dir: dict[Path, set[str]] = {}  # a directory on the way to such a file -> those tasks
+        self._at: dict[Path, Path] = {}  # a file in review -> the directory watched for it
         self._unchecked: set[str] = set()  # in review, staleness not yet computed
         self._refreshing = asyncio.Lock()  # one staleness computation at a time
         self._readers: dict[DirWatch, asyncio.Task[None]] = {}  # the watch in use, and those retiring
@@ -117,6 +118,10 @@ class Watcher:
             dirs.append(dirs[-1].parent)
         return dirs
 
+    def _place(self, root: Path, path: Path) -> None:
+        """Watch a file's directory, or its nearest existing parent while it is missing."""
+        self._at[path] = next((d for d in self._dirs_to(root, path) if d.is_dir()), root)
+
     def _add(self, task: TaskInfo) -> None:
         if task.id in self._files:
             return
@@ -125,6 +130,7 @@ class Watcher:
         self._files[task.id] = (task.workspace, files)
         for path in files:
             self._by_path.setdefault(path, set()).add(task.id)
+            self._place(root, path)
             for d in self._dirs_to(root, path):
                 self._by_dir.setdefault(d, set()).add(task.id)
         self._unchecked.add(task.id)
@@ -139,6 +145,8 @@ class Watcher:
                     ids.discard(task_id)
                     if not ids:
                         index.pop(key, None)
+            if path not in self._by_path:
+                self._at.pop(path, None)
         self._unchecked.discard(task_id)
         self._changed.set()
 
@@ -163,15 +171,9 @@ class Watcher:
     def _dirs(self) -> frozenset[str]:
         """What to watch, each directory alone (daemon.dirwatch): the directory of each file in
         review, or its nearest existing parent while it is missing; each workspace in review (its
-        `.pas.toml`); the user config's directory. Runs in a thread."""
-        dirs: set[str] = set()
-        for workspace, files in list(self._files.values()):
-            root = Path(workspace)
-            if not root.is_dir():
-                continue
-            dirs.add(workspace)
-            for path in files:
-                dirs.add(str(next((d for d in self._dirs_to(root, path) if d.is_dir()), root)))
+        `.pas.toml`); the user config's directory."""
+        dirs = {str(d) for d in self._at.values()}
+        dirs |= {ws for ws, _ in self._files.values() if Path(ws).is_dir()}
         if self.configs.user_file.parent.is_dir():
             dirs.add(str(self.configs.user_file.parent))
         return frozenset(dirs)
@@ -188,7 +190,7 @@ class Watcher:
             while True:
                 self._changed.clear()
                 batch, self._unchecked = self._unchecked, set()  # their directories are in the next `_dirs`
-                dirs = await asyncio.to_thread(self._dirs)
+                dirs = self._dirs()
                 if current is None or current.failed or dirs != current.dirs:
                     if current is not None and current.failed:
                         await asyncio.sleep(backoff)
@@ -246,6 +248,10 @@ class Watcher:
             touched |= self._by_path.get(path, set())
             moved |= self._by_dir.get(path, set())
         if moved:  # watch the directories as they now are, then check those tasks again
+            for task_id in moved:
+                workspace, files = self._files[task_id]
+                for path in files:
+                    self._place(Path(workspace), path)
             self._unchecked |= moved
             self._changed.set()
         for task_id in sorted(touched - moved):
