@@ -16,6 +16,7 @@ from typing import IO
 from daemon import applying, backends, paths
 from daemon import protocol as p
 from daemon.config import ConfigCache
+from daemon.dashboard import Dashboard
 from daemon.errors import PasError
 from daemon.events import EventBus
 from daemon.jobs import JobManager
@@ -138,6 +139,9 @@ class Daemon:
         private_files(self.state_dir)  # the job store's database (and its -wal) is made by now
         server = RpcServer(service, bus, self.socket_path)
         await server.start()
+        if self.settings.web.enabled:  # the user's config only, read at start (never a workspace's)
+            service.dashboard = Dashboard(self.socket_path, self.state_dir, self.settings.web.port)
+            service.dashboard.start()
         scheduler.start()
         watcher.start()
         jobs.start()
@@ -154,6 +158,8 @@ class Daemon:
         finally:
             log.info("stopping")
             await service.retention.close()  # first: a gc under way ends after its batch, not after the rest
+            if service.dashboard is not None:
+                await service.dashboard.close()
             await server.close()
             await watcher.close()
             await jobs.close()

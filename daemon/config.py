@@ -192,6 +192,15 @@ class McpConfig(Section):
     `--allow-approve` does). A workspace's `.pas.toml` may turn it off, never on, until trusted."""
 
 
+class WebConfig(Section):
+    enabled: bool = False
+    """The daemon runs the web dashboard (`pasd web`) beside it, on 127.0.0.1, for as long as it
+    runs; `pasd web --url` prints its address with the token that opens it. Read from the user's
+    config only, when the daemon starts: a workspace's `.pas.toml` cannot set it."""
+    port: int = Field(default=8765, ge=0, le=65_535)
+    """Its TCP port; 0 picks a free one at each start."""
+
+
 class Settings(Section):
     pool: PoolConfig = PoolConfig()
     models: ModelsConfig = ModelsConfig()
@@ -200,6 +209,7 @@ class Settings(Section):
     context: ContextConfig = ContextConfig()
     store: StoreConfig = StoreConfig()
     mcp: McpConfig = McpConfig()
+    web: WebConfig = WebConfig()
     engines: dict[str, dict[str, Any]] = {}
     """Settings per external engine, `[engines.aider] path = "...", edit_format = "diff", ...`:
     `path` is the tool's executable (or the folder holding it) when it is not on PATH; the other

@@ -32,6 +32,23 @@ def make_undumpable() -> bool:
         return False
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with(parent: int) -> bool:
+    """prctl(PR_SET_PDEATHSIG, SIGTERM): this process gets SIGTERM when its parent dies, even by
+    SIGKILL; False (and nothing set) if `parent` is already gone or this is not Linux."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if int(libc.prctl(PR_SET_PDEATHSIG, 15, 0, 0, 0)) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    return os.getppid() == parent  # the parent died before the prctl: no signal will come
+
+
 def private_dir(path: Path) -> None:
     """Create path 0700 (its missing parents as usual), and make an existing one 0700."""
     path.parent.mkdir(parents=True, exist_ok=True)

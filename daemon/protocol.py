@@ -305,6 +305,7 @@ class PoolStatus(Model):
     review: int
     config_errors: list[str] = []  # config files that failed to reload; the last good settings apply
     untrusted: list[UntrustedConfig] = []  # workspaces loaded so far whose .pas.toml has ignored settings
+    dashboard: str | None = None  # the web dashboard the daemon runs ([web] enabled), without its token
 
 
 class SubmitParams(Model):

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from daemon import paths, routing, version
 from daemon import protocol as p
 from daemon.config import ConfigCache, Settings, engine_settings
+from daemon.dashboard import Dashboard
 from daemon.errors import ConfigError, GuardrailRefused, InvalidParams, InvalidState, NotFound
 from daemon.events import EventBus
 from daemon.pool import Pool
@@ -54,6 +55,7 @@ class Service:
         self.configs = configs
         self._hello = hello
         self._on_shutdown = on_shutdown
+        self.dashboard: Dashboard | None = None  # [web] enabled: the dashboard the daemon runs
         # retention is the user's choice: [store] of the user's config, never a workspace's .pas.toml
         self.retention = Retention(store, lambda: configs.get().store.keep_days,
                                    idle=lambda: store.count_tasks([p.TaskState.QUEUED, p.TaskState.RUNNING]) == 0)
@@ -98,7 +100,8 @@ class Service:
         return p.PoolStatus(programmers=[prog.info for prog in self.pool.programmers],
                             queued=queued, running=running, review=review,
                             config_errors=self.config_errors(),
-                            untrusted=[u.report() for u in self.configs.untrusted()])
+                            untrusted=[u.report() for u in self.configs.untrusted()],
+                            dashboard=self.dashboard.address if self.dashboard is not None else None)
 
     async def pool_status(self, params: p.Empty) -> p.PoolStatus:
         return self.status()

@@ -40,6 +40,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         headers.append("NODE")
     text = table(rows, headers)
     text += f"\nqueued {st['queued']} · running {st['running']} · awaiting review {st['review']}"
+    if st.get("dashboard"):
+        text += f"\nweb dashboard: {st['dashboard']} (`pasd web --url` prints it with its token)"
     for err in st["config_errors"]:
         text += f"\nconfig error (last good settings in force): {err}"
     for u in st["untrusted"]:
