@@ -16,17 +16,7 @@ from pathlib import Path
 
 from common import Conn, Report, bench_daemon, pct, run_script
 
-from daemon.testing import make_repo
-
-
-def inotify_watches(pid: int) -> int:
-    count = 0
-    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
-        try:
-            count += sum(line.startswith("inotify wd:") for line in info.read_text().splitlines())
-        except OSError:
-            continue
-    return count
+from daemon.testing import inotify_watches, make_repo
 
 
 def big_workspace(root: Path, dirs: int) -> Path:

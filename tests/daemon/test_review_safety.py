@@ -11,7 +11,7 @@ from pathlib import Path
 from daemon import protocol as p
 from daemon.client import EventStream, PasClient
 from daemon.offline_model import OfflineModel
-from daemon.testing import DaemonFactory, DaemonProcess, block, make_repo
+from daemon.testing import DaemonFactory, DaemonProcess, block, inotify_watches, make_repo
 
 LONG = "".join(f"line {i}\n" for i in range(1, 41))
 
@@ -157,17 +157,6 @@ async def test_an_edit_while_the_watch_starts_or_moves_is_not_missed(
                     break
         await stale_event(events, first.id, [1, 2])
         assert [h.stale for h in (await c.diff(first.id)).files[0].hunks] == [True, True]
-
-
-def inotify_watches(pid: int) -> int:
-    """How many inotify watches a process holds (the kernel lists each in its fdinfo)."""
-    count = 0
-    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
-        try:
-            count += sum(line.startswith("inotify wd:") for line in info.read_text().splitlines())
-        except OSError:  # an fd closed meanwhile
-            continue
-    return count
 
 
 async def test_the_watch_holds_only_the_directories_in_review_and_follows_them_back(
