@@ -126,6 +126,7 @@ RULES: dict[str, Combiner] = {
     "store": trust_only,  # retention is the daemon's, read from the user's config only (daemon/retention.py)
     "engines": trust_only,  # which executable runs, with what options
     "mcp.allow_approve": off_only,  # an agent applying diffs to the user's files
+    "web": trust_only,  # the daemon's own, read from the user's config at start only (daemon/dashboard.py)
 }
 
 
