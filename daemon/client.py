@@ -225,7 +225,7 @@ class PasClient:
         return await self._typed("job.get", p.JobRef(job_id=job_id), p.JobInfo)
 
     async def jobs(self, params: p.JobListParams | None = None) -> builtins.list[p.JobInfo]:
-        return (await self._typed("job.list", params or p.JobListParams(), p.JobList)).jobs
+        return (await self.job_page(params or p.JobListParams())).jobs
 
     async def job_page(self, params: p.JobListParams) -> p.JobList:
         """One page of jobs with its cursor to the next."""

@@ -123,9 +123,26 @@ class JobStore:
         like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         return [r[0] for r in self.db.execute("SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\\' LIMIT 5", (like,))]
 
-    def query(self, workspace: str | None, limit: int, open_only: bool = False,
-              before: tuple[float, str] | None = None) -> list[JobRecord]:
-        """The newest `limit` jobs, created before `before` (created_at, id) if given."""
+    def query(self, workspace: str | None, limit: int, open_only: bool = False) -> list[JobRecord]:
+        """The newest `limit` jobs (those that can be read)."""
+        return [job for row in self._rows(workspace, limit, open_only) if (job := self._load(*row)) is not None]
+
+    def page(self, workspace: str | None, limit: int,
+             before: tuple[float, str] | None) -> tuple[list[JobRecord], str | None]:
+        """The newest `limit` jobs created before `before` (created_at, id), and the id to page on from
+        (the last row's, even one whose record cannot be read: it does not end the listing)."""
+        rows = self._rows(workspace, limit + 1, before=before)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [job for row in rows if (job := self._load(*row)) is not None], rows[-1][0] if more else None
+
+    def position(self, job_id: str) -> tuple[float, str] | None:
+        """A job's place in the listing (created_at, id), read or not."""
+        row = self.db.execute("SELECT created_at, id FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def _rows(self, workspace: str | None, limit: int, open_only: bool = False,
+              before: tuple[float, str] | None = None) -> list[tuple[str, str]]:
         sql, args = "SELECT id, record FROM jobs WHERE 1=1", list[object]()
         if before is not None:  # (created_at, id): two jobs made in the same instant still page apart
             sql += " AND (created_at, id) < (?, ?)"
@@ -137,7 +154,7 @@ class JobStore:
             sql += " AND open = 1"
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         args.append(limit)
-        return [job for row in self.db.execute(sql, args).fetchall() if (job := self._load(*row)) is not None]
+        return self.db.execute(sql, args).fetchall()
 
 
 def job_state(job: JobRecord, tasks: list[p.TaskInfo]) -> p.JobState:
@@ -284,14 +301,10 @@ class JobManager:
 
     async def list_jobs(self, params: p.JobListParams) -> p.JobList:
         before = None
-        if params.before is not None:
-            if (last := self.jobs.get(params.before)) is None:
-                raise InvalidParams(f"before: no job {params.before!r} to page from (give the id of a listed job)")
-            before = (last.created_at, last.id)
-        jobs = self.jobs.query(params.workspace, params.limit + 1, before=before)
-        more = len(jobs) > params.limit
-        jobs = jobs[:params.limit]
-        return p.JobList(jobs=[self.info(j) for j in jobs], next=jobs[-1].id if more else None)
+        if params.before is not None and (before := self.jobs.position(params.before)) is None:
+            raise InvalidParams(f"before: no job {params.before!r} to page from (give the id of a listed job)")
+        jobs, next_id = self.jobs.page(params.workspace, params.limit, before)
+        return p.JobList(jobs=[self.info(j) for j in jobs], next=next_id)
 
     async def diff(self, params: p.JobRef) -> p.JobDiffResult:
         job = self.record(params.job_id)

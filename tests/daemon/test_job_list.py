@@ -72,3 +72,29 @@ async def test_a_job_whose_stored_record_is_unreadable_is_left_out_and_the_daemo
     db = sqlite3.connect(daemon.state_dir / "jobs.db")
     assert db.execute("SELECT open FROM jobs WHERE id = ?", (broken.id,)).fetchone() == (0,)  # never adopted again
     db.close()
+
+
+async def test_an_unreadable_job_does_not_end_the_pages(daemon: DaemonProcess, offline: OfflineModel,
+                                                       repo: Path) -> None:
+    offline.set_rules([{"match": "### JOB PLAN", "content": REFUSED_PLAN}])
+    async with daemon.client() as c:
+        for i in range(4):
+            with pytest.raises(GuardrailRefused):
+                await c.submit_job(p.JobSubmitParams(workspace=str(repo), instruction=f"plan {i}", files=["app.py"],
+                                                     split="plan"))
+        ids = [j.id for j in await c.jobs()]  # newest first
+    daemon.stop()
+    db = sqlite3.connect(daemon.state_dir / "jobs.db")
+    with db:
+        db.execute("UPDATE jobs SET record = 'not json' WHERE id = ?", (ids[1],))
+    db.close()
+    daemon.start()
+    async with daemon.client() as c:
+        seen, before = [], None
+        while True:
+            page = await c.job_page(p.JobListParams(limit=2, before=before))
+            seen += [j.id for j in page.jobs]
+            if page.next is None:
+                break
+            before = page.next  # the unreadable job's id is a place to page on from, too
+        assert seen == [ids[0], ids[2], ids[3]]
