@@ -76,10 +76,13 @@ class Dashboard:
 
     async def _run_once(self) -> tuple[int | None, str]:
         env = {**check_env(ENV_EXTRA), "PASD_SOCKET": str(self.socket), PARENT_VAR: str(os.getpid())}
-        self._proc = proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "daemon", "web", "--port", str(self.port), env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True)
+        try:
+            self._proc = proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "daemon", "web", "--port", str(self.port), env=env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                start_new_session=True)
+        except OSError as exc:  # cannot start a process now (too many, no memory): try again later
+            return None, str(exc)
         assert proc.stdout is not None and proc.stderr is not None
         errors = asyncio.create_task(proc.stderr.read())
         async for raw in proc.stdout:
@@ -91,12 +94,15 @@ class Dashboard:
         return code, said[-1] if said else ""
 
     def _publish(self, url: str) -> None:
-        tmp = self.url_file.with_name(URL_FILE + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(url + "\n")
-        os.replace(tmp, self.url_file)
         self.address = url.split("?", 1)[0]
+        tmp = self.url_file.with_name(URL_FILE + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(url + "\n")
+            os.replace(tmp, self.url_file)
+        except OSError as exc:  # the dashboard runs all the same; only `pasd web --url` cannot tell
+            log.error("cannot record the web dashboard's URL in %s: %s", self.url_file, exc)
         log.info("the web dashboard is at %s (`pasd web --url` prints it with its token)", self.address)
 
     def _forget(self) -> None:

@@ -9,14 +9,13 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from daemon import paths, routing, version
 from daemon import protocol as p
 from daemon.config import ConfigCache, Settings, engine_settings
-from daemon.dashboard import Dashboard
 from daemon.errors import ConfigError, GuardrailRefused, InvalidParams, InvalidState, NotFound
 from daemon.events import EventBus
 from daemon.pool import Pool
@@ -27,6 +26,9 @@ from daemon.retention import Retention
 from daemon.review import Reviewer
 from daemon.scheduler import Scheduler
 from daemon.store import Store
+
+if TYPE_CHECKING:
+    from daemon.dashboard import Dashboard
 
 Handler = Callable[[Any], Awaitable[BaseModel]]
 
