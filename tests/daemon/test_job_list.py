@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from daemon import protocol as p
+from daemon.client import PasClient
 from daemon.errors import GuardrailRefused, InvalidParams, NotFound
 from daemon.offline_model import OfflineModel
 from daemon.testing import DaemonProcess
@@ -17,14 +19,19 @@ from daemon.testing import DaemonProcess
 REFUSED_PLAN = "```json\n" + json.dumps({"tasks": [{"instruction": "escape", "files": ["../outside.py"]}]}) + "\n```"
 
 
+async def refused_jobs(c: PasClient, repo: Path, numbers: Iterable[int]) -> None:
+    """Jobs "plan N" whose plan is refused: each is stored, task-less, at once."""
+    for i in numbers:
+        with pytest.raises(GuardrailRefused):
+            await c.submit_job(p.JobSubmitParams(workspace=str(repo), instruction=f"plan {i}", files=["app.py"],
+                                                 split="plan"))
+
+
 async def test_job_pages_follow_the_cursor_to_the_oldest_job(daemon: DaemonProcess, offline: OfflineModel,
                                                              repo: Path) -> None:
     offline.set_rules([{"match": "### JOB PLAN", "content": REFUSED_PLAN}])
     async with daemon.client() as c:
-        for i in range(5):
-            with pytest.raises(GuardrailRefused):
-                await c.submit_job(p.JobSubmitParams(workspace=str(repo), instruction=f"plan {i}", files=["app.py"],
-                                                     split="plan"))
+        await refused_jobs(c, repo, range(5))
         every = await c.job_page(p.JobListParams())
         assert [j.instruction for j in every.jobs] == [f"plan {i}" for i in range(4, -1, -1)]
         assert every.next is None and all(j.tasks == [] for j in every.jobs)  # task-less jobs are listed too
@@ -38,9 +45,7 @@ async def test_job_pages_follow_the_cursor_to_the_oldest_job(daemon: DaemonProce
             before = page.next
         assert pages == [[j.id for j in every.jobs[i:i + 2]] for i in (0, 2, 4)]
         # a job queued meanwhile goes on the first page and does not shift the pages after it
-        with pytest.raises(GuardrailRefused):
-            await c.submit_job(p.JobSubmitParams(workspace=str(repo), instruction="plan 5", files=["app.py"],
-                                                 split="plan"))
+        await refused_jobs(c, repo, [5])
         later = await c.job_page(p.JobListParams(limit=2, before=pages[0][-1]))
         assert [j.id for j in later.jobs] == pages[1]
         with pytest.raises(InvalidParams, match="no job 'jnothing' to page from"):
@@ -78,10 +83,7 @@ async def test_an_unreadable_job_does_not_end_the_pages(daemon: DaemonProcess, o
                                                        repo: Path) -> None:
     offline.set_rules([{"match": "### JOB PLAN", "content": REFUSED_PLAN}])
     async with daemon.client() as c:
-        for i in range(4):
-            with pytest.raises(GuardrailRefused):
-                await c.submit_job(p.JobSubmitParams(workspace=str(repo), instruction=f"plan {i}", files=["app.py"],
-                                                     split="plan"))
+        await refused_jobs(c, repo, range(4))
         ids = [j.id for j in await c.jobs()]  # newest first
     daemon.stop()
     db = sqlite3.connect(daemon.state_dir / "jobs.db")

@@ -14,7 +14,7 @@ import pytest
 from daemon import protocol as p
 from daemon.offline_model import OfflineModel
 from daemon.programmer.repomap import index, tags
-from daemon.programmer.repomap.index import RepoMaps
+from daemon.programmer.repomap.index import RepoMaps, Watch
 from daemon.programmer.repomap.rank import HEADER, build_graph, estimate_tokens, rank_definitions
 from daemon.testing import DaemonFactory, make_repo, write_config, write_files
 
@@ -333,6 +333,14 @@ async def followed(maps: RepoMaps, ws: str) -> str:
     raise AssertionError("the watch never ran")
 
 
+async def watching(maps: RepoMaps, ws: str) -> Watch:
+    """The workspace's watch, once the index follows it."""
+    await followed(maps, ws)
+    w = maps.watch(ws)
+    assert w is not None
+    return w
+
+
 async def test_a_warm_lookup_follows_events_and_walks_no_more(shop: Path) -> None:
     ws = str(shop)
     maps = RepoMaps()
@@ -382,9 +390,8 @@ async def test_a_warm_lookup_follows_events_and_walks_no_more(shop: Path) -> Non
         # (the file may be written before the new directory is watched: git's new listing finds it)
         await until(lambda: w.grew, "the new directory's event")
         assert "tool_one" in await maps.map_for(ws, ["shop/app.py"], None, "call tool_one", 1000)
-        await followed(maps, ws)
-        w = maps.watch(ws)
-        assert w is not None and "lib.v1" in w.dirs
+        w = await watching(maps, ws)
+        assert "lib.v1" in w.dirs
         # moved whole: its files leave the map under the old name, come under the new
         walks = maps.index(ws).stats().walks
         (shop / "lib.v1").rename(shop / "lib.v2")
@@ -393,10 +400,9 @@ async def test_a_warm_lookup_follows_events_and_walks_no_more(shop: Path) -> Non
         assert "lib.v2/tool.py:" in moved and "lib.v1" not in moved
         assert maps.index(ws).stats().walks == walks + 1
         # and a file made in the moved directory arrives as an event once the new watch follows
-        await followed(maps, ws)
+        w = await watching(maps, ws)
         walks = maps.index(ws).stats().walks
-        w = maps.watch(ws)
-        assert w is not None and "lib.v2" in w.dirs
+        assert "lib.v2" in w.dirs
         write_files(shop, {"lib.v2/more.py": "def tool_two():\n    pass\n"})
         await until(lambda: "lib.v2/more.py" in w.changed, "the new file's event")
         assert "tool_two" in await maps.map_for(ws, ["shop/app.py"], None, "call tool_two", 1000)
@@ -410,18 +416,14 @@ async def test_new_directories_are_watched_even_empty_unless_git_ignores_them(sh
     ws = str(shop)
     maps = RepoMaps()
     try:
-        await followed(maps, ws)
-        w = maps.watch(ws)
-        assert w is not None
+        w = await watching(maps, ws)
         # `mkdir -p` reports only its first directory; nothing is in them yet, so git lists nothing there
         (shop / "pkg/deep/er").mkdir(parents=True)
         (shop / "build/more/out").mkdir(parents=True)  # under build/, which git ignores
         (shop / "node_modules/a/b").mkdir(parents=True)
         write_files(shop, {".gitignore": "build/\nnode_modules/\n"})
         await until(lambda: w.grew and {"pkg", "node_modules"} <= w.made, "the new directories' events")
-        await followed(maps, ws)
-        w = maps.watch(ws)
-        assert w is not None
+        w = await watching(maps, ws)
         assert {"pkg", "pkg/deep", "pkg/deep/er"} <= w.dirs
         assert not any(d.startswith(("build", "node_modules")) for d in w.dirs), w.dirs
         walks = maps.index(ws).stats().walks
@@ -462,9 +464,7 @@ async def test_a_dead_watch_falls_back_to_the_walk(shop: Path) -> None:
     ws = str(shop)
     maps = RepoMaps()
     try:
-        await followed(maps, ws)
-        w = maps.watch(ws)
-        assert w is not None
+        w = await watching(maps, ws)
         await w.stop()  # the watch ends (as when watchfiles fails): the next look walks
         assert not maps.following(ws)
         walks = maps.index(ws).stats().walks
